@@ -1,0 +1,279 @@
+//! Fetch (key 1): read committed batches from each partition asked for, from the tail cache or
+//! the disk, and wait up to `max_wait_ms` for `min_bytes` when there is too little.
+
+use super::{Broker, InFlight, RequestContext};
+use crate::errors;
+use crate::io::{ConnId, IoOp, IoResult, Level, SegmentFile};
+use crate::log::{self, ReadPlan};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+
+/// One partition of a fetch.
+struct Slot {
+    topic_index: usize,
+    name: TopicName,
+    partition: i32,
+    fetch_offset: i64,
+    max_bytes: i32,
+    data: PartitionData,
+    batches: Vec<Bytes>,
+    reading: bool,
+}
+
+/// A fetch waiting for data (parked) or for its disk reads.
+pub(super) struct PendingFetch {
+    ctx: RequestContext,
+    deadline_ms: i64,
+    min_bytes: i32,
+    max_bytes: i32,
+    parked: bool,
+    reads_outstanding: usize,
+    slots: Vec<Slot>,
+}
+
+impl PendingFetch {
+    pub(super) fn conn(&self) -> ConnId {
+        self.ctx.conn
+    }
+    pub(super) fn parked_deadline_ms(&self) -> Option<i64> {
+        self.parked.then_some(self.deadline_ms)
+    }
+}
+
+impl Broker {
+    pub(super) fn on_fetch(&mut self, ctx: &RequestContext, request: FetchRequest) {
+        let mut slots = Vec::new();
+        for (topic_index, topic) in request.topics.iter().enumerate() {
+            for partition in &topic.partitions {
+                slots.push(Slot {
+                    topic_index,
+                    name: topic.topic.clone(),
+                    partition: partition.partition,
+                    fetch_offset: partition.fetch_offset,
+                    max_bytes: partition.partition_max_bytes,
+                    data: PartitionData::default(),
+                    batches: Vec::new(),
+                    reading: false,
+                });
+            }
+        }
+        let fetch = PendingFetch {
+            ctx: ctx.clone(),
+            deadline_ms: ctx.now_ms + i64::from(request.max_wait_ms.max(0)),
+            min_bytes: request.min_bytes,
+            max_bytes: if request.max_bytes > 0 {
+                request.max_bytes
+            } else {
+                i32::MAX
+            },
+            parked: false,
+            reads_outstanding: 0,
+            slots,
+        };
+        let id = self.next_fetch;
+        self.next_fetch += 1;
+        self.evaluate_fetch(id, fetch, ctx.now_ms);
+    }
+
+    /// Reads what each partition has; answers, parks, or waits for disk reads.
+    fn evaluate_fetch(&mut self, id: u64, mut fetch: PendingFetch, now_ms: i64) {
+        let mut remaining = i64::from(fetch.max_bytes);
+        let mut total = 0i64;
+        for slot_index in 0..fetch.slots.len() {
+            let slot = &mut fetch.slots[slot_index];
+            slot.batches.clear();
+            slot.data = PartitionData::default().with_partition_index(slot.partition);
+            let limit = remaining.min(i64::from(slot.max_bytes.max(0)));
+            let Some(plan) = self.plan_read(slot, limit) else {
+                continue;
+            };
+            match plan {
+                ReadPlan::OutOfRange => slot.data.error_code = errors::OFFSET_OUT_OF_RANGE,
+                ReadPlan::Empty => {}
+                ReadPlan::Cached(batches) => {
+                    let size: usize = batches.iter().map(Bytes::len).sum();
+                    total += size as i64;
+                    remaining -= size as i64;
+                    slot.batches = batches;
+                }
+                ReadPlan::Disk {
+                    segment_base_offset,
+                    position,
+                    len,
+                } => {
+                    total += len as i64;
+                    remaining -= len as i64;
+                    slot.reading = true;
+                    fetch.reads_outstanding += 1;
+                    let topic_dir = self.topics[slot.name.0.as_str()].dir_name();
+                    let file = SegmentFile {
+                        topic_dir,
+                        partition: slot.partition,
+                        base_offset: segment_base_offset,
+                    };
+                    self.issue(
+                        IoOp::Read {
+                            file,
+                            position,
+                            len,
+                        },
+                        InFlight::Read {
+                            fetch: id,
+                            slot: slot_index,
+                        },
+                    );
+                }
+            }
+        }
+        fetch.parked = false;
+        if fetch.reads_outstanding > 0 {
+            self.fetches.insert(id, fetch);
+        } else if total >= i64::from(fetch.min_bytes) || now_ms >= fetch.deadline_ms {
+            self.answer_fetch(fetch);
+        } else {
+            fetch.parked = true;
+            self.fetches.insert(id, fetch);
+        }
+    }
+
+    /// Fills the slot's offsets and error; the read to do, if the partition can be read.
+    fn plan_read(&self, slot: &mut Slot, limit: i64) -> Option<ReadPlan> {
+        let Some(topic) = self.topics.get(slot.name.0.as_str()) else {
+            slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+            return None;
+        };
+        let Some(log) = topic
+            .partitions
+            .get(slot.partition as usize)
+            .filter(|_| slot.partition >= 0)
+        else {
+            slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
+            return None;
+        };
+        if self.offline.contains(&(topic.id, slot.partition)) {
+            slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
+            return None;
+        }
+        slot.data.high_watermark = log.high_watermark();
+        slot.data.last_stable_offset = log.high_watermark();
+        slot.data.log_start_offset = log.log_start_offset();
+        if limit <= 0 {
+            return None;
+        }
+        Some(log.read(slot.fetch_offset, limit as usize))
+    }
+
+    pub(super) fn on_read_done(
+        &mut self,
+        _now_ms: i64,
+        id: u64,
+        slot_index: usize,
+        result: IoResult,
+    ) {
+        let Some(mut fetch) = self.fetches.remove(&id) else {
+            return;
+        };
+        let slot = &mut fetch.slots[slot_index];
+        slot.reading = false;
+        fetch.reads_outstanding -= 1;
+        let location = format!(
+            "{}-{} at offset {}",
+            slot.name.0.as_str(),
+            slot.partition,
+            slot.fetch_offset
+        );
+        match result {
+            IoResult::Data(data) => match log::verify_read(&data) {
+                Ok(_) => slot.batches = vec![data],
+                Err(error) => {
+                    slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
+                    self.log(
+                        Level::Error,
+                        format!("corrupt data read from {location}: {error}"),
+                    );
+                }
+            },
+            IoResult::Failed(error) => {
+                slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
+                self.log(Level::Error, format!("read failed for {location}: {error}"));
+            }
+            IoResult::Done => {
+                slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
+                self.log(
+                    Level::Error,
+                    format!("read for {location} returned no data"),
+                );
+            }
+        }
+        if fetch.reads_outstanding == 0 {
+            self.answer_fetch(fetch);
+        } else {
+            self.fetches.insert(id, fetch);
+        }
+    }
+
+    /// Re-evaluates parked fetches after a high watermark moved.
+    pub(super) fn wake_fetches(&mut self, now_ms: i64) {
+        let parked: Vec<u64> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| f.parked)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in parked {
+            let fetch = self.fetches.remove(&id).expect("listed above");
+            self.evaluate_fetch(id, fetch, now_ms);
+        }
+    }
+
+    pub(super) fn expire_fetches(&mut self, now_ms: i64) {
+        let due: Vec<u64> = self
+            .fetches
+            .iter()
+            .filter(|(_, f)| f.parked && f.deadline_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let fetch = self.fetches.remove(&id).expect("listed above");
+            self.evaluate_fetch(id, fetch, now_ms);
+        }
+    }
+
+    fn answer_fetch(&mut self, fetch: PendingFetch) {
+        let version = fetch.ctx.version;
+        let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+        let mut last_topic = usize::MAX;
+        for slot in fetch.slots {
+            assert!(!slot.reading, "answered with a read in flight");
+            if slot.topic_index != last_topic {
+                last_topic = slot.topic_index;
+                responses.push(FetchableTopicResponse::default().with_topic(slot.name.clone()));
+            }
+            let mut data = slot.data;
+            data.records = Some(concat(slot.batches));
+            if version < 5 {
+                data.log_start_offset = -1;
+            }
+            responses
+                .last_mut()
+                .expect("pushed above")
+                .partitions
+                .push(data);
+        }
+        let response = FetchResponse::default().with_responses(responses);
+        self.respond(&fetch.ctx, &response);
+    }
+}
+
+fn concat(batches: Vec<Bytes>) -> Bytes {
+    match batches.len() {
+        0 => Bytes::new(),
+        1 => batches.into_iter().next().expect("one batch"),
+        _ => {
+            let mut out = BytesMut::with_capacity(batches.iter().map(Bytes::len).sum());
+            batches.iter().for_each(|b| out.extend_from_slice(b));
+            out.freeze()
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Metadata (key 3): the broker, and the topics asked for, auto-creating unknown ones when
+//! allowed (`auto.create.topics.enable` and the request's own flag).
+
+use super::{Broker, RequestContext};
+use crate::errors;
+use crate::topics::{self, Topic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+impl Broker {
+    pub(super) fn on_metadata(&mut self, ctx: &RequestContext, request: MetadataRequest) {
+        // Before v4 there is no flag and Kafka auto-creates.
+        let allow_create = self.config.auto_create_topics
+            && (ctx.version < 4 || request.allow_auto_topic_creation);
+        let topics = match request.topics {
+            // v0 sends an empty list for "all topics"; later versions send null.
+            None => self
+                .topics
+                .values()
+                .map(|t| self.describe_topic(ctx.version, t))
+                .collect(),
+            Some(list) if list.is_empty() && ctx.version == 0 => self
+                .topics
+                .values()
+                .map(|t| self.describe_topic(ctx.version, t))
+                .collect(),
+            Some(list) => list
+                .into_iter()
+                .map(|wanted| {
+                    self.metadata_for(
+                        ctx,
+                        wanted.name.map(|n| n.0.to_string()),
+                        wanted.topic_id,
+                        allow_create,
+                    )
+                })
+                .collect(),
+        };
+        let broker = MetadataResponseBroker::default()
+            .with_node_id(BrokerId(self.config.node_id))
+            .with_host(StrBytes::from_string(self.config.advertised_host.clone()))
+            .with_port(self.config.advertised_port);
+        let mut response = MetadataResponse::default()
+            .with_brokers(vec![broker])
+            .with_topics(topics);
+        if ctx.version >= 1 {
+            response.controller_id = BrokerId(self.config.node_id);
+        }
+        if ctx.version >= 2 {
+            response.cluster_id = Some(StrBytes::from_string(self.cluster_id.clone()));
+        }
+        self.respond(ctx, &response);
+    }
+
+    fn metadata_for(
+        &mut self,
+        ctx: &RequestContext,
+        name: Option<String>,
+        id: Uuid,
+        allow_create: bool,
+    ) -> MetadataResponseTopic {
+        let name = match name {
+            Some(name) => name,
+            None => {
+                // v10+: lookup by topic id.
+                let found = self
+                    .topics
+                    .values()
+                    .find(|t| Uuid::from_bytes(t.id.0) == id);
+                return match found {
+                    Some(topic) => self.describe_topic(ctx.version, topic),
+                    None => MetadataResponseTopic::default()
+                        .with_topic_id(id)
+                        .with_error_code(errors::UNKNOWN_TOPIC_ID),
+                };
+            }
+        };
+        if !self.topics.contains_key(&name) {
+            let unknown = |code| {
+                MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
+                    .with_error_code(code)
+            };
+            if topics::validate_name(&name).is_err() {
+                return unknown(errors::INVALID_TOPIC_EXCEPTION);
+            }
+            if !allow_create {
+                return unknown(errors::UNKNOWN_TOPIC_OR_PARTITION);
+            }
+            self.create_topic(&name, self.config.num_partitions, BTreeMap::new());
+            self.pump_io();
+        }
+        self.describe_topic(ctx.version, &self.topics[&name])
+    }
+
+    fn describe_topic(&self, version: i16, topic: &Topic) -> MetadataResponseTopic {
+        let node = BrokerId(self.config.node_id);
+        let partitions = (0..topic.partitions.len() as i32)
+            .map(|index| {
+                let mut partition = MetadataResponsePartition::default()
+                    .with_partition_index(index)
+                    .with_leader_id(node)
+                    .with_replica_nodes(vec![node])
+                    .with_isr_nodes(vec![node]);
+                if self.offline.contains(&(topic.id, index)) {
+                    partition.error_code = errors::KAFKA_STORAGE_ERROR;
+                    partition.offline_replicas = vec![node];
+                }
+                if version >= 7 {
+                    partition.leader_epoch = 0;
+                }
+                partition
+            })
+            .collect();
+        let mut response = MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+            .with_is_internal(topic.is_internal())
+            .with_partitions(partitions);
+        if version >= 10 {
+            response.topic_id = Uuid::from_bytes(topic.id.0);
+        }
+        response
+    }
+}

@@ -1,0 +1,556 @@
+//! The broker as one state machine: Kafka requests in, responses and I/O commands out.
+//!
+//! Inputs (`handle_*`) and outputs (`poll_*`) are listed in [`crate::io`]. Each Kafka API has its
+//! own file here with one `on_<api>` handler. Time enters as `now_ms` (milliseconds since the
+//! Unix epoch, as Kafka timestamps are); randomness (topic and cluster ids) comes from the seed in
+//! [`Config`].
+
+mod api_versions;
+mod create_topics;
+mod delete_topics;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod recovery;
+
+pub use api_versions::{supported_versions, SUPPORTED_APIS};
+pub use recovery::PartitionToLoad;
+
+use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output, SegmentFile};
+use crate::rng::Rng;
+use crate::topics::{self, Topic, TopicId, TopicRecord};
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Kafka's `socket.request.max.bytes` default: larger frames close the connection.
+pub const REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
+
+/// Broker settings, with Kafka's names in the comments.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `node.id`
+    pub node_id: i32,
+    /// Host and port put in Metadata responses (`advertised.listeners`).
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    /// `auto.create.topics.enable`
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of a topic created without a count.
+    pub num_partitions: i32,
+    /// `default.replication.factor`
+    pub default_replication_factor: i16,
+    /// Tail cache per partition, in bytes.
+    pub tail_cache_bytes_per_partition: usize,
+    /// Seeds topic and cluster ids.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            auto_create_topics: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            tail_cache_bytes_per_partition: 4 * 1024 * 1024,
+            seed: 0,
+        }
+    }
+}
+
+/// Why a frame's length prefix is refused; the connection is closed.
+pub fn check_frame_size(size: i32) -> Result<usize, String> {
+    if size < 0 {
+        return Err(format!("negative frame size {size}"));
+    }
+    let size = size as usize;
+    if size > REQUEST_BYTES_MAX {
+        return Err(format!(
+            "frame size {size} exceeds socket.request.max.bytes ({REQUEST_BYTES_MAX})"
+        ));
+    }
+    if size < 8 {
+        return Err(format!(
+            "frame size {size} is too small for a request header"
+        ));
+    }
+    Ok(size)
+}
+
+/// The request a handler answers: where the response goes and how to encode it.
+#[derive(Debug, Clone)]
+struct RequestContext {
+    conn: ConnId,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    now_ms: i64,
+}
+
+/// What an in-flight I/O command was for.
+#[derive(Debug, Clone)]
+enum InFlight {
+    Write { topic: TopicId, partition: i32 },
+    Sync { topic: TopicId, partition: i32 },
+    Read { fetch: u64, slot: usize },
+    Metadata { version: u64 },
+    RemoveDir,
+}
+
+pub struct Broker {
+    config: Config,
+    cluster_id: String,
+    rng: Rng,
+    topics: BTreeMap<String, Topic>,
+    /// Partitions whose storage failed: they answer KAFKA_STORAGE_ERROR.
+    offline: BTreeSet<(TopicId, i32)>,
+    /// Partitions with appended data not yet flushed.
+    dirty: BTreeSet<(String, i32)>,
+    /// The metadata version in memory, the one on disk, and the one being written.
+    metadata_version: u64,
+    metadata_persisted: u64,
+    metadata_in_flight: Option<u64>,
+    /// Responses and directory removals waiting for a metadata version to be durable.
+    after_metadata: Vec<(u64, Output)>,
+    in_flight: BTreeMap<IoToken, InFlight>,
+    next_token: IoToken,
+    produces: Vec<produce::PendingProduce>,
+    fetches: BTreeMap<u64, fetch::PendingFetch>,
+    next_fetch: u64,
+    outputs: VecDeque<Output>,
+}
+
+impl Broker {
+    /// A broker with no topics. Call [`Broker::recover_metadata`] before serving when a data
+    /// directory already exists.
+    pub fn new(config: Config) -> Self {
+        let mut rng = Rng::new(config.seed);
+        let cluster_id = rng.cluster_id();
+        Broker {
+            config,
+            cluster_id,
+            rng,
+            topics: BTreeMap::new(),
+            offline: BTreeSet::new(),
+            dirty: BTreeSet::new(),
+            // Version 1 is the empty table of a fresh data directory; it is persisted first.
+            metadata_version: 1,
+            metadata_persisted: 0,
+            metadata_in_flight: None,
+            after_metadata: Vec::new(),
+            in_flight: BTreeMap::new(),
+            next_token: 1,
+            produces: Vec::new(),
+            fetches: BTreeMap::new(),
+            next_fetch: 1,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    // ---- inputs ----
+
+    /// A whole request frame (without its length prefix) arrived on `conn`.
+    pub fn handle_request(&mut self, now_ms: i64, conn: ConnId, mut frame: Bytes) {
+        let Some(api_key_raw) = frame.get(0..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
+            return self.close(conn, "request shorter than its header".into());
+        };
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
+            return self.close(conn, format!("unknown API key {api_key_raw}"));
+        };
+        let header_version = api_key.request_header_version(version);
+        let header = match RequestHeader::decode(&mut frame, header_version) {
+            Ok(header) => header,
+            Err(error) => {
+                return self.close(
+                    conn,
+                    format!("malformed {api_key:?} request header: {error}"),
+                )
+            }
+        };
+        let ctx = RequestContext {
+            conn,
+            api_key,
+            version,
+            correlation_id: header.correlation_id,
+            now_ms,
+        };
+        let supported = supported_versions(api_key);
+        if api_key == ApiKey::ApiVersions {
+            // ApiVersions answers any version (KIP-511): unknown ones get UNSUPPORTED_VERSION in v0.
+            return self.on_api_versions(&ctx, &mut frame);
+        }
+        match supported {
+            Some((min, max)) if (min..=max).contains(&version) => {}
+            Some((min, max)) => {
+                return self.close(
+                    conn,
+                    format!(
+                        "{api_key:?} v{version} is not supported (supported: v{min} to v{max})"
+                    ),
+                )
+            }
+            None => {
+                return self.close(
+                    conn,
+                    format!("{api_key:?} (key {api_key_raw}) is not implemented"),
+                )
+            }
+        }
+        if let Err(error) = self.dispatch(&ctx, &mut frame) {
+            self.close(
+                conn,
+                format!("malformed {api_key:?} v{version} request: {error}"),
+            );
+        }
+    }
+
+    fn dispatch(&mut self, ctx: &RequestContext, body: &mut Bytes) -> Result<(), String> {
+        fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, String> {
+            T::decode(body, version).map_err(|e| e.to_string())
+        }
+        match ctx.api_key {
+            ApiKey::Produce if ctx.version < 3 => {
+                return Err(
+                    "Produce v0-v2 (message formats v0 and v1) are not supported; use v3 or later"
+                        .into(),
+                )
+            }
+            ApiKey::Produce => self.on_produce(ctx, decode(body, ctx.version)?),
+            ApiKey::Fetch => self.on_fetch(ctx, decode(body, ctx.version)?),
+            ApiKey::ListOffsets => self.on_list_offsets(ctx, decode(body, ctx.version)?),
+            ApiKey::Metadata => self.on_metadata(ctx, decode(body, ctx.version)?),
+            ApiKey::CreateTopics => self.on_create_topics(ctx, decode(body, ctx.version)?),
+            ApiKey::DeleteTopics => self.on_delete_topics(ctx, decode(body, ctx.version)?),
+            other => unreachable!("{other:?} is advertised but has no handler"),
+        }
+        Ok(())
+    }
+
+    /// An I/O command finished.
+    pub fn handle_io_done(&mut self, now_ms: i64, token: IoToken, result: IoResult) {
+        let Some(what) = self.in_flight.remove(&token) else {
+            return self.log(
+                Level::Error,
+                format!("completion for unknown I/O token {token}"),
+            );
+        };
+        match what {
+            InFlight::Write { topic, partition } => {
+                self.on_write_done(now_ms, topic, partition, result)
+            }
+            InFlight::Sync { topic, partition } => {
+                self.on_sync_done(now_ms, topic, partition, result)
+            }
+            InFlight::Read { fetch, slot } => self.on_read_done(now_ms, fetch, slot, result),
+            InFlight::Metadata { version } => self.on_metadata_persisted(version, result),
+            InFlight::RemoveDir => {
+                if let IoResult::Failed(error) = result {
+                    self.log(
+                        Level::Warn,
+                        format!("could not remove a deleted topic's directory: {error}"),
+                    );
+                }
+            }
+        }
+        self.pump_io();
+    }
+
+    /// Time has reached a deadline from [`Broker::poll_timeout`].
+    pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.expire_produces(now_ms);
+        self.expire_fetches(now_ms);
+        self.pump_io();
+    }
+
+    /// The connection closed: its waiting requests are dropped (their writes still complete).
+    pub fn handle_disconnect(&mut self, conn: ConnId) {
+        self.produces.retain(|p| p.conn() != conn);
+        self.fetches.retain(|_, f| f.conn() != conn);
+    }
+
+    // ---- outputs ----
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest deadline of a waiting request, if any.
+    pub fn poll_timeout(&self) -> Option<i64> {
+        let produce = self.produces.iter().map(|p| p.deadline_ms()).min();
+        let fetch = self
+            .fetches
+            .values()
+            .filter_map(|f| f.parked_deadline_ms())
+            .min();
+        produce.into_iter().chain(fetch).min()
+    }
+
+    /// Whether any data or metadata is still waiting to be written and synced.
+    pub fn is_flushing(&self) -> bool {
+        !self.dirty.is_empty()
+            || self.metadata_persisted < self.metadata_version
+            || !self.in_flight.is_empty()
+    }
+
+    // ---- helpers shared by the handlers ----
+
+    fn log(&mut self, level: Level, message: String) {
+        self.outputs.push_back(Output::Log { level, message });
+    }
+
+    fn close(&mut self, conn: ConnId, reason: String) {
+        self.log(Level::Warn, format!("conn {conn}: closing: {reason}"));
+        self.handle_disconnect(conn);
+        self.outputs.push_back(Output::Close { conn });
+    }
+
+    /// Encodes a response frame (length prefix, header, body) for the request in `ctx`.
+    fn encode_response<R: Encodable + HeaderVersion>(
+        &mut self,
+        ctx: &RequestContext,
+        body: &R,
+    ) -> Option<Output> {
+        let mut buf = BytesMut::with_capacity(64);
+        buf.put_i32(0);
+        let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
+        let encoded = header
+            .encode(&mut buf, R::header_version(ctx.version))
+            .and_then(|()| body.encode(&mut buf, ctx.version));
+        if let Err(error) = encoded {
+            // A response we cannot encode is our bug; the client must not hang on it.
+            self.close(
+                ctx.conn,
+                format!(
+                    "cannot encode {:?} v{} response: {error}",
+                    ctx.api_key, ctx.version
+                ),
+            );
+            return None;
+        }
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        Some(Output::Respond {
+            conn: ctx.conn,
+            frame: buf.freeze(),
+        })
+    }
+
+    fn respond<R: Encodable + HeaderVersion>(&mut self, ctx: &RequestContext, body: &R) {
+        if let Some(output) = self.encode_response(ctx, body) {
+            self.outputs.push_back(output);
+        }
+    }
+
+    /// Sends the response once the current metadata version is durable.
+    fn respond_after_metadata<R: Encodable + HeaderVersion>(
+        &mut self,
+        ctx: &RequestContext,
+        body: &R,
+    ) {
+        if let Some(output) = self.encode_response(ctx, body) {
+            if self.metadata_persisted >= self.metadata_version {
+                self.outputs.push_back(output);
+            } else {
+                self.after_metadata.push((self.metadata_version, output));
+            }
+        }
+    }
+
+    fn issue(&mut self, op: IoOp, what: InFlight) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.in_flight.insert(token, what);
+        self.outputs.push_back(Output::Io(IoCommand { token, op }));
+    }
+
+    /// Creates a topic in memory and bumps the metadata version; its data waits for that version
+    /// to be persisted before it is written.
+    fn create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> TopicId {
+        let id = TopicId(self.rng.bytes16());
+        self.metadata_version += 1;
+        let logs = (0..partitions)
+            .map(|_| crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition))
+            .collect();
+        let topic = Topic {
+            name: name.to_string(),
+            id,
+            configs,
+            partitions: logs,
+            created_in_version: self.metadata_version,
+        };
+        self.log(
+            Level::Info,
+            format!(
+                "created topic '{name}' with {partitions} partition(s), id {}",
+                id.to_hex()
+            ),
+        );
+        self.topics.insert(name.to_string(), topic);
+        id
+    }
+
+    fn metadata_bytes(&self) -> Vec<u8> {
+        let records: Vec<TopicRecord> = self
+            .topics
+            .values()
+            .map(|t| TopicRecord {
+                name: t.name.clone(),
+                id: t.id,
+                partitions: t.partitions.len() as i32,
+                configs: t.configs.clone(),
+            })
+            .collect();
+        topics::encode_metadata(&self.cluster_id, &records)
+    }
+
+    /// Hands out every write, sync and metadata persist that may start now.
+    fn pump_io(&mut self) {
+        if self.metadata_in_flight.is_none() && self.metadata_persisted < self.metadata_version {
+            let version = self.metadata_version;
+            self.metadata_in_flight = Some(version);
+            let data = self.metadata_bytes();
+            self.issue(
+                IoOp::PersistMetadata { data },
+                InFlight::Metadata { version },
+            );
+        }
+        let dirty: Vec<(String, i32)> = self.dirty.iter().cloned().collect();
+        for (name, partition) in dirty {
+            self.pump_partition(&name, partition);
+        }
+    }
+
+    fn pump_partition(&mut self, name: &str, partition: i32) {
+        let Some(topic) = self.topics.get_mut(name) else {
+            self.dirty.remove(&(name.to_string(), partition));
+            return;
+        };
+        let (id, dir) = (topic.id, topic.dir_name());
+        if topic.created_in_version > self.metadata_persisted
+            || self.offline.contains(&(id, partition))
+        {
+            return;
+        }
+        let log = &mut topic.partitions[partition as usize];
+        let mut ops = Vec::new();
+        if let Some(write) = log.poll_write() {
+            let file = SegmentFile {
+                topic_dir: dir.clone(),
+                partition,
+                base_offset: write.segment_base_offset,
+            };
+            ops.push((
+                IoOp::Write {
+                    file,
+                    position: write.position,
+                    data: write.data,
+                },
+                InFlight::Write {
+                    topic: id,
+                    partition,
+                },
+            ));
+        }
+        if log.poll_sync() {
+            let file = SegmentFile {
+                topic_dir: dir,
+                partition,
+                base_offset: log.segment_base_offset(),
+            };
+            ops.push((
+                IoOp::Sync { file },
+                InFlight::Sync {
+                    topic: id,
+                    partition,
+                },
+            ));
+        }
+        if !log.is_dirty() {
+            self.dirty.remove(&(name.to_string(), partition));
+        }
+        for (op, what) in ops {
+            self.issue(op, what);
+        }
+    }
+
+    fn topic_by_id_mut(&mut self, id: TopicId) -> Option<&mut Topic> {
+        self.topics.values_mut().find(|t| t.id == id)
+    }
+
+    fn on_write_done(&mut self, now_ms: i64, id: TopicId, partition: i32, result: IoResult) {
+        let Some(topic) = self.topic_by_id_mut(id) else {
+            return;
+        };
+        let name = topic.name.clone();
+        match result {
+            IoResult::Failed(error) => self.take_offline(now_ms, id, &name, partition, &error),
+            _ => topic.partitions[partition as usize].handle_write_done(),
+        }
+    }
+
+    fn on_sync_done(&mut self, now_ms: i64, id: TopicId, partition: i32, result: IoResult) {
+        let Some(topic) = self.topic_by_id_mut(id) else {
+            return;
+        };
+        let name = topic.name.clone();
+        match result {
+            IoResult::Failed(error) => self.take_offline(now_ms, id, &name, partition, &error),
+            _ => {
+                if topic.partitions[partition as usize].handle_sync_done() {
+                    self.complete_produces(now_ms);
+                    self.wake_fetches(now_ms);
+                }
+            }
+        }
+    }
+
+    /// A partition whose file failed stops taking writes; the others carry on.
+    fn take_offline(&mut self, now_ms: i64, id: TopicId, name: &str, partition: i32, error: &str) {
+        self.log(
+            Level::Error,
+            format!("partition {name}-{partition} is offline: storage error: {error}"),
+        );
+        self.offline.insert((id, partition));
+        self.dirty.remove(&(name.to_string(), partition));
+        self.complete_produces(now_ms);
+    }
+
+    fn on_metadata_persisted(&mut self, version: u64, result: IoResult) {
+        assert_eq!(self.metadata_in_flight.take(), Some(version));
+        if let IoResult::Failed(error) = result {
+            // Retried on the next pump; topic changes stay unacknowledged meanwhile.
+            self.log(Level::Error, format!("cannot persist metadata: {error}"));
+            return;
+        }
+        self.metadata_persisted = version;
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .after_metadata
+            .drain(..)
+            .partition(|(v, _)| *v <= version);
+        self.after_metadata = waiting;
+        for (_, output) in ready {
+            match output {
+                Output::Io(IoCommand { op, .. }) => self.issue(op, InFlight::RemoveDir),
+                other => self.outputs.push_back(other),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+//! Produce (key 0): validate each partition's batches, append them, and answer by `acks`:
+//! 0 never, 1 at once, -1 (all) once every appended batch is flushed.
+
+use super::{Broker, RequestContext};
+use crate::batch::{self, BatchInfo};
+use crate::errors;
+use crate::io::{ConnId, Level, Output};
+use crate::topics::{self, TopicId};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+
+/// An acks=all response waiting for its batches to be flushed.
+pub(super) struct PendingProduce {
+    ctx: RequestContext,
+    deadline_ms: i64,
+    response: ProduceResponse,
+    /// (topic index, partition index) in `response`, the partition, and the last offset that
+    /// must be flushed.
+    waits: Vec<(usize, usize, TopicId, i32, i64)>,
+}
+
+impl PendingProduce {
+    pub(super) fn conn(&self) -> ConnId {
+        self.ctx.conn
+    }
+    pub(super) fn deadline_ms(&self) -> i64 {
+        self.deadline_ms
+    }
+}
+
+impl Broker {
+    pub(super) fn on_produce(&mut self, ctx: &RequestContext, request: ProduceRequest) {
+        let acks = request.acks;
+        let mut response = ProduceResponse::default();
+        let mut waits = Vec::new();
+        for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
+            let name = topic_data.name.0.to_string();
+            let mut topic_response =
+                TopicProduceResponse::default().with_name(topic_data.name.clone());
+            let topic_known = self.ensure_topic_for_produce(&name);
+            for (pi, partition_data) in topic_data.partition_data.into_iter().enumerate() {
+                let index = partition_data.index;
+                let mut result = PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(-1);
+                let outcome = match topic_known {
+                    Err(code) => Err((code, None)),
+                    Ok(()) if !matches!(acks, -1..=1) => Err((errors::INVALID_REQUIRED_ACKS, None)),
+                    Ok(()) => self.append_records(ctx, &name, index, partition_data.records),
+                };
+                match outcome {
+                    Ok((id, base_offset, last_offset, log_append_time_ms, log_start_offset)) => {
+                        result.base_offset = base_offset;
+                        result.log_append_time_ms = log_append_time_ms;
+                        if ctx.version >= 5 {
+                            result.log_start_offset = log_start_offset;
+                        }
+                        if acks == -1 {
+                            waits.push((ti, pi, id, index, last_offset));
+                        }
+                    }
+                    Err((code, message)) => {
+                        result.error_code = code;
+                        if ctx.version >= 8 {
+                            result.error_message = message.map(StrBytes::from_string);
+                        }
+                    }
+                }
+                topic_response.partition_responses.push(result);
+            }
+            response.responses.push(topic_response);
+        }
+        self.pump_io();
+        match acks {
+            0 => self
+                .outputs
+                .push_back(Output::NoResponse { conn: ctx.conn }),
+            -1 if !waits.is_empty() => {
+                let deadline_ms = ctx.now_ms + i64::from(request.timeout_ms.max(0));
+                self.produces.push(PendingProduce {
+                    ctx: ctx.clone(),
+                    deadline_ms,
+                    response,
+                    waits,
+                });
+                self.complete_produces(ctx.now_ms);
+            }
+            _ => self.respond(ctx, &response),
+        }
+    }
+
+    /// Auto-creates an unknown topic when allowed; otherwise the error for its partitions.
+    fn ensure_topic_for_produce(&mut self, name: &str) -> Result<(), i16> {
+        if self.topics.contains_key(name) {
+            return Ok(());
+        }
+        if topics::validate_name(name).is_err() {
+            return Err(errors::INVALID_TOPIC_EXCEPTION);
+        }
+        if !self.config.auto_create_topics {
+            return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        self.create_topic(name, self.config.num_partitions, BTreeMap::new());
+        Ok(())
+    }
+
+    /// Validates and appends one partition's record batches. Either every batch is appended or
+    /// none is. Returns the topic id, base and last offsets, log append time and log start.
+    #[allow(clippy::type_complexity)]
+    fn append_records(
+        &mut self,
+        ctx: &RequestContext,
+        name: &str,
+        index: i32,
+        records: Option<Bytes>,
+    ) -> Result<(TopicId, i64, i64, i64, i64), (i16, Option<String>)> {
+        let topic = self.topics.get(name).expect("ensured by the caller");
+        let id = topic.id;
+        if index < 0 || index as usize >= topic.partitions.len() {
+            return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None));
+        }
+        if self.offline.contains(&(id, index)) {
+            return Err((
+                errors::KAFKA_STORAGE_ERROR,
+                Some("partition storage is offline".into()),
+            ));
+        }
+        let records = records.unwrap_or_default();
+        let batches: Vec<BatchInfo> = match batch::validate_all(&records) {
+            Ok(batches) if !batches.is_empty() => batches,
+            Ok(_) => {
+                return Err((
+                    errors::CORRUPT_MESSAGE,
+                    Some("produce request has no record batch".into()),
+                ))
+            }
+            Err(error) => {
+                let code = match error {
+                    batch::BatchError::UnsupportedMagic(_) => {
+                        errors::UNSUPPORTED_FOR_MESSAGE_FORMAT
+                    }
+                    _ => errors::CORRUPT_MESSAGE,
+                };
+                let message = format!("{name}-{index}: {error}");
+                self.log(
+                    Level::Warn,
+                    format!("conn {}: produce refused: {message}", ctx.conn),
+                );
+                return Err((code, Some(message)));
+            }
+        };
+        let max_bytes = topic.config_i64("max.message.bytes");
+        if let Some(big) = batches.iter().find(|b| b.size_bytes as i64 > max_bytes) {
+            let message = format!(
+                "record batch of {} bytes exceeds max.message.bytes {max_bytes} of topic '{name}'",
+                big.size_bytes
+            );
+            return Err((errors::MESSAGE_TOO_LARGE, Some(message)));
+        }
+        let log_append_time =
+            (topic.config("message.timestamp.type") == "LogAppendTime").then_some(ctx.now_ms);
+        let log = &mut self.topics.get_mut(name).expect("checked above").partitions[index as usize];
+        let mut position = 0;
+        let mut first = None;
+        let mut last = 0;
+        for info in &batches {
+            let bytes = BytesMut::from(&records[position..position + info.size_bytes]);
+            position += info.size_bytes;
+            let appended = log.append(bytes, info, log_append_time);
+            first.get_or_insert(appended.base_offset);
+            last = appended.last_offset;
+        }
+        let log_start = log.log_start_offset();
+        self.dirty.insert((name.to_string(), index));
+        let base = first.expect("at least one batch");
+        Ok((id, base, last, log_append_time.unwrap_or(-1), log_start))
+    }
+
+    /// Where one awaited partition stands: `Some(code)` once its answer is final (NONE when its
+    /// batches are flushed), `None` while it still waits.
+    fn wait_status(&self, id: TopicId, partition: i32, last_offset: i64) -> Option<i16> {
+        let Some(topic) = self.topics.values().find(|t| t.id == id) else {
+            return Some(errors::UNKNOWN_TOPIC_OR_PARTITION);
+        };
+        if self.offline.contains(&(id, partition)) {
+            return Some(errors::KAFKA_STORAGE_ERROR);
+        }
+        (topic.partitions[partition as usize].flushed_offset() > last_offset)
+            .then_some(errors::NONE)
+    }
+
+    /// Settles the awaited partitions of a waiting produce; true when none still waits. With
+    /// `expired`, partitions still waiting get REQUEST_TIMED_OUT (their batches stay in the log:
+    /// as in Kafka, a timeout does not undo the write).
+    fn settle(&self, pending: &mut PendingProduce, expired: bool) -> bool {
+        let mut done = true;
+        for &(ti, pi, id, partition, last_offset) in &pending.waits {
+            let result = &mut pending.response.responses[ti].partition_responses[pi];
+            match self.wait_status(id, partition, last_offset) {
+                Some(code) => result.error_code = code,
+                None if expired => result.error_code = errors::REQUEST_TIMED_OUT,
+                None => done = false,
+            }
+        }
+        done
+    }
+
+    /// Answers every waiting acks=all produce whose partitions are all settled.
+    pub(super) fn complete_produces(&mut self, now_ms: i64) {
+        let pending = std::mem::take(&mut self.produces);
+        for mut produce in pending {
+            let expired = produce.deadline_ms <= now_ms;
+            if self.settle(&mut produce, expired) {
+                self.respond(&produce.ctx, &produce.response);
+            } else {
+                self.produces.push(produce);
+            }
+        }
+    }
+
+    pub(super) fn expire_produces(&mut self, now_ms: i64) {
+        self.complete_produces(now_ms);
+    }
+}

@@ -1,0 +1,95 @@
+//! Start-up: rebuilding the topic table and the partition logs from what the disk kept.
+//!
+//! The shell reads the metadata file and hands it to [`Broker::recover_metadata`], which names the
+//! segment files to load; the shell reads each (empty when missing) and hands it to
+//! [`Broker::recover_partition`], then truncates and syncs the file as the report says before it
+//! serves a request. Directories that belong to no topic are named by [`Broker::orphan_dirs`].
+
+use super::Broker;
+use crate::io::{Level, SegmentFile};
+use crate::log::{PartitionLog, RecoveryReport};
+use crate::topics::{self, Topic};
+
+/// A segment file the shell must read at start-up.
+pub type PartitionToLoad = SegmentFile;
+
+impl Broker {
+    /// Restores the topic table from the metadata file, or starts a fresh one when there is none.
+    pub fn recover_metadata(
+        &mut self,
+        data: Option<&[u8]>,
+    ) -> Result<Vec<PartitionToLoad>, String> {
+        let Some(data) = data else {
+            self.log(
+                Level::Info,
+                format!("new data directory, cluster id {}", self.cluster_id),
+            );
+            self.pump_io(); // persist the cluster id now, so it survives a restart
+            return Ok(Vec::new());
+        };
+        let (cluster_id, records) = topics::decode_metadata(data)?;
+        self.cluster_id = cluster_id;
+        self.metadata_version = 1;
+        self.metadata_persisted = 1;
+        let mut to_load = Vec::new();
+        for record in records {
+            let logs = (0..record.partitions)
+                .map(|_| PartitionLog::new(self.config.tail_cache_bytes_per_partition))
+                .collect();
+            let topic = Topic {
+                name: record.name.clone(),
+                id: record.id,
+                configs: record.configs,
+                partitions: logs,
+                created_in_version: 0,
+            };
+            for partition in 0..record.partitions {
+                to_load.push(SegmentFile {
+                    topic_dir: topic.dir_name(),
+                    partition,
+                    base_offset: 0,
+                });
+            }
+            self.topics.insert(record.name, topic);
+        }
+        Ok(to_load)
+    }
+
+    /// Rebuilds one partition from its segment file's bytes. The shell must cut the file to
+    /// `valid_bytes` (when `needs_truncate`) and sync it before serving.
+    pub fn recover_partition(&mut self, file: &SegmentFile, data: &[u8]) -> RecoveryReport {
+        let tail_bytes_max = self.config.tail_cache_bytes_per_partition;
+        let (log, report) = PartitionLog::recover(file.base_offset, data, tail_bytes_max);
+        let topic = self
+            .topics
+            .values_mut()
+            .find(|t| t.dir_name() == file.topic_dir)
+            .expect("recover_partition is called for files named by recover_metadata");
+        topic.partitions[file.partition as usize] = log;
+        let name = format!("{}-{}", topic.name, file.partition);
+        if report.torn_bytes > 0 {
+            self.log(
+                Level::Warn,
+                format!(
+                    "{name}: truncating torn tail: keeping {} bytes (offsets below {}), dropping {} bytes: {}",
+                    report.valid_bytes,
+                    report.next_offset,
+                    report.torn_bytes - report.valid_bytes,
+                    report.stop_reason.as_deref().unwrap_or("unreadable batch"),
+                ),
+            );
+        }
+        report
+    }
+
+    /// Of the directories in the data directory, those that belong to no topic: deleted topics
+    /// whose removal a crash interrupted. The shell removes them.
+    pub fn orphan_dirs(&self, found: &[String]) -> Vec<String> {
+        let live: Vec<String> = self.topics.values().map(Topic::dir_name).collect();
+        found
+            .iter()
+            .filter(|dir| !live.contains(dir))
+            .cloned()
+            .collect()
+    }
+}

@@ -1,0 +1,107 @@
+//! The core's interface to a shell: what leaves the core (outputs and I/O commands, as data) and
+//! what comes back (I/O completions).
+//!
+//! A shell drives a [`crate::broker::Broker`] in this order:
+//! 1. `handle_request` for each frame read, `handle_io_done` for each completed command,
+//!    `handle_timeout` when the time from `poll_timeout` has come, `handle_disconnect` when a
+//!    connection closes;
+//! 2. after each of those, `poll_output` until it returns `None`, performing every output.
+//!
+//! I/O commands for one file are never in flight twice at once (the core waits for a write's
+//! completion before the next write or sync of that file), so a shell may run any number of
+//! commands concurrently without ordering them.
+
+use bytes::Bytes;
+
+/// A client connection, named by the shell.
+pub type ConnId = u64;
+
+/// Names a command so its completion can be matched.
+pub type IoToken = u64;
+
+/// A segment file: `<data dir>/<topic_dir>/<partition>/<base offset, 20 digits>.log`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SegmentFile {
+    pub topic_dir: String,
+    pub partition: i32,
+    pub base_offset: i64,
+}
+
+impl SegmentFile {
+    pub fn relative_path(&self) -> String {
+        format!(
+            "{}/{}/{:020}.log",
+            self.topic_dir, self.partition, self.base_offset
+        )
+    }
+}
+
+/// An I/O operation the shell performs for the core.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IoOp {
+    /// Write `data` at `position` (both block-aligned, for O_DIRECT), creating the file and its
+    /// directories if needed.
+    Write {
+        file: SegmentFile,
+        position: u64,
+        data: Vec<u8>,
+    },
+    /// fdatasync the file.
+    Sync { file: SegmentFile },
+    /// Read `len` bytes at `position` (any alignment; the shell widens it for O_DIRECT).
+    Read {
+        file: SegmentFile,
+        position: u64,
+        len: usize,
+    },
+    /// Replace the metadata file atomically and durably (write, fsync, rename, fsync the dir).
+    PersistMetadata { data: Vec<u8> },
+    /// Remove a topic's directory and everything in it.
+    RemoveTopicDir { topic_dir: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IoCommand {
+    pub token: IoToken,
+    pub op: IoOp,
+}
+
+/// How an I/O command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IoResult {
+    Done,
+    /// The bytes of a `Read`.
+    Data(Bytes),
+    Failed(String),
+}
+
+/// Severity of a log line the core asks the shell to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+/// What the shell must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send this response frame (length prefix included) on the connection.
+    Respond {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    /// The request on this connection gets no response (acks=0): read the next one.
+    NoResponse {
+        conn: ConnId,
+    },
+    /// Close the connection; Kafka closes where it cannot answer.
+    Close {
+        conn: ConnId,
+    },
+    Io(IoCommand),
+    Log {
+        level: Level,
+        message: String,
+    },
+}

@@ -1,0 +1,14 @@
+//! `spate-core`: the pure, deterministic state machines of the Spate broker.
+//!
+//! Nothing here touches a file, a socket, a thread, a clock or an OS random source. Time comes in
+//! as `now_ms`, randomness as a seed, and I/O leaves as commands and returns as completions (see
+//! [`io`]). The production shell (`spate-runtime-io-uring`) and the simulator (`spate-runtime-sim`)
+//! drive the same [`broker::Broker`].
+
+pub mod batch;
+pub mod broker;
+pub mod errors;
+pub mod io;
+pub mod log;
+mod rng;
+pub mod topics;

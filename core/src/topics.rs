@@ -1,0 +1,255 @@
+//! The topic table: names, ids, partition counts and per-topic configuration, with Kafka's rules
+//! for names and configs, and the durable form the table is persisted in.
+
+use crate::log::PartitionLog;
+use std::collections::BTreeMap;
+
+/// Kafka's limit on topic name length.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Partitions a topic may have on this broker; more is refused with INVALID_PARTITIONS.
+pub const PARTITIONS_MAX: i32 = 10_000;
+
+/// A 128-bit topic id, as Kafka's UUIDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicId(pub [u8; 16]);
+
+impl TopicId {
+    pub fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+    pub fn from_hex(hex: &str) -> Option<TopicId> {
+        if hex.len() != 32 {
+            return None;
+        }
+        let mut id = [0u8; 16];
+        for (i, byte) in id.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        Some(TopicId(id))
+    }
+}
+
+/// The topic configs this broker knows, with Kafka's defaults. Unknown keys are refused.
+pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("compression.type", "producer"),
+    ("flush.messages", "9223372036854775807"),
+    ("flush.ms", "9223372036854775807"),
+    ("max.message.bytes", "1048588"),
+    ("message.timestamp.type", "CreateTime"),
+    ("min.insync.replicas", "1"),
+    ("retention.bytes", "-1"),
+    ("retention.ms", "604800000"),
+    ("segment.bytes", "1073741824"),
+    ("segment.ms", "604800000"),
+];
+
+/// Checks one `key=value` topic config; the error names the problem.
+pub fn validate_config(key: &str, value: &str) -> Result<(), String> {
+    let numeric = |min: i64| -> Result<(), String> {
+        match value.parse::<i64>() {
+            Ok(v) if v >= min => Ok(()),
+            _ => Err(format!(
+                "invalid value '{value}' for {key}: expected an integer >= {min}"
+            )),
+        }
+    };
+    match key {
+        "cleanup.policy" => value
+            .split(',')
+            .all(|p| matches!(p.trim(), "delete" | "compact"))
+            .then_some(())
+            .ok_or_else(|| format!("invalid value '{value}' for cleanup.policy: expected delete, compact or both")),
+        "compression.type" => matches!(value, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
+            .then_some(())
+            .ok_or_else(|| format!("invalid value '{value}' for compression.type")),
+        "message.timestamp.type" => matches!(value, "CreateTime" | "LogAppendTime")
+            .then_some(())
+            .ok_or_else(|| format!("invalid value '{value}' for message.timestamp.type: expected CreateTime or LogAppendTime")),
+        "flush.messages" | "flush.ms" | "min.insync.replicas" | "segment.ms" => numeric(1),
+        "max.message.bytes" => numeric(0),
+        "segment.bytes" => numeric(14),
+        "retention.bytes" | "retention.ms" => numeric(-1),
+        _ => Err(format!("unknown topic config '{key}'")),
+    }
+}
+
+/// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name '{name}' is not allowed"));
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return Err(format!(
+            "topic name is {} characters long, the limit is {TOPIC_NAME_BYTES_MAX}",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name '{name}' contains '{bad}': only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+pub struct Topic {
+    pub name: String,
+    pub id: TopicId,
+    /// Overrides of the defaults in [`TOPIC_CONFIGS`].
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionLog>,
+    /// The metadata version that created this topic: no data of the topic is written to disk
+    /// before that version is persisted, so a crash never leaves data without its topic.
+    pub created_in_version: u64,
+}
+
+impl Topic {
+    /// The topic's own directory under the data directory: the id keeps a deleted topic's files
+    /// apart from a new topic of the same name.
+    pub fn dir_name(&self) -> String {
+        format!("{}.{}", self.name, self.id.to_hex())
+    }
+
+    pub fn config(&self, key: &str) -> &str {
+        self.configs
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| {
+                TOPIC_CONFIGS
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| *v)
+                    .expect("known config key")
+            })
+    }
+
+    pub fn config_i64(&self, key: &str) -> i64 {
+        self.config(key)
+            .parse()
+            .expect("configs are validated when set")
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("__")
+    }
+}
+
+/// A topic as persisted: everything but the logs, which live in their own files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicRecord {
+    pub name: String,
+    pub id: TopicId,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+const METADATA_MAGIC: &str = "spate-metadata v1";
+
+/// The persisted metadata: a small text file, one topic a line, tab-separated.
+pub fn encode_metadata(cluster_id: &str, topics: &[TopicRecord]) -> Vec<u8> {
+    let mut out = format!("{METADATA_MAGIC}\ncluster\t{cluster_id}\n");
+    for topic in topics {
+        out.push_str(&format!(
+            "topic\t{}\t{}\t{}",
+            topic.id.to_hex(),
+            topic.name,
+            topic.partitions
+        ));
+        for (key, value) in &topic.configs {
+            out.push_str(&format!("\t{key}={value}"));
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Reads what [`encode_metadata`] wrote; an error names the line that is wrong.
+pub fn decode_metadata(data: &[u8]) -> Result<(String, Vec<TopicRecord>), String> {
+    let text = std::str::from_utf8(data).map_err(|_| "metadata file is not UTF-8".to_string())?;
+    let mut lines = text.lines();
+    if lines.next() != Some(METADATA_MAGIC) {
+        return Err(format!(
+            "metadata file does not start with '{METADATA_MAGIC}'"
+        ));
+    }
+    let mut cluster_id = None;
+    let mut topics = Vec::new();
+    for (number, line) in lines.enumerate() {
+        let bad = || format!("metadata file line {}: cannot parse '{line}'", number + 2);
+        let mut fields = line.split('\t');
+        match fields.next() {
+            Some("cluster") => cluster_id = Some(fields.next().ok_or_else(bad)?.to_string()),
+            Some("topic") => {
+                let id = fields.next().and_then(TopicId::from_hex).ok_or_else(bad)?;
+                let name = fields.next().ok_or_else(bad)?.to_string();
+                let partitions = fields.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                let mut configs = BTreeMap::new();
+                for field in fields {
+                    let (key, value) = field.split_once('=').ok_or_else(bad)?;
+                    configs.insert(key.to_string(), value.to_string());
+                }
+                topics.push(TopicRecord {
+                    name,
+                    id,
+                    partitions,
+                    configs,
+                });
+            }
+            Some("") => {}
+            _ => return Err(bad()),
+        }
+    }
+    let cluster_id = cluster_id.ok_or_else(|| "metadata file has no cluster line".to_string())?;
+    Ok((cluster_id, topics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_kafka_rules() {
+        assert!(validate_name("quickstart-events").is_ok());
+        assert!(validate_name("a.b_c-D9").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("..").is_err());
+        assert!(validate_name("bad/name").unwrap_err().contains('/'));
+        assert!(validate_name(&"x".repeat(250)).is_err());
+        assert!(validate_name(&"x".repeat(249)).is_ok());
+    }
+
+    #[test]
+    fn configs_are_checked() {
+        assert!(validate_config("retention.ms", "1000").is_ok());
+        assert!(validate_config("retention.ms", "-1").is_ok());
+        assert!(validate_config("retention.ms", "soon").is_err());
+        assert!(validate_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_config("no.such.config", "1")
+            .unwrap_err()
+            .contains("unknown"));
+    }
+
+    #[test]
+    fn metadata_round_trips() {
+        let topics = vec![TopicRecord {
+            name: "orders".into(),
+            id: TopicId([7; 16]),
+            partitions: 3,
+            configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+        }];
+        let bytes = encode_metadata("abc", &topics);
+        assert_eq!(
+            decode_metadata(&bytes).unwrap(),
+            ("abc".to_string(), topics)
+        );
+        assert!(decode_metadata(b"garbage").is_err());
+        assert!(decode_metadata(b"spate-metadata v1\ncluster\tx\ntopic\tzz\n").is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! Files: segment files opened with O_DIRECT through glommio's `DmaFile` (io_uring), and the
+//! metadata file and directory removals, which are rare and go to a blocking thread.
+
+use glommio::io::{DmaFile, OpenOptions};
+use spate_core::io::{IoOp, IoResult, SegmentFile};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Largest single direct read: glommio can hang on reads above the device's `max_sectors_kb`
+/// (its issue #635), so reads go in chunks no larger than this.
+const READ_CHUNK_BYTES: usize = 128 * 1024;
+
+pub(crate) struct Files {
+    data_dir: PathBuf,
+    open: RefCell<BTreeMap<PathBuf, Rc<DmaFile>>>,
+}
+
+impl Files {
+    pub(crate) fn new(data_dir: PathBuf) -> Self {
+        Files {
+            data_dir,
+            open: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    pub(crate) async fn perform(&self, op: IoOp) -> IoResult {
+        let outcome = match op {
+            IoOp::Write {
+                file,
+                position,
+                data,
+            } => self.write(&file, position, &data).await,
+            IoOp::Sync { file } => self.sync(&file).await,
+            IoOp::Read {
+                file,
+                position,
+                len,
+            } => return self.read(&file, position, len).await,
+            IoOp::PersistMetadata { data } => self.persist_metadata(data).await,
+            IoOp::RemoveTopicDir { topic_dir } => self.remove_dir(&topic_dir).await,
+        };
+        match outcome {
+            Ok(()) => IoResult::Done,
+            Err(error) => IoResult::Failed(error),
+        }
+    }
+
+    async fn file(&self, segment: &SegmentFile) -> Result<Rc<DmaFile>, String> {
+        let path = self.data_dir.join(segment.relative_path());
+        if let Some(file) = self.open.borrow().get(&path) {
+            return Ok(file.clone());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .dma_open(&path)
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = Rc::new(file);
+        self.open.borrow_mut().insert(path, file.clone());
+        Ok(file)
+    }
+
+    async fn write(&self, segment: &SegmentFile, position: u64, data: &[u8]) -> Result<(), String> {
+        let file = self.file(segment).await?;
+        let mut buffer = file.alloc_dma_buffer(data.len());
+        buffer.as_bytes_mut().copy_from_slice(data);
+        let written = file.write_at(buffer, position).await.map_err(|e| {
+            format!(
+                "write of {} bytes at {position} in {} failed: {e}",
+                data.len(),
+                segment.relative_path()
+            )
+        })?;
+        if written != data.len() {
+            return Err(format!(
+                "short write in {}: {written} of {} bytes",
+                segment.relative_path(),
+                data.len()
+            ));
+        }
+        Ok(())
+    }
+
+    async fn sync(&self, segment: &SegmentFile) -> Result<(), String> {
+        let file = self.file(segment).await?;
+        file.fdatasync()
+            .await
+            .map_err(|e| format!("fdatasync of {} failed: {e}", segment.relative_path()))
+    }
+
+    async fn read(&self, segment: &SegmentFile, position: u64, len: usize) -> IoResult {
+        let file = match self.file(segment).await {
+            Ok(file) => file,
+            Err(error) => return IoResult::Failed(error),
+        };
+        let mut out = bytes::BytesMut::with_capacity(len);
+        while out.len() < len {
+            let at = position + out.len() as u64;
+            let chunk = (len - out.len()).min(READ_CHUNK_BYTES);
+            match file.read_at(at, chunk).await {
+                Ok(read) if read.is_empty() => {
+                    return IoResult::Failed(format!(
+                        "{} ends before byte {at}",
+                        segment.relative_path()
+                    ))
+                }
+                Ok(read) => out.extend_from_slice(&read),
+                Err(e) => {
+                    return IoResult::Failed(format!(
+                        "read at {at} in {} failed: {e}",
+                        segment.relative_path()
+                    ))
+                }
+            }
+        }
+        IoResult::Data(out.freeze())
+    }
+
+    async fn persist_metadata(&self, data: Vec<u8>) -> Result<(), String> {
+        let dir = self.data_dir.clone();
+        glommio::executor()
+            .spawn_blocking(move || write_atomically(&dir, crate::startup::METADATA_FILE, &data))
+            .await
+    }
+
+    async fn remove_dir(&self, topic_dir: &str) -> Result<(), String> {
+        let path = self.data_dir.join(topic_dir);
+        self.open
+            .borrow_mut()
+            .retain(|file, _| !file.starts_with(&path));
+        glommio::executor()
+            .spawn_blocking(move || match std::fs::remove_dir_all(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(format!("cannot remove {}: {e}", path.display()))
+                }
+                _ => Ok(()),
+            })
+            .await
+    }
+}
+
+/// Replaces `dir/name` so that a crash leaves either the old or the new content: write a
+/// temporary file, sync it, rename it over, sync the directory.
+fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let target = dir.join(name);
+    let fail = |what: &str, e: std::io::Error| format!("cannot {what} {}: {e}", target.display());
+    let mut file = std::fs::File::create(&tmp).map_err(|e| fail("create temporary file for", e))?;
+    file.write_all(data).map_err(|e| fail("write", e))?;
+    file.sync_all().map_err(|e| fail("sync", e))?;
+    std::fs::rename(&tmp, &target).map_err(|e| fail("rename into place", e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| fail("sync the directory of", e))
+}

@@ -1,0 +1,188 @@
+//! The production shell: it performs what the `spate-core` broker decides, on glommio (io_uring).
+//!
+//! It owns the sockets, the files and the clock, and nothing else: frames are read and handed to
+//! the core, outputs are performed (responses written, I/O commands run on O_DIRECT files), and
+//! completions are handed back. The core never waits; this shell never decides.
+//!
+//! One executor for now (issue 3 brings thread-per-core shards).
+
+mod files;
+mod net;
+mod startup;
+
+use spate_core::broker::{Broker, Config};
+use spate_core::io::{ConnId, IoCommand, Level, Output};
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Everything `spate server` needs to run.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub broker: Config,
+    /// The CPU to pin the executor to, if any.
+    pub cpu: Option<usize>,
+}
+
+/// What a connection's task is told to do after it handed a request to the core.
+enum ConnEvent {
+    Respond(bytes::Bytes),
+    NoResponse,
+    Close,
+}
+
+/// The shell's state, shared by its tasks on one executor.
+struct Shell {
+    broker: RefCell<Broker>,
+    conns: RefCell<BTreeMap<ConnId, glommio::channels::local_channel::LocalSender<ConnEvent>>>,
+    files: files::Files,
+    next_conn: Cell<ConnId>,
+}
+
+/// Milliseconds since the Unix epoch: the `now` the core is given.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One log line on stderr: time, level, message.
+pub fn log_line(level: Level, message: &str) {
+    let now = now_ms();
+    let level = match level {
+        Level::Info => "INFO ",
+        Level::Warn => "WARN ",
+        Level::Error => "ERROR",
+    };
+    eprintln!("{}.{:03} {level} {message}", now / 1000, now % 1000);
+}
+
+impl Shell {
+    /// Performs every output the core has queued.
+    fn drain(self: &Rc<Self>) {
+        loop {
+            let output = self.broker.borrow_mut().poll_output();
+            let Some(output) = output else { break };
+            match output {
+                Output::Respond { conn, frame } => self.send(conn, ConnEvent::Respond(frame)),
+                Output::NoResponse { conn } => self.send(conn, ConnEvent::NoResponse),
+                Output::Close { conn } => self.send(conn, ConnEvent::Close),
+                Output::Io(command) => {
+                    let shell = self.clone();
+                    glommio::spawn_local(async move { shell.perform(command).await }).detach();
+                }
+                Output::Log { level, message } => log_line(level, &message),
+            }
+        }
+    }
+
+    fn send(&self, conn: ConnId, event: ConnEvent) {
+        if let Some(sender) = self.conns.borrow().get(&conn) {
+            // The receiver is gone only when the connection closed; nothing to tell it then.
+            let _ = sender.try_send(event);
+        }
+    }
+
+    async fn perform(self: Rc<Self>, command: IoCommand) {
+        let result = self.files.perform(command.op).await;
+        self.broker
+            .borrow_mut()
+            .handle_io_done(now_ms(), command.token, result);
+        self.drain();
+    }
+
+    /// Fires the core's deadlines (acks=all timeouts, fetch waits) with a 5 ms resolution.
+    async fn run_timers(self: Rc<Self>) {
+        loop {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            let now = now_ms();
+            let due = self
+                .broker
+                .borrow()
+                .poll_timeout()
+                .is_some_and(|deadline| deadline <= now);
+            if due {
+                self.broker.borrow_mut().handle_timeout(now);
+                self.drain();
+            }
+        }
+    }
+}
+
+/// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly: stops accepting, lets the
+/// writes in flight finish and sync, and returns.
+pub fn run(config: ServerConfig) -> Result<(), String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| format!("cannot install signal handler: {e}"))?;
+    }
+    let placement = match config.cpu {
+        Some(cpu) => glommio::Placement::Fixed(cpu),
+        None => glommio::Placement::Unbound,
+    };
+    let handle = glommio::LocalExecutorBuilder::new(placement)
+        .name("spate-shard-0")
+        .spawn(move || async move { serve(config, stop).await })
+        .map_err(|e| format!("cannot start the io_uring executor: {e}"))?;
+    handle
+        .join()
+        .map_err(|_| "the executor thread panicked".to_string())?
+}
+
+async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String> {
+    let _lock = startup::lock_data_dir(&config.data_dir)?;
+    let mut broker = Broker::new(config.broker.clone());
+    startup::recover(&mut broker, &config.data_dir)?;
+    let shell = Rc::new(Shell {
+        broker: RefCell::new(broker),
+        conns: RefCell::new(BTreeMap::new()),
+        files: files::Files::new(config.data_dir.clone()),
+        next_conn: Cell::new(1),
+    });
+    shell.drain();
+    let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| {
+        format!(
+            "cannot listen on {}: {e} (is another broker running? use --listen HOST:PORT)",
+            config.listen
+        )
+    })?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    log_line(
+        Level::Info,
+        &format!(
+            "spate listening on {address}, data in {}, cluster id {}",
+            config.data_dir.display(),
+            shell.broker.borrow().cluster_id()
+        ),
+    );
+    glommio::spawn_local(shell.clone().run_timers()).detach();
+    let accept = net::accept_loop(shell.clone(), listener);
+    let stopped = async {
+        while !stop.load(Ordering::Relaxed) {
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    futures_lite::future::race(accept, stopped).await;
+    log_line(Level::Info, "shutting down: finishing writes in flight");
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
+    while shell.broker.borrow().is_flushing() && std::time::Instant::now() < give_up {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    if shell.broker.borrow().is_flushing() {
+        log_line(
+            Level::Warn,
+            "shutdown: some writes did not finish within 30 s; recovery will check them",
+        );
+    }
+    log_line(Level::Info, "stopped");
+    Ok(())
+}

@@ -1,0 +1,181 @@
+//! `spate server`: configuration and start-up. Settings come from defaults, then a Kafka-style
+//! properties file (`--config`), then flags, each overriding the one before.
+
+use clap::Args;
+use spate_core::broker::Config;
+use spate_runtime_io_uring::ServerConfig;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1:9092] (config: listen)
+    #[arg(long, value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Data directory [default: ./spate-data] (config: data.dir or log.dirs)
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A properties file of `key=value` lines (Kafka's server.properties style)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Create unknown topics on Metadata and Produce [default: true] (config: auto.create.topics.enable)
+    #[arg(long, value_name = "BOOL")]
+    auto_create_topics: Option<bool>,
+    /// Partitions of a topic created without a count [default: 1] (config: num.partitions)
+    #[arg(long, value_name = "N")]
+    num_partitions: Option<i32>,
+    /// This broker's id [default: 1] (config: node.id)
+    #[arg(long, value_name = "ID")]
+    node_id: Option<i32>,
+    /// Host:port given to clients in Metadata [default: the listen address] (config: advertised.listener)
+    #[arg(long, value_name = "HOST:PORT")]
+    advertised_listener: Option<String>,
+    /// Pin the executor to this CPU (config: cpu)
+    #[arg(long, value_name = "CPU")]
+    cpu: Option<usize>,
+}
+
+/// The settings after the file and the flags are applied, still as text where they came as text.
+struct Settings {
+    listen: String,
+    data_dir: PathBuf,
+    advertised: Option<String>,
+    cpu: Option<usize>,
+    broker: Config,
+}
+
+pub fn run(args: ServerArgs) -> Result<(), String> {
+    let settings = settings(args)?;
+    let listen = resolve(&settings.listen, "--listen")?;
+    let mut broker = settings.broker;
+    let (host, port) = match &settings.advertised {
+        Some(advertised) => split_host_port(advertised, "--advertised-listener")?,
+        None => (listen.ip().to_string(), listen.port()),
+    };
+    broker.advertised_host = host;
+    broker.advertised_port = i32::from(port);
+    broker.seed = os_seed();
+    spate_runtime_io_uring::run(ServerConfig {
+        listen,
+        data_dir: settings.data_dir,
+        broker,
+        cpu: settings.cpu,
+    })
+}
+
+fn settings(args: ServerArgs) -> Result<Settings, String> {
+    let mut settings = Settings {
+        listen: "127.0.0.1:9092".into(),
+        data_dir: PathBuf::from("./spate-data"),
+        advertised: None,
+        cpu: None,
+        broker: Config::default(),
+    };
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let where_ = format!("{} line {}", path.display(), number + 1);
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| format!("{where_}: expected key=value, got '{line}'"))?;
+            apply(&mut settings, key.trim(), value.trim()).map_err(|e| format!("{where_}: {e}"))?;
+        }
+    }
+    if let Some(listen) = args.listen {
+        settings.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        settings.data_dir = dir;
+    }
+    if let Some(value) = args.auto_create_topics {
+        settings.broker.auto_create_topics = value;
+    }
+    if let Some(value) = args.num_partitions {
+        apply(&mut settings, "num.partitions", &value.to_string())
+            .map_err(|e| format!("--num-partitions: {e}"))?;
+    }
+    if let Some(value) = args.node_id {
+        settings.broker.node_id = value;
+    }
+    if let Some(value) = args.advertised_listener {
+        settings.advertised = Some(value);
+    }
+    if args.cpu.is_some() {
+        settings.cpu = args.cpu;
+    }
+    Ok(settings)
+}
+
+/// Applies one setting from the properties file; the error names the key and what it expects.
+fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> {
+    fn parse<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, String> {
+        value
+            .parse()
+            .map_err(|_| format!("{key}: expected {expected}, got '{value}'"))
+    }
+    match key {
+        "listen" => settings.listen = value.to_string(),
+        "listeners" => settings.listen = value.trim_start_matches("PLAINTEXT://").to_string(),
+        "advertised.listener" | "advertised.listeners" => {
+            settings.advertised = Some(value.trim_start_matches("PLAINTEXT://").to_string())
+        }
+        "data.dir" | "log.dirs" | "log.dir" => settings.data_dir = PathBuf::from(value),
+        "auto.create.topics.enable" => {
+            settings.broker.auto_create_topics = parse(key, value, "true or false")?
+        }
+        "num.partitions" => {
+            let n: i32 = parse(key, value, "a whole number")?;
+            if n < 1 {
+                return Err(format!("{key}: must be at least 1, got {n}"));
+            }
+            settings.broker.num_partitions = n;
+        }
+        "node.id" | "broker.id" => settings.broker.node_id = parse(key, value, "a whole number")?,
+        "default.replication.factor" => {
+            settings.broker.default_replication_factor = parse(key, value, "a whole number")?
+        }
+        "cpu" => settings.cpu = Some(parse(key, value, "a CPU number")?),
+        "tail.cache.bytes.per.partition" => {
+            settings.broker.tail_cache_bytes_per_partition = parse(key, value, "a number of bytes")?
+        }
+        _ => return Err(format!("unknown setting '{key}'")),
+    }
+    Ok(())
+}
+
+fn resolve(address: &str, flag: &str) -> Result<SocketAddr, String> {
+    address
+        .to_socket_addrs()
+        .map_err(|e| format!("{flag} {address}: {e} (expected HOST:PORT, e.g. 127.0.0.1:9092)"))?
+        .next()
+        .ok_or_else(|| format!("{flag} {address}: no address found"))
+}
+
+fn split_host_port(address: &str, flag: &str) -> Result<(String, u16), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{flag} {address}: expected HOST:PORT"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("{flag} {address}: '{port}' is not a port number"))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), port))
+}
+
+/// The seed for topic and cluster ids: the only randomness the core gets, drawn here.
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
