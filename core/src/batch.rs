@@ -92,6 +92,10 @@ pub struct BatchInfo {
     pub base_timestamp: i64,
     pub max_timestamp: i64,
     pub attributes: i16,
+    /// -1 for a producer that is not idempotent.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 impl BatchInfo {
@@ -162,6 +166,9 @@ pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
         base_timestamp: header.base_timestamp.get(),
         max_timestamp: header.max_timestamp.get(),
         attributes: header.attributes.get(),
+        producer_id: header.producer_id.get(),
+        producer_epoch: header.producer_epoch.get(),
+        base_sequence: header.base_sequence.get(),
     })
 }
 

@@ -10,5 +10,6 @@ pub mod broker;
 pub mod errors;
 pub mod io;
 pub mod log;
+pub mod producers;
 mod rng;
 pub mod topics;

@@ -152,10 +152,22 @@ pub struct TopicRecord {
 
 const METADATA_MAGIC: &str = "spate-metadata v1";
 
+/// Everything the broker persists besides the logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    /// Producer ids below this may have been handed out; a restarted broker starts above it.
+    pub producer_id_limit: i64,
+    pub topics: Vec<TopicRecord>,
+}
+
 /// The persisted metadata: a small text file, one topic a line, tab-separated.
-pub fn encode_metadata(cluster_id: &str, topics: &[TopicRecord]) -> Vec<u8> {
-    let mut out = format!("{METADATA_MAGIC}\ncluster\t{cluster_id}\n");
-    for topic in topics {
+pub fn encode_metadata(image: &MetadataImage) -> Vec<u8> {
+    let mut out = format!(
+        "{METADATA_MAGIC}\ncluster\t{}\nproducer_ids\t{}\n",
+        image.cluster_id, image.producer_id_limit
+    );
+    for topic in &image.topics {
         out.push_str(&format!(
             "topic\t{}\t{}\t{}",
             topic.id.to_hex(),
@@ -171,7 +183,7 @@ pub fn encode_metadata(cluster_id: &str, topics: &[TopicRecord]) -> Vec<u8> {
 }
 
 /// Reads what [`encode_metadata`] wrote; an error names the line that is wrong.
-pub fn decode_metadata(data: &[u8]) -> Result<(String, Vec<TopicRecord>), String> {
+pub fn decode_metadata(data: &[u8]) -> Result<MetadataImage, String> {
     let text = std::str::from_utf8(data).map_err(|_| "metadata file is not UTF-8".to_string())?;
     let mut lines = text.lines();
     if lines.next() != Some(METADATA_MAGIC) {
@@ -180,12 +192,16 @@ pub fn decode_metadata(data: &[u8]) -> Result<(String, Vec<TopicRecord>), String
         ));
     }
     let mut cluster_id = None;
+    let mut producer_id_limit = 0;
     let mut topics = Vec::new();
     for (number, line) in lines.enumerate() {
         let bad = || format!("metadata file line {}: cannot parse '{line}'", number + 2);
         let mut fields = line.split('\t');
         match fields.next() {
             Some("cluster") => cluster_id = Some(fields.next().ok_or_else(bad)?.to_string()),
+            Some("producer_ids") => {
+                producer_id_limit = fields.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?
+            }
             Some("topic") => {
                 let id = fields.next().and_then(TopicId::from_hex).ok_or_else(bad)?;
                 let name = fields.next().ok_or_else(bad)?.to_string();
@@ -207,7 +223,11 @@ pub fn decode_metadata(data: &[u8]) -> Result<(String, Vec<TopicRecord>), String
         }
     }
     let cluster_id = cluster_id.ok_or_else(|| "metadata file has no cluster line".to_string())?;
-    Ok((cluster_id, topics))
+    Ok(MetadataImage {
+        cluster_id,
+        producer_id_limit,
+        topics,
+    })
 }
 
 #[cfg(test)]
@@ -244,11 +264,13 @@ mod tests {
             partitions: 3,
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
         }];
-        let bytes = encode_metadata("abc", &topics);
-        assert_eq!(
-            decode_metadata(&bytes).unwrap(),
-            ("abc".to_string(), topics)
-        );
+        let image = MetadataImage {
+            cluster_id: "abc".into(),
+            producer_id_limit: 2000,
+            topics,
+        };
+        let bytes = encode_metadata(&image);
+        assert_eq!(decode_metadata(&bytes).unwrap(), image);
         assert!(decode_metadata(b"garbage").is_err());
         assert!(decode_metadata(b"spate-metadata v1\ncluster\tx\ntopic\tzz\n").is_err());
     }

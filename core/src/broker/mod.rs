@@ -9,6 +9,7 @@ mod api_versions;
 mod create_topics;
 mod delete_topics;
 mod fetch;
+mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod produce;
@@ -123,6 +124,9 @@ pub struct Broker {
     fetches: BTreeMap<u64, fetch::PendingFetch>,
     next_fetch: u64,
     outputs: VecDeque<Output>,
+    /// Producer ids are handed out from a block reserved in the metadata.
+    next_producer_id: i64,
+    producer_id_limit: i64,
 }
 
 impl Broker {
@@ -149,6 +153,8 @@ impl Broker {
             fetches: BTreeMap::new(),
             next_fetch: 1,
             outputs: VecDeque::new(),
+            next_producer_id: 0,
+            producer_id_limit: 0,
         }
     }
 
@@ -231,6 +237,7 @@ impl Broker {
             ApiKey::Metadata => self.on_metadata(ctx, decode(body, ctx.version)?),
             ApiKey::CreateTopics => self.on_create_topics(ctx, decode(body, ctx.version)?),
             ApiKey::DeleteTopics => self.on_delete_topics(ctx, decode(body, ctx.version)?),
+            ApiKey::InitProducerId => self.on_init_producer_id(ctx, decode(body, ctx.version)?),
             other => unreachable!("{other:?} is advertised but has no handler"),
         }
         Ok(())
@@ -415,7 +422,11 @@ impl Broker {
                 configs: t.configs.clone(),
             })
             .collect();
-        topics::encode_metadata(&self.cluster_id, &records)
+        topics::encode_metadata(&topics::MetadataImage {
+            cluster_id: self.cluster_id.clone(),
+            producer_id_limit: self.producer_id_limit,
+            topics: records,
+        })
     }
 
     /// Hands out every write, sync and metadata persist that may start now.

@@ -5,6 +5,7 @@ use super::{Broker, RequestContext};
 use crate::batch::{self, BatchInfo};
 use crate::errors;
 use crate::io::{ConnId, Level, Output};
+use crate::producers::SequenceCheck;
 use crate::topics::{self, TopicId};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -159,6 +160,30 @@ impl Broker {
                 big.size_bytes
             );
             return Err((errors::MESSAGE_TOO_LARGE, Some(message)));
+        }
+        let log = &topic.partitions[index as usize];
+        let mut duplicate = None;
+        for info in &batches {
+            match log.check_sequence(info) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Duplicate {
+                    base_offset,
+                    last_offset,
+                } => {
+                    duplicate.get_or_insert((base_offset, last_offset));
+                }
+                SequenceCheck::Refuse(code) => {
+                    let message = format!(
+                        "{name}-{index}: producer {} epoch {} sequence {} refused",
+                        info.producer_id, info.producer_epoch, info.base_sequence
+                    );
+                    return Err((code, Some(message)));
+                }
+            }
+        }
+        if let (Some((base, last)), 1) = (duplicate, batches.len()) {
+            // A retry of a batch already in the log: answer with where it went.
+            return Ok((id, base, last, -1, log.log_start_offset()));
         }
         let log_append_time =
             (topic.config("message.timestamp.type") == "LogAppendTime").then_some(ctx.now_ms);

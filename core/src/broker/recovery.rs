@@ -27,8 +27,12 @@ impl Broker {
             self.pump_io(); // persist the cluster id now, so it survives a restart
             return Ok(Vec::new());
         };
-        let (cluster_id, records) = topics::decode_metadata(data)?;
-        self.cluster_id = cluster_id;
+        let image = topics::decode_metadata(data)?;
+        self.cluster_id = image.cluster_id;
+        // Ids below the limit may be in use by producers from before the restart.
+        self.next_producer_id = image.producer_id_limit;
+        self.producer_id_limit = image.producer_id_limit;
+        let records = image.topics;
         self.metadata_version = 1;
         self.metadata_persisted = 1;
         let mut to_load = Vec::new();

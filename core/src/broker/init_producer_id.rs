@@ -1,0 +1,48 @@
+//! InitProducerId (key 22): producer ids for idempotent producers. Ids come from blocks reserved
+//! in the durable metadata, so no id is handed out twice across restarts. Transactions are not
+//! supported yet: a transactional id is refused with a clear error rather than left to hang.
+
+use super::{Broker, RequestContext};
+use crate::errors;
+use crate::io::Level;
+use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+/// Ids reserved per metadata write.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+impl Broker {
+    pub(super) fn on_init_producer_id(
+        &mut self,
+        ctx: &RequestContext,
+        request: InitProducerIdRequest,
+    ) {
+        let mut response = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        if request.transactional_id.is_some() {
+            self.log(Level::Warn, format!("conn {}: transactions are not supported yet (InitProducerId with a transactional id)", ctx.conn));
+            response.error_code = errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+            return self.respond(ctx, &response);
+        }
+        // KIP-360: an idempotent producer may ask to bump its own epoch after an error.
+        let (id, epoch) = match (request.producer_id.0, request.producer_epoch) {
+            (id, epoch) if id >= 0 && epoch >= 0 && epoch < i16::MAX - 1 => (id, epoch + 1),
+            _ => (self.allocate_producer_id(), 0),
+        };
+        response.producer_id = ProducerId(id);
+        response.producer_epoch = epoch;
+        self.pump_io();
+        // A new block must be durable before an id from it is used.
+        self.respond_after_metadata(ctx, &response);
+    }
+
+    fn allocate_producer_id(&mut self) -> i64 {
+        if self.next_producer_id >= self.producer_id_limit {
+            self.producer_id_limit = self.next_producer_id + PRODUCER_ID_BLOCK;
+            self.metadata_version += 1;
+        }
+        let id = self.next_producer_id;
+        self.next_producer_id += 1;
+        id
+    }
+}

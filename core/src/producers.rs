@@ -1,0 +1,182 @@
+//! Idempotent producers: per partition, the sequence numbers each producer id has written, so a
+//! retried batch is answered with its first offsets instead of being appended twice, and a gap
+//! in the sequence is refused. Rebuilt from the batch headers when a log is recovered.
+
+use crate::batch::BatchInfo;
+use crate::errors;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Kafka keeps the last five batches per producer: a client has at most five in flight.
+const BATCHES_KEPT: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct WrittenBatch {
+    first_sequence: i32,
+    last_sequence: i32,
+    base_offset: i64,
+    last_offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<WrittenBatch>,
+}
+
+/// What to do with an incoming batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Not idempotent, or the next in sequence: append it.
+    Append,
+    /// Already written at these offsets (a retry): answer with them, append nothing.
+    Duplicate { base_offset: i64, last_offset: i64 },
+    /// Refuse the batch with this Kafka error code.
+    Refuse(i16),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProducerStates {
+    producers: BTreeMap<i64, ProducerEntry>,
+}
+
+fn last_sequence(info: &BatchInfo) -> i32 {
+    // Sequences wrap at i32::MAX, as Kafka's do.
+    ((i64::from(info.base_sequence) + i64::from(info.last_offset_delta))
+        % (i64::from(i32::MAX) + 1)) as i32
+}
+
+impl ProducerStates {
+    /// Checks a batch against what its producer wrote before.
+    pub fn check(&self, info: &BatchInfo) -> SequenceCheck {
+        if info.producer_id < 0 {
+            return SequenceCheck::Append;
+        }
+        let Some(entry) = self.producers.get(&info.producer_id) else {
+            // No state: a new producer, or one whose state predates what the log holds.
+            return SequenceCheck::Append;
+        };
+        if info.producer_epoch < entry.epoch {
+            return SequenceCheck::Refuse(errors::INVALID_PRODUCER_EPOCH);
+        }
+        if info.producer_epoch > entry.epoch {
+            return if info.base_sequence == 0 {
+                SequenceCheck::Append
+            } else {
+                SequenceCheck::Refuse(errors::OUT_OF_ORDER_SEQUENCE_NUMBER)
+            };
+        }
+        let last = last_sequence(info);
+        if let Some(done) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_sequence == info.base_sequence && b.last_sequence == last)
+        {
+            return SequenceCheck::Duplicate {
+                base_offset: done.base_offset,
+                last_offset: done.last_offset,
+            };
+        }
+        let expected = entry.batches.back().map_or(0, |b| {
+            if b.last_sequence == i32::MAX {
+                0
+            } else {
+                b.last_sequence + 1
+            }
+        });
+        if info.base_sequence == expected {
+            SequenceCheck::Append
+        } else {
+            SequenceCheck::Refuse(errors::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        }
+    }
+
+    /// Records an appended batch (its `base_offset` already assigned).
+    pub fn record(&mut self, info: &BatchInfo) {
+        if info.producer_id < 0 {
+            return;
+        }
+        let entry = self.producers.entry(info.producer_id).or_default();
+        if info.producer_epoch != entry.epoch {
+            entry.epoch = info.producer_epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(WrittenBatch {
+            first_sequence: info.base_sequence,
+            last_sequence: last_sequence(info),
+            base_offset: info.base_offset,
+            last_offset: info.last_offset(),
+        });
+        if entry.batches.len() > BATCHES_KEPT {
+            entry.batches.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(
+        producer_id: i64,
+        epoch: i16,
+        base_sequence: i32,
+        records: i32,
+        base_offset: i64,
+    ) -> BatchInfo {
+        BatchInfo {
+            base_offset,
+            size_bytes: 100,
+            last_offset_delta: records - 1,
+            records_count: records,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            attributes: 0,
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence,
+        }
+    }
+
+    #[test]
+    fn in_order_batches_append_and_retries_are_duplicates() {
+        let mut states = ProducerStates::default();
+        let first = batch(7, 0, 0, 3, 10);
+        assert_eq!(states.check(&first), SequenceCheck::Append);
+        states.record(&first);
+        assert_eq!(
+            states.check(&batch(7, 0, 0, 3, -1)),
+            SequenceCheck::Duplicate {
+                base_offset: 10,
+                last_offset: 12
+            }
+        );
+        assert_eq!(states.check(&batch(7, 0, 3, 1, -1)), SequenceCheck::Append);
+    }
+
+    #[test]
+    fn gaps_and_stale_epochs_are_refused() {
+        let mut states = ProducerStates::default();
+        states.record(&batch(7, 1, 0, 2, 0));
+        assert_eq!(
+            states.check(&batch(7, 1, 5, 1, -1)),
+            SequenceCheck::Refuse(errors::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+        assert_eq!(
+            states.check(&batch(7, 0, 2, 1, -1)),
+            SequenceCheck::Refuse(errors::INVALID_PRODUCER_EPOCH)
+        );
+        assert_eq!(states.check(&batch(7, 2, 0, 1, -1)), SequenceCheck::Append);
+        assert_eq!(
+            states.check(&batch(7, 2, 1, 1, -1)),
+            SequenceCheck::Refuse(errors::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
+    }
+
+    #[test]
+    fn plain_producers_are_not_tracked() {
+        let mut states = ProducerStates::default();
+        let plain = batch(-1, -1, -1, 1, 0);
+        states.record(&plain);
+        assert_eq!(states.check(&plain), SequenceCheck::Append);
+    }
+}
