@@ -54,15 +54,51 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// One log line on stderr: time, level, message.
+/// One log line on stderr: UTC time, level, message.
 pub fn log_line(level: Level, message: &str) {
-    let now = now_ms();
     let level = match level {
         Level::Info => "INFO ",
         Level::Warn => "WARN ",
         Level::Error => "ERROR",
     };
-    eprintln!("{}.{:03} {level} {message}", now / 1000, now % 1000);
+    eprintln!("{} {level} {message}", utc_timestamp(now_ms()));
+}
+
+/// `2026-11-22T06:04:05.123Z` from milliseconds since the epoch (Hinnant's civil-from-days).
+fn utc_timestamp(ms: i64) -> String {
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s, milli) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_utc_iso8601() {
+        assert_eq!(super::utc_timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::utc_timestamp(1_795_327_332_291),
+            "2026-11-22T06:02:12.291Z"
+        );
+        assert_eq!(
+            super::utc_timestamp(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
 }
 
 impl Shell {
