@@ -26,7 +26,7 @@ impl Broker {
         }
         // KIP-360: an idempotent producer may ask to bump its own epoch after an error.
         let (id, epoch) = match (request.producer_id.0, request.producer_epoch) {
-            (id, epoch) if id >= 0 && epoch >= 0 && epoch < i16::MAX - 1 => (id, epoch + 1),
+            (id, epoch) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => (id, epoch + 1),
             _ => (self.allocate_producer_id(), 0),
         };
         response.producer_id = ProducerId(id);

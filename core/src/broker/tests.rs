@@ -514,3 +514,15 @@ fn an_idempotent_retry_is_not_appended_twice() {
         "the retry took no offset"
     );
 }
+
+#[test]
+fn an_array_length_bomb_is_a_decode_error_not_an_abort() {
+    let mut h = Harness::new(Config::default());
+    // CreateTopics v2: header v1 (key 19, version 2, correlation 1, client id "t"), then a
+    // topics array claiming i32::MAX entries with nothing behind it.
+    let mut frame = vec![0u8, 19, 0, 2, 0, 0, 0, 1, 0, 1, b't'];
+    frame.extend_from_slice(&i32::MAX.to_be_bytes());
+    h.broker.handle_request(h.now_ms, 6, Bytes::from(frame));
+    h.step();
+    assert_eq!(h.closed, vec![6]);
+}
