@@ -85,22 +85,6 @@ fn utc_timestamp(ms: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{milli:03}Z")
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps_are_utc_iso8601() {
-        assert_eq!(super::utc_timestamp(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            super::utc_timestamp(1_795_327_332_291),
-            "2026-11-22T06:02:12.291Z"
-        );
-        assert_eq!(
-            super::utc_timestamp(951_782_400_000),
-            "2000-02-29T00:00:00.000Z"
-        );
-    }
-}
-
 impl Shell {
     /// Performs every output the core has queued.
     fn drain(self: &Rc<Self>) {
@@ -175,6 +159,9 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
 }
 
 async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String> {
+    // Bind first: a port in use fails fast, before the data directory is touched. Clients that
+    // connect during recovery wait in the listen backlog.
+    let listener = net::listen(config.listen)?;
     let _lock = startup::lock_data_dir(&config.data_dir)?;
     let mut broker = Broker::new(config.broker.clone());
     startup::recover(&mut broker, &config.data_dir)?;
@@ -185,12 +172,6 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
         next_conn: Cell::new(1),
     });
     shell.drain();
-    let listener = glommio::net::TcpListener::bind(config.listen).map_err(|e| {
-        format!(
-            "cannot listen on {}: {e} (is another broker running? use --listen HOST:PORT)",
-            config.listen
-        )
-    })?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     log_line(
         Level::Info,
@@ -221,4 +202,20 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
     }
     log_line(Level::Info, "stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_utc_iso8601() {
+        assert_eq!(super::utc_timestamp(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::utc_timestamp(1_795_327_332_291),
+            "2026-11-22T06:02:12.291Z"
+        );
+        assert_eq!(
+            super::utc_timestamp(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
+    }
 }

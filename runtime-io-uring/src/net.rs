@@ -10,6 +10,18 @@ use spate_core::broker::check_frame_size;
 use spate_core::io::{ConnId, Level};
 use std::rc::Rc;
 
+/// Binds the listener. Not with glommio's `bind`, which sets SO_REUSEPORT and so lets a second
+/// broker start on a port already in use and silently share its connections: std's bind fails
+/// with "address in use" as Kafka does.
+pub(crate) fn listen(address: std::net::SocketAddr) -> Result<TcpListener, String> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let listener = std::net::TcpListener::bind(address).map_err(|e| {
+        format!("cannot listen on {address}: {e} (is another broker running? use --listen HOST:PORT)")
+    })?;
+    // SAFETY: the descriptor is a bound, listening TCP socket that we own and hand over whole.
+    Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
+}
+
 pub(crate) async fn accept_loop(shell: Rc<Shell>, listener: TcpListener) {
     loop {
         match listener.accept().await {

@@ -101,6 +101,8 @@
 //! }
 //! ```
 #![deny(missing_docs)]
+// Spate: features we do not enable leave helpers unused.
+#![allow(dead_code)]
 // Display required features for items when rendering for docs.rs
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

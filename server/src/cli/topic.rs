@@ -1,0 +1,327 @@
+//! `spate topic create|list|describe|delete`, after Kafka's `kafka-topics.sh`.
+
+use super::{print_stdout, ConnectArgs};
+use crate::client::{kafka_error, topic_error_text, Client, NewTopic};
+use clap::{Args, Subcommand};
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use std::fmt::Write as _;
+
+#[derive(Args)]
+pub struct TopicArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(subcommand)]
+    command: TopicCommand,
+}
+
+#[derive(Subcommand)]
+enum TopicCommand {
+    /// Create a topic.
+    Create(CreateArgs),
+    /// List topic names, one per line, sorted (internal topics are left out).
+    List,
+    /// Describe a topic's partitions, leaders and replicas (all topics when none is named).
+    Describe(TopicSelector),
+    /// Delete a topic.
+    Delete(TopicSelector),
+}
+
+/// A topic named either as `--topic T` or as a positional `T`.
+#[derive(Args)]
+struct TopicSelector {
+    /// The topic.
+    #[arg(long = "topic", value_name = "TOPIC")]
+    topic_flag: Option<String>,
+    /// The topic (same as --topic).
+    #[arg(value_name = "TOPIC", conflicts_with = "topic_flag")]
+    topic: Option<String>,
+}
+
+impl TopicSelector {
+    fn name(&self) -> Option<&str> {
+        self.topic_flag.as_deref().or(self.topic.as_deref())
+    }
+
+    fn required(&self) -> Result<&str, String> {
+        self.name()
+            .ok_or_else(|| "no topic given: use --topic TOPIC (or just TOPIC)".to_string())
+    }
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    #[command(flatten)]
+    topic: TopicSelector,
+    /// Number of partitions (default: the broker's num.partitions).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: Option<i32>,
+    /// Replication factor (default: the broker's default.replication.factor).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i16).range(1..))]
+    replication_factor: Option<i16>,
+    /// A topic config override, e.g. --config retention.ms=60000 (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+    configs: Vec<(String, String)>,
+}
+
+pub fn run(args: TopicArgs) -> Result<(), String> {
+    let mut client = Client::connect(&args.connect.bootstrap_server)?;
+    match args.command {
+        TopicCommand::Create(create) => create_topic(&mut client, create),
+        TopicCommand::List => list_topics(&mut client),
+        TopicCommand::Describe(selector) => describe_topics(&mut client, selector.name()),
+        TopicCommand::Delete(selector) => {
+            let name = selector.required()?;
+            client.delete_topic(name)?;
+            print_stdout(format!("Deleted topic {name}.\n").as_bytes())
+        }
+    }
+}
+
+fn create_topic(client: &mut Client, args: CreateArgs) -> Result<(), String> {
+    let name = args.topic.required()?.to_string();
+    let topic = NewTopic {
+        name,
+        // -1 asks for the broker's default.
+        partitions: args.partitions.unwrap_or(-1),
+        replication_factor: args.replication_factor.unwrap_or(-1),
+        configs: args.configs,
+    };
+    client.create_topic(&topic)?;
+    print_stdout(format!("Created topic {}.\n", topic.name).as_bytes())
+}
+
+fn list_topics(client: &mut Client) -> Result<(), String> {
+    let metadata = client.metadata(None, false)?;
+    let mut names: Vec<&str> = metadata
+        .topics
+        .iter()
+        .filter(|t| !t.is_internal)
+        .filter_map(|t| t.name.as_ref().map(|n| n.as_str()))
+        .filter(|name| !name.starts_with("__"))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut out = String::new();
+    for name in names {
+        out.push_str(name);
+        out.push('\n');
+    }
+    print_stdout(out.as_bytes())
+}
+
+fn describe_topics(client: &mut Client, name: Option<&str>) -> Result<(), String> {
+    let names = name.map(|n| [n]);
+    let metadata = client.metadata(names.as_ref().map(|n| &n[..]), false)?;
+    let mut topics: Vec<&MetadataResponseTopic> = match name {
+        Some(name) => {
+            let topic = metadata
+                .topics
+                .iter()
+                .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == name))
+                .ok_or_else(|| {
+                    format!("the broker's Metadata response does not mention topic '{name}'")
+                })?;
+            if topic.error_code != 0 {
+                let what = topic_error_text(topic.error_code, name, "cannot describe");
+                return Err(kafka_error(topic.error_code, &what, None));
+            }
+            vec![topic]
+        }
+        None => metadata
+            .topics
+            .iter()
+            .filter(|t| t.error_code == 0 && !t.is_internal)
+            .filter(|t| t.name.as_ref().is_some_and(|n| !n.starts_with("__")))
+            .collect(),
+    };
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = String::new();
+    for topic in topics {
+        describe_topic(&mut out, topic);
+    }
+    print_stdout(out.as_bytes())
+}
+
+/// Appends Kafka's `--describe` lines for one topic.
+fn describe_topic(out: &mut String, topic: &MetadataResponseTopic) {
+    let name = topic.name.as_ref().map_or("", |n| n.as_str());
+    let mut partitions: Vec<_> = topic.partitions.iter().collect();
+    partitions.sort_by_key(|p| p.partition_index);
+    let replication_factor = partitions.first().map_or(0, |p| p.replica_nodes.len());
+    let topic_id = kafka_uuid_string(topic.topic_id.as_bytes());
+    let _ = writeln!(
+        out,
+        "Topic: {name}\tTopicId: {topic_id}\tPartitionCount: {}\tReplicationFactor: \
+         {replication_factor}\tConfigs: ",
+        partitions.len()
+    );
+    for p in partitions {
+        let leader = match p.leader_id.0 {
+            id if id < 0 => "none".to_string(),
+            id => id.to_string(),
+        };
+        let replicas = join_ids(p.replica_nodes.iter().map(|b| b.0));
+        let isr = join_ids(p.isr_nodes.iter().map(|b| b.0));
+        let _ = writeln!(
+            out,
+            "\tTopic: {name}\tPartition: {}\tLeader: {leader}\tReplicas: {replicas}\tIsr: {isr}",
+            p.partition_index
+        );
+    }
+}
+
+fn join_ids(ids: impl Iterator<Item = i32>) -> String {
+    ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",")
+}
+
+/// Kafka prints a `Uuid` as its 16 bytes in URL-safe base64 without padding (22 characters).
+fn kafka_uuid_string(bytes: &[u8; 16]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize] as char);
+        }
+    }
+    out
+}
+
+fn parse_config(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "expected KEY=VALUE, e.g. retention.ms=60000, got '{text}'"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
+    use kafka_protocol::messages::{BrokerId, TopicName};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Command {
+        Topic(TopicArgs),
+    }
+
+    fn parse(args: &[&str]) -> TopicArgs {
+        let Command::Topic(args) = Cli::try_parse_from(args).unwrap().command;
+        args
+    }
+
+    #[test]
+    fn create_takes_the_topic_as_flag_or_positional() {
+        let args = parse(&[
+            "spate",
+            "topic",
+            "create",
+            "--topic",
+            "t",
+            "--partitions",
+            "3",
+        ]);
+        let TopicCommand::Create(create) = args.command else {
+            panic!()
+        };
+        assert_eq!(create.topic.required(), Ok("t"));
+        assert_eq!(create.partitions, Some(3));
+        assert_eq!(create.replication_factor, None);
+        assert_eq!(args.connect.bootstrap_server, "127.0.0.1:9092");
+
+        let args = parse(&[
+            "spate",
+            "topic",
+            "create",
+            "t2",
+            "--config",
+            "retention.ms=5",
+            "--config",
+            "cleanup.policy=compact",
+            "--bootstrap-server",
+            "h:1",
+            "--replication-factor",
+            "1",
+        ]);
+        let TopicCommand::Create(create) = args.command else {
+            panic!()
+        };
+        assert_eq!(create.topic.required(), Ok("t2"));
+        assert_eq!(create.replication_factor, Some(1));
+        assert_eq!(
+            create.configs,
+            [
+                ("retention.ms".to_string(), "5".to_string()),
+                ("cleanup.policy".to_string(), "compact".to_string())
+            ]
+        );
+        assert_eq!(args.connect.bootstrap_server, "h:1");
+    }
+
+    #[test]
+    fn bad_arguments_are_rejected() {
+        assert!(
+            Cli::try_parse_from(["spate", "topic", "create", "t", "--partitions", "0"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["spate", "topic", "create", "t", "--config", "x"]).is_err());
+        assert!(Cli::try_parse_from(["spate", "topic", "delete", "a", "--topic", "b"]).is_err());
+        let args = parse(&["spate", "topic", "delete"]);
+        let TopicCommand::Delete(selector) = args.command else {
+            panic!()
+        };
+        assert!(selector.required().unwrap_err().contains("--topic"));
+    }
+
+    #[test]
+    fn describe_prints_kafka_style_lines() {
+        let partition = |index: i32, leader: i32| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(leader))
+                .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
+                .with_isr_nodes(vec![BrokerId(1)])
+        };
+        let topic = MetadataResponseTopic::default()
+            .with_name(Some(TopicName("t".into())))
+            .with_partitions(vec![partition(1, -1), partition(0, 1)]);
+        let mut out = String::new();
+        describe_topic(&mut out, &topic);
+        assert_eq!(
+            out,
+            "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\t\
+             Configs: \n\
+             \tTopic: t\tPartition: 0\tLeader: 1\tReplicas: 1,2\tIsr: 1\n\
+             \tTopic: t\tPartition: 1\tLeader: none\tReplicas: 1,2\tIsr: 1\n"
+        );
+    }
+
+    #[test]
+    fn topic_ids_print_as_kafka_base64() {
+        // Kafka's Uuid.toString: URL-safe base64 of the 16 bytes, no padding.
+        let bytes: [u8; 16] = [
+            0xfb, 0xff, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b,
+            0x0c, 0xfe,
+        ];
+        let text = kafka_uuid_string(&bytes);
+        assert_eq!(text.len(), 22);
+        assert_eq!(text, "-_8AAQIDBAUGBwgJCgsM_g");
+        assert_eq!(kafka_uuid_string(&[0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+}

@@ -1,0 +1,818 @@
+//! Kafka client used by the console tools: one blocking TCP connection to one broker.
+//!
+//! A request travels as a 4-byte big-endian size, a request header (api key, version, correlation
+//! id, client id `spate-cli`) and the body; the response carries the same correlation id. On
+//! connect the client asks the broker for its API version ranges (ApiVersions, with the KIP-511
+//! v0 fallback) so that an unsupported version is reported by name instead of as a closed
+//! connection.
+//!
+//! Nothing the network sends may panic this module: frame sizes are bounded, decoding errors
+//! become messages, and decoding runs under `catch_unwind` in case the codec itself trips.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, FetchRequest,
+    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::panic::{self, AssertUnwindSafe};
+use std::time::Duration;
+
+/// The API versions the console tools speak (the broker promises to support these).
+pub const CREATE_TOPICS_VERSION: i16 = 5;
+pub const DELETE_TOPICS_VERSION: i16 = 4;
+pub const PRODUCE_VERSION: i16 = 9;
+pub const FETCH_VERSION: i16 = 11;
+pub const LIST_OFFSETS_VERSION: i16 = 5;
+/// Metadata v9 is the first flexible version but topic ids only arrive from v10 on, so the
+/// client uses the highest version in this range that the broker offers.
+pub const METADATA_VERSION_MIN: i16 = 9;
+pub const METADATA_VERSION_MAX: i16 = 12;
+const API_VERSIONS_VERSION: i16 = 3;
+
+const CLIENT_ID: &str = "spate-cli";
+pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests ask for at most 50 MiB (Kafka's fetch.max.bytes); anything far above is garbage.
+pub const RESPONSE_BYTES_MAX: usize = 128 * 1024 * 1024;
+/// How long the broker may take for topic creation/deletion and acknowledged produce.
+pub const BROKER_TIMEOUT_MS: i32 = 30_000;
+
+const UNSUPPORTED_VERSION: i16 = 35;
+
+/// One connection to one broker.
+pub struct Client {
+    addr: String,
+    stream: TcpStream,
+    correlation_id: i32,
+    /// api key -> (min, max) as the broker advertised them.
+    api_versions: BTreeMap<i16, (i16, i16)>,
+}
+
+impl Client {
+    /// Connects to the first reachable address of `bootstrap` (`HOST:PORT`, or a comma-separated
+    /// list of them) and fetches the broker's API version ranges.
+    pub fn connect(bootstrap: &str) -> Result<Client, String> {
+        let mut last_error = None;
+        for server in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            match Client::connect_one(server) {
+                Ok(client) => return Ok(client),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            format!("no bootstrap server given in '{bootstrap}' (use --bootstrap-server HOST:PORT)")
+        }))
+    }
+
+    fn connect_one(server: &str) -> Result<Client, String> {
+        let addrs = resolve(server)?;
+        let mut last_error = None;
+        for addr in &addrs {
+            match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
+                Ok(stream) => {
+                    let mut client = Client::from_stream(server, stream)?;
+                    client.handshake()?;
+                    return Ok(client);
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        let e = last_error.expect("resolve returns at least one address");
+        Err(connect_error(server, &e))
+    }
+
+    fn from_stream(addr: &str, stream: TcpStream) -> Result<Client, String> {
+        let setup = |s: &TcpStream| -> io::Result<()> {
+            s.set_read_timeout(Some(IO_TIMEOUT))?;
+            s.set_write_timeout(Some(IO_TIMEOUT))?;
+            s.set_nodelay(true)
+        };
+        setup(&stream).map_err(|e| format!("cannot configure the connection to {addr}: {e}"))?;
+        Ok(Client {
+            addr: addr.to_string(),
+            stream,
+            correlation_id: 0,
+            api_versions: BTreeMap::new(),
+        })
+    }
+
+    /// The highest version of `key` the broker supports, if it supports the API at all.
+    pub fn max_version(&self, key: ApiKey) -> Option<i16> {
+        self.api_versions.get(&(key as i16)).map(|&(_, max)| max)
+    }
+
+    /// Sends `request` at `version` and waits for its response.
+    pub fn send<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, String> {
+        self.check_version::<R>(version)?;
+        let correlation_id = self.write_request(request, version)?;
+        let header_version = R::Response::header_version(version);
+        let mut body = self.read_response::<R>(correlation_id, version, header_version)?;
+        decode_guarded(|| R::Response::decode(&mut body, version)).map_err(|e| {
+            let api = api_name(R::KEY);
+            format!(
+                "malformed {api} v{version} response from {}: {e}",
+                self.addr
+            )
+        })
+    }
+
+    /// Sends `request` for which the broker sends no response (Produce with acks=0).
+    pub fn send_without_response<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<(), String> {
+        self.check_version::<R>(version)?;
+        self.write_request(request, version).map(|_| ())
+    }
+
+    fn check_version<R: Request>(&self, version: i16) -> Result<(), String> {
+        let api = api_name(R::KEY);
+        assert!(
+            R::VERSIONS.min <= version && version <= R::VERSIONS.max,
+            "{api} v{version} is outside what kafka-protocol can encode"
+        );
+        match self.api_versions.get(&R::KEY) {
+            None => Err(format!(
+                "the broker at {} does not support {api} requests; spate needs {api} v{version}",
+                self.addr
+            )),
+            Some(&(min, max)) if version < min || version > max => Err(format!(
+                "the broker at {} supports {api} v{min} to v{max}, but spate needs {api} \
+                 v{version} (is this a Spate or Kafka broker of a matching version?)",
+                self.addr
+            )),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Asks for the broker's API version ranges. A broker that does not know our ApiVersions
+    /// version answers in v0 with UNSUPPORTED_VERSION and its own range (KIP-511); then ask
+    /// again at the highest version both sides know.
+    fn handshake(&mut self) -> Result<(), String> {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str(CLIENT_ID))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let mut response = self.api_versions_at(&request, API_VERSIONS_VERSION)?;
+        if response.error_code == UNSUPPORTED_VERSION {
+            let key = ApiKey::ApiVersions as i16;
+            let offered = response.api_keys.iter().find(|k| k.api_key == key);
+            let version = offered.map_or(0, |k| k.max_version.min(API_VERSIONS_VERSION));
+            response = self.api_versions_at(&request, version.max(0))?;
+        }
+        if response.error_code != 0 {
+            return Err(kafka_error(
+                response.error_code,
+                &format!(
+                    "the broker at {} refused the ApiVersions handshake",
+                    self.addr
+                ),
+                None,
+            ));
+        }
+        self.api_versions = response
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(())
+    }
+
+    fn api_versions_at(
+        &mut self,
+        request: &ApiVersionsRequest,
+        version: i16,
+    ) -> Result<ApiVersionsResponse, String> {
+        let correlation_id = self.write_request(request, version)?;
+        let header_version = ApiVersionsResponse::header_version(version);
+        let mut body =
+            self.read_response::<ApiVersionsRequest>(correlation_id, version, header_version)?;
+        // The error code leads every version; UNSUPPORTED_VERSION means the body is v0.
+        let error_code = if body.len() >= 2 {
+            i16::from_be_bytes([body[0], body[1]])
+        } else {
+            0
+        };
+        let body_version = if error_code == UNSUPPORTED_VERSION {
+            0
+        } else {
+            version
+        };
+        decode_guarded(|| ApiVersionsResponse::decode(&mut body, body_version)).map_err(|e| {
+            format!(
+                "malformed ApiVersions v{body_version} response from {}: {e} (is this a Kafka \
+                 broker?)",
+                self.addr
+            )
+        })
+    }
+
+    fn write_request<R: Request>(&mut self, request: &R, version: i16) -> Result<i32, String> {
+        let correlation_id = self.correlation_id;
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let frame = encode_frame(request, version, correlation_id)?;
+        let api = api_name(R::KEY);
+        self.stream
+            .write_all(&frame)
+            .map_err(|e| self.io_error(&e, &format!("sending the {api} v{version} request")))?;
+        Ok(correlation_id)
+    }
+
+    /// Reads one response frame, checks its correlation id and returns the body.
+    fn read_response<R: Request>(
+        &mut self,
+        correlation_id: i32,
+        version: i16,
+        header_version: i16,
+    ) -> Result<Bytes, String> {
+        let api = api_name(R::KEY);
+        let waiting = format!("waiting for the {api} v{version} response");
+        let mut size = [0u8; 4];
+        self.stream
+            .read_exact(&mut size)
+            .map_err(|e| self.io_error(&e, &waiting))?;
+        let size = i32::from_be_bytes(size);
+        let size = check_frame_size(size).map_err(|e| {
+            format!(
+                "malformed {api} v{version} response from {}: {e}",
+                self.addr
+            )
+        })?;
+        let mut frame = vec![0u8; size];
+        self.stream
+            .read_exact(&mut frame)
+            .map_err(|e| self.io_error(&e, &waiting))?;
+        let mut frame = Bytes::from(frame);
+        let header = decode_guarded(|| ResponseHeader::decode(&mut frame, header_version))
+            .map_err(|e| {
+                format!(
+                    "malformed {api} v{version} response header from {}: {e}",
+                    self.addr
+                )
+            })?;
+        if header.correlation_id != correlation_id {
+            return Err(format!(
+                "the broker at {} answered {api} v{version} with correlation id {}, expected \
+                 {correlation_id} (out-of-order or corrupt response)",
+                self.addr, header.correlation_id
+            ));
+        }
+        Ok(frame)
+    }
+
+    fn io_error(&self, e: &io::Error, doing: &str) -> String {
+        let addr = &self.addr;
+        match e.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => format!(
+                "the broker at {addr} closed the connection while {doing} (check the broker log; \
+                 it may not support this request)"
+            ),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => format!(
+                "the broker at {addr} did not answer within {} s while {doing}",
+                IO_TIMEOUT.as_secs()
+            ),
+            _ => format!("connection to {addr} failed while {doing}: {e}"),
+        }
+    }
+
+    // ---- typed helpers ------------------------------------------------------------------
+
+    /// Metadata for `topics` (all topics when `None`).
+    pub fn metadata(
+        &mut self,
+        topics: Option<&[&str]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<MetadataResponse, String> {
+        let topics = topics.map(|names| {
+            names
+                .iter()
+                .map(|name| MetadataRequestTopic::default().with_name(Some(topic_name(name))))
+                .collect()
+        });
+        let request = MetadataRequest::default()
+            .with_topics(topics)
+            .with_allow_auto_topic_creation(allow_auto_topic_creation);
+        let version = self
+            .max_version(ApiKey::Metadata)
+            .map_or(METADATA_VERSION_MIN, |max| {
+                max.clamp(METADATA_VERSION_MIN, METADATA_VERSION_MAX)
+            });
+        let response = self.send(&request, version)?;
+        if response.error_code != 0 {
+            let what = "the broker refused the metadata request";
+            return Err(kafka_error(response.error_code, what, None));
+        }
+        Ok(response)
+    }
+
+    /// Creates one topic; `-1` partitions or replication factor means the broker's default.
+    pub fn create_topic(&mut self, topic: &NewTopic) -> Result<(), String> {
+        let configs = topic
+            .configs
+            .iter()
+            .map(|(key, value)| {
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_string(key.clone()))
+                    .with_value(Some(StrBytes::from_string(value.clone())))
+            })
+            .collect();
+        let creatable = CreatableTopic::default()
+            .with_name(topic_name(&topic.name))
+            .with_num_partitions(topic.partitions)
+            .with_replication_factor(topic.replication_factor)
+            .with_configs(configs);
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![creatable])
+            .with_timeout_ms(BROKER_TIMEOUT_MS);
+        let response = self.send(&request, CREATE_TOPICS_VERSION)?;
+        let result = response
+            .topics
+            .iter()
+            .find(|t| t.name.as_str() == topic.name)
+            .ok_or_else(|| missing_topic_answer("CreateTopics", &topic.name))?;
+        if result.error_code != 0 {
+            let what = topic_error_text(result.error_code, &topic.name, "cannot create");
+            return Err(kafka_error(
+                result.error_code,
+                &what,
+                result.error_message.as_deref(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn delete_topic(&mut self, name: &str) -> Result<(), String> {
+        let request = DeleteTopicsRequest::default()
+            .with_topic_names(vec![topic_name(name)])
+            .with_timeout_ms(BROKER_TIMEOUT_MS);
+        let response = self.send(&request, DELETE_TOPICS_VERSION)?;
+        let result = response
+            .responses
+            .iter()
+            .find(|r| r.name.as_ref().is_some_and(|n| n.as_str() == name))
+            .ok_or_else(|| missing_topic_answer("DeleteTopics", name))?;
+        if result.error_code != 0 {
+            let what = topic_error_text(result.error_code, name, "cannot delete");
+            return Err(kafka_error(
+                result.error_code,
+                &what,
+                result.error_message.as_deref(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Produces one encoded record set per partition of `topic`. With `acks == 0` the broker
+    /// sends no response and this returns `None` once the request is written.
+    pub fn produce(
+        &mut self,
+        topic: &str,
+        acks: i16,
+        record_sets: Vec<(i32, Bytes)>,
+    ) -> Result<Option<ProduceResponse>, String> {
+        let partition_data = record_sets
+            .into_iter()
+            .map(|(index, records)| {
+                PartitionProduceData::default()
+                    .with_index(index)
+                    .with_records(Some(records))
+            })
+            .collect();
+        let topic_data = TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(partition_data);
+        let request = ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(BROKER_TIMEOUT_MS)
+            .with_topic_data(vec![topic_data]);
+        if acks == 0 {
+            self.send_without_response(&request, PRODUCE_VERSION)?;
+            return Ok(None);
+        }
+        self.send(&request, PRODUCE_VERSION).map(Some)
+    }
+
+    /// Fetches `(partition, offset, partition_max_bytes)` of `topic`, waiting at most
+    /// `max_wait_ms` for at least one byte.
+    pub fn fetch(
+        &mut self,
+        topic: &str,
+        partitions: &[(i32, i64, i32)],
+        max_wait_ms: i32,
+        max_bytes: i32,
+    ) -> Result<FetchResponse, String> {
+        let partitions = partitions
+            .iter()
+            .map(|&(partition, fetch_offset, partition_max_bytes)| {
+                FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(fetch_offset)
+                    .with_partition_max_bytes(partition_max_bytes)
+            })
+            .collect();
+        let fetch_topic = FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(partitions);
+        let request = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(max_bytes)
+            .with_isolation_level(0)
+            .with_session_id(0)
+            .with_session_epoch(-1)
+            .with_topics(vec![fetch_topic]);
+        let response = self.send(&request, FETCH_VERSION)?;
+        if response.error_code != 0 {
+            let what = format!("cannot fetch from topic '{topic}'");
+            return Err(kafka_error(response.error_code, &what, None));
+        }
+        Ok(response)
+    }
+
+    /// The offset of `timestamp` in each of `partitions`: -1 is the log end offset, -2 the log
+    /// start offset.
+    pub fn list_offsets(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+        timestamp: i64,
+    ) -> Result<ListOffsetsResponse, String> {
+        let partitions = partitions
+            .iter()
+            .map(|&index| {
+                ListOffsetsPartition::default()
+                    .with_partition_index(index)
+                    .with_timestamp(timestamp)
+            })
+            .collect();
+        let list_topic = ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(partitions);
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(0)
+            .with_topics(vec![list_topic]);
+        self.send(&request, LIST_OFFSETS_VERSION)
+    }
+}
+
+/// A topic to create.
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub configs: Vec<(String, String)>,
+}
+
+/// Encodes a whole request frame: size, header, body.
+fn encode_frame<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+) -> Result<Bytes, String> {
+    let api = api_name(R::KEY);
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
+    let mut frame = BytesMut::new();
+    frame.put_i32(0); // size, filled in below
+    header
+        .encode(&mut frame, R::header_version(version))
+        .and_then(|()| request.encode(&mut frame, version))
+        .map_err(|e| format!("cannot encode the {api} v{version} request: {e}"))?;
+    let size = i32::try_from(frame.len() - 4)
+        .map_err(|_| format!("the {api} request is too large ({} bytes)", frame.len()))?;
+    frame[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(frame.freeze())
+}
+
+fn check_frame_size(size: i32) -> Result<usize, String> {
+    match usize::try_from(size) {
+        Ok(size) if size <= RESPONSE_BYTES_MAX => Ok(size),
+        _ => Err(format!(
+            "frame size {size} is outside 0..={RESPONSE_BYTES_MAX} bytes (is this a Kafka broker?)"
+        )),
+    }
+}
+
+fn resolve(server: &str) -> Result<Vec<SocketAddr>, String> {
+    let invalid = |why: String| {
+        format!("invalid bootstrap server '{server}': {why} (use --bootstrap-server HOST:PORT)")
+    };
+    let addrs: Vec<SocketAddr> = server
+        .to_socket_addrs()
+        .map_err(|e| invalid(e.to_string()))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(invalid("the host name resolves to no address".into()));
+    }
+    Ok(addrs)
+}
+
+fn connect_error(server: &str, e: &io::Error) -> String {
+    let what = match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())
+        }
+        _ => e.to_string(),
+    };
+    format!(
+        "cannot connect to {server}: {what} (is `spate server` running? use --bootstrap-server \
+         HOST:PORT)"
+    )
+}
+
+fn missing_topic_answer(api: &str, topic: &str) -> String {
+    format!("the broker's {api} response does not mention topic '{topic}'")
+}
+
+pub fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_string()))
+}
+
+/// Runs a decoder, turning both its errors and any panic inside it into a message.
+pub fn decode_guarded<T, E: Display>(decode: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
+    // A silent hook while decoding: a codec panic is reported as an error, not a backtrace.
+    let previous_hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let result = panic::catch_unwind(AssertUnwindSafe(decode));
+    panic::set_hook(previous_hook);
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(e.to_string().trim_end().to_string()),
+        Err(_) => Err("the decoder failed on malformed input".to_string()),
+    }
+}
+
+/// The name of an API key for messages, e.g. "Fetch".
+pub fn api_name(key: i16) -> String {
+    match ApiKey::try_from(key) {
+        Ok(api) => format!("{api:?}"),
+        Err(()) => format!("api key {key}"),
+    }
+}
+
+/// Kafka's name for an error code, e.g. `TOPIC_ALREADY_EXISTS` for 36.
+pub fn error_name(code: i16) -> String {
+    match ResponseError::try_from_code(code) {
+        None => "NONE".to_string(),
+        Some(ResponseError::Unknown(code)) => format!("UNKNOWN_ERROR_CODE_{code}"),
+        Some(error) => screaming_snake(&error.to_string()),
+    }
+}
+
+fn screaming_snake(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// `NAME: what`, plus what the broker said about it when it said something.
+pub fn kafka_error(code: i16, what: &str, broker_message: Option<&str>) -> String {
+    let name = error_name(code);
+    let same = |m: &str| m.trim_end_matches('.').eq_ignore_ascii_case(what);
+    match broker_message
+        .map(str::trim)
+        .filter(|m| !m.is_empty() && !same(m))
+    {
+        Some(message) => format!("{name}: {what} (broker: {message})"),
+        None => format!("{name}: {what}"),
+    }
+}
+
+/// Describes a topic-level error code in words, e.g. "topic 'x' already exists".
+pub fn topic_error_text(code: i16, topic: &str, action: &str) -> String {
+    match ResponseError::try_from_code(code) {
+        Some(ResponseError::TopicAlreadyExists) => format!("topic '{topic}' already exists"),
+        Some(ResponseError::UnknownTopicOrPartition) | Some(ResponseError::UnknownTopicId) => {
+            format!("topic '{topic}' does not exist")
+        }
+        Some(ResponseError::InvalidTopicException) => {
+            format!("'{topic}' is not a valid topic name")
+        }
+        Some(ResponseError::InvalidPartitions) => {
+            format!("invalid number of partitions for topic '{topic}'")
+        }
+        Some(ResponseError::InvalidReplicationFactor) => format!(
+            "invalid replication factor for topic '{topic}' (it cannot exceed the number of \
+             brokers)"
+        ),
+        Some(ResponseError::InvalidConfig) => format!("invalid config for topic '{topic}'"),
+        Some(ResponseError::LeaderNotAvailable) => {
+            format!("topic '{topic}' has no leader yet (try again)")
+        }
+        _ => format!("{action} topic '{topic}'"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::MetadataRequest;
+    use std::net::TcpListener;
+    use std::thread;
+
+    #[test]
+    fn error_names_match_kafka() {
+        assert_eq!(error_name(36), "TOPIC_ALREADY_EXISTS");
+        assert_eq!(error_name(3), "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(error_name(1), "OFFSET_OUT_OF_RANGE");
+        assert_eq!(error_name(6), "NOT_LEADER_OR_FOLLOWER");
+        assert_eq!(error_name(17), "INVALID_TOPIC_EXCEPTION");
+        assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
+        assert_eq!(error_name(9999), "UNKNOWN_ERROR_CODE_9999");
+    }
+
+    #[test]
+    fn kafka_error_names_the_code_and_the_topic() {
+        let what = topic_error_text(36, "x", "cannot create");
+        assert_eq!(
+            kafka_error(36, &what, None),
+            "TOPIC_ALREADY_EXISTS: topic 'x' already exists"
+        );
+        assert_eq!(
+            kafka_error(36, &what, Some("Topic 'x' already exists.")),
+            "TOPIC_ALREADY_EXISTS: topic 'x' already exists",
+            "a broker message that says the same adds nothing"
+        );
+        assert_eq!(
+            kafka_error(
+                17,
+                "'a/b' is not a valid topic name",
+                Some("'/' is not allowed")
+            ),
+            "INVALID_TOPIC_EXCEPTION: 'a/b' is not a valid topic name (broker: '/' is not allowed)"
+        );
+    }
+
+    #[test]
+    fn request_frame_round_trips() {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name("orders")))
+            ]))
+            .with_allow_auto_topic_creation(false);
+        let frame = encode_frame(&request, 9, 42).unwrap();
+        let size = i32::from_be_bytes(frame[..4].try_into().unwrap()) as usize;
+        assert_eq!(size, frame.len() - 4);
+        let mut body = frame.slice(4..);
+        let header_version = MetadataRequest::header_version(9);
+        assert_eq!(header_version, 2);
+        let header = RequestHeader::decode(&mut body, header_version).unwrap();
+        assert_eq!(header.request_api_key, ApiKey::Metadata as i16);
+        assert_eq!(header.request_api_version, 9);
+        assert_eq!(header.correlation_id, 42);
+        assert_eq!(header.client_id.as_deref(), Some("spate-cli"));
+        let decoded = MetadataRequest::decode(&mut body, 9).unwrap();
+        assert_eq!(decoded, request);
+        assert!(body.is_empty());
+    }
+
+    #[test]
+    fn frame_sizes_are_bounded() {
+        assert_eq!(check_frame_size(10), Ok(10));
+        assert!(check_frame_size(-1).is_err());
+        assert!(check_frame_size(i32::MAX).is_err());
+    }
+
+    #[test]
+    fn decode_guard_turns_panics_into_errors() {
+        let result: Result<(), String> =
+            decode_guarded(|| -> Result<(), String> { panic!("boom") });
+        assert!(result.is_err());
+        let garbage = Bytes::from_static(&[0xff; 7]);
+        let result = decode_guarded(|| MetadataResponse::decode(&mut garbage.clone(), 12));
+        assert!(result.is_err());
+    }
+
+    #[test]
+    fn connection_refused_names_the_fix() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let error = Client::connect(&addr).err().unwrap();
+        assert!(error.contains(&format!("cannot connect to {addr}: connection refused")));
+        assert!(error.contains("--bootstrap-server"));
+    }
+
+    /// A fake broker: answers ApiVersions, then one Metadata request, both by hand.
+    #[test]
+    fn client_checks_correlation_ids_and_decodes_responses() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let broker = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let (id, key, _) = read_request(&mut stream);
+            assert_eq!(key, ApiKey::ApiVersions as i16);
+            let versions = ApiVersionsResponse::default().with_api_keys(vec![
+                kafka_protocol::messages::api_versions_response::ApiVersion::default()
+                    .with_api_key(ApiKey::Metadata as i16)
+                    .with_min_version(0)
+                    .with_max_version(9),
+            ]);
+            write_response(&mut stream, id, 0, &versions, 3);
+            let (id, key, version) = read_request(&mut stream);
+            assert_eq!((key, version), (ApiKey::Metadata as i16, 9));
+            let metadata = MetadataResponse::default().with_cluster_id(Some("c".into()));
+            write_response(&mut stream, id + 1, 1, &metadata, 9);
+        });
+        let mut client = Client::connect(&addr).unwrap();
+        assert_eq!(client.max_version(ApiKey::Metadata), Some(9));
+        let error = client.metadata(None, false).err().unwrap();
+        assert!(error.contains("correlation id"), "{error}");
+        let error = client.delete_topic("x").err().unwrap();
+        assert!(error.contains("does not support DeleteTopics"), "{error}");
+        broker.join().unwrap();
+    }
+
+    /// KIP-511: a broker without ApiVersions v3 answers in v0 with UNSUPPORTED_VERSION and its
+    /// range; the client asks again at the highest version both know.
+    #[test]
+    fn api_versions_fall_back_to_the_brokers_version() {
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let range = |key: ApiKey, max: i16| {
+            ApiVersion::default()
+                .with_api_key(key as i16)
+                .with_min_version(0)
+                .with_max_version(max)
+        };
+        let broker = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let (id, key, version) = read_request(&mut stream);
+            assert_eq!((key, version), (ApiKey::ApiVersions as i16, 3));
+            let refusal = ApiVersionsResponse::default()
+                .with_error_code(UNSUPPORTED_VERSION)
+                .with_api_keys(vec![range(ApiKey::ApiVersions, 2)]);
+            write_response(&mut stream, id, 0, &refusal, 0);
+            let (id, key, version) = read_request(&mut stream);
+            assert_eq!((key, version), (ApiKey::ApiVersions as i16, 2));
+            let versions = ApiVersionsResponse::default().with_api_keys(vec![
+                range(ApiKey::ApiVersions, 2),
+                range(ApiKey::Metadata, 12),
+            ]);
+            write_response(&mut stream, id, 0, &versions, 2);
+        });
+        let client = Client::connect(&addr).unwrap();
+        assert_eq!(client.max_version(ApiKey::Metadata), Some(12));
+        broker.join().unwrap();
+    }
+
+    fn read_request(stream: &mut TcpStream) -> (i32, i16, i16) {
+        let mut size = [0u8; 4];
+        stream.read_exact(&mut size).unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        stream.read_exact(&mut body).unwrap();
+        let key = i16::from_be_bytes([body[0], body[1]]);
+        let version = i16::from_be_bytes([body[2], body[3]]);
+        let id = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+        (id, key, version)
+    }
+
+    fn write_response<M: Encodable>(
+        stream: &mut TcpStream,
+        id: i32,
+        header_version: i16,
+        body: &M,
+        version: i16,
+    ) {
+        let mut frame = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(id)
+            .encode(&mut frame, header_version)
+            .unwrap();
+        body.encode(&mut frame, version).unwrap();
+        stream
+            .write_all(&(frame.len() as i32).to_be_bytes())
+            .unwrap();
+        stream.write_all(&frame).unwrap();
+    }
+}
