@@ -44,7 +44,7 @@ pub enum IoOp {
     Write {
         file: SegmentFile,
         position: u64,
-        data: Vec<u8>,
+        data: Bytes,
     },
     /// fdatasync the file.
     Sync { file: SegmentFile },

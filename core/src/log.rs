@@ -42,7 +42,7 @@ struct IndexEntry {
 pub struct SegmentWrite {
     pub segment_base_offset: i64,
     pub position: u64,
-    pub data: Vec<u8>,
+    pub data: Bytes,
 }
 
 /// What a read at an offset found.
@@ -75,6 +75,8 @@ pub struct RecoveryReport {
     pub stop_reason: Option<String>,
     pub batches: usize,
     pub next_offset: i64,
+    /// Where the last valid batch starts, if there is one.
+    pub last_batch_position: Option<u64>,
 }
 
 impl RecoveryReport {
@@ -108,7 +110,10 @@ pub struct PartitionLog {
     partial_block: Vec<u8>,
     /// Appended batches not yet handed out in a write.
     unwritten: Vec<Bytes>,
-    write_in_flight: Option<i64>,
+    /// The write handed out and not yet completed, with the offset it brings `written_offset` to.
+    write_in_flight: Option<(i64, SegmentWrite)>,
+    /// A write that failed (disk full, say): handed out again by the next `poll_write`.
+    failed_write: Option<(i64, SegmentWrite)>,
     sync_in_flight: Option<i64>,
     /// The newest batches, served to readers at the tail without touching the disk.
     tail: VecDeque<(i64, Bytes)>,
@@ -141,6 +146,7 @@ impl PartitionLog {
             partial_block: Vec::new(),
             unwritten: Vec::new(),
             write_in_flight: None,
+            failed_write: None,
             sync_in_flight: None,
             tail: VecDeque::new(),
             tail_bytes: 0,
@@ -211,6 +217,7 @@ impl PartitionLog {
             stop_reason,
             batches: log.index.len(),
             next_offset: log.log_end_offset,
+            last_batch_position: log.index.last().map(|e| e.position),
         };
         log.check_invariants();
         (log, report)
@@ -307,7 +314,15 @@ impl PartitionLog {
 
     /// The next write to hand to the shell, if appended bytes wait and no write is in flight.
     pub fn poll_write(&mut self) -> Option<SegmentWrite> {
-        if self.write_in_flight.is_some() || self.unwritten.is_empty() {
+        if self.write_in_flight.is_some() {
+            return None;
+        }
+        if let Some(retry) = self.failed_write.take() {
+            let write = retry.1.clone();
+            self.write_in_flight = Some(retry);
+            return Some(write);
+        }
+        if self.unwritten.is_empty() {
             return None;
         }
         let position = align_down(self.submitted_bytes);
@@ -327,19 +342,32 @@ impl PartitionLog {
         self.partial_block = data[partial_start..].to_vec();
         data.resize(align_up(logical_len as u64) as usize, 0);
         self.submitted_bytes = logical_end;
-        self.write_in_flight = Some(self.log_end_offset);
-        Some(SegmentWrite {
+        let write = SegmentWrite {
             segment_base_offset: self.segment_base_offset,
             position,
-            data,
-        })
+            data: Bytes::from(data),
+        };
+        self.write_in_flight = Some((self.log_end_offset, write.clone()));
+        Some(write)
     }
 
     /// The write handed out last is on disk (not yet durable).
     pub fn handle_write_done(&mut self) {
-        let end = self.write_in_flight.take().expect("a write was in flight");
+        let (end, _) = self.write_in_flight.take().expect("a write was in flight");
         assert!(end >= self.written_offset);
         self.written_offset = end;
+    }
+
+    /// The write handed out last failed; the next `poll_write` hands it out again. Later
+    /// appends wait behind it, so the file never has a hole.
+    pub fn handle_write_failed(&mut self) {
+        let failed = self.write_in_flight.take().expect("a write was in flight");
+        self.failed_write = Some(failed);
+    }
+
+    /// Everything below is written to the file (not necessarily durable).
+    pub fn written_offset(&self) -> i64 {
+        self.written_offset
     }
 
     /// Whether to fsync now: something is written that is not flushed, and no sync is in flight.

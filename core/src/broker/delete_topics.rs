@@ -46,6 +46,7 @@ impl Broker {
                     let topic = self.topics.remove(&name).expect("found above");
                     self.dirty.retain(|(n, _)| *n != name);
                     self.offline.retain(|(id, _)| *id != topic_id);
+                    self.storage_retry_at.retain(|(id, _), _| *id != topic_id);
                     self.metadata_version += 1;
                     let remove = IoOp::RemoveTopicDir {
                         topic_dir: topic.dir_name(),

@@ -47,7 +47,22 @@ pub struct Config {
     pub tail_cache_bytes_per_partition: usize,
     /// Seeds topic and cluster ids.
     pub seed: u64,
+    /// A known bug switched on, so the simulator can show its checkers catch it. Never set in
+    /// production.
+    pub planted_bug: Option<PlantedBug>,
 }
+
+/// Bugs the simulator plants to prove its checkers are checking (a `--buggify` switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Answer acks=all once the batch is written, before its fsync.
+    AckBeforeFsync,
+    /// Drop the last batch of every partition when recovering after a restart.
+    LoseLastBatchOnRecovery,
+}
+
+/// How long a partition whose write failed (disk full, say) waits before writing again.
+pub const STORAGE_RETRY_MS: i64 = 1_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -60,6 +75,7 @@ impl Default for Config {
             default_replication_factor: 1,
             tail_cache_bytes_per_partition: 4 * 1024 * 1024,
             seed: 0,
+            planted_bug: None,
         }
     }
 }
@@ -110,6 +126,8 @@ pub struct Broker {
     topics: BTreeMap<String, Topic>,
     /// Partitions whose storage failed: they answer KAFKA_STORAGE_ERROR.
     offline: BTreeSet<(TopicId, i32)>,
+    /// Offline partitions whose failed write is retried at the given time.
+    storage_retry_at: BTreeMap<(TopicId, i32), i64>,
     /// Partitions with appended data not yet flushed.
     dirty: BTreeSet<(String, i32)>,
     /// The metadata version in memory, the one on disk, and the one being written.
@@ -141,6 +159,7 @@ impl Broker {
             rng,
             topics: BTreeMap::new(),
             offline: BTreeSet::new(),
+            storage_retry_at: BTreeMap::new(),
             dirty: BTreeSet::new(),
             // Version 1 is the empty table of a fresh data directory; it is persisted first.
             metadata_version: 1,
@@ -274,6 +293,7 @@ impl Broker {
 
     /// Time has reached a deadline from [`Broker::poll_timeout`].
     pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.retry_storage(now_ms);
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
         self.pump_io();
@@ -508,9 +528,22 @@ impl Broker {
             return;
         };
         let name = topic.name.clone();
+        let log = &mut topic.partitions[partition as usize];
         match result {
-            IoResult::Failed(error) => self.take_offline(now_ms, id, &name, partition, &error),
-            _ => topic.partitions[partition as usize].handle_write_done(),
+            IoResult::Failed(error) => {
+                log.handle_write_failed();
+                // Disk full and the like: answer KAFKA_STORAGE_ERROR meanwhile, then try again.
+                self.storage_retry_at
+                    .insert((id, partition), now_ms + STORAGE_RETRY_MS);
+                let retry = format!("{error}; retrying in {STORAGE_RETRY_MS} ms");
+                self.take_offline(now_ms, id, &name, partition, &retry);
+            }
+            _ => {
+                log.handle_write_done();
+                if self.config.planted_bug == Some(PlantedBug::AckBeforeFsync) {
+                    self.complete_produces(now_ms);
+                }
+            }
         }
     }
 
@@ -520,7 +553,12 @@ impl Broker {
         };
         let name = topic.name.clone();
         match result {
-            IoResult::Failed(error) => self.take_offline(now_ms, id, &name, partition, &error),
+            IoResult::Failed(error) => {
+                // After a failed fsync nothing is known about what reached the disk: the
+                // partition stays offline until a restart recovers it from what is there.
+                let error = format!("{error}; offline until restart");
+                self.take_offline(now_ms, id, &name, partition, &error)
+            }
             _ => {
                 if topic.partitions[partition as usize].handle_sync_done() {
                     self.complete_produces(now_ms);
@@ -530,7 +568,7 @@ impl Broker {
         }
     }
 
-    /// A partition whose file failed stops taking writes; the others carry on.
+    /// A partition whose storage failed stops taking produces; the others carry on.
     fn take_offline(&mut self, now_ms: i64, id: TopicId, name: &str, partition: i32, error: &str) {
         self.log(
             Level::Error,
@@ -539,6 +577,28 @@ impl Broker {
         self.offline.insert((id, partition));
         self.dirty.remove(&(name.to_string(), partition));
         self.complete_produces(now_ms);
+    }
+
+    /// Brings back partitions whose failed write is due for another try.
+    fn retry_storage(&mut self, now_ms: i64) {
+        let due: Vec<(TopicId, i32)> = self
+            .storage_retry_at
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(key, _)| *key)
+            .collect();
+        for (id, partition) in due {
+            self.storage_retry_at.remove(&(id, partition));
+            self.offline.remove(&(id, partition));
+            if let Some(topic) = self.topics.values().find(|t| t.id == id) {
+                let name = topic.name.clone();
+                self.log(
+                    Level::Info,
+                    format!("partition {name}-{partition}: retrying the failed write"),
+                );
+                self.dirty.insert((name, partition));
+            }
+        }
     }
 
     fn on_metadata_persisted(&mut self, version: u64, result: IoResult) {

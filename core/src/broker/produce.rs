@@ -213,8 +213,12 @@ impl Broker {
         if self.offline.contains(&(id, partition)) {
             return Some(errors::KAFKA_STORAGE_ERROR);
         }
-        (topic.partitions[partition as usize].flushed_offset() > last_offset)
-            .then_some(errors::NONE)
+        let log = &topic.partitions[partition as usize];
+        let durable = match self.config.planted_bug {
+            Some(super::PlantedBug::AckBeforeFsync) => log.written_offset(),
+            _ => log.flushed_offset(),
+        };
+        (durable > last_offset).then_some(errors::NONE)
     }
 
     /// Settles the awaited partitions of a waiting produce; true when none still waits. With

@@ -63,7 +63,15 @@ impl Broker {
     /// `valid_bytes` (when `needs_truncate`) and sync it before serving.
     pub fn recover_partition(&mut self, file: &SegmentFile, data: &[u8]) -> RecoveryReport {
         let tail_bytes_max = self.config.tail_cache_bytes_per_partition;
-        let (log, report) = PartitionLog::recover(file.base_offset, data, tail_bytes_max);
+        let (mut log, mut report) = PartitionLog::recover(file.base_offset, data, tail_bytes_max);
+        if let (Some(super::PlantedBug::LoseLastBatchOnRecovery), Some(last)) =
+            (self.config.planted_bug, report.last_batch_position)
+        {
+            let file_bytes = report.file_bytes;
+            (log, report) =
+                PartitionLog::recover(file.base_offset, &data[..last as usize], tail_bytes_max);
+            report.file_bytes = file_bytes;
+        }
         let topic = self
             .topics
             .values_mut()

@@ -526,3 +526,69 @@ fn an_array_length_bomb_is_a_decode_error_not_an_abort() {
     h.step();
     assert_eq!(h.closed, vec![6]);
 }
+
+#[test]
+fn a_failed_write_answers_storage_error_then_is_retried_and_recovers() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.hold_io = true;
+    h.produce(1, "t", 0, -1, make_batch(&[b"a"], 5));
+    let write = h
+        .held
+        .iter()
+        .position(|c| matches!(c.op, IoOp::Write { .. }))
+        .unwrap();
+    let failed = h.held.remove(write);
+    h.broker.handle_io_done(
+        h.now_ms,
+        failed.token,
+        IoResult::Failed("No space left on device".into()),
+    );
+    h.hold_io = false;
+    h.step();
+    assert_eq!(h.produce_result(1).0, errors::KAFKA_STORAGE_ERROR);
+    h.produce(1, "t", 0, -1, make_batch(&[b"b"], 5));
+    assert_eq!(
+        h.produce_result(1).0,
+        errors::KAFKA_STORAGE_ERROR,
+        "offline until the retry"
+    );
+    h.now_ms += STORAGE_RETRY_MS;
+    h.broker.handle_timeout(h.now_ms);
+    h.step();
+    h.fetch(2, "t", 0, 0);
+    let (error, high_watermark, records) = h.fetch_result(2);
+    assert_eq!(
+        (error, high_watermark),
+        (errors::NONE, 1),
+        "the failed write went through on retry"
+    );
+    assert_eq!(offsets_in(&records), vec![0]);
+    h.produce(1, "t", 0, -1, make_batch(&[b"c"], 5));
+    assert_eq!(h.produce_result(1), (errors::NONE, 1));
+}
+
+#[test]
+fn planted_ack_before_fsync_answers_before_the_sync() {
+    let config = Config {
+        planted_bug: Some(PlantedBug::AckBeforeFsync),
+        ..Config::default()
+    };
+    let mut h = Harness::new(config);
+    h.create_topic("t", 1);
+    h.hold_io = true;
+    h.produce(1, "t", 0, -1, make_batch(&[b"a"], 5));
+    let write = h
+        .held
+        .iter()
+        .position(|c| matches!(c.op, IoOp::Write { .. }))
+        .unwrap();
+    let write = h.held.remove(write);
+    h.broker
+        .handle_io_done(h.now_ms, write.token, IoResult::Done);
+    h.step();
+    assert!(
+        h.has_response(1),
+        "the planted bug acknowledges with the sync still pending"
+    );
+}
