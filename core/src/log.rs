@@ -18,7 +18,7 @@
 //! the file holds the batches back to back with only zeros after the logical end. At most one
 //! write per segment is in flight, so two writes of the same block never race.
 
-use crate::batch::{self, BatchError, BatchInfo};
+use crate::batch::{self, BatchInfo};
 use crate::producers::{ProducerStates, SequenceCheck};
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -54,11 +54,13 @@ pub enum ReadPlan {
     Empty,
     /// The batches, from the tail cache.
     Cached(Vec<Bytes>),
-    /// The batches must be read from the segment: `len` bytes at `position`.
+    /// The batches must be read from the segment: `len` bytes at `position`, the first batch
+    /// starting at offset `base_offset`.
     Disk {
         segment_base_offset: i64,
         position: u64,
         len: usize,
+        base_offset: i64,
     },
 }
 
@@ -238,10 +240,30 @@ impl PartitionLog {
     pub fn segment_base_offset(&self) -> i64 {
         self.segment_base_offset
     }
+    /// Bytes of batches appended to the segment, written or not (DescribeLogDirs).
+    pub fn segment_bytes(&self) -> u64 {
+        self.segment_bytes
+    }
+
+    /// Moves the log start forward to `offset` (DeleteRecords, or recovery re-applying it):
+    /// offsets below it are no longer served. An offset at or below the current start changes
+    /// nothing. The bytes stay in the segment until segments roll and old ones are deleted
+    /// (issue 3). Only committed offsets may be deleted: `offset` is at most the high watermark.
+    pub fn advance_log_start(&mut self, offset: i64) {
+        assert!(
+            offset <= self.high_watermark,
+            "log start {offset} beyond the high watermark {}",
+            self.high_watermark
+        );
+        self.log_start_offset = self.log_start_offset.max(offset);
+        self.check_invariants();
+    }
+
     /// Largest timestamp in the log and the offset of the batch holding it (ListOffsets -3).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
         self.index
             .iter()
+            .filter(|e| e.last_offset >= self.log_start_offset)
             .filter(|e| e.last_offset < self.high_watermark)
             .max_by_key(|e| e.max_timestamp)
             .map(|e| (e.max_timestamp, e.last_offset))
@@ -252,6 +274,7 @@ impl PartitionLog {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
         self.index
             .iter()
+            .skip_while(|e| e.last_offset < self.log_start_offset)
             .take_while(|e| e.last_offset < self.high_watermark)
             .find(|e| e.max_timestamp >= timestamp)
             .map(|e| (e.base_offset.max(self.log_start_offset), e.max_timestamp))
@@ -441,6 +464,7 @@ impl PartitionLog {
             segment_base_offset: self.segment_base_offset,
             position: first_entry.position,
             len: total,
+            base_offset: first_entry.base_offset,
         }
     }
 
@@ -454,10 +478,22 @@ impl PartitionLog {
     }
 }
 
-/// Validates batches read back from disk before they are served: a corrupt batch is never
-/// sent to a consumer.
-pub fn verify_read(data: &[u8]) -> Result<usize, BatchError> {
-    batch::validate_all(data).map(|batches| batches.len())
+/// Validates batches read back from disk before they are served, so a corrupt batch is never
+/// sent to a consumer: each CRC, and the base offsets, which the CRC does not cover, against
+/// the offsets the index expects (dense from `base_offset`).
+pub fn verify_read(data: &[u8], base_offset: i64) -> Result<usize, String> {
+    let batches = batch::validate_all(data).map_err(|e| e.to_string())?;
+    let mut expected = base_offset;
+    for info in &batches {
+        if info.base_offset != expected {
+            return Err(format!(
+                "batch has base offset {}, expected {expected}",
+                info.base_offset
+            ));
+        }
+        expected = info.last_offset() + 1;
+    }
+    Ok(batches.len())
 }
 
 #[cfg(test)]
@@ -617,6 +653,35 @@ mod tests {
     }
 
     #[test]
+    fn a_moved_log_start_hides_older_offsets_from_reads_and_timestamp_lookups() {
+        let mut log = PartitionLog::new(1 << 20);
+        let mut file = Vec::new();
+        for _ in 0..3 {
+            append_values(&mut log, &[b"a", b"b"]);
+        }
+        flush(&mut log, &mut file);
+        log.advance_log_start(3);
+        assert_eq!(log.log_start_offset(), 3);
+        assert_eq!(log.read(2, 1 << 20), ReadPlan::OutOfRange);
+        match log.read(3, 1 << 20) {
+            // The batch holding offset 3 starts at 2, as in Kafka: the consumer skips offset 2.
+            ReadPlan::Cached(batches) => assert_eq!(batches.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(log.offset_for_timestamp(0), Some((3, 1_001)));
+        log.advance_log_start(1);
+        assert_eq!(log.log_start_offset(), 3, "the log start never moves back");
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond the high watermark")]
+    fn the_log_start_cannot_pass_the_high_watermark() {
+        let mut log = PartitionLog::new(1 << 20);
+        append_values(&mut log, &[b"a"]);
+        log.advance_log_start(1);
+    }
+
+    #[test]
     fn reads_below_the_tail_cache_go_to_disk_at_the_batch_position() {
         let mut log = PartitionLog::new(1);
         let mut file = Vec::new();
@@ -630,10 +695,14 @@ mod tests {
             ReadPlan::Disk {
                 segment_base_offset: 0,
                 position: size as u64,
-                len: size
+                len: size,
+                base_offset: 1,
             }
         );
         assert!(matches!(log.read(2, size), ReadPlan::Cached(_)));
-        assert_eq!(verify_read(&file[size..2 * size]), Ok(1));
+        assert_eq!(verify_read(&file[size..2 * size], 1), Ok(1));
+        assert!(verify_read(&file[size..2 * size], 2)
+            .unwrap_err()
+            .contains("base offset 1"));
     }
 }

@@ -44,8 +44,142 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("segment.ms", "604800000"),
 ];
 
+/// Kafka's config types, with the codes DescribeConfigs v3+ reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// How Kafka describes a topic config: its type, and the broker setting it falls back to when
+/// the topic does not override it (its synonym), with that setting's Kafka default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigSpec {
+    pub key: &'static str,
+    pub kind: ConfigType,
+    pub broker_key: &'static str,
+    pub broker_default: &'static str,
+    pub broker_kind: ConfigType,
+}
+
+/// One entry per key of [`TOPIC_CONFIGS`], in the same order.
+pub const TOPIC_CONFIG_SPECS: &[ConfigSpec] = &[
+    spec(
+        "cleanup.policy",
+        ConfigType::List,
+        "log.cleanup.policy",
+        "delete",
+        ConfigType::List,
+    ),
+    spec(
+        "compression.type",
+        ConfigType::String,
+        "compression.type",
+        "producer",
+        ConfigType::String,
+    ),
+    spec(
+        "flush.messages",
+        ConfigType::Long,
+        "log.flush.interval.messages",
+        "9223372036854775807",
+        ConfigType::Long,
+    ),
+    spec(
+        "flush.ms",
+        ConfigType::Long,
+        "log.flush.scheduler.interval.ms",
+        "9223372036854775807",
+        ConfigType::Long,
+    ),
+    spec(
+        "max.message.bytes",
+        ConfigType::Int,
+        "message.max.bytes",
+        "1048588",
+        ConfigType::Int,
+    ),
+    spec(
+        "message.timestamp.type",
+        ConfigType::String,
+        "log.message.timestamp.type",
+        "CreateTime",
+        ConfigType::String,
+    ),
+    spec(
+        "min.insync.replicas",
+        ConfigType::Int,
+        "min.insync.replicas",
+        "1",
+        ConfigType::Int,
+    ),
+    spec(
+        "retention.bytes",
+        ConfigType::Long,
+        "log.retention.bytes",
+        "-1",
+        ConfigType::Long,
+    ),
+    spec(
+        "retention.ms",
+        ConfigType::Long,
+        "log.retention.hours",
+        "168",
+        ConfigType::Int,
+    ),
+    spec(
+        "segment.bytes",
+        ConfigType::Int,
+        "log.segment.bytes",
+        "1073741824",
+        ConfigType::Int,
+    ),
+    spec(
+        "segment.ms",
+        ConfigType::Long,
+        "log.roll.hours",
+        "168",
+        ConfigType::Int,
+    ),
+];
+
+const fn spec(
+    key: &'static str,
+    kind: ConfigType,
+    broker_key: &'static str,
+    broker_default: &'static str,
+    broker_kind: ConfigType,
+) -> ConfigSpec {
+    ConfigSpec {
+        key,
+        kind,
+        broker_key,
+        broker_default,
+        broker_kind,
+    }
+}
+
+pub fn config_spec(key: &str) -> Option<&'static ConfigSpec> {
+    TOPIC_CONFIG_SPECS.iter().find(|s| s.key == key)
+}
+
+/// Kafka's default of a topic config, `None` for an unknown key.
+pub fn config_default(key: &str) -> Option<&'static str> {
+    TOPIC_CONFIGS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+}
+
 /// Checks one `key=value` topic config; the error names the problem.
 pub fn validate_config(key: &str, value: &str) -> Result<(), String> {
+    if value.contains(['\t', '\n']) {
+        // The metadata file is tab- and line-separated.
+        return Err(format!("value of {key} contains a tab or newline"));
+    }
     let numeric = |min: i64| -> Result<(), String> {
         match value.parse::<i64>() {
             Ok(v) if v >= min => Ok(()),
@@ -105,8 +239,9 @@ pub struct Topic {
     /// Overrides of the defaults in [`TOPIC_CONFIGS`].
     pub configs: BTreeMap<String, String>,
     pub partitions: Vec<PartitionLog>,
-    /// The metadata version that created this topic: no data of the topic is written to disk
-    /// before that version is persisted, so a crash never leaves data without its topic.
+    /// The metadata version that created this topic or last added partitions to it: no data of
+    /// the topic is written to disk before that version is persisted, so a crash never leaves
+    /// data without its topic or partition.
     pub created_in_version: u64,
 }
 
@@ -148,6 +283,8 @@ pub struct TopicRecord {
     pub id: TopicId,
     pub partitions: i32,
     pub configs: BTreeMap<String, String>,
+    /// Log start offsets moved by DeleteRecords; partitions not listed start at 0.
+    pub log_start_offsets: BTreeMap<i32, i64>,
 }
 
 const METADATA_MAGIC: &str = "spate-metadata v1";
@@ -161,7 +298,9 @@ pub struct MetadataImage {
     pub topics: Vec<TopicRecord>,
 }
 
-/// The persisted metadata: a small text file, one topic a line, tab-separated.
+/// The persisted metadata: a small text file, one topic a line, tab-separated, each followed by
+/// a `start` line per partition whose log start offset is above 0 (files without `start` lines,
+/// from before DeleteRecords, read as all partitions starting at 0).
 pub fn encode_metadata(image: &MetadataImage) -> Vec<u8> {
     let mut out = format!(
         "{METADATA_MAGIC}\ncluster\t{}\nproducer_ids\t{}\n",
@@ -178,6 +317,12 @@ pub fn encode_metadata(image: &MetadataImage) -> Vec<u8> {
             out.push_str(&format!("\t{key}={value}"));
         }
         out.push('\n');
+        for (partition, offset) in &topic.log_start_offsets {
+            out.push_str(&format!(
+                "start\t{}\t{partition}\t{offset}\n",
+                topic.id.to_hex()
+            ));
+        }
     }
     out.into_bytes()
 }
@@ -216,7 +361,19 @@ pub fn decode_metadata(data: &[u8]) -> Result<MetadataImage, String> {
                     id,
                     partitions,
                     configs,
+                    log_start_offsets: BTreeMap::new(),
                 });
+            }
+            Some("start") => {
+                let id = fields.next().and_then(TopicId::from_hex).ok_or_else(bad)?;
+                let partition: i32 = fields.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                let offset: i64 = fields.next().and_then(|o| o.parse().ok()).ok_or_else(bad)?;
+                // A start line follows its topic's line.
+                let topic = topics.iter_mut().find(|t| t.id == id).ok_or_else(bad)?;
+                if !(0..topic.partitions).contains(&partition) || offset < 0 {
+                    return Err(bad());
+                }
+                topic.log_start_offsets.insert(partition, offset);
             }
             Some("") => {}
             _ => return Err(bad()),
@@ -263,6 +420,7 @@ mod tests {
             id: TopicId([7; 16]),
             partitions: 3,
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
+            log_start_offsets: BTreeMap::from([(2, 17)]),
         }];
         let image = MetadataImage {
             cluster_id: "abc".into(),
@@ -273,5 +431,35 @@ mod tests {
         assert_eq!(decode_metadata(&bytes).unwrap(), image);
         assert!(decode_metadata(b"garbage").is_err());
         assert!(decode_metadata(b"spate-metadata v1\ncluster\tx\ntopic\tzz\n").is_err());
+    }
+
+    #[test]
+    fn metadata_without_start_lines_reads_as_log_start_zero() {
+        let id = TopicId([7; 16]).to_hex();
+        let old = format!("spate-metadata v1\ncluster\tabc\nproducer_ids\t0\ntopic\t{id}\tt\t2\n");
+        let image = decode_metadata(old.as_bytes()).unwrap();
+        assert!(image.topics[0].log_start_offsets.is_empty());
+        let orphan = format!("{old}start\t{}\t0\t5\n", TopicId([8; 16]).to_hex());
+        assert!(
+            decode_metadata(orphan.as_bytes()).is_err(),
+            "a start line needs its topic"
+        );
+        let out_of_range = format!("{old}start\t{id}\t2\t5\n");
+        assert!(decode_metadata(out_of_range.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn every_topic_config_has_a_kafka_spec() {
+        let keys: Vec<&str> = TOPIC_CONFIGS.iter().map(|(k, _)| *k).collect();
+        let specs: Vec<&str> = TOPIC_CONFIG_SPECS.iter().map(|s| s.key).collect();
+        assert_eq!(keys, specs);
+    }
+
+    #[test]
+    fn config_values_with_tabs_or_newlines_are_refused() {
+        assert!(validate_config("cleanup.policy", "delete\t")
+            .unwrap_err()
+            .contains("tab"));
+        assert!(validate_config("compression.type", "gzip\n").is_err());
     }
 }

@@ -1,3 +1,967 @@
-//! The simulated shell (issue 5): one thread, virtual time and one seed driving the same
-//! `spate-core` state machines as production, with simulated network, disks and crashes.
-//! Empty for now; the core's command/event interface (`spate_core::io`) is what it will drive.
+//! The simulated shell: one thread, virtual time, one seed. It drives the same `spate-core`
+//! broker as production, with simulated clients speaking the Kafka protocol, a simulated network
+//! (latency, loss, partitions) and a simulated disk (latency, crash loses unsynced writes, torn
+//! writes, bit rot on read, full disk), and crashes and restarts the node.
+//!
+//! A run has three phases: faults (everything may go wrong), quiet (faults stop, the node is up,
+//! producers finish what they started: liveness), and verify (a last crash and restart, then a
+//! verifier reads every partition from the start). What the clients saw is the `History`; the
+//! checkers in `sim-tests` judge it. Every event is folded into a trace hash: the same seed gives
+//! the same hash.
+
+mod client;
+pub mod disk;
+mod faults;
+pub mod history;
+pub mod rng;
+
+pub use faults::Faults;
+pub use history::{Ack, History};
+
+use bytes::Bytes;
+use client::{Client, Micros, Role, Step};
+use disk::SimDisk;
+use rng::Stream;
+use spate_core::broker::{Broker, Config, PlantedBug};
+use spate_core::io::{ConnId, IoOp, IoResult, IoToken, Output};
+use std::collections::{BTreeMap, VecDeque};
+
+/// The node's wall clock at virtual time zero (a date in 2023, in Kafka's milliseconds).
+const EPOCH_MS: i64 = 1_700_000_000_000;
+/// The verify phase must finish within this much virtual time.
+const VERIFY_US: Micros = 30_000_000;
+
+/// How a run is bounded and what it plants.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    /// Virtual seconds of the fault phase.
+    pub fault_secs: u64,
+    /// Virtual seconds given to the quiet phase before liveness is judged.
+    pub quiet_secs: u64,
+    /// Events processed at most.
+    pub steps_max: u64,
+    pub planted_bug: Option<PlantedBug>,
+    /// Faults on (the default) or a clean run.
+    pub faults: bool,
+    /// Print the node's log lines and the fault events as they happen.
+    pub verbose: bool,
+}
+
+impl Options {
+    pub fn new(seed: u64) -> Options {
+        Options {
+            seed,
+            fault_secs: 10,
+            quiet_secs: 20,
+            steps_max: 10_000_000,
+            planted_bug: None,
+            faults: true,
+            verbose: false,
+        }
+    }
+}
+
+/// A run's summary.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub events: u64,
+    pub virtual_us: Micros,
+    pub crashes: u64,
+    pub writes_kept: u64,
+    pub writes_torn: u64,
+    pub writes_lost: u64,
+    pub bit_flips: u64,
+    pub dropped_messages: u64,
+    pub failed_writes: u64,
+    pub requests: u64,
+    pub log_lines: u64,
+}
+
+pub struct Outcome {
+    pub faults: Faults,
+    pub history: History,
+    pub stats: Stats,
+    pub trace_hash: u64,
+}
+
+#[derive(Debug)]
+enum Event {
+    ClientTick {
+        client: usize,
+        generation: u64,
+    },
+    ToNode {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    ToClient {
+        conn: ConnId,
+        frame: Bytes,
+    },
+    ConnClosed {
+        conn: ConnId,
+    },
+    IoDone {
+        incarnation: u64,
+        token: IoToken,
+        io: PendingIo,
+    },
+    NodeTimer {
+        incarnation: u64,
+        generation: u64,
+    },
+    Crash,
+    Restart,
+    Partition {
+        client: Option<usize>,
+        heal_at: Micros,
+    },
+    DiskFull {
+        until: Micros,
+    },
+    ClockJump {
+        delta_ms: i64,
+    },
+    QuietPhase,
+    FinalCrash,
+    Verify,
+    End,
+}
+
+impl Event {
+    /// A number per kind, for the trace hash.
+    fn tag(&self) -> u64 {
+        match self {
+            Event::ClientTick { .. } => 1,
+            Event::ToNode { .. } => 2,
+            Event::ToClient { .. } => 3,
+            Event::ConnClosed { .. } => 4,
+            Event::IoDone { .. } => 5,
+            Event::NodeTimer { .. } => 6,
+            Event::Crash => 7,
+            Event::Restart => 8,
+            Event::Partition { .. } => 9,
+            Event::DiskFull { .. } => 10,
+            Event::ClockJump { .. } => 11,
+            Event::QuietPhase => 12,
+            Event::FinalCrash => 13,
+            Event::Verify => 14,
+            Event::End => 15,
+        }
+    }
+}
+
+/// What an I/O command does when it completes.
+#[derive(Debug)]
+enum PendingIo {
+    Write {
+        path: String,
+        id: u64,
+    },
+    FailedWrite {
+        path: String,
+        id: Option<u64>,
+    },
+    Sync {
+        id: u64,
+    },
+    Read {
+        path: String,
+        position: u64,
+        len: usize,
+    },
+    Metadata,
+    FailedMetadata,
+    RemoveDir {
+        dir: String,
+    },
+}
+
+#[derive(Debug)]
+struct Conn {
+    client: usize,
+    incarnation: u64,
+    open: bool,
+    inbox: VecDeque<Bytes>,
+    busy: bool,
+    /// Messages in each direction keep their order, as on a TCP stream.
+    to_node_at: Micros,
+    to_client_at: Micros,
+}
+
+struct Node {
+    broker: Option<Broker>,
+    incarnation: u64,
+    clock_skew_ms: i64,
+    timer_generation: u64,
+}
+
+pub struct Sim {
+    options: Options,
+    faults: Faults,
+    now: Micros,
+    queue: BTreeMap<(Micros, u64), Event>,
+    next_seq: u64,
+    net: Stream,
+    io: Stream,
+    chance: Stream,
+    client_rngs: Vec<Stream>,
+    node: Node,
+    disk: SimDisk,
+    clients: Vec<Client>,
+    client_conn: Vec<Option<ConnId>>,
+    client_generation: Vec<u64>,
+    conns: BTreeMap<ConnId, Conn>,
+    next_conn: ConnId,
+    history: History,
+    stats: Stats,
+    trace: u64,
+    /// Faults apply only in the fault phase.
+    faulty: bool,
+    partitioned: BTreeMap<Option<usize>, Micros>,
+    disk_full_until: Micros,
+    quiet_at: Micros,
+    done: bool,
+}
+
+impl Sim {
+    pub fn new(options: Options) -> Sim {
+        let faults = Faults::derive(options.seed, options.faults);
+        let seed = options.seed;
+        let mut sim = Sim {
+            faults: faults.clone(),
+            now: 0,
+            queue: BTreeMap::new(),
+            next_seq: 0,
+            net: Stream::derive(seed, "net"),
+            io: Stream::derive(seed, "io"),
+            chance: Stream::derive(seed, "chance"),
+            client_rngs: Vec::new(),
+            node: Node {
+                broker: None,
+                incarnation: 0,
+                clock_skew_ms: 0,
+                timer_generation: 0,
+            },
+            disk: SimDisk::default(),
+            clients: Vec::new(),
+            client_conn: Vec::new(),
+            client_generation: Vec::new(),
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            history: History::default(),
+            stats: Stats::default(),
+            trace: 0xcbf2_9ce4_8422_2325,
+            faulty: options.faults,
+            partitioned: BTreeMap::new(),
+            disk_full_until: 0,
+            quiet_at: options.fault_secs * 1_000_000,
+            done: false,
+            options,
+        };
+        sim.add_clients();
+        sim.schedule_faults();
+        sim
+    }
+
+    fn add_clients(&mut self) {
+        let topic = "events";
+        let partitions = self.faults.partitions;
+        let mut roles = vec![Role::Admin {
+            topics: vec![(topic.to_string(), partitions)],
+            created: 0,
+            scratch: 0,
+            scratch_exists: false,
+        }];
+        for &(acks, idempotent) in &self.faults.producers.clone() {
+            roles.push(Client::producer(topic, partitions, acks, idempotent));
+        }
+        for _ in 0..self.faults.consumers {
+            roles.push(Client::consumer(topic, partitions, false));
+        }
+        for role in roles {
+            self.add_client(role, 0);
+        }
+    }
+
+    fn add_client(&mut self, role: Role, start_at: Micros) {
+        let id = self.clients.len();
+        self.clients.push(Client::new(id, role));
+        self.client_rngs
+            .push(Stream::derive(self.options.seed, &format!("client-{id}")));
+        self.client_conn.push(None);
+        self.client_generation.push(0);
+        self.schedule_tick(id, start_at.saturating_sub(self.now));
+    }
+
+    fn schedule_faults(&mut self) {
+        self.push(0, Event::Restart);
+        let fault_us = self.quiet_at;
+        let mut rng = Stream::derive(self.options.seed, "schedule");
+        if self.faults.crash_mean_ms > 0 {
+            let mut at = 0;
+            loop {
+                at += rng.range(
+                    self.faults.crash_mean_ms / 2,
+                    self.faults.crash_mean_ms * 3 / 2,
+                ) * 1000;
+                if at >= fault_us {
+                    break;
+                }
+                self.push(at, Event::Crash);
+            }
+        }
+        for _ in 0..self.faults.partitions_cut {
+            let at = rng.range(0, fault_us);
+            let heal_at = at + rng.range(100_000, 2_000_000);
+            let client = if rng.chance(300) {
+                None
+            } else {
+                Some(rng.range(0, self.clients.len() as u64 - 1) as usize)
+            };
+            self.push(at, Event::Partition { client, heal_at });
+        }
+        for _ in 0..self.faults.disk_full_windows {
+            let at = rng.range(0, fault_us);
+            let until = at + rng.range(100_000, 1_500_000);
+            self.push(at, Event::DiskFull { until });
+        }
+        for _ in 0..self.faults.clock_jumps {
+            let at = rng.range(0, fault_us);
+            let delta_ms = rng.range(0, 10_000) as i64 - 5_000;
+            self.push(at, Event::ClockJump { delta_ms });
+        }
+        self.push(fault_us, Event::QuietPhase);
+        self.push(
+            fault_us + self.options.quiet_secs * 1_000_000,
+            Event::FinalCrash,
+        );
+    }
+
+    fn push(&mut self, at: Micros, event: Event) {
+        self.queue.insert((at, self.next_seq), event);
+        self.next_seq += 1;
+    }
+
+    fn schedule_tick(&mut self, client: usize, after: Micros) {
+        self.client_generation[client] += 1;
+        let generation = self.client_generation[client];
+        self.push(self.now + after, Event::ClientTick { client, generation });
+    }
+
+    fn fold(&mut self, values: &[u64]) {
+        for value in values {
+            for byte in value.to_le_bytes() {
+                self.trace = (self.trace ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::ClientTick { client, generation } => {
+                if generation == self.client_generation[client] {
+                    self.tick_client(client);
+                }
+            }
+            Event::ToNode { conn, frame } => self.to_node(conn, frame),
+            Event::ToClient { conn, frame } => self.to_client(conn, frame),
+            Event::ConnClosed { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    if self.client_conn[c.client] == Some(conn) {
+                        self.client_conn[c.client] = None;
+                        self.clients[c.client].on_reset();
+                        self.schedule_tick(c.client, 10_000);
+                    }
+                }
+            }
+            Event::IoDone {
+                incarnation,
+                token,
+                io,
+            } => self.io_done(incarnation, token, io),
+            Event::NodeTimer {
+                incarnation,
+                generation,
+            } => {
+                if incarnation == self.node.incarnation && generation == self.node.timer_generation
+                {
+                    let now_ms = self.now_ms();
+                    if let Some(broker) = self.node.broker.as_mut() {
+                        broker.handle_timeout(now_ms);
+                        self.drain();
+                    }
+                }
+            }
+            Event::Crash => self.crash(),
+            Event::Restart => self.restart(),
+            Event::Partition { client, heal_at } if self.faulty => {
+                self.fold(&[client.map_or(u64::MAX, |c| c as u64), heal_at]);
+                self.partitioned.insert(client, heal_at);
+                let cut: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.open && client.is_none_or(|x| x == c.client))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for conn in cut {
+                    self.break_conn(conn);
+                }
+            }
+            Event::DiskFull { until } if self.faulty => {
+                self.disk_full_until = self.disk_full_until.max(until)
+            }
+            Event::ClockJump { delta_ms } if self.faulty => {
+                self.node.clock_skew_ms += delta_ms;
+                self.arm_timer();
+            }
+            Event::Partition { .. } | Event::DiskFull { .. } | Event::ClockJump { .. } => {}
+            Event::QuietPhase => self.quiet_phase(),
+            Event::FinalCrash => self.final_crash(),
+            Event::Verify => self.verify(),
+            Event::End => self.done = true,
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        EPOCH_MS + (self.now / 1000) as i64 + self.node.clock_skew_ms
+    }
+
+    fn is_cut(&self, client: usize) -> bool {
+        self.partitioned
+            .iter()
+            .any(|(who, heal_at)| *heal_at > self.now && who.is_none_or(|c| c == client))
+    }
+
+    fn latency(&mut self) -> Micros {
+        let (low, high) = self.faults.latency_us;
+        let base = self.net.range(low, high);
+        if self.faulty && self.net.chance(self.faults.latency_spike_per_mille) {
+            base + self.net.range(10_000, 300_000)
+        } else {
+            base
+        }
+    }
+
+    fn message_lost(&mut self) -> bool {
+        self.faulty && self.net.chance(self.faults.drop_per_mille)
+    }
+
+    fn topics_ready(&self) -> bool {
+        self.clients[0].topics_created()
+    }
+
+    // ---- clients ----
+
+    fn tick_client(&mut self, client: usize) {
+        let topics_ready = self.topics_ready();
+        let step: Step = {
+            let (clients, rngs) = (&mut self.clients, &mut self.client_rngs);
+            clients[client].tick(self.now, &mut rngs[client], &mut self.history, topics_ready)
+        };
+        if step.reset {
+            if let Some(conn) = self.client_conn[client].take() {
+                self.close_conn(conn);
+            }
+        }
+        if step.connect {
+            self.connect(client);
+        }
+        if let Some((frame, expects_response)) = step.send {
+            self.send_to_node(client, frame, expects_response);
+        }
+        if let Some(after) = step.wake_after_us {
+            self.schedule_tick(client, after);
+        }
+    }
+
+    fn connect(&mut self, client: usize) {
+        if self.node.broker.is_none() || self.is_cut(client) {
+            return;
+        }
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let incarnation = self.node.incarnation;
+        self.conns.insert(
+            conn,
+            Conn {
+                client,
+                incarnation,
+                open: true,
+                inbox: VecDeque::new(),
+                busy: false,
+                to_node_at: 0,
+                to_client_at: 0,
+            },
+        );
+        self.client_conn[client] = Some(conn);
+        self.clients[client].on_connected();
+        let latency = self.latency();
+        self.schedule_tick(client, latency);
+    }
+
+    fn send_to_node(&mut self, client: usize, frame: Bytes, _expects_response: bool) {
+        let Some(conn) = self.client_conn[client] else {
+            return;
+        };
+        self.stats.requests += 1;
+        if self.message_lost() || self.is_cut(client) {
+            self.stats.dropped_messages += 1;
+            return self.break_conn(conn);
+        }
+        let latency = self.latency();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let at = (self.now + latency).max(c.to_node_at);
+        c.to_node_at = at;
+        self.push(at, Event::ToNode { conn, frame });
+    }
+
+    fn to_client(&mut self, conn: ConnId, frame: Bytes) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let client = c.client;
+        if !c.open || self.client_conn[client] != Some(conn) {
+            return;
+        }
+        self.clients[client].on_response(frame, &mut self.history);
+        self.schedule_tick(client, 0);
+    }
+
+    /// The connection breaks: the node forgets it now, the client learns after a while.
+    fn break_conn(&mut self, conn: ConnId) {
+        self.close_conn(conn);
+        let delay = self.latency() + self.net.range(0, 200_000);
+        self.push(self.now + delay, Event::ConnClosed { conn });
+    }
+
+    fn close_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if c.open {
+                c.open = false;
+                if c.incarnation == self.node.incarnation {
+                    if let Some(broker) = self.node.broker.as_mut() {
+                        broker.handle_disconnect(conn);
+                    }
+                }
+            }
+        }
+    }
+
+    // ---- the node ----
+
+    fn to_node(&mut self, conn: ConnId, frame: Bytes) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if !c.open || c.incarnation != self.node.incarnation || self.node.broker.is_none() {
+            return;
+        }
+        c.inbox.push_back(frame);
+        self.pump_conn(conn);
+    }
+
+    /// Hands the connection's next request to the core when none is in it, as the shell does.
+    fn pump_conn(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.busy || !c.open {
+            return;
+        }
+        let Some(frame) = c.inbox.pop_front() else {
+            return;
+        };
+        c.busy = true;
+        let now_ms = self.now_ms();
+        if let Some(broker) = self.node.broker.as_mut() {
+            broker.handle_request(now_ms, conn, frame);
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        loop {
+            let Some(output) = self.node.broker.as_mut().and_then(Broker::poll_output) else {
+                break;
+            };
+            match output {
+                Output::Respond { conn, frame } => self.respond(conn, frame),
+                Output::NoResponse { conn } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.busy = false;
+                    }
+                    self.pump_conn(conn);
+                }
+                Output::Close { conn } => {
+                    self.history
+                        .problems
+                        .push(format!("the broker closed connection {conn}"));
+                    self.break_conn(conn);
+                }
+                Output::Io(command) => self.start_io(command.token, command.op),
+                Output::Log { level, message } => {
+                    self.stats.log_lines += 1;
+                    if self.options.verbose {
+                        eprintln!("{:>10.6} node {level:?}: {message}", self.now as f64 / 1e6);
+                    }
+                }
+            }
+        }
+        self.arm_timer();
+    }
+
+    fn respond(&mut self, conn: ConnId, frame: Bytes) {
+        let lost = self.message_lost();
+        let latency = self.latency();
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.busy = false;
+        if !c.open {
+            return;
+        }
+        let cut = self
+            .partitioned
+            .iter()
+            .any(|(who, heal_at)| *heal_at > self.now && who.is_none_or(|x| x == c.client));
+        if lost || cut {
+            self.stats.dropped_messages += 1;
+            return self.break_conn(conn);
+        }
+        let at = (self.now + latency).max(c.to_client_at);
+        c.to_client_at = at;
+        self.push(at, Event::ToClient { conn, frame });
+        self.pump_conn(conn);
+    }
+
+    fn arm_timer(&mut self) {
+        let Some(deadline_ms) = self.node.broker.as_ref().and_then(Broker::poll_timeout) else {
+            return;
+        };
+        self.node.timer_generation += 1;
+        let wait_ms = (deadline_ms - self.now_ms()).max(0) as u64;
+        let (incarnation, generation) = (self.node.incarnation, self.node.timer_generation);
+        self.push(
+            self.now + wait_ms * 1000,
+            Event::NodeTimer {
+                incarnation,
+                generation,
+            },
+        );
+    }
+
+    fn disk_full(&self) -> bool {
+        self.faulty && self.now < self.disk_full_until
+    }
+
+    fn start_io(&mut self, token: IoToken, op: IoOp) {
+        let (pending, latency) = match op {
+            IoOp::Write {
+                file,
+                position,
+                data,
+            } => {
+                let path = file.relative_path();
+                let latency = self
+                    .io
+                    .range(self.faults.write_us.0, self.faults.write_us.1);
+                if self.disk_full() {
+                    self.stats.failed_writes += 1;
+                    (PendingIo::FailedWrite { path, id: None }, latency)
+                } else {
+                    let id = self.disk.start_write(&path, position, data);
+                    (PendingIo::Write { path, id }, latency)
+                }
+            }
+            IoOp::Sync { file } => {
+                let id = self.disk.start_sync(&file.relative_path());
+                (
+                    PendingIo::Sync { id },
+                    self.io
+                        .range(self.faults.fsync_us.0, self.faults.fsync_us.1),
+                )
+            }
+            IoOp::Read {
+                file,
+                position,
+                len,
+            } => {
+                let latency = self.io.range(self.faults.read_us.0, self.faults.read_us.1);
+                (
+                    PendingIo::Read {
+                        path: file.relative_path(),
+                        position,
+                        len,
+                    },
+                    latency,
+                )
+            }
+            IoOp::PersistMetadata { data } => {
+                let latency = self
+                    .io
+                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1 * 2);
+                if self.disk_full() {
+                    (PendingIo::FailedMetadata, latency)
+                } else {
+                    self.disk.start_metadata(data);
+                    (PendingIo::Metadata, latency)
+                }
+            }
+            IoOp::RemoveTopicDir { topic_dir } => (
+                PendingIo::RemoveDir { dir: topic_dir },
+                self.io.range(100, 1_000),
+            ),
+        };
+        let incarnation = self.node.incarnation;
+        self.push(
+            self.now + latency,
+            Event::IoDone {
+                incarnation,
+                token,
+                io: pending,
+            },
+        );
+    }
+
+    fn io_done(&mut self, incarnation: u64, token: IoToken, io: PendingIo) {
+        if incarnation != self.node.incarnation || self.node.broker.is_none() {
+            return; // the node that asked crashed; the disk already decided what survived
+        }
+        let result = match io {
+            PendingIo::Write { path, id } => {
+                self.disk.complete_write(&path, id);
+                IoResult::Done
+            }
+            PendingIo::FailedWrite { path, id } => {
+                if let Some(id) = id {
+                    self.disk.fail_write(&path, id);
+                }
+                IoResult::Failed("No space left on device (os error 28)".into())
+            }
+            PendingIo::Sync { id } => {
+                self.disk.complete_sync(id);
+                IoResult::Done
+            }
+            PendingIo::Read {
+                path,
+                position,
+                len,
+            } => match self.disk.read(&path, position, len) {
+                Some(mut data) => {
+                    if self.faulty
+                        && !data.is_empty()
+                        && self.io.chance(self.faults.bitrot_per_mille)
+                    {
+                        let bit = self.io.range(0, data.len() as u64 * 8 - 1);
+                        data[(bit / 8) as usize] ^= 1 << (bit % 8);
+                        self.stats.bit_flips += 1;
+                    }
+                    IoResult::Data(Bytes::from(data))
+                }
+                None => IoResult::Failed(format!("{path}: short read at {position}")),
+            },
+            PendingIo::Metadata => {
+                self.disk.complete_metadata();
+                IoResult::Done
+            }
+            PendingIo::FailedMetadata => {
+                IoResult::Failed("No space left on device (os error 28)".into())
+            }
+            PendingIo::RemoveDir { dir } => {
+                self.disk.remove_dir(&dir);
+                IoResult::Done
+            }
+        };
+        let now_ms = self.now_ms();
+        if let Some(broker) = self.node.broker.as_mut() {
+            broker.handle_io_done(now_ms, token, result);
+        }
+        self.drain();
+    }
+
+    fn crash(&mut self) {
+        if self.node.broker.take().is_none() {
+            return;
+        }
+        self.stats.crashes += 1;
+        self.node.incarnation += 1;
+        let open: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.open)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in open {
+            self.break_conn(conn);
+        }
+        let damage = self.disk.crash(&mut self.io);
+        self.stats.writes_kept += damage.writes_kept;
+        self.stats.writes_torn += damage.writes_torn;
+        self.stats.writes_lost += damage.writes_lost;
+        self.fold(&[damage.writes_kept, damage.writes_torn, damage.writes_lost]);
+        let delay = self.chance.range(50_000, 1_000_000);
+        self.push(self.now + delay, Event::Restart);
+    }
+
+    /// Starts the node from what the disk kept, as the production shell's start-up does.
+    fn restart(&mut self) {
+        if self.node.broker.is_some() {
+            return;
+        }
+        let config = Config {
+            auto_create_topics: false,
+            seed: self.options.seed ^ self.node.incarnation,
+            planted_bug: self.options.planted_bug,
+            tail_cache_bytes_per_partition: self.faults.tail_cache_bytes,
+            ..Config::default()
+        };
+        let mut broker = Broker::new(config);
+        let to_load = match broker.recover_metadata(self.disk.metadata()) {
+            Ok(files) => files,
+            Err(error) => {
+                self.history
+                    .problems
+                    .push(format!("recovery failed: {error}"));
+                self.done = true;
+                return;
+            }
+        };
+        for file in to_load {
+            let path = file.relative_path();
+            let data = self
+                .disk
+                .durable(&path)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            let report = broker.recover_partition(&file, &data);
+            if report.needs_truncate() {
+                self.disk.truncate(&path, report.valid_bytes);
+            }
+        }
+        for dir in broker.orphan_dirs(&self.disk.dirs()) {
+            self.disk.remove_dir(&dir);
+        }
+        self.node.broker = Some(broker);
+        self.drain();
+    }
+
+    fn quiet_phase(&mut self) {
+        self.faulty = false;
+        self.partitioned.clear();
+        self.node.clock_skew_ms = 0;
+        for client in &mut self.clients {
+            client.producing = false;
+        }
+        self.restart();
+        self.arm_timer();
+    }
+
+    /// Judges liveness, then crashes and restarts the node one last time before verifying.
+    fn final_crash(&mut self) {
+        for (id, client) in self.clients.iter().enumerate() {
+            if !client.is_idle() {
+                self.history.liveness.push(format!(
+                    "client {id} still busy {} virtual seconds into the quiet phase: {}",
+                    self.options.quiet_secs,
+                    client.describe()
+                ));
+            }
+        }
+        for client in &self.clients {
+            if let (Role::Consumer(c), Some(broker)) = (&client.role, self.node.broker.as_ref()) {
+                for partition in 0..c.partitions {
+                    let hw = broker.high_watermark(&c.topic, partition).unwrap_or(0);
+                    if c.next_offset[partition as usize] != hw {
+                        self.history.liveness.push(format!(
+                            "consumer {} at offset {} of {}-{partition}, high watermark {hw}",
+                            client.id, c.next_offset[partition as usize], c.topic
+                        ));
+                    }
+                }
+            }
+        }
+        self.crash();
+        self.push(self.now + 1_100_000, Event::Verify);
+    }
+
+    fn verify(&mut self) {
+        self.restart();
+        let role = Client::consumer("events", self.faults.partitions, true);
+        self.add_client(role, self.now);
+        self.push(self.now + VERIFY_US, Event::End);
+    }
+}
+
+/// Runs one seed.
+pub fn run(options: Options) -> Outcome {
+    Sim::new(options).run()
+}
+
+impl Sim {
+    /// Runs until the verifier has read every partition to its high watermark (the End event
+    /// is only the bound), and returns what happened.
+    pub fn run(mut self) -> Outcome {
+        while !self.done {
+            let Some(((at, _), event)) = self.queue.pop_first() else {
+                break;
+            };
+            self.now = at;
+            self.stats.events += 1;
+            self.fold(&[at, event.tag()]);
+            if self.options.verbose
+                && !matches!(
+                    event,
+                    Event::ClientTick { .. }
+                        | Event::ToNode { .. }
+                        | Event::ToClient { .. }
+                        | Event::IoDone { .. }
+                        | Event::NodeTimer { .. }
+                )
+            {
+                eprintln!("{:>10.6} {event:?}", at as f64 / 1e6);
+            }
+            if self.stats.events > self.options.steps_max {
+                self.history.liveness.push(format!(
+                    "step budget of {} events exhausted",
+                    self.options.steps_max
+                ));
+                break;
+            }
+            let verifying = matches!(event, Event::ClientTick { .. } | Event::ToClient { .. });
+            if let Event::End = event {
+                self.history
+                    .liveness
+                    .push("the verifier did not read every partition in time".into());
+            }
+            self.handle(event);
+            if verifying && self.verified() {
+                break;
+            }
+        }
+        self.stats.virtual_us = self.now;
+        Outcome {
+            faults: self.faults,
+            history: self.history,
+            stats: self.stats,
+            trace_hash: self.trace,
+        }
+    }
+
+    fn verified(&self) -> bool {
+        let Some(Role::Consumer(c)) = self.clients.last().map(|c| &c.role) else {
+            return false;
+        };
+        if !c.verifier {
+            return false;
+        }
+        let Some(broker) = self.node.broker.as_ref() else {
+            return false;
+        };
+        (0..c.partitions)
+            .all(|p| broker.high_watermark(&c.topic, p) == Some(c.next_offset[p as usize]))
+    }
+}

@@ -19,6 +19,8 @@ struct Slot {
     data: PartitionData,
     batches: Vec<Bytes>,
     reading: bool,
+    /// The offset the first batch of a disk read must start at.
+    disk_base_offset: i64,
 }
 
 /// A fetch waiting for data (parked) or for its disk reads.
@@ -55,6 +57,7 @@ impl Broker {
                     data: PartitionData::default(),
                     batches: Vec::new(),
                     reading: false,
+                    disk_base_offset: -1,
                 });
             }
         }
@@ -101,7 +104,9 @@ impl Broker {
                     segment_base_offset,
                     position,
                     len,
+                    base_offset,
                 } => {
+                    slot.disk_base_offset = base_offset;
                     total += len as i64;
                     remaining -= len as i64;
                     slot.reading = true;
@@ -184,7 +189,7 @@ impl Broker {
             slot.fetch_offset
         );
         match result {
-            IoResult::Data(data) => match log::verify_read(&data) {
+            IoResult::Data(data) => match log::verify_read(&data, slot.disk_base_offset) {
                 Ok(_) => slot.batches = vec![data],
                 Err(error) => {
                     slot.data.error_code = errors::KAFKA_STORAGE_ERROR;

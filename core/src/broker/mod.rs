@@ -5,13 +5,21 @@
 //! Unix epoch, as Kafka timestamps are); randomness (topic and cluster ids) comes from the seed in
 //! [`Config`].
 
+mod alter_configs;
 mod api_versions;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_log_dirs;
 mod fetch;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 mod recovery;
 
@@ -47,6 +55,9 @@ pub struct Config {
     pub tail_cache_bytes_per_partition: usize,
     /// Seeds topic and cluster ids.
     pub seed: u64,
+    /// The data directory as the shell names it (`log.dirs`), for DescribeLogDirs and
+    /// DescribeConfigs; the core never opens it.
+    pub log_dir: String,
     /// A known bug switched on, so the simulator can show its checkers catch it. Never set in
     /// production.
     pub planted_bug: Option<PlantedBug>,
@@ -75,6 +86,7 @@ impl Default for Config {
             default_replication_factor: 1,
             tail_cache_bytes_per_partition: 4 * 1024 * 1024,
             seed: 0,
+            log_dir: "./spate-data".into(),
             planted_bug: None,
         }
     }
@@ -145,6 +157,8 @@ pub struct Broker {
     /// Producer ids are handed out from a block reserved in the metadata.
     next_producer_id: i64,
     producer_id_limit: i64,
+    /// Log start offsets read from the metadata at start-up, applied as each partition recovers.
+    recovered_log_starts: BTreeMap<(TopicId, i32), i64>,
 }
 
 impl Broker {
@@ -174,11 +188,22 @@ impl Broker {
             outputs: VecDeque::new(),
             next_producer_id: 0,
             producer_id_limit: 0,
+            recovered_log_starts: BTreeMap::new(),
         }
     }
 
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// A partition's high watermark, if the topic and partition exist.
+    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let log = self
+            .topics
+            .get(topic)?
+            .partitions
+            .get(usize::try_from(partition).ok()?)?;
+        Some(log.high_watermark())
     }
 
     // ---- inputs ----
@@ -257,6 +282,18 @@ impl Broker {
             ApiKey::CreateTopics => self.on_create_topics(ctx, decode(body, ctx.version)?),
             ApiKey::DeleteTopics => self.on_delete_topics(ctx, decode(body, ctx.version)?),
             ApiKey::InitProducerId => self.on_init_producer_id(ctx, decode(body, ctx.version)?),
+            ApiKey::DeleteRecords => self.on_delete_records(ctx, decode(body, ctx.version)?),
+            ApiKey::OffsetForLeaderEpoch => {
+                self.on_offset_for_leader_epoch(ctx, decode(body, ctx.version)?)
+            }
+            ApiKey::DescribeConfigs => self.on_describe_configs(ctx, decode(body, ctx.version)?),
+            ApiKey::AlterConfigs => self.on_alter_configs(ctx, decode(body, ctx.version)?),
+            ApiKey::DescribeLogDirs => self.on_describe_log_dirs(ctx, decode(body, ctx.version)?),
+            ApiKey::CreatePartitions => self.on_create_partitions(ctx, decode(body, ctx.version)?),
+            ApiKey::IncrementalAlterConfigs => {
+                self.on_incremental_alter_configs(ctx, decode(body, ctx.version)?)
+            }
+            ApiKey::DescribeCluster => self.on_describe_cluster(ctx, decode(body, ctx.version)?),
             other => unreachable!("{other:?} is advertised but has no handler"),
         }
         Ok(())
@@ -440,6 +477,13 @@ impl Broker {
                 id: t.id,
                 partitions: t.partitions.len() as i32,
                 configs: t.configs.clone(),
+                log_start_offsets: t
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, log)| log.log_start_offset() > 0)
+                    .map(|(p, log)| (p as i32, log.log_start_offset()))
+                    .collect(),
             })
             .collect();
         topics::encode_metadata(&topics::MetadataImage {

@@ -37,6 +37,10 @@ impl Broker {
         self.metadata_persisted = 1;
         let mut to_load = Vec::new();
         for record in records {
+            for (&partition, &offset) in &record.log_start_offsets {
+                self.recovered_log_starts
+                    .insert((record.id, partition), offset);
+            }
             let logs = (0..record.partitions)
                 .map(|_| PartitionLog::new(self.config.tail_cache_bytes_per_partition))
                 .collect();
@@ -77,8 +81,25 @@ impl Broker {
             .values_mut()
             .find(|t| t.dir_name() == file.topic_dir)
             .expect("recover_partition is called for files named by recover_metadata");
-        topic.partitions[file.partition as usize] = log;
         let name = format!("{}-{}", topic.name, file.partition);
+        let log_start = self
+            .recovered_log_starts
+            .remove(&(topic.id, file.partition))
+            .unwrap_or(0);
+        // DeleteRecords only moves the start to committed offsets, so the start is within the
+        // recovered log unless acknowledged data was lost; then the log starts at its end.
+        let lost = log_start > log.high_watermark();
+        let applied = log_start.min(log.high_watermark());
+        log.advance_log_start(applied);
+        topic.partitions[file.partition as usize] = log;
+        if lost {
+            self.log(
+                Level::Error,
+                format!(
+                    "{name}: the log start offset {log_start} is beyond the recovered log end {applied}; starting at {applied}"
+                ),
+            );
+        }
         if report.torn_bytes > 0 {
             self.log(
                 Level::Warn,

@@ -592,3 +592,1018 @@ fn planted_ack_before_fsync_answers_before_the_sync() {
         "the planted bug acknowledges with the sync still pending"
     );
 }
+
+// ---- admin APIs (issue 4) ----
+
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
+use kafka_protocol::messages::incremental_alter_configs_request as incremental;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+
+/// The connection admin requests go on.
+const ADMIN: ConnId = 10;
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.into()))
+}
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+impl Harness {
+    fn describe_configs(
+        &mut self,
+        resource_type: i8,
+        name: &str,
+        keys: Option<&[&str]>,
+        version: i16,
+    ) -> DescribeConfigsResult {
+        let resource = DescribeConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(text(name))
+            .with_configuration_keys(keys.map(|k| k.iter().map(|k| text(k)).collect()));
+        let request = DescribeConfigsRequest::default()
+            .with_resources(vec![resource])
+            .with_include_synonyms(true);
+        self.send(ADMIN, ApiKey::DescribeConfigs, version, &request);
+        let mut response: DescribeConfigsResponse =
+            self.response(ADMIN, ApiKey::DescribeConfigs, version);
+        response.results.remove(0)
+    }
+
+    /// A topic's config as DescribeConfigs v4 reports it: value, source, type and synonyms.
+    fn topic_config(&mut self, topic: &str, key: &str) -> (String, i8, i8, Vec<(String, i8)>) {
+        let result = self.describe_configs(2, topic, Some(&[key]), 4);
+        assert_eq!(
+            result.error_code,
+            errors::NONE,
+            "{:?}",
+            result.error_message
+        );
+        let entry = &result.configs[0];
+        (
+            entry.value.as_ref().unwrap().to_string(),
+            entry.config_source,
+            entry.config_type,
+            entry
+                .synonyms
+                .iter()
+                .map(|s| (s.name.to_string(), s.source))
+                .collect(),
+        )
+    }
+
+    fn alter_configs(
+        &mut self,
+        resource_type: i8,
+        name: &str,
+        configs: &[(&str, Option<&str>)],
+        validate_only: bool,
+    ) -> (i16, Option<String>) {
+        use kafka_protocol::messages::alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        let configs = configs
+            .iter()
+            .map(|(k, v)| {
+                AlterableConfig::default()
+                    .with_name(text(k))
+                    .with_value(v.map(text))
+            })
+            .collect();
+        let resource = AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(text(name))
+            .with_configs(configs);
+        let request = AlterConfigsRequest::default()
+            .with_resources(vec![resource])
+            .with_validate_only(validate_only);
+        self.send(ADMIN, ApiKey::AlterConfigs, 2, &request);
+        let response: AlterConfigsResponse = self.response(ADMIN, ApiKey::AlterConfigs, 2);
+        let result = &response.responses[0];
+        (
+            result.error_code,
+            result.error_message.as_ref().map(|m| m.to_string()),
+        )
+    }
+
+    /// Operations are (key, op: 0 SET 1 DELETE 2 APPEND 3 SUBTRACT, value).
+    fn incremental_alter(
+        &mut self,
+        resource_type: i8,
+        name: &str,
+        ops: &[(&str, i8, Option<&str>)],
+        validate_only: bool,
+    ) -> (i16, Option<String>) {
+        let configs = ops
+            .iter()
+            .map(|(k, op, v)| {
+                incremental::AlterableConfig::default()
+                    .with_name(text(k))
+                    .with_config_operation(*op)
+                    .with_value(v.map(text))
+            })
+            .collect();
+        let resource = incremental::AlterConfigsResource::default()
+            .with_resource_type(resource_type)
+            .with_resource_name(text(name))
+            .with_configs(configs);
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![resource])
+            .with_validate_only(validate_only);
+        self.send(ADMIN, ApiKey::IncrementalAlterConfigs, 1, &request);
+        let response: IncrementalAlterConfigsResponse =
+            self.response(ADMIN, ApiKey::IncrementalAlterConfigs, 1);
+        let result = &response.responses[0];
+        (
+            result.error_code,
+            result.error_message.as_ref().map(|m| m.to_string()),
+        )
+    }
+
+    fn send_create_partitions(&mut self, topic: &str, count: i32, validate_only: bool) {
+        use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+        let wanted = CreatePartitionsTopic::default()
+            .with_name(topic_name(topic))
+            .with_count(count);
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![wanted])
+            .with_timeout_ms(30_000)
+            .with_validate_only(validate_only);
+        self.send(ADMIN, ApiKey::CreatePartitions, 3, &request);
+    }
+
+    fn create_partitions(
+        &mut self,
+        topic: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> (i16, Option<String>) {
+        self.send_create_partitions(topic, count, validate_only);
+        let response: CreatePartitionsResponse = self.response(ADMIN, ApiKey::CreatePartitions, 3);
+        let result = &response.results[0];
+        (
+            result.error_code,
+            result.error_message.as_ref().map(|m| m.to_string()),
+        )
+    }
+
+    fn send_delete_records(&mut self, topic: &str, partition: i32, offset: i64) {
+        use kafka_protocol::messages::delete_records_request::{
+            DeleteRecordsPartition, DeleteRecordsTopic,
+        };
+        let wanted = DeleteRecordsPartition::default()
+            .with_partition_index(partition)
+            .with_offset(offset);
+        let request = DeleteRecordsRequest::default()
+            .with_topics(vec![DeleteRecordsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![wanted])])
+            .with_timeout_ms(30_000);
+        self.send(ADMIN, ApiKey::DeleteRecords, 2, &request);
+    }
+
+    /// (error, low watermark)
+    fn delete_records(&mut self, topic: &str, partition: i32, offset: i64) -> (i16, i64) {
+        self.send_delete_records(topic, partition, offset);
+        let response: DeleteRecordsResponse = self.response(ADMIN, ApiKey::DeleteRecords, 2);
+        let result = &response.topics[0].partitions[0];
+        (result.error_code, result.low_watermark)
+    }
+
+    /// (error, offset) of ListOffsets v7 for `timestamp` (-2 earliest, -1 latest).
+    fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> (i16, i64) {
+        let wanted = ListOffsetsPartition::default()
+            .with_partition_index(partition)
+            .with_timestamp(timestamp);
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(topic_name(topic))
+                .with_partitions(vec![wanted])]);
+        self.send(ADMIN, ApiKey::ListOffsets, 7, &request);
+        let response: ListOffsetsResponse = self.response(ADMIN, ApiKey::ListOffsets, 7);
+        let result = &response.topics[0].partitions[0];
+        (result.error_code, result.offset)
+    }
+
+    fn partition_count(&mut self, topic: &str) -> usize {
+        let request =
+            MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+                )
+                .with_name(Some(topic_name(topic)))]));
+        self.send(ADMIN, ApiKey::Metadata, 12, &request);
+        let response: MetadataResponse = self.response(ADMIN, ApiKey::Metadata, 12);
+        response.topics[0].partitions.len()
+    }
+
+    /// Produces one acks=all batch of `count` records to `topic`-`partition`, expecting success.
+    fn produce_ok(&mut self, topic: &str, partition: i32, count: usize) -> i64 {
+        let values: Vec<&[u8]> = vec![b"v"; count];
+        self.produce(1, topic, partition, -1, make_batch(&values, 5));
+        let (error, base_offset) = self.produce_result(1);
+        assert_eq!(error, errors::NONE);
+        base_offset
+    }
+}
+
+#[test]
+fn describe_configs_reports_every_topic_config_with_its_source_type_and_synonyms() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    assert_eq!(
+        h.alter_configs(2, "t", &[("retention.ms", Some("1000"))], false)
+            .0,
+        errors::NONE
+    );
+    let result = h.describe_configs(2, "t", None, 4);
+    assert_eq!(result.error_code, errors::NONE);
+    let names: Vec<&str> = result.configs.iter().map(|c| c.name.as_str()).collect();
+    let known: Vec<&str> = topics::TOPIC_CONFIGS.iter().map(|(k, _)| *k).collect();
+    assert_eq!(names, known);
+    assert!(result
+        .configs
+        .iter()
+        .all(|c| !c.read_only && !c.is_sensitive && c.documentation.is_none()));
+    assert_eq!(
+        h.topic_config("t", "retention.ms"),
+        (
+            "1000".into(),
+            1,
+            5,
+            vec![
+                ("retention.ms".into(), 1),
+                ("log.retention.hours".into(), 5)
+            ]
+        ),
+        "an override is TOPIC_CONFIG, LONG, with the broker default as its synonym"
+    );
+    assert_eq!(
+        h.topic_config("t", "max.message.bytes"),
+        (
+            "1048588".into(),
+            5,
+            3,
+            vec![("message.max.bytes".into(), 5)]
+        ),
+        "a default is DEFAULT_CONFIG"
+    );
+    assert_eq!(h.topic_config("t", "cleanup.policy").2, 7, "LIST");
+    assert_eq!(h.topic_config("t", "compression.type").2, 2, "STRING");
+}
+
+#[test]
+fn describe_configs_filters_by_configuration_keys() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let result = h.describe_configs(2, "t", Some(&["segment.bytes", "no.such.key"]), 4);
+    let names: Vec<&str> = result.configs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["segment.bytes"]);
+    assert_eq!(
+        h.describe_configs(2, "t", Some(&[]), 4).configs.len(),
+        topics::TOPIC_CONFIGS.len(),
+        "an empty key list asks for everything"
+    );
+}
+
+#[test]
+fn describe_configs_of_an_unknown_topic_is_unknown_topic_or_partition_with_a_message() {
+    let mut h = Harness::new(Config::default());
+    let result = h.describe_configs(2, "nope", None, 4);
+    assert_eq!(result.error_code, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    assert!(result.error_message.unwrap().contains("nope"));
+    assert!(result.configs.is_empty());
+}
+
+#[test]
+fn describe_configs_v1_answers_without_types() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let result = h.describe_configs(2, "t", Some(&["retention.ms"]), 1);
+    assert_eq!(result.configs[0].value.as_deref(), Some("604800000"));
+    assert_eq!(result.configs[0].config_source, 5);
+    assert_eq!(
+        result.configs[0].config_type, 0,
+        "config_type exists from v3"
+    );
+}
+
+#[test]
+fn describe_configs_of_the_broker_lists_its_settings_read_only() {
+    let mut h = Harness::new(Config {
+        num_partitions: 3,
+        ..Config::default()
+    });
+    let result = h.describe_configs(4, "1", None, 4);
+    assert_eq!(result.error_code, errors::NONE);
+    let find = |name: &str| {
+        let c = result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .unwrap_or_else(|| panic!("{name} is listed"));
+        (
+            c.value.as_ref().unwrap().to_string(),
+            c.config_source,
+            c.config_type,
+        )
+    };
+    assert_eq!(find("node.id"), ("1".into(), 4, 3));
+    assert_eq!(
+        find("num.partitions"),
+        ("3".into(), 4, 3),
+        "set: STATIC_BROKER_CONFIG"
+    );
+    assert_eq!(find("auto.create.topics.enable"), ("true".into(), 5, 1));
+    assert_eq!(find("default.replication.factor"), ("1".into(), 5, 3));
+    assert_eq!(find("message.max.bytes"), ("1048588".into(), 5, 3));
+    assert_eq!(find("log.dirs").0, "./spate-data");
+    assert!(result.configs.iter().all(|c| c.read_only));
+    let cluster = h.describe_configs(4, "", None, 4);
+    assert_eq!(cluster.error_code, errors::NONE);
+    assert!(
+        cluster.configs.is_empty(),
+        "no cluster-wide dynamic defaults"
+    );
+    let other = h.describe_configs(4, "7", None, 4);
+    assert_eq!(other.error_code, errors::INVALID_REQUEST);
+    assert!(other.error_message.unwrap().contains("expected 1"));
+    assert_eq!(
+        h.describe_configs(4, "x", None, 4).error_code,
+        errors::INVALID_REQUEST
+    );
+    assert_eq!(
+        h.describe_configs(3, "g", None, 4).error_code,
+        errors::INVALID_REQUEST
+    );
+}
+
+#[test]
+fn alter_configs_replaces_the_whole_override_set_and_survives_restart() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let set = [
+        ("retention.ms", Some("1000")),
+        ("segment.bytes", Some("1048576")),
+    ];
+    assert_eq!(h.alter_configs(2, "t", &set, false), (errors::NONE, None));
+    assert_eq!(
+        h.alter_configs(2, "t", &[("cleanup.policy", Some("compact"))], false)
+            .0,
+        errors::NONE
+    );
+    assert_eq!(h.topic_config("t", "cleanup.policy").0, "compact");
+    assert_eq!(
+        h.topic_config("t", "retention.ms").1,
+        5,
+        "left out of the new set: back to the default"
+    );
+    let mut h = h.restart(Config::default());
+    assert_eq!(
+        h.topic_config("t", "cleanup.policy"),
+        (
+            "compact".into(),
+            1,
+            7,
+            vec![
+                ("cleanup.policy".into(), 1),
+                ("log.cleanup.policy".into(), 5)
+            ]
+        )
+    );
+    assert_eq!(h.topic_config("t", "segment.bytes").0, "1073741824");
+}
+
+#[test]
+fn alter_configs_refuses_an_invalid_value_naming_the_key_and_changes_nothing() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let (code, message) = h.alter_configs(
+        2,
+        "t",
+        &[
+            ("retention.ms", Some("5000")),
+            ("segment.bytes", Some("big")),
+        ],
+        false,
+    );
+    assert_eq!(code, errors::INVALID_CONFIG);
+    assert!(message.unwrap().contains("segment.bytes"));
+    assert_eq!(h.topic_config("t", "retention.ms").1, 5, "nothing changed");
+    let (code, message) = h.alter_configs(2, "t", &[("no.such", Some("1"))], false);
+    assert_eq!(code, errors::INVALID_CONFIG);
+    assert!(message.unwrap().contains("no.such"));
+    assert_eq!(
+        h.alter_configs(2, "nope", &[("retention.ms", Some("1"))], false)
+            .0,
+        errors::UNKNOWN_TOPIC_OR_PARTITION
+    );
+}
+
+#[test]
+fn alter_configs_validate_only_checks_and_changes_nothing() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    assert_eq!(
+        h.alter_configs(2, "t", &[("retention.ms", Some("1000"))], true)
+            .0,
+        errors::NONE
+    );
+    assert_eq!(h.topic_config("t", "retention.ms").0, "604800000");
+    assert_eq!(
+        h.alter_configs(2, "t", &[("retention.ms", Some("x"))], true)
+            .0,
+        errors::INVALID_CONFIG
+    );
+    assert_eq!(
+        h.incremental_alter(2, "t", &[("retention.ms", 0, Some("1000"))], true)
+            .0,
+        errors::NONE
+    );
+    assert_eq!(h.topic_config("t", "retention.ms").0, "604800000");
+}
+
+#[test]
+fn alter_configs_answers_after_the_metadata_is_durable() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.hold_io = true;
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(text("t"))
+        .with_configs(vec![AlterableConfig::default()
+            .with_name(text("retention.ms"))
+            .with_value(Some(text("1000")))]);
+    let request = AlterConfigsRequest::default().with_resources(vec![resource]);
+    h.send(ADMIN, ApiKey::AlterConfigs, 2, &request);
+    assert!(!h.has_response(ADMIN));
+    assert!(h
+        .held
+        .iter()
+        .any(|c| matches!(&c.op, IoOp::PersistMetadata { data } if String::from_utf8_lossy(data).contains("retention.ms=1000"))));
+    h.release_io();
+    let response: AlterConfigsResponse = h.response(ADMIN, ApiKey::AlterConfigs, 2);
+    assert_eq!(response.responses[0].error_code, errors::NONE);
+}
+
+#[test]
+fn incremental_alter_configs_sets_deletes_appends_and_subtracts() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let ops = [
+        ("retention.ms", 0, Some("1000")),
+        ("cleanup.policy", 2, Some("compact")),
+    ];
+    assert_eq!(
+        h.incremental_alter(2, "t", &ops, false),
+        (errors::NONE, None)
+    );
+    assert_eq!(h.topic_config("t", "retention.ms").0, "1000");
+    assert_eq!(
+        h.topic_config("t", "cleanup.policy").0,
+        "delete,compact",
+        "APPEND starts from the default"
+    );
+    assert_eq!(
+        h.incremental_alter(2, "t", &[("cleanup.policy", 3, Some("delete"))], false)
+            .0,
+        errors::NONE
+    );
+    assert_eq!(h.topic_config("t", "cleanup.policy").0, "compact");
+    assert_eq!(
+        h.incremental_alter(2, "t", &[("retention.ms", 1, None)], false)
+            .0,
+        errors::NONE
+    );
+    assert_eq!(
+        h.topic_config("t", "retention.ms"),
+        (
+            "604800000".into(),
+            5,
+            5,
+            vec![("log.retention.hours".into(), 5)]
+        )
+    );
+    let (code, message) =
+        h.incremental_alter(2, "t", &[("cleanup.policy", 3, Some("compact"))], false);
+    assert_eq!(
+        code,
+        errors::INVALID_CONFIG,
+        "an empty cleanup.policy is refused"
+    );
+    assert!(message.unwrap().contains("cleanup.policy"));
+    let h = h.restart(Config::default());
+    assert_eq!(
+        h.broker.topics["t"]
+            .configs
+            .get("cleanup.policy")
+            .map(String::as_str),
+        Some("compact")
+    );
+}
+
+#[test]
+fn incremental_append_to_a_non_list_config_is_invalid_config() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let (code, message) = h.incremental_alter(2, "t", &[("retention.ms", 2, Some("5"))], false);
+    assert_eq!(code, errors::INVALID_CONFIG);
+    assert!(message.unwrap().contains("retention.ms"));
+    assert_eq!(
+        h.incremental_alter(2, "t", &[("retention.ms", 9, Some("5"))], false)
+            .0,
+        errors::INVALID_REQUEST,
+        "unknown operation"
+    );
+}
+
+#[test]
+fn broker_config_alters_are_refused_as_read_only() {
+    let mut h = Harness::new(Config::default());
+    for name in ["1", ""] {
+        let (code, message) = h.alter_configs(4, name, &[("num.partitions", Some("3"))], false);
+        assert_eq!(code, errors::INVALID_CONFIG);
+        assert!(message.unwrap().contains("read-only"));
+        let (code, _) = h.incremental_alter(4, name, &[("num.partitions", 0, Some("3"))], false);
+        assert_eq!(code, errors::INVALID_CONFIG);
+    }
+    assert_eq!(
+        h.incremental_alter(4, "2", &[("num.partitions", 0, Some("3"))], false)
+            .0,
+        errors::INVALID_REQUEST,
+        "another broker's id"
+    );
+}
+
+#[test]
+fn repeated_resources_null_values_and_repeated_keys_are_invalid_requests() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let resource = incremental::AlterConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(text("t"));
+    let request =
+        IncrementalAlterConfigsRequest::default().with_resources(vec![resource.clone(), resource]);
+    h.send(ADMIN, ApiKey::IncrementalAlterConfigs, 1, &request);
+    let response: IncrementalAlterConfigsResponse =
+        h.response(ADMIN, ApiKey::IncrementalAlterConfigs, 1);
+    assert!(response
+        .responses
+        .iter()
+        .all(|r| r.error_code == errors::INVALID_REQUEST));
+    let (code, message) = h.alter_configs(2, "t", &[("retention.ms", None)], false);
+    assert_eq!(code, errors::INVALID_REQUEST);
+    assert_eq!(
+        message.as_deref(),
+        Some("Null value not supported for : retention.ms")
+    );
+    let twice = [
+        ("retention.ms", 0, Some("1")),
+        ("retention.ms", 0, Some("2")),
+    ];
+    assert_eq!(
+        h.incremental_alter(2, "t", &twice, false).0,
+        errors::INVALID_REQUEST
+    );
+}
+
+#[test]
+fn an_altered_max_message_bytes_is_enforced_at_produce_time() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 1);
+    assert_eq!(
+        h.incremental_alter(2, "t", &[("max.message.bytes", 0, Some("100"))], false)
+            .0,
+        errors::NONE
+    );
+    h.produce(1, "t", 0, -1, make_batch(&[&[7u8; 200]], 5));
+    assert_eq!(h.produce_result(1).0, errors::MESSAGE_TOO_LARGE);
+}
+
+#[test]
+fn an_altered_timestamp_type_stamps_log_append_time() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let ops = [("message.timestamp.type", 0, Some("LogAppendTime"))];
+    assert_eq!(h.incremental_alter(2, "t", &ops, false).0, errors::NONE);
+    h.produce(1, "t", 0, -1, make_batch(&[b"a"], 5));
+    let response: ProduceResponse = h.response(1, ApiKey::Produce, 9);
+    assert_eq!(
+        response.responses[0].partition_responses[0].log_append_time_ms,
+        h.now_ms
+    );
+}
+
+#[test]
+fn create_partitions_adds_empty_partitions_that_survive_restart() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 2);
+    assert_eq!(h.create_partitions("t", 3, false), (errors::NONE, None));
+    assert_eq!(h.partition_count("t"), 3);
+    assert_eq!(h.produce_ok("t", 2, 1), 0, "a new partition starts empty");
+    let mut h = h.restart(Config::default());
+    assert_eq!(h.partition_count("t"), 3);
+    assert_eq!(h.list_offset("t", 2, -1), (errors::NONE, 1));
+    assert_eq!(h.list_offset("t", 0, -1), (errors::NONE, 2));
+}
+
+#[test]
+fn create_partitions_refuses_fewer_or_equal_with_kafkas_message() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 3);
+    assert_eq!(
+        h.create_partitions("t", 2, false),
+        (
+            errors::INVALID_PARTITIONS,
+            Some("The topic t currently has 3 partition(s); 2 would not be an increase.".into())
+        )
+    );
+    assert_eq!(
+        h.create_partitions("t", 3, false),
+        (
+            errors::INVALID_PARTITIONS,
+            Some("Topic already has 3 partition(s).".into())
+        )
+    );
+    assert_eq!(
+        h.create_partitions("nope", 3, false).0,
+        errors::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        h.create_partitions("t", 1_000_000, false).0,
+        errors::INVALID_PARTITIONS
+    );
+}
+
+#[test]
+fn create_partitions_refuses_assignments_and_honours_validate_only() {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    assert_eq!(h.create_partitions("t", 4, true), (errors::NONE, None));
+    assert_eq!(h.partition_count("t"), 1, "validate_only changes nothing");
+    let wanted = CreatePartitionsTopic::default()
+        .with_name(topic_name("t"))
+        .with_count(2)
+        .with_assignments(Some(vec![
+            CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(1)])
+        ]));
+    let request = CreatePartitionsRequest::default().with_topics(vec![wanted]);
+    h.send(ADMIN, ApiKey::CreatePartitions, 3, &request);
+    let response: CreatePartitionsResponse = h.response(ADMIN, ApiKey::CreatePartitions, 3);
+    assert_eq!(
+        response.results[0].error_code,
+        errors::INVALID_REPLICA_ASSIGNMENT
+    );
+    assert_eq!(h.partition_count("t"), 1);
+}
+
+#[test]
+fn create_partitions_writes_nothing_before_its_metadata_is_durable() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.hold_io = true;
+    h.send_create_partitions("t", 2, false);
+    assert!(
+        !h.has_response(ADMIN),
+        "answered only once the metadata is durable"
+    );
+    h.produce(1, "t", 1, 1, make_batch(&[b"a"], 5));
+    assert_eq!(h.produce_result(1).0, errors::NONE);
+    assert!(
+        !h.held.iter().any(|c| matches!(c.op, IoOp::Write { .. })),
+        "no data reaches a partition the disk does not know yet"
+    );
+    h.release_io();
+    let response: CreatePartitionsResponse = h.response(ADMIN, ApiKey::CreatePartitions, 3);
+    assert_eq!(response.results[0].error_code, errors::NONE);
+    assert!(
+        h.files.keys().any(|path| path.contains("/1/")),
+        "written after it"
+    );
+}
+
+#[test]
+fn delete_records_moves_the_log_start_and_survives_restart() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    for _ in 0..3 {
+        h.produce_ok("t", 0, 2);
+    }
+    assert_eq!(h.delete_records("t", 0, 3), (errors::NONE, 3));
+    h.fetch(2, "t", 1, 0);
+    assert_eq!(h.fetch_result(2).0, errors::OFFSET_OUT_OF_RANGE);
+    assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 3));
+    assert_eq!(
+        h.delete_records("t", 0, 1),
+        (errors::NONE, 3),
+        "never moves back"
+    );
+    let mut h = h.restart(Config::default());
+    assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 3));
+    h.fetch(2, "t", 2, 0);
+    assert_eq!(h.fetch_result(2).0, errors::OFFSET_OUT_OF_RANGE);
+    h.fetch(2, "t", 3, 0);
+    let (error, high_watermark, records) = h.fetch_result(2);
+    assert_eq!((error, high_watermark), (errors::NONE, 6));
+    assert_eq!(
+        offsets_in(&records),
+        vec![2, 4],
+        "from the batch holding the log start"
+    );
+}
+
+#[test]
+fn delete_records_beyond_the_high_watermark_is_offset_out_of_range() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 2);
+    assert_eq!(
+        h.delete_records("t", 0, 3),
+        (errors::OFFSET_OUT_OF_RANGE, -1)
+    );
+    assert_eq!(
+        h.delete_records("t", 0, -5),
+        (errors::OFFSET_OUT_OF_RANGE, -1)
+    );
+    assert_eq!(
+        h.delete_records("t", 1, 0).0,
+        errors::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(
+        h.delete_records("nope", 0, 0).0,
+        errors::UNKNOWN_TOPIC_OR_PARTITION
+    );
+    assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 0));
+}
+
+#[test]
+fn delete_records_minus_one_deletes_up_to_the_high_watermark() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 4);
+    h.hold_io = true;
+    h.produce(1, "t", 0, 1, make_batch(&[b"unflushed"], 5));
+    assert_eq!(h.produce_result(1).0, errors::NONE);
+    h.release_io();
+    assert_eq!(h.delete_records("t", 0, -1), (errors::NONE, 5));
+    assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 5));
+}
+
+#[test]
+fn delete_records_answers_after_the_metadata_is_durable() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 2);
+    h.hold_io = true;
+    h.send_delete_records("t", 0, 1);
+    assert!(!h.has_response(ADMIN));
+    assert!(h.held.iter().any(|c| matches!(&c.op, IoOp::PersistMetadata { data } if String::from_utf8_lossy(data).contains("start\t"))));
+    h.release_io();
+    let response: DeleteRecordsResponse = h.response(ADMIN, ApiKey::DeleteRecords, 2);
+    assert_eq!(response.topics[0].partitions[0].low_watermark, 1);
+}
+
+#[test]
+fn delete_records_on_a_compacted_topic_is_a_policy_violation() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 2);
+    assert_eq!(
+        h.alter_configs(2, "t", &[("cleanup.policy", Some("compact"))], false)
+            .0,
+        errors::NONE
+    );
+    assert_eq!(h.delete_records("t", 0, 1).0, errors::POLICY_VIOLATION);
+}
+
+#[test]
+fn a_log_start_beyond_the_recovered_log_starts_the_log_at_its_end() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 1);
+    h.produce_ok("t", 0, 1);
+    assert_eq!(h.delete_records("t", 0, 2), (errors::NONE, 2));
+    let mut h = h.restart(Config {
+        planted_bug: Some(PlantedBug::LoseLastBatchOnRecovery),
+        ..Config::default()
+    });
+    assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 1));
+    assert_eq!(h.list_offset("t", 0, -1), (errors::NONE, 1));
+}
+
+#[test]
+fn describe_cluster_names_the_one_broker_and_the_cluster_id() {
+    let mut h = Harness::new(Config::default());
+    h.send(
+        ADMIN,
+        ApiKey::DescribeCluster,
+        2,
+        &DescribeClusterRequest::default(),
+    );
+    let response: DescribeClusterResponse = h.response(ADMIN, ApiKey::DescribeCluster, 2);
+    assert_eq!(response.error_code, errors::NONE);
+    assert_eq!(response.cluster_id.as_str(), h.broker.cluster_id());
+    assert_eq!(response.controller_id, BrokerId(1));
+    assert_eq!(response.brokers.len(), 1);
+    assert_eq!(response.brokers[0].port, 9092);
+    assert_eq!(response.cluster_authorized_operations, i32::MIN);
+    let asked = DescribeClusterRequest::default().with_include_cluster_authorized_operations(true);
+    h.send(ADMIN, ApiKey::DescribeCluster, 0, &asked);
+    let response: DescribeClusterResponse = h.response(ADMIN, ApiKey::DescribeCluster, 0);
+    assert_ne!(
+        response.cluster_authorized_operations & (1 << 8),
+        0,
+        "DESCRIBE is allowed"
+    );
+}
+
+#[test]
+fn describe_cluster_for_controllers_is_unsupported_endpoint_type() {
+    let mut h = Harness::new(Config::default());
+    let request = DescribeClusterRequest::default().with_endpoint_type(2);
+    h.send(ADMIN, ApiKey::DescribeCluster, 1, &request);
+    let response: DescribeClusterResponse = h.response(ADMIN, ApiKey::DescribeCluster, 1);
+    assert_eq!(response.error_code, errors::UNSUPPORTED_ENDPOINT_TYPE);
+}
+
+#[test]
+fn offset_for_leader_epoch_answers_epoch_zero_ending_at_the_high_watermark() {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 3);
+    let ask = |partition, current, epoch| {
+        OffsetForLeaderPartition::default()
+            .with_partition(partition)
+            .with_current_leader_epoch(current)
+            .with_leader_epoch(epoch)
+    };
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![
+                    ask(0, 0, 0),
+                    ask(0, -1, 5),
+                    ask(0, 3, 0),
+                    ask(7, 0, 0),
+                ]),
+            OffsetForLeaderTopic::default()
+                .with_topic(topic_name("nope"))
+                .with_partitions(vec![ask(0, 0, 0)]),
+        ]);
+    h.send(ADMIN, ApiKey::OffsetForLeaderEpoch, 4, &request);
+    let response: OffsetForLeaderEpochResponse = h.response(ADMIN, ApiKey::OffsetForLeaderEpoch, 4);
+    let answers: Vec<(i16, i32, i64)> = response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| (p.error_code, p.leader_epoch, p.end_offset))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            (errors::NONE, 0, 3),
+            (errors::NONE, -1, -1),
+            (errors::UNKNOWN_LEADER_EPOCH, -1, -1),
+            (errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1),
+            (errors::UNKNOWN_TOPIC_OR_PARTITION, -1, -1),
+        ]
+    );
+}
+
+#[test]
+fn describe_log_dirs_reports_each_partitions_size_in_bytes() {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    let mut h = Harness::new(Config {
+        log_dir: "/var/lib/spate".into(),
+        ..Config::default()
+    });
+    h.create_topic("t", 2);
+    h.produce_ok("t", 0, 2);
+    let batch_bytes = make_batch(&[b"v", b"v"], 5).len() as i64;
+    let all = DescribeLogDirsRequest::default().with_topics(None);
+    h.send(ADMIN, ApiKey::DescribeLogDirs, 4, &all);
+    let response: DescribeLogDirsResponse = h.response(ADMIN, ApiKey::DescribeLogDirs, 4);
+    let dir = &response.results[0];
+    assert_eq!(
+        (dir.error_code, dir.log_dir.as_str()),
+        (errors::NONE, "/var/lib/spate")
+    );
+    let sizes: Vec<(i32, i64, i64, bool)> = dir.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                p.partition_size,
+                p.offset_lag,
+                p.is_future_key,
+            )
+        })
+        .collect();
+    assert_eq!(sizes, vec![(0, batch_bytes, 0, false), (1, 0, 0, false)]);
+    let only = DescribeLogDirsRequest::default().with_topics(Some(vec![
+        DescribableLogDirTopic::default()
+            .with_topic(topic_name("t"))
+            .with_partitions(vec![1, 9]),
+        DescribableLogDirTopic::default()
+            .with_topic(topic_name("nope"))
+            .with_partitions(vec![0]),
+    ]));
+    h.send(ADMIN, ApiKey::DescribeLogDirs, 1, &only);
+    let response: DescribeLogDirsResponse = h.response(ADMIN, ApiKey::DescribeLogDirs, 1);
+    let topics = &response.results[0].topics;
+    assert_eq!(topics.len(), 1, "unknown topics are left out");
+    assert_eq!(
+        topics[0].partitions.len(),
+        1,
+        "unknown partitions are left out"
+    );
+}
+
+#[test]
+fn unserved_transaction_and_acl_apis_close_the_connection_with_one_log_line() {
+    let unserved = [
+        (ApiKey::AddPartitionsToTxn, 3),
+        (ApiKey::AddOffsetsToTxn, 3),
+        (ApiKey::EndTxn, 3),
+        (ApiKey::TxnOffsetCommit, 3),
+        (ApiKey::DescribeAcls, 2),
+        (ApiKey::CreateAcls, 2),
+        (ApiKey::DeleteAcls, 2),
+    ];
+    for (conn, (api_key, version)) in (20..).zip(unserved) {
+        assert_eq!(
+            supported_versions(api_key),
+            None,
+            "{api_key:?} is not advertised"
+        );
+        let header = RequestHeader::default()
+            .with_request_api_key(api_key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(1);
+        let mut frame = BytesMut::new();
+        header
+            .encode(&mut frame, api_key.request_header_version(version))
+            .unwrap();
+        h_close_check(conn, api_key, frame.freeze());
+    }
+}
+
+/// Sends `frame` to a fresh broker and checks it closes `conn` with exactly one log line.
+fn h_close_check(conn: ConnId, api_key: ApiKey, frame: Bytes) {
+    let mut broker = Broker::new(Config::default());
+    broker.handle_request(0, conn, frame);
+    let mut logs = Vec::new();
+    let mut closed = Vec::new();
+    while let Some(output) = broker.poll_output() {
+        match output {
+            Output::Log { message, .. } => logs.push(message),
+            Output::Close { conn } => closed.push(conn),
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+    assert_eq!(closed, vec![conn]);
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(logs[0].contains(&format!("{api_key:?}")) && logs[0].contains("not implemented"));
+}
+
+#[test]
+fn the_admin_apis_are_advertised_with_their_versions() {
+    let mut h = Harness::new(Config::default());
+    h.send(
+        ADMIN,
+        ApiKey::ApiVersions,
+        3,
+        &ApiVersionsRequest::default(),
+    );
+    let response: ApiVersionsResponse = h.response(ADMIN, ApiKey::ApiVersions, 3);
+    let advertised = |key: ApiKey| {
+        response
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == key as i16)
+            .map(|k| (k.min_version, k.max_version))
+    };
+    assert_eq!(advertised(ApiKey::DeleteRecords), Some((0, 2)));
+    assert_eq!(advertised(ApiKey::OffsetForLeaderEpoch), Some((2, 4)));
+    assert_eq!(advertised(ApiKey::DescribeConfigs), Some((1, 4)));
+    assert_eq!(advertised(ApiKey::AlterConfigs), Some((0, 2)));
+    assert_eq!(advertised(ApiKey::DescribeLogDirs), Some((1, 4)));
+    assert_eq!(advertised(ApiKey::CreatePartitions), Some((0, 3)));
+    assert_eq!(advertised(ApiKey::IncrementalAlterConfigs), Some((0, 1)));
+    assert_eq!(advertised(ApiKey::DescribeCluster), Some((0, 2)));
+    assert_eq!(advertised(ApiKey::EndTxn), None);
+}

@@ -1,0 +1,207 @@
+//! AlterConfigs (key 33, the legacy form): replaces a topic's whole set of overrides with the
+//! one given (keys left out go back to their defaults). Each value is validated; the change is
+//! persisted with the metadata and answered once durable; `validate_only` checks and changes
+//! nothing. Also the helpers IncrementalAlterConfigs shares.
+//!
+//! Differs from Kafka: broker configs are read-only (an alter naming any is refused with
+//! INVALID_CONFIG); only topic and broker resources exist.
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{Broker, RequestContext};
+use crate::errors;
+use crate::io::Level;
+use crate::topics;
+use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An error code and its message, answered for one resource.
+pub(super) type AlterError = (i16, String);
+
+/// What an alter names, once checked.
+pub(super) enum AlterTarget {
+    /// An existing topic, by name.
+    Topic(String),
+    /// This broker, or the cluster-wide defaults.
+    Broker,
+}
+
+impl Broker {
+    pub(super) fn on_alter_configs(&mut self, ctx: &RequestContext, request: AlterConfigsRequest) {
+        let repeated = repeated_resources(
+            request
+                .resources
+                .iter()
+                .map(|r| (r.resource_type, r.resource_name.as_str())),
+        );
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for (index, resource) in request.resources.iter().enumerate() {
+            let outcome = if repeated.contains(&index) {
+                Err(repeated_resource_error())
+            } else {
+                self.replace_configs(resource, request.validate_only)
+            };
+            let (code, message) = outcome.err().unwrap_or((errors::NONE, String::new()));
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_resource_type(resource.resource_type)
+                    .with_resource_name(resource.resource_name.clone())
+                    .with_error_code(code)
+                    .with_error_message(
+                        (code != errors::NONE).then(|| StrBytes::from_string(message)),
+                    ),
+            );
+        }
+        self.pump_io();
+        self.respond_after_metadata(
+            ctx,
+            &AlterConfigsResponse::default().with_responses(responses),
+        );
+    }
+
+    fn replace_configs(
+        &mut self,
+        resource: &AlterConfigsResource,
+        validate_only: bool,
+    ) -> Result<(), AlterError> {
+        let nulls: Vec<&str> = resource
+            .configs
+            .iter()
+            .filter(|c| c.value.is_none())
+            .map(|c| c.name.as_str())
+            .collect();
+        check_no_nulls(&nulls)?;
+        let keys = resource.configs.iter().map(|c| c.name.as_str());
+        check_no_duplicate_keys(keys)?;
+        let name =
+            match self.alter_target(resource.resource_type, resource.resource_name.as_str())? {
+                AlterTarget::Broker => {
+                    return refuse_broker_alter(resource.configs.iter().map(|c| c.name.as_str()))
+                }
+                AlterTarget::Topic(name) => name,
+            };
+        let mut configs = BTreeMap::new();
+        for config in &resource.configs {
+            let (key, value) = (
+                config.name.as_str(),
+                config.value.as_ref().expect("no nulls"),
+            );
+            topics::validate_config(key, value.as_str())
+                .map_err(|m| (errors::INVALID_CONFIG, m))?;
+            configs.insert(key.to_string(), value.to_string());
+        }
+        self.set_topic_configs(&name, configs, validate_only);
+        Ok(())
+    }
+
+    /// Checks what an alter names: an existing topic, or this broker.
+    pub(super) fn alter_target(
+        &self,
+        resource_type: i8,
+        name: &str,
+    ) -> Result<AlterTarget, AlterError> {
+        match resource_type {
+            RESOURCE_TOPIC => {
+                topics::validate_name(name).map_err(|m| (errors::INVALID_TOPIC_EXCEPTION, m))?;
+                if !self.topics.contains_key(name) {
+                    return Err((
+                        errors::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("topic '{name}' does not exist"),
+                    ));
+                }
+                Ok(AlterTarget::Topic(name.to_string()))
+            }
+            RESOURCE_BROKER => self.check_broker_name(name).map(|()| AlterTarget::Broker),
+            other => Err((
+                errors::INVALID_REQUEST,
+                format!("Unsupported resource type: {other}"),
+            )),
+        }
+    }
+
+    /// Installs a topic's validated overrides. A change bumps the metadata version: the answer
+    /// waits for it to be durable, and produce reads the new values at once.
+    pub(super) fn set_topic_configs(
+        &mut self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) {
+        let topic = self.topics.get_mut(name).expect("checked by alter_target");
+        if validate_only || topic.configs == configs {
+            return;
+        }
+        let described: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        topic.configs = configs;
+        self.metadata_version += 1;
+        self.log(
+            Level::Info,
+            format!("topic '{name}' configs are now [{}]", described.join(", ")),
+        );
+    }
+}
+
+/// Indexes of resources named more than once: Kafka refuses every copy.
+pub(super) fn repeated_resources<'a>(
+    resources: impl Iterator<Item = (i8, &'a str)>,
+) -> BTreeSet<usize> {
+    let mut seen: BTreeMap<(i8, &str), Vec<usize>> = BTreeMap::new();
+    for (index, resource) in resources.enumerate() {
+        seen.entry(resource).or_default().push(index);
+    }
+    seen.into_values()
+        .filter(|indexes| indexes.len() > 1)
+        .flatten()
+        .collect()
+}
+
+pub(super) fn repeated_resource_error() -> AlterError {
+    (
+        errors::INVALID_REQUEST,
+        "Each resource must appear at most once.".into(),
+    )
+}
+
+pub(super) fn check_no_nulls(names: &[&str]) -> Result<(), AlterError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    Err((
+        errors::INVALID_REQUEST,
+        format!("Null value not supported for : {}", names.join(", ")),
+    ))
+}
+
+pub(super) fn check_no_duplicate_keys<'a>(
+    keys: impl Iterator<Item = &'a str>,
+) -> Result<(), AlterError> {
+    let mut seen = BTreeSet::new();
+    for key in keys {
+        if !seen.insert(key) {
+            return Err((
+                errors::INVALID_REQUEST,
+                format!("Error due to duplicate config keys: {key}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Broker settings come from the config file and flags only, for now.
+pub(super) fn refuse_broker_alter<'a>(
+    keys: impl Iterator<Item = &'a str>,
+) -> Result<(), AlterError> {
+    let keys: Vec<&str> = keys.collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    Err((
+        errors::INVALID_CONFIG,
+        format!(
+            "broker configs are read-only in this version: cannot alter {}",
+            keys.join(", ")
+        ),
+    ))
+}

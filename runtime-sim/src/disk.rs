@@ -1,0 +1,245 @@
+//! A simulated disk that outlives the node: writes land in a volatile view at once and become
+//! durable only when a sync issued after them completes. A crash keeps each unsynced write
+//! whole, torn at a sector boundary, or not at all, by chance, in any combination, as a real
+//! disk with a volatile cache may.
+
+use crate::rng::Stream;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+/// Granularity at which a torn write is cut.
+const SECTOR_BYTES: usize = 512;
+pub const METADATA_PATH: &str = "metadata";
+
+#[derive(Debug, Clone)]
+struct PendingWrite {
+    id: u64,
+    position: usize,
+    data: Bytes,
+    completed: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SimFile {
+    durable: Vec<u8>,
+    pending: Vec<PendingWrite>,
+}
+
+fn apply(target: &mut Vec<u8>, position: usize, data: &[u8]) {
+    let end = position + data.len();
+    if target.len() < end {
+        target.resize(end, 0);
+    }
+    target[position..end].copy_from_slice(data);
+}
+
+/// What a crash did, for the run's summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CrashDamage {
+    pub writes_kept: u64,
+    pub writes_torn: u64,
+    pub writes_lost: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct SimDisk {
+    files: BTreeMap<String, SimFile>,
+    metadata_durable: Option<Vec<u8>>,
+    metadata_pending: Option<Vec<u8>>,
+    next_write: u64,
+    /// Syncs in flight: the writes each will make durable.
+    syncs: BTreeMap<u64, (String, Vec<u64>)>,
+}
+
+impl SimDisk {
+    /// Starts a write; it is visible (but not durable) once `complete_write` is called.
+    pub fn start_write(&mut self, path: &str, position: u64, data: Bytes) -> u64 {
+        let id = self.next_write;
+        self.next_write += 1;
+        let file = self.files.entry(path.to_string()).or_default();
+        file.pending.push(PendingWrite {
+            id,
+            position: position as usize,
+            data,
+            completed: false,
+        });
+        id
+    }
+
+    pub fn complete_write(&mut self, path: &str, id: u64) {
+        if let Some(write) = self
+            .files
+            .get_mut(path)
+            .and_then(|f| f.pending.iter_mut().find(|w| w.id == id))
+        {
+            write.completed = true;
+        }
+    }
+
+    /// Abandons a write that failed (disk full): it never reaches the media.
+    pub fn fail_write(&mut self, path: &str, id: u64) {
+        if let Some(file) = self.files.get_mut(path) {
+            file.pending.retain(|w| w.id != id);
+        }
+    }
+
+    /// Starts a sync: it covers the writes completed by now.
+    pub fn start_sync(&mut self, path: &str) -> u64 {
+        let id = self.next_write;
+        self.next_write += 1;
+        let covered = self
+            .files
+            .get(path)
+            .map(|f| {
+                f.pending
+                    .iter()
+                    .filter(|w| w.completed)
+                    .map(|w| w.id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.syncs.insert(id, (path.to_string(), covered));
+        id
+    }
+
+    pub fn complete_sync(&mut self, id: u64) {
+        let Some((path, covered)) = self.syncs.remove(&id) else {
+            return;
+        };
+        let Some(file) = self.files.get_mut(&path) else {
+            return;
+        };
+        let (durable, rest): (Vec<_>, Vec<_>) = file
+            .pending
+            .drain(..)
+            .partition(|w| covered.contains(&w.id));
+        file.pending = rest;
+        for write in durable {
+            apply(&mut file.durable, write.position, &write.data);
+        }
+    }
+
+    /// What a reader sees now: durable bytes with completed writes on top.
+    pub fn view(&self, path: &str) -> Vec<u8> {
+        let Some(file) = self.files.get(path) else {
+            return Vec::new();
+        };
+        let mut bytes = file.durable.clone();
+        for write in file.pending.iter().filter(|w| w.completed) {
+            apply(&mut bytes, write.position, &write.data);
+        }
+        bytes
+    }
+
+    pub fn read(&self, path: &str, position: u64, len: usize) -> Option<Vec<u8>> {
+        let view = self.view(path);
+        let start = position as usize;
+        view.get(start..start + len).map(<[u8]>::to_vec)
+    }
+
+    /// Durable bytes only: what a restarted node finds.
+    pub fn durable(&self, path: &str) -> Option<&[u8]> {
+        self.files.get(path).map(|f| f.durable.as_slice())
+    }
+
+    pub fn truncate(&mut self, path: &str, len: u64) {
+        if let Some(file) = self.files.get_mut(path) {
+            file.durable.truncate(len as usize);
+        }
+    }
+
+    pub fn start_metadata(&mut self, data: Vec<u8>) {
+        self.metadata_pending = Some(data);
+    }
+
+    /// The rename made the new metadata durable.
+    pub fn complete_metadata(&mut self) {
+        if let Some(data) = self.metadata_pending.take() {
+            self.metadata_durable = Some(data);
+        }
+    }
+
+    pub fn metadata(&self) -> Option<&[u8]> {
+        self.metadata_durable.as_deref()
+    }
+
+    pub fn remove_dir(&mut self, dir: &str) {
+        let prefix = format!("{dir}/");
+        self.files.retain(|path, _| !path.starts_with(&prefix));
+    }
+
+    /// Top-level directories holding files.
+    pub fn dirs(&self) -> Vec<String> {
+        let mut dirs: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|p| p.split_once('/').map(|(d, _)| d.to_string()))
+            .collect();
+        dirs.dedup();
+        dirs
+    }
+
+    /// Power loss: every unsynced write is kept, torn or lost by chance; syncs in flight are lost.
+    pub fn crash(&mut self, rng: &mut Stream) -> CrashDamage {
+        let mut damage = CrashDamage::default();
+        for file in self.files.values_mut() {
+            for write in file.pending.drain(..) {
+                match rng.next_u64() % 10 {
+                    0..=2 => {
+                        apply(&mut file.durable, write.position, &write.data);
+                        damage.writes_kept += 1;
+                    }
+                    3..=4 => {
+                        let sectors = write.data.len().div_ceil(SECTOR_BYTES);
+                        let kept = (rng.next_u64() as usize % sectors.max(1)) * SECTOR_BYTES;
+                        apply(
+                            &mut file.durable,
+                            write.position,
+                            &write.data[..kept.min(write.data.len())],
+                        );
+                        damage.writes_torn += 1;
+                    }
+                    _ => damage.writes_lost += 1,
+                }
+            }
+        }
+        self.syncs.clear();
+        // The metadata is replaced by rename: a crash leaves the old or the new file, whole.
+        if let Some(data) = self.metadata_pending.take() {
+            if rng.chance(500) {
+                self.metadata_durable = Some(data);
+            }
+        }
+        damage
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_synced_writes_are_sure_to_survive_a_crash() {
+        let mut disk = SimDisk::default();
+        let w1 = disk.start_write("f", 0, Bytes::from_static(b"aaaa"));
+        disk.complete_write("f", w1);
+        let sync = disk.start_sync("f");
+        let w2 = disk.start_write("f", 4, Bytes::from_static(b"bbbb"));
+        disk.complete_write("f", w2);
+        disk.complete_sync(sync);
+        assert_eq!(disk.view("f"), b"aaaabbbb");
+        assert_eq!(disk.durable("f").unwrap(), b"aaaa");
+        let mut lost = 0;
+        for seed in 0..50 {
+            let mut copy = SimDisk {
+                files: disk.files.clone(),
+                ..SimDisk::default()
+            };
+            copy.crash(&mut Stream::derive(seed, "disk"));
+            let durable = copy.durable("f").unwrap();
+            assert_eq!(&durable[..4], b"aaaa", "the synced write always survives");
+            lost += usize::from(durable.len() == 4);
+        }
+        assert!(lost > 0, "an unsynced write is sometimes lost");
+    }
+}

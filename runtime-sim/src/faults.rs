@@ -1,0 +1,103 @@
+//! The fault parameters of a run, all derived from its seed and printed at its start.
+
+use crate::client::Micros;
+use crate::rng::Stream;
+use std::fmt;
+
+#[derive(Debug, Clone)]
+pub struct Faults {
+    pub partitions: i32,
+    /// (acks, idempotent) per producer.
+    pub producers: Vec<(i16, bool)>,
+    pub consumers: usize,
+    pub tail_cache_bytes: usize,
+    pub latency_us: (Micros, Micros),
+    pub latency_spike_per_mille: u64,
+    /// A lost message breaks its connection (TCP), so the client retries on a new one.
+    pub drop_per_mille: u64,
+    pub partitions_cut: u32,
+    pub write_us: (Micros, Micros),
+    pub fsync_us: (Micros, Micros),
+    pub read_us: (Micros, Micros),
+    /// Mean time between crashes; 0 for none.
+    pub crash_mean_ms: u64,
+    pub bitrot_per_mille: u64,
+    pub disk_full_windows: u32,
+    pub clock_jumps: u32,
+}
+
+impl Faults {
+    pub fn derive(seed: u64, enabled: bool) -> Faults {
+        let mut rng = Stream::derive(seed, "faults");
+        let producers = (0..rng.range(1, 4))
+            .map(|_| (*rng.pick(&[-1i16, -1, 1, 0]), rng.chance(500)))
+            .collect();
+        let mut faults = Faults {
+            partitions: rng.range(1, 4) as i32,
+            producers,
+            consumers: rng.range(1, 3) as usize,
+            tail_cache_bytes: *rng.pick(&[1usize, 4096, 64 * 1024, 4 << 20]),
+            latency_us: (rng.range(50, 500), rng.range(1_000, 10_000)),
+            latency_spike_per_mille: 0,
+            drop_per_mille: 0,
+            partitions_cut: 0,
+            write_us: (rng.range(10, 100), rng.range(200, 2_000)),
+            fsync_us: (rng.range(200, 1_000), rng.range(1_000, 10_000)),
+            read_us: (rng.range(20, 100), rng.range(100, 1_000)),
+            crash_mean_ms: 0,
+            bitrot_per_mille: 0,
+            disk_full_windows: 0,
+            clock_jumps: 0,
+        };
+        if enabled {
+            faults.latency_spike_per_mille = rng.range(0, 50);
+            faults.drop_per_mille = rng.range(0, 20);
+            faults.partitions_cut = rng.range(0, 3) as u32;
+            faults.crash_mean_ms = *rng.pick(&[0, 1_000, 2_500, 5_000]);
+            faults.bitrot_per_mille = rng.range(0, 50);
+            faults.disk_full_windows = rng.range(0, 2) as u32;
+            faults.clock_jumps = rng.range(0, 3) as u32;
+        }
+        faults
+    }
+}
+
+impl fmt::Display for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let producers: Vec<String> = self
+            .producers
+            .iter()
+            .map(|(acks, idempotent)| {
+                format!(
+                    "acks={acks}{}",
+                    if *idempotent { "+idempotent" } else { "" }
+                )
+            })
+            .collect();
+        writeln!(
+            f,
+            "  workload: 1 topic x {} partitions, producers [{}], {} consumers, tail cache {} B",
+            self.partitions,
+            producers.join(", "),
+            self.consumers,
+            self.tail_cache_bytes
+        )?;
+        writeln!(
+            f,
+            "  network:  latency {}..{} us, spikes {}/1000, loss {}/1000, partitions {}",
+            self.latency_us.0,
+            self.latency_us.1,
+            self.latency_spike_per_mille,
+            self.drop_per_mille,
+            self.partitions_cut
+        )?;
+        writeln!(f, "  disk:     write {}..{} us, fsync {}..{} us, read {}..{} us, bit rot {}/1000 reads, full-disk windows {}",
+            self.write_us.0, self.write_us.1, self.fsync_us.0, self.fsync_us.1, self.read_us.0, self.read_us.1,
+            self.bitrot_per_mille, self.disk_full_windows)?;
+        write!(
+            f,
+            "  process:  crash every ~{} ms (0 = never), clock jumps {}",
+            self.crash_mean_ms, self.clock_jumps
+        )
+    }
+}

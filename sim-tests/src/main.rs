@@ -1,0 +1,144 @@
+//! `spate-sim` (`just sim`): runs one seed or a swarm of seeds through the simulator and the
+//! checkers, printing each seed's fault parameters, a summary, and for a failure the command
+//! that replays it.
+
+use clap::Parser;
+use spate_runtime_sim::Options;
+use spate_sim_tests::{planted_bug, replay_command, run_seed};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "spate-sim",
+    about = "Deterministic simulation of a Spate broker under faults"
+)]
+struct Args {
+    /// Run this one seed (verbose).
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run a swarm of seeds, A..B (B excluded), printing one line per seed.
+    #[arg(long, value_name = "A..B")]
+    seeds: Option<String>,
+    /// Virtual seconds of the fault phase [default: 10].
+    #[arg(long)]
+    virtual_secs: Option<u64>,
+    /// Stop a run after this many events.
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Plant a known bug: ack-before-fsync or lose-last-batch.
+    #[arg(long)]
+    buggify: Option<String>,
+    /// No faults at all (a baseline run).
+    #[arg(long)]
+    no_faults: bool,
+    /// Print the node's log and the fault events as they happen.
+    #[arg(long)]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("spate-sim: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn options(args: &Args, seed: u64) -> Result<Options, String> {
+    let mut options = Options::new(seed);
+    if let Some(secs) = args.virtual_secs {
+        options.fault_secs = secs;
+    }
+    if let Some(steps) = args.steps {
+        options.steps_max = steps;
+    }
+    options.planted_bug = args.buggify.as_deref().map(planted_bug).transpose()?;
+    options.faults = !args.no_faults;
+    options.verbose = args.verbose;
+    Ok(options)
+}
+
+fn run(args: Args) -> Result<bool, String> {
+    let (from, to, verbose) = match (&args.seed, &args.seeds) {
+        (Some(seed), _) => (*seed, *seed + 1, true),
+        (None, Some(range)) => {
+            let (a, b) = range
+                .split_once("..")
+                .ok_or_else(|| format!("--seeds {range}: expected A..B, e.g. 1..201"))?;
+            let parse = |s: &str| {
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("--seeds {range}: '{s}' is not a number"))
+            };
+            (parse(a)?, parse(b)?, false)
+        }
+        (None, None) => return Err("give --seed N or --seeds A..B".into()),
+    };
+    let started = Instant::now();
+    let (mut failed, mut virtual_us) = (Vec::new(), 0u64);
+    for seed in from..to {
+        let options = options(&args, seed)?;
+        let (failing, outcome) = run_seed(options.clone());
+        virtual_us += outcome.stats.virtual_us;
+        let s = &outcome.stats;
+        if verbose {
+            println!(
+                "seed {seed}: faults derived from the seed:\n{}",
+                outcome.faults
+            );
+            println!(
+                "  ran {} events over {:.1} virtual s: {} requests, {} crashes (writes kept/torn/lost {}/{}/{}), {} bit flips, {} dropped messages, {} failed writes",
+                s.events, s.virtual_us as f64 / 1e6, s.requests, s.crashes, s.writes_kept, s.writes_torn, s.writes_lost,
+                s.bit_flips, s.dropped_messages, s.failed_writes
+            );
+            let h = &outcome.history;
+            println!(
+                "  {} records sent, {} acknowledged batches, {} offsets read, {} in the final log, {} producer session resets",
+                h.sent.len(), h.acks.len(), h.observed.len(), h.final_log.len(), h.sequence_resets
+            );
+            println!("  trace hash {:016x}", outcome.trace_hash);
+        }
+        if failing.is_empty() {
+            if !verbose {
+                println!(
+                    "seed {seed}: ok ({} events, trace {:016x})",
+                    s.events, outcome.trace_hash
+                );
+            }
+        } else {
+            println!("seed {seed}: FAILED");
+            for verdict in &failing {
+                println!(
+                    "  {} checker: {} violation(s)",
+                    verdict.checker,
+                    verdict.violations.len()
+                );
+                for violation in verdict.violations.iter().take(5) {
+                    println!("    {violation}");
+                }
+            }
+            println!(
+                "  replay: {}",
+                replay_command(&options, args.buggify.as_deref())
+            );
+            failed.push(seed);
+        }
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let seeds = to - from;
+    println!(
+        "{} of {seeds} seeds passed in {wall:.1} s wall: {:.0} simulated s per wall s, {:.0} seeds per minute",
+        seeds - failed.len() as u64,
+        virtual_us as f64 / 1e6 / wall.max(1e-9),
+        seeds as f64 * 60.0 / wall.max(1e-9)
+    );
+    if !failed.is_empty() {
+        println!("failing seeds: {failed:?}");
+    }
+    Ok(failed.is_empty())
+}
