@@ -55,6 +55,7 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     broker.advertised_host = host;
     broker.advertised_port = i32::from(port);
     broker.seed = os_seed();
+    broker.log_dir = settings.data_dir.display().to_string();
     spate_runtime_io_uring::run(ServerConfig {
         listen,
         data_dir: settings.data_dir,

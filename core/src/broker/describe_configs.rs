@@ -125,7 +125,7 @@ impl Broker {
             .iter()
             .zip(TOPIC_CONFIG_SPECS)
             .map(|(&(key, default), spec)| {
-                debug_assert_eq!(key, spec.key);
+                assert_eq!(key, spec.key, "TOPIC_CONFIG_SPECS follows TOPIC_CONFIGS");
                 let fallback = (
                     spec.broker_key.to_string(),
                     spec.broker_default.to_string(),

@@ -1558,12 +1558,12 @@ fn unserved_transaction_and_acl_apis_close_the_connection_with_one_log_line() {
         header
             .encode(&mut frame, api_key.request_header_version(version))
             .unwrap();
-        h_close_check(conn, api_key, frame.freeze());
+        assert_closes_with_one_log_line(conn, api_key, frame.freeze());
     }
 }
 
 /// Sends `frame` to a fresh broker and checks it closes `conn` with exactly one log line.
-fn h_close_check(conn: ConnId, api_key: ApiKey, frame: Bytes) {
+fn assert_closes_with_one_log_line(conn: ConnId, api_key: ApiKey, frame: Bytes) {
     let mut broker = Broker::new(Config::default());
     broker.handle_request(0, conn, frame);
     let mut logs = Vec::new();
