@@ -1,0 +1,60 @@
+"""Durability across a clean restart: acks=all records survive SIGTERM + restart with the same
+offsets and content, and new records continue the offsets where each partition left off."""
+
+from spate_helpers import consume_all_confluent, create_topic, produce_confluent
+
+PARTITIONS = 2
+
+
+def records(prefix: str, n: int):
+    return [
+        {"key": f"{prefix}-key-{i}".encode(), "value": f"{prefix}-value-{i}".encode() * (1 + i % 3),
+         "headers": [("i", str(i).encode())], "timestamp": 1_700_000_000_000 + i}
+        for i in range(n)
+    ]
+
+
+def snapshot(got):
+    return {
+        (p, m.offset()): (m.key(), m.value(), m.headers(), m.timestamp()[1])
+        for p, msgs in got.items()
+        for m in msgs
+    }
+
+
+def test_records_survive_restart_and_offsets_continue(broker, topic):
+    create_topic(broker.bootstrap, topic, PARTITIONS)
+
+    first = records("a", 500)
+    reports = produce_confluent(broker.bootstrap, topic, first, acks="all")
+    expected = {(p, off): (first[i]["key"], first[i]["value"], first[i]["headers"], first[i]["timestamp"])
+                for i, p, off in reports}
+    end = {p: sum(1 for _, rp, _ in reports if rp == p) for p in range(PARTITIONS)}
+    assert all(end[p] > 0 for p in range(PARTITIONS)), f"records did not spread over both partitions: {end}"
+    for p in range(PARTITIONS):
+        assert sorted(off for _, rp, off in reports if rp == p) == list(range(end[p])), f"partition {p}"
+
+    before = snapshot(consume_all_confluent(broker.bootstrap, topic, PARTITIONS, expected=500))
+    assert before == expected
+
+    port = broker.port
+    broker.restart()  # asserts the SIGTERM exit code was 0
+    assert broker.port == port
+
+    after = snapshot(consume_all_confluent(broker.bootstrap, topic, PARTITIONS, expected=500))
+    missing = sorted(set(expected) - set(after))
+    assert not missing, f"{len(missing)} acknowledged records lost across restart, e.g. {missing[:5]}"
+    assert after == expected
+
+    second = records("b", 100)
+    reports2 = produce_confluent(broker.bootstrap, topic, second, acks="all")
+    for p in range(PARTITIONS):
+        offs = [off for _, rp, off in reports2 if rp == p]
+        assert offs == list(range(end[p], end[p] + len(offs))), (
+            f"partition {p}: offsets after restart should continue from {end[p]}, got {offs[:10]}..."
+        )
+    expected.update({(p, off): (second[i]["key"], second[i]["value"], second[i]["headers"], second[i]["timestamp"])
+                     for i, p, off in reports2})
+
+    everything = snapshot(consume_all_confluent(broker.bootstrap, topic, PARTITIONS, expected=600))
+    assert everything == expected
