@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod broker;
 pub mod errors;
+pub mod groups;
 pub mod io;
 pub mod log;
 pub mod producers;

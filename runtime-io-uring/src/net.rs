@@ -16,7 +16,9 @@ use std::rc::Rc;
 pub(crate) fn listen(address: std::net::SocketAddr) -> Result<TcpListener, String> {
     use std::os::fd::{FromRawFd, IntoRawFd};
     let listener = std::net::TcpListener::bind(address).map_err(|e| {
-        format!("cannot listen on {address}: {e} (is another broker running? use --listen HOST:PORT)")
+        format!(
+            "cannot listen on {address}: {e} (is another broker running? use --listen HOST:PORT)"
+        )
     })?;
     // SAFETY: the descriptor is a bound, listening TCP socket that we own and hand over whole.
     Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
@@ -49,6 +51,7 @@ async fn serve_connection(shell: Rc<Shell>, conn: ConnId, mut stream: TcpStream)
     let _ = stream.set_nodelay(true);
     let (sender, receiver) = glommio::channels::local_channel::new_unbounded();
     shell.conns.borrow_mut().insert(conn, sender);
+    shell.broker.borrow_mut().handle_connect(conn, &peer);
     let reason = loop {
         let mut size = [0u8; 4];
         if let Err(error) = stream.read_exact(&mut size).await {

@@ -361,10 +361,12 @@ impl Client {
                 producer_epoch: if p.idempotent { p.epoch } else { -1 },
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
+                // The codec starts a new batch where offset - sequence changes: without a
+                // producer id, offset - 1 keeps one batch whose base sequence is -1.
                 sequence: if p.idempotent {
                     sequence + i as i32
                 } else {
-                    -1
+                    i as i32 - 1
                 },
                 timestamp: 1_700_000_000_000,
                 key: None,

@@ -21,6 +21,9 @@ pub struct Faults {
     pub read_us: (Micros, Micros),
     /// Mean time between crashes; 0 for none.
     pub crash_mean_ms: u64,
+    /// Crashes while an fsync is in flight, per thousand fsyncs: the moment the durability
+    /// contract is about.
+    pub crash_in_fsync_per_mille: u64,
     pub bitrot_per_mille: u64,
     pub disk_full_windows: u32,
     pub clock_jumps: u32,
@@ -45,6 +48,7 @@ impl Faults {
             fsync_us: (rng.range(200, 1_000), rng.range(1_000, 10_000)),
             read_us: (rng.range(20, 100), rng.range(100, 1_000)),
             crash_mean_ms: 0,
+            crash_in_fsync_per_mille: 0,
             bitrot_per_mille: 0,
             disk_full_windows: 0,
             clock_jumps: 0,
@@ -54,6 +58,7 @@ impl Faults {
             faults.drop_per_mille = rng.range(0, 20);
             faults.partitions_cut = rng.range(0, 3) as u32;
             faults.crash_mean_ms = *rng.pick(&[0, 1_000, 2_500, 5_000]);
+            faults.crash_in_fsync_per_mille = *rng.pick(&[0, 1, 3, 10]);
             faults.bitrot_per_mille = rng.range(0, 50);
             faults.disk_full_windows = rng.range(0, 2) as u32;
             faults.clock_jumps = rng.range(0, 3) as u32;

@@ -365,8 +365,8 @@ impl Sim {
                     self.tick_client(client);
                 }
             }
-            Event::ToNode { conn, frame } => self.to_node(conn, frame),
-            Event::ToClient { conn, frame } => self.to_client(conn, frame),
+            Event::ToNode { conn, frame } => self.deliver_to_node(conn, frame),
+            Event::ToClient { conn, frame } => self.deliver_to_client(conn, frame),
             Event::ConnClosed { conn } => {
                 if let Some(c) = self.conns.remove(&conn) {
                     if self.client_conn[c.client] == Some(conn) {
@@ -497,6 +497,9 @@ impl Sim {
         );
         self.client_conn[client] = Some(conn);
         self.clients[client].on_connected();
+        if let Some(broker) = self.node.broker.as_mut() {
+            broker.handle_connect(conn, &format!("10.0.0.{client}:40000"));
+        }
         let latency = self.latency();
         self.schedule_tick(client, latency);
     }
@@ -519,7 +522,7 @@ impl Sim {
         self.push(at, Event::ToNode { conn, frame });
     }
 
-    fn to_client(&mut self, conn: ConnId, frame: Bytes) {
+    fn deliver_to_client(&mut self, conn: ConnId, frame: Bytes) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -553,7 +556,7 @@ impl Sim {
 
     // ---- the node ----
 
-    fn to_node(&mut self, conn: ConnId, frame: Bytes) {
+    fn deliver_to_node(&mut self, conn: ConnId, frame: Bytes) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -679,11 +682,14 @@ impl Sim {
             }
             IoOp::Sync { file } => {
                 let id = self.disk.start_sync(&file.relative_path());
-                (
-                    PendingIo::Sync { id },
-                    self.io
-                        .range(self.faults.fsync_us.0, self.faults.fsync_us.1),
-                )
+                let latency = self
+                    .io
+                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1);
+                if self.faulty && self.chance.chance(self.faults.crash_in_fsync_per_mille) {
+                    let at = self.now + self.chance.range(0, latency);
+                    self.push(at, Event::Crash);
+                }
+                (PendingIo::Sync { id }, latency)
             }
             IoOp::Read {
                 file,

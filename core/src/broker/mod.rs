@@ -7,21 +7,33 @@
 
 mod alter_configs;
 mod api_versions;
+mod coordinator;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod recovery;
+mod sync_group;
 
 pub use api_versions::{supported_versions, SUPPORTED_APIS};
 pub use recovery::PartitionToLoad;
@@ -58,6 +70,8 @@ pub struct Config {
     /// The data directory as the shell names it (`log.dirs`), for DescribeLogDirs and
     /// DescribeConfigs; the core never opens it.
     pub log_dir: String,
+    /// Consumer group settings.
+    pub groups: crate::groups::GroupConfig,
     /// A known bug switched on, so the simulator can show its checkers catch it. Never set in
     /// production.
     pub planted_bug: Option<PlantedBug>,
@@ -87,6 +101,7 @@ impl Default for Config {
             tail_cache_bytes_per_partition: 4 * 1024 * 1024,
             seed: 0,
             log_dir: "./spate-data".into(),
+            groups: crate::groups::GroupConfig::default(),
             planted_bug: None,
         }
     }
@@ -118,6 +133,7 @@ struct RequestContext {
     api_key: ApiKey,
     version: i16,
     correlation_id: i32,
+    client_id: String,
     now_ms: i64,
 }
 
@@ -159,6 +175,10 @@ pub struct Broker {
     producer_id_limit: i64,
     /// Log start offsets read from the metadata at start-up, applied as each partition recovers.
     recovered_log_starts: BTreeMap<(TopicId, i32), i64>,
+    /// The group coordinator's state (see `coordinator.rs`).
+    coordinator: coordinator::Coordinator,
+    /// Peer addresses the shell told us of, for DescribeGroups' client host.
+    conn_hosts: BTreeMap<ConnId, String>,
 }
 
 impl Broker {
@@ -189,6 +209,8 @@ impl Broker {
             next_producer_id: 0,
             producer_id_limit: 0,
             recovered_log_starts: BTreeMap::new(),
+            coordinator: coordinator::Coordinator::default(),
+            conn_hosts: BTreeMap::new(),
         }
     }
 
@@ -210,10 +232,15 @@ impl Broker {
 
     /// A whole request frame (without its length prefix) arrived on `conn`.
     pub fn handle_request(&mut self, now_ms: i64, conn: ConnId, mut frame: Bytes) {
-        let Some(api_key_raw) = frame.get(0..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
+        let Some((api_key_raw, version)) = frame.get(0..4).map(|b| {
+            (
+                i16::from_be_bytes([b[0], b[1]]),
+                i16::from_be_bytes([b[2], b[3]]),
+            )
+        }) else {
             return self.close(conn, "request shorter than its header".into());
         };
-        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        self.start_group_sessions(now_ms);
         let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
             return self.close(conn, format!("unknown API key {api_key_raw}"));
         };
@@ -232,6 +259,7 @@ impl Broker {
             api_key,
             version,
             correlation_id: header.correlation_id,
+            client_id: header.client_id.map(|c| c.to_string()).unwrap_or_default(),
             now_ms,
         };
         let supported = supported_versions(api_key);
@@ -294,6 +322,17 @@ impl Broker {
                 self.on_incremental_alter_configs(ctx, decode(body, ctx.version)?)
             }
             ApiKey::DescribeCluster => self.on_describe_cluster(ctx, decode(body, ctx.version)?),
+            ApiKey::FindCoordinator => self.on_find_coordinator(ctx, decode(body, ctx.version)?),
+            ApiKey::JoinGroup => self.on_join_group(ctx, decode(body, ctx.version)?),
+            ApiKey::SyncGroup => self.on_sync_group(ctx, decode(body, ctx.version)?),
+            ApiKey::Heartbeat => self.on_heartbeat(ctx, decode(body, ctx.version)?),
+            ApiKey::LeaveGroup => self.on_leave_group(ctx, decode(body, ctx.version)?),
+            ApiKey::OffsetCommit => self.on_offset_commit(ctx, decode(body, ctx.version)?),
+            ApiKey::OffsetFetch => self.on_offset_fetch(ctx, decode(body, ctx.version)?),
+            ApiKey::ListGroups => self.on_list_groups(ctx, decode(body, ctx.version)?),
+            ApiKey::DescribeGroups => self.on_describe_groups(ctx, decode(body, ctx.version)?),
+            ApiKey::DeleteGroups => self.on_delete_groups(ctx, decode(body, ctx.version)?),
+            ApiKey::OffsetDelete => self.on_offset_delete(ctx, decode(body, ctx.version)?),
             other => unreachable!("{other:?} is advertised but has no handler"),
         }
         Ok(())
@@ -330,7 +369,9 @@ impl Broker {
 
     /// Time has reached a deadline from [`Broker::poll_timeout`].
     pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.start_group_sessions(now_ms);
         self.retry_storage(now_ms);
+        self.expire_groups(now_ms);
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
         self.pump_io();
@@ -340,6 +381,17 @@ impl Broker {
     pub fn handle_disconnect(&mut self, conn: ConnId) {
         self.produces.retain(|p| p.conn() != conn);
         self.fetches.retain(|_, f| f.conn() != conn);
+        self.drop_group_requests(conn);
+        self.conn_hosts.remove(&conn);
+    }
+
+    /// A connection opened from `peer` (an address as the shell writes it): group members are
+    /// described with it.
+    pub fn handle_connect(&mut self, conn: ConnId, peer: &str) {
+        self.conn_hosts.insert(
+            conn,
+            format!("/{}", peer.rsplit_once(':').map_or(peer, |(host, _)| host)),
+        );
     }
 
     // ---- outputs ----
@@ -356,7 +408,14 @@ impl Broker {
             .values()
             .filter_map(|f| f.parked_deadline_ms())
             .min();
-        produce.into_iter().chain(fetch).min()
+        let retry = self.storage_retry_at.values().copied().min();
+        let groups = self.group_deadline_ms();
+        produce
+            .into_iter()
+            .chain(fetch)
+            .chain(retry)
+            .chain(groups)
+            .min()
     }
 
     /// Whether any data or metadata is still waiting to be written and synced.

@@ -239,6 +239,8 @@ impl Broker {
 
     /// Answers every waiting acks=all produce whose partitions are all settled.
     pub(super) fn complete_produces(&mut self, now_ms: i64) {
+        // Offset commits wait on the same flushes.
+        self.complete_commits(now_ms);
         let pending = std::mem::take(&mut self.produces);
         for mut produce in pending {
             let expired = produce.deadline_ms <= now_ms;

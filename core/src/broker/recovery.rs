@@ -82,6 +82,7 @@ impl Broker {
             .find(|t| t.dir_name() == file.topic_dir)
             .expect("recover_partition is called for files named by recover_metadata");
         let name = format!("{}-{}", topic.name, file.partition);
+        let is_offsets_topic = topic.name == crate::groups::OFFSETS_TOPIC;
         let log_start = self
             .recovered_log_starts
             .remove(&(topic.id, file.partition))
@@ -100,6 +101,9 @@ impl Broker {
                 ),
             );
         }
+        if is_offsets_topic {
+            self.replay_offsets_partition(&data[..report.valid_bytes as usize]);
+        }
         if report.torn_bytes > 0 {
             self.log(
                 Level::Warn,
@@ -107,7 +111,7 @@ impl Broker {
                     "{name}: truncating torn tail: keeping {} bytes (offsets below {}), dropping {} bytes: {}",
                     report.valid_bytes,
                     report.next_offset,
-                    report.torn_bytes - report.valid_bytes,
+                    report.torn_bytes,
                     report.stop_reason.as_deref().unwrap_or("unreadable batch"),
                 ),
             );

@@ -553,6 +553,11 @@ fn a_failed_write_answers_storage_error_then_is_retried_and_recovers() {
         errors::KAFKA_STORAGE_ERROR,
         "offline until the retry"
     );
+    assert_eq!(
+        h.broker.poll_timeout(),
+        Some(h.now_ms + STORAGE_RETRY_MS),
+        "the retry is armed"
+    );
     h.now_ms += STORAGE_RETRY_MS;
     h.broker.handle_timeout(h.now_ms);
     h.step();

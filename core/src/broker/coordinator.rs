@@ -1,0 +1,705 @@
+//! The group coordinator's machinery shared by the group APIs: the groups, the requests waiting
+//! on a rebalance (JoinGroup, SyncGroup), rebalance and session deadlines driven by `now`, and
+//! the durable record of groups and committed offsets in `__consumer_offsets`.
+//!
+//! Transitions follow Kafka's classic group protocol: a join moves the group to
+//! PreparingRebalance; the rebalance completes when every member has rejoined (or the rebalance
+//! timeout removes those that did not), answering every JoinGroup of the new generation and
+//! moving to CompletingRebalance; the leader's SyncGroup hands out the assignment and makes the
+//! group Stable. A member whose session expires is removed and the group rebalances.
+
+use super::{Broker, RequestContext};
+use crate::batch;
+use crate::errors;
+use crate::groups::{
+    self, CommittedOffset, Group, GroupSnapshot, GroupState, Member, MemberSnapshot, OffsetsRecord,
+    OFFSETS_TOPIC,
+};
+use crate::io::{ConnId, Level};
+use crate::topics::TopicId;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::{JoinGroupResponse, OffsetCommitResponse, SyncGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use std::collections::BTreeMap;
+
+/// An OffsetCommit waiting for its records to be flushed before it is applied and answered.
+pub(super) struct PendingCommit {
+    pub ctx: RequestContext,
+    pub group: String,
+    pub offsets: Vec<((String, i32), CommittedOffset)>,
+    pub response: OffsetCommitResponse,
+    pub wait: (TopicId, i32, i64),
+    pub deadline_ms: i64,
+}
+
+#[derive(Default)]
+pub(super) struct Coordinator {
+    pub groups: BTreeMap<String, Group>,
+    /// JoinGroup and SyncGroup requests waiting on the rebalance, by (group, member).
+    pub joins: BTreeMap<(String, String), RequestContext>,
+    pub syncs: BTreeMap<(String, String), RequestContext>,
+    pub commits: Vec<PendingCommit>,
+    next_member_seq: u64,
+    /// Groups replayed from the log get fresh session deadlines from the first `now` seen.
+    pub sessions_need_start: bool,
+    pub retention_check_at_ms: i64,
+}
+
+impl Broker {
+    /// Starts the sessions of recovered groups from the first time the broker is told of.
+    pub(super) fn start_group_sessions(&mut self, now_ms: i64) {
+        if !self.coordinator.sessions_need_start {
+            return;
+        }
+        self.coordinator.sessions_need_start = false;
+        for group in self.coordinator.groups.values_mut() {
+            for member in group.members.values_mut() {
+                member.session_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
+            }
+        }
+        self.coordinator.retention_check_at_ms =
+            now_ms + self.config.groups.offsets_retention_check_interval_ms;
+    }
+
+    pub(super) fn group_deadline_ms(&self) -> Option<i64> {
+        let groups = self
+            .coordinator
+            .groups
+            .values()
+            .filter_map(Group::next_deadline_ms)
+            .min();
+        let commits = self.coordinator.commits.iter().map(|c| c.deadline_ms).min();
+        let retention = (self.coordinator.retention_check_at_ms > 0)
+            .then_some(self.coordinator.retention_check_at_ms);
+        groups.into_iter().chain(commits).chain(retention).min()
+    }
+
+    pub(super) fn drop_group_requests(&mut self, conn: ConnId) {
+        self.coordinator.joins.retain(|_, ctx| ctx.conn != conn);
+        self.coordinator.syncs.retain(|_, ctx| ctx.conn != conn);
+        self.coordinator.commits.retain(|c| c.ctx.conn != conn);
+    }
+
+    /// A new member id, as Kafka makes them: the client id, a dash, a random UUID.
+    pub(super) fn new_member_id(&mut self, client_id: &str) -> String {
+        let bytes = self.rng.bytes16();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{client_id}-{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
+
+    pub(super) fn next_join_seq(&mut self) -> u64 {
+        self.coordinator.next_member_seq += 1;
+        self.coordinator.next_member_seq
+    }
+
+    pub(super) fn client_host(&self, conn: ConnId) -> String {
+        self.conn_hosts
+            .get(&conn)
+            .cloned()
+            .unwrap_or_else(|| "/unknown".into())
+    }
+
+    /// Creates `__consumer_offsets` on first use, as Kafka does.
+    pub(super) fn ensure_offsets_topic(&mut self) {
+        if !self.topics.contains_key(OFFSETS_TOPIC) {
+            let partitions = self.config.groups.offsets_topic_partitions;
+            let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+            self.create_topic(OFFSETS_TOPIC, partitions, configs);
+            self.pump_io();
+        }
+    }
+
+    // ---- rebalancing ----
+
+    /// Moves a group to PreparingRebalance: pending syncs are told to rejoin, and a deadline is
+    /// set (the initial delay for an empty group, else the longest rebalance timeout).
+    pub(super) fn prepare_rebalance(&mut self, group_id: &str, now_ms: i64, reason: &str) {
+        let initial_delay = self.config.groups.initial_rebalance_delay_ms;
+        let Some(group) = self.coordinator.groups.get_mut(group_id) else {
+            return;
+        };
+        if group.state == GroupState::PreparingRebalance {
+            return;
+        }
+        let was_empty = group.state == GroupState::Empty;
+        let longest = group
+            .members
+            .values()
+            .map(|m| i64::from(m.rebalance_timeout_ms))
+            .max()
+            .unwrap_or(0);
+        group.initial_rebalance = was_empty;
+        group.rebalance_deadline_ms =
+            Some(now_ms + if was_empty { initial_delay } else { longest });
+        group.state = GroupState::PreparingRebalance;
+        let generation = group.generation_id;
+        let waiting: Vec<(String, String)> = self
+            .coordinator
+            .syncs
+            .keys()
+            .filter(|(g, _)| g == group_id)
+            .cloned()
+            .collect();
+        for key in waiting {
+            let ctx = self.coordinator.syncs.remove(&key).expect("listed above");
+            self.respond(
+                &ctx,
+                &SyncGroupResponse::default().with_error_code(errors::REBALANCE_IN_PROGRESS),
+            );
+        }
+        self.log(
+            Level::Info,
+            format!("group '{group_id}' (generation {generation}) is rebalancing: {reason}"),
+        );
+    }
+
+    /// Completes the rebalance once every member has rejoined (not during the initial delay).
+    pub(super) fn maybe_complete_join(&mut self, group_id: &str, now_ms: i64) {
+        let Some(group) = self.coordinator.groups.get(group_id) else {
+            return;
+        };
+        if group.state != GroupState::PreparingRebalance || group.initial_rebalance {
+            return;
+        }
+        let all_joined = group.pending_members.is_empty()
+            && group.members.keys().all(|m| {
+                self.coordinator
+                    .joins
+                    .contains_key(&(group_id.to_string(), m.clone()))
+            });
+        if all_joined {
+            self.complete_join(group_id, now_ms);
+        }
+    }
+
+    /// Ends PreparingRebalance: members that did not rejoin are dropped, a new generation starts,
+    /// and every waiting JoinGroup is answered (the leader gets the members and their metadata).
+    pub(super) fn complete_join(&mut self, group_id: &str, now_ms: i64) {
+        let joined: Vec<String> = self
+            .coordinator
+            .joins
+            .keys()
+            .filter(|(g, _)| g == group_id)
+            .map(|(_, m)| m.clone())
+            .collect();
+        let Some(group) = self.coordinator.groups.get_mut(group_id) else {
+            return;
+        };
+        group.members.retain(|id, _| joined.contains(id));
+        group.pending_members.clear();
+        group.rebalance_deadline_ms = None;
+        group.initial_rebalance = false;
+        group.generation_id += 1;
+        if group.members.is_empty() {
+            group.state = GroupState::Empty;
+            group.protocol_name = None;
+            group.leader = None;
+            group.empty_since_ms = now_ms;
+            let generation = group.generation_id;
+            self.log(
+                Level::Info,
+                format!("group '{group_id}' is empty at generation {generation}"),
+            );
+            self.persist_group(group_id, now_ms);
+            return;
+        }
+        group.protocol_name = group.select_protocol();
+        if !group
+            .leader
+            .as_ref()
+            .is_some_and(|l| group.members.contains_key(l))
+        {
+            group.leader = group
+                .members
+                .values()
+                .min_by_key(|m| m.joined_seq)
+                .map(|m| m.member_id.clone());
+        }
+        group.state = GroupState::CompletingRebalance;
+        for member in group.members.values_mut() {
+            member.session_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
+        }
+        let group = group.clone();
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        self.log(
+            Level::Info,
+            format!(
+                "group '{group_id}' generation {} with {} member(s), protocol {protocol}",
+                group.generation_id,
+                group.members.len()
+            ),
+        );
+        for member_id in group.members.keys() {
+            let Some(ctx) = self
+                .coordinator
+                .joins
+                .remove(&(group_id.to_string(), member_id.clone()))
+            else {
+                continue;
+            };
+            let response = self.join_response(&group, member_id, ctx.version);
+            self.respond(&ctx, &response);
+        }
+    }
+
+    /// The JoinGroup answer for `member_id` in the group's current generation.
+    pub(super) fn join_response(
+        &self,
+        group: &Group,
+        member_id: &str,
+        version: i16,
+    ) -> JoinGroupResponse {
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let leader = group.leader.clone().unwrap_or_default();
+        let members = if leader == member_id {
+            group
+                .members
+                .values()
+                .map(|m| {
+                    let mut entry = JoinGroupResponseMember::default()
+                        .with_member_id(StrBytes::from_string(m.member_id.clone()))
+                        .with_metadata(m.metadata_for(&protocol));
+                    if version >= 5 {
+                        entry.group_instance_id =
+                            m.group_instance_id.clone().map(StrBytes::from_string);
+                    }
+                    entry
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut response = JoinGroupResponse::default()
+            .with_generation_id(group.generation_id)
+            .with_protocol_name(Some(StrBytes::from_string(protocol)))
+            .with_leader(StrBytes::from_string(leader))
+            .with_member_id(StrBytes::from_string(member_id.to_string()))
+            .with_members(members);
+        if version >= 7 {
+            response.protocol_type = group.protocol_type.clone().map(StrBytes::from_string);
+        }
+        response
+    }
+
+    /// Removes a member (left, expired or fenced) and moves the group on.
+    pub(super) fn remove_member(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        now_ms: i64,
+        reason: &str,
+    ) {
+        let key = (group_id.to_string(), member_id.to_string());
+        self.coordinator.joins.remove(&key);
+        self.coordinator.syncs.remove(&key);
+        let Some(group) = self.coordinator.groups.get_mut(group_id) else {
+            return;
+        };
+        if group.members.remove(member_id).is_none() {
+            group.pending_members.remove(member_id);
+            return self.maybe_complete_join(group_id, now_ms);
+        }
+        if group.leader.as_deref() == Some(member_id) {
+            group.leader = None;
+        }
+        match group.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(group_id, now_ms, &format!("member {member_id} {reason}"))
+            }
+            GroupState::PreparingRebalance => self.maybe_complete_join(group_id, now_ms),
+            GroupState::Empty | GroupState::Dead => {}
+        }
+        // A rebalance with nobody left completes at once: the group becomes Empty.
+        let Some(group) = self.coordinator.groups.get(group_id) else {
+            return;
+        };
+        if group.members.is_empty()
+            && group.state == GroupState::PreparingRebalance
+            && !group.initial_rebalance
+        {
+            self.complete_join(group_id, now_ms);
+        }
+    }
+
+    /// Rebalance deadlines, expired sessions and offset retention.
+    pub(super) fn expire_groups(&mut self, now_ms: i64) {
+        let group_ids: Vec<String> = self.coordinator.groups.keys().cloned().collect();
+        for group_id in group_ids {
+            let Some(group) = self.coordinator.groups.get_mut(&group_id) else {
+                continue;
+            };
+            let expired_pending: Vec<String> = group
+                .pending_members
+                .iter()
+                .filter(|(_, at)| **at <= now_ms)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &expired_pending {
+                group.pending_members.remove(id);
+            }
+            if group.state == GroupState::PreparingRebalance
+                && group.rebalance_deadline_ms.is_some_and(|d| d <= now_ms)
+            {
+                self.complete_join(&group_id, now_ms);
+                continue;
+            }
+            let Some(group) = self.coordinator.groups.get(&group_id) else {
+                continue;
+            };
+            // A member waiting in JoinGroup or SyncGroup is alive: its session starts again
+            // with the answer.
+            let expired: Vec<String> = group
+                .members
+                .values()
+                .filter(|m| m.session_deadline_ms <= now_ms)
+                .filter(|m| {
+                    let key = (group_id.clone(), m.member_id.clone());
+                    !self.coordinator.joins.contains_key(&key)
+                        && !self.coordinator.syncs.contains_key(&key)
+                })
+                .map(|m| m.member_id.clone())
+                .collect();
+            for member_id in expired {
+                self.log(
+                    Level::Info,
+                    format!("group '{group_id}': session of member {member_id} expired"),
+                );
+                self.remove_member(&group_id, &member_id, now_ms, "session expired");
+            }
+            if !expired_pending.is_empty() {
+                self.maybe_complete_join(&group_id, now_ms);
+            }
+        }
+        self.expire_offsets(now_ms);
+        self.complete_commits(now_ms);
+    }
+
+    /// `offsets.retention.minutes`: the offsets of a group with no members expire once the
+    /// retention has passed since the group emptied (or since the commit, if later).
+    fn expire_offsets(&mut self, now_ms: i64) {
+        let check_at = self.coordinator.retention_check_at_ms;
+        if check_at == 0 || now_ms < check_at {
+            if check_at == 0 {
+                self.coordinator.retention_check_at_ms =
+                    now_ms + self.config.groups.offsets_retention_check_interval_ms;
+            }
+            return;
+        }
+        self.coordinator.retention_check_at_ms =
+            now_ms + self.config.groups.offsets_retention_check_interval_ms;
+        let retention = self.config.groups.offsets_retention_ms;
+        let mut expired: Vec<(String, Vec<(String, i32)>, bool)> = Vec::new();
+        for group in self.coordinator.groups.values() {
+            if group.state != GroupState::Empty {
+                continue;
+            }
+            let gone: Vec<(String, i32)> = group
+                .offsets
+                .iter()
+                .filter(|(_, o)| {
+                    o.commit_timestamp_ms.max(group.empty_since_ms) + retention <= now_ms
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            let drop_group = gone.len() == group.offsets.len();
+            if !gone.is_empty() || drop_group {
+                expired.push((group.group_id.clone(), gone, drop_group));
+            }
+        }
+        for (group_id, gone, drop_group) in expired {
+            self.log(
+                Level::Info,
+                format!(
+                    "group '{group_id}': {} committed offset(s) expired",
+                    gone.len()
+                ),
+            );
+            self.delete_offsets(&group_id, &gone, now_ms);
+            if drop_group {
+                self.coordinator.groups.remove(&group_id);
+                self.append_offsets_records(
+                    &group_id,
+                    vec![OffsetsRecord::Group {
+                        group: group_id.clone(),
+                        value: None,
+                    }],
+                    now_ms,
+                );
+            }
+        }
+    }
+
+    // ---- durability ----
+
+    /// Appends records to the group's offsets partition; returns where the batch's last record
+    /// went, to wait for its flush. `None` when the partition cannot take writes.
+    pub(super) fn append_offsets_records(
+        &mut self,
+        group_id: &str,
+        records: Vec<OffsetsRecord>,
+        now_ms: i64,
+    ) -> Option<(TopicId, i32, i64)> {
+        if records.is_empty() {
+            return None;
+        }
+        self.ensure_offsets_topic();
+        let partition =
+            groups::partition_for(group_id, self.config.groups.offsets_topic_partitions);
+        let topic = self.topics.get_mut(OFFSETS_TOPIC)?;
+        let id = topic.id;
+        if self.offline.contains(&(id, partition)) {
+            return None;
+        }
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                let (key, value) = record.encode();
+                Record {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: 0,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: i as i64,
+                    // The codec starts a new batch where offset - sequence changes: offset - 1
+                    // keeps one batch whose base sequence is -1 (no producer id).
+                    sequence: i as i32 - 1,
+                    timestamp: now_ms,
+                    key: Some(key),
+                    value,
+                    headers: Default::default(),
+                }
+            })
+            .collect();
+        let mut bytes = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut bytes, &records, &options).ok()?;
+        let batches = batch::validate_all(&bytes).ok()?;
+        let log = topic.partitions.get_mut(partition as usize)?;
+        let mut last_offset = -1;
+        let mut position = 0;
+        for info in &batches {
+            let one = BytesMut::from(&bytes[position..position + info.size_bytes]);
+            position += info.size_bytes;
+            last_offset = log.append(one, info, None).last_offset;
+        }
+        self.dirty.insert((OFFSETS_TOPIC.to_string(), partition));
+        self.pump_io();
+        Some((id, partition, last_offset))
+    }
+
+    /// Records the group's membership so a restart brings it back (Kafka writes it on each new
+    /// generation's assignment, and when the group empties).
+    pub(super) fn persist_group(&mut self, group_id: &str, now_ms: i64) {
+        let Some(group) = self.coordinator.groups.get(group_id) else {
+            return;
+        };
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let snapshot = GroupSnapshot {
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            generation_id: group.generation_id,
+            protocol_name: group.protocol_name.clone(),
+            leader: group.leader.clone(),
+            timestamp_ms: now_ms,
+            members: group
+                .members
+                .values()
+                .map(|m| MemberSnapshot {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        };
+        let record = OffsetsRecord::Group {
+            group: group_id.to_string(),
+            value: Some(snapshot),
+        };
+        self.append_offsets_records(group_id, vec![record], now_ms);
+    }
+
+    /// Removes committed offsets and writes their tombstones.
+    pub(super) fn delete_offsets(&mut self, group_id: &str, keys: &[(String, i32)], now_ms: i64) {
+        let Some(group) = self.coordinator.groups.get_mut(group_id) else {
+            return;
+        };
+        let records: Vec<OffsetsRecord> = keys
+            .iter()
+            .filter(|key| group.offsets.remove(*key).is_some())
+            .map(|(topic, partition)| OffsetsRecord::Offset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            })
+            .collect();
+        self.append_offsets_records(group_id, records, now_ms);
+    }
+
+    /// Applies and answers every OffsetCommit whose records are flushed; those whose partition
+    /// failed or whose time ran out get COORDINATOR_NOT_AVAILABLE (retriable), as Kafka maps
+    /// append failures.
+    pub(super) fn complete_commits(&mut self, now_ms: i64) {
+        let pending = std::mem::take(&mut self.coordinator.commits);
+        for mut commit in pending {
+            let (id, partition, last_offset) = commit.wait;
+            let flushed = self
+                .topics
+                .values()
+                .find(|t| t.id == id)
+                .and_then(|t| t.partitions.get(partition as usize))
+                .map(|log| log.flushed_offset() > last_offset);
+            let failed = flushed.is_none()
+                || self.offline.contains(&(id, partition))
+                || commit.deadline_ms <= now_ms;
+            if flushed == Some(true) {
+                let group = self
+                    .coordinator
+                    .groups
+                    .entry(commit.group.clone())
+                    .or_insert_with(|| Group::new(&commit.group, now_ms));
+                for (key, offset) in commit.offsets {
+                    group.offsets.insert(key, offset);
+                }
+                self.respond(&commit.ctx, &commit.response);
+            } else if failed {
+                for topic in &mut commit.response.topics {
+                    for p in &mut topic.partitions {
+                        if p.error_code == errors::NONE {
+                            p.error_code = errors::COORDINATOR_NOT_AVAILABLE;
+                        }
+                    }
+                }
+                self.respond(&commit.ctx, &commit.response);
+            } else {
+                self.coordinator.commits.push(commit);
+            }
+        }
+    }
+
+    /// Replays the records of an offsets partition read at start-up.
+    pub(super) fn replay_offsets_partition(&mut self, data: &[u8]) {
+        let mut position = 0;
+        let mut replayed = 0usize;
+        while position < data.len() {
+            let Ok(info) = batch::validate(&data[position..]) else {
+                break;
+            };
+            let mut one = Bytes::copy_from_slice(&data[position..position + info.size_bytes]);
+            position += info.size_bytes;
+            let Ok(set) = kafka_protocol::records::RecordBatchDecoder::decode(&mut one) else {
+                continue;
+            };
+            for record in set.records {
+                let Some(key) = record.key else { continue };
+                match OffsetsRecord::decode(&key, record.value.as_deref()) {
+                    Ok(decoded) => {
+                        self.apply_offsets_record(decoded, record.timestamp);
+                        replayed += 1;
+                    }
+                    Err(error) => self.log(
+                        Level::Warn,
+                        format!("{OFFSETS_TOPIC}: skipping a record: {error}"),
+                    ),
+                }
+            }
+        }
+        if replayed > 0 {
+            self.coordinator.sessions_need_start = true;
+            let groups = self.coordinator.groups.len();
+            self.log(
+                Level::Info,
+                format!("replayed {replayed} group record(s): {groups} group(s)"),
+            );
+        }
+    }
+
+    fn apply_offsets_record(&mut self, record: OffsetsRecord, timestamp_ms: i64) {
+        match record {
+            OffsetsRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
+                let entry = self
+                    .coordinator
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, timestamp_ms));
+                match value {
+                    Some(offset) => {
+                        entry.offsets.insert((topic, partition), offset);
+                    }
+                    None => {
+                        entry.offsets.remove(&(topic, partition));
+                    }
+                }
+            }
+            OffsetsRecord::Group { group, value: None } => {
+                self.coordinator.groups.remove(&group);
+            }
+            OffsetsRecord::Group {
+                group,
+                value: Some(snapshot),
+            } => {
+                let entry = self
+                    .coordinator
+                    .groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(&group, timestamp_ms));
+                entry.generation_id = snapshot.generation_id;
+                entry.protocol_type = Some(snapshot.protocol_type).filter(|t| !t.is_empty());
+                entry.protocol_name = snapshot.protocol_name.clone();
+                entry.leader = snapshot.leader;
+                entry.members.clear();
+                let protocol = snapshot.protocol_name.unwrap_or_default();
+                for (seq, m) in snapshot.members.into_iter().enumerate() {
+                    entry.members.insert(
+                        m.member_id.clone(),
+                        Member {
+                            member_id: m.member_id,
+                            group_instance_id: m.group_instance_id,
+                            client_id: m.client_id,
+                            client_host: m.client_host,
+                            session_timeout_ms: m.session_timeout_ms,
+                            rebalance_timeout_ms: m.rebalance_timeout_ms,
+                            protocols: vec![(protocol.clone(), m.subscription)],
+                            assignment: m.assignment,
+                            session_deadline_ms: i64::MAX,
+                            joined_seq: seq as u64,
+                        },
+                    );
+                }
+                entry.state = if entry.members.is_empty() {
+                    GroupState::Empty
+                } else {
+                    GroupState::Stable
+                };
+                entry.empty_since_ms = timestamp_ms;
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! JoinGroup (key 11): a member joins (or rejoins) its group for the next generation. New members
+//! without an id get one with MEMBER_ID_REQUIRED first (KIP-394, v4+); static members
+//! (`group.instance.id`, KIP-345) keep their place across restarts and replace their old id.
+//! The answer waits for the rebalance to complete (see `coordinator.rs`).
+
+use super::{Broker, RequestContext};
+use crate::errors;
+use crate::groups::{Group, GroupState, Member};
+use crate::io::Level;
+use bytes::Bytes;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use kafka_protocol::protocol::StrBytes;
+
+impl Broker {
+    pub(super) fn on_join_group(&mut self, ctx: &RequestContext, request: JoinGroupRequest) {
+        let now = ctx.now_ms;
+        let group_id = request.group_id.0.to_string();
+        let member_id = request.member_id.to_string();
+        let instance_id = request
+            .group_instance_id
+            .as_ref()
+            .map(|s| s.to_string())
+            .filter(|_| ctx.version >= 5);
+        let protocol_type = request.protocol_type.to_string();
+        let protocols: Vec<(String, Bytes)> = request
+            .protocols
+            .iter()
+            .map(|p| (p.name.to_string(), p.metadata.clone()))
+            .collect();
+        let fail = |code: i16| {
+            JoinGroupResponse::default()
+                .with_error_code(code)
+                .with_generation_id(-1)
+                .with_member_id(request.member_id.clone())
+        };
+        if group_id.is_empty() {
+            return self.respond(ctx, &fail(errors::INVALID_GROUP_ID));
+        }
+        let limits = &self.config.groups;
+        if request.session_timeout_ms < limits.min_session_timeout_ms
+            || request.session_timeout_ms > limits.max_session_timeout_ms
+        {
+            return self.respond(ctx, &fail(errors::INVALID_SESSION_TIMEOUT));
+        }
+        self.ensure_offsets_topic();
+        let group = self
+            .coordinator
+            .groups
+            .entry(group_id.clone())
+            .or_insert_with(|| Group::new(&group_id, now));
+        if !group.supports(&protocol_type, &protocols) {
+            return self.respond(ctx, &fail(errors::INCONSISTENT_GROUP_PROTOCOL));
+        }
+        // Before v4 a JoinGroup's rebalance timeout is its session timeout.
+        let rebalance_timeout_ms = if ctx.version >= 1 {
+            request.rebalance_timeout_ms
+        } else {
+            request.session_timeout_ms
+        };
+        let joining = Member {
+            member_id: member_id.clone(),
+            group_instance_id: instance_id.clone(),
+            client_id: ctx.client_id.clone(),
+            client_host: self.client_host(ctx.conn),
+            session_timeout_ms: request.session_timeout_ms,
+            rebalance_timeout_ms,
+            protocols,
+            assignment: Bytes::new(),
+            session_deadline_ms: now + i64::from(request.session_timeout_ms),
+            joined_seq: 0,
+        };
+        if member_id.is_empty() {
+            self.join_unknown_member(ctx, &group_id, joining, &protocol_type);
+        } else {
+            self.join_known_member(ctx, &group_id, joining, &protocol_type);
+        }
+    }
+
+    fn join_unknown_member(
+        &mut self,
+        ctx: &RequestContext,
+        group_id: &str,
+        mut joining: Member,
+        protocol_type: &str,
+    ) {
+        let now = ctx.now_ms;
+        let new_id = self.new_member_id(&ctx.client_id);
+        let group = self
+            .coordinator
+            .groups
+            .get_mut(group_id)
+            .expect("created by the caller");
+        if group.members.len() >= self.config.groups.max_size {
+            let response = JoinGroupResponse::default()
+                .with_error_code(errors::GROUP_MAX_SIZE_REACHED)
+                .with_generation_id(-1);
+            return self.respond(ctx, &response);
+        }
+        if let Some(instance) = joining.group_instance_id.clone() {
+            if let Some(old) = group.member_by_instance(&instance).cloned() {
+                return self.replace_static_member(ctx, group_id, old, joining, new_id);
+            }
+        } else if ctx.version >= 4 {
+            // KIP-394: hand out the id and wait for the member to come back with it.
+            group
+                .pending_members
+                .insert(new_id.clone(), now + i64::from(joining.session_timeout_ms));
+            let response = JoinGroupResponse::default()
+                .with_error_code(errors::MEMBER_ID_REQUIRED)
+                .with_generation_id(-1)
+                .with_member_id(StrBytes::from_string(new_id));
+            return self.respond(ctx, &response);
+        }
+        joining.member_id = new_id;
+        self.add_member_and_rebalance(ctx, group_id, joining, protocol_type);
+    }
+
+    fn join_known_member(
+        &mut self,
+        ctx: &RequestContext,
+        group_id: &str,
+        joining: Member,
+        protocol_type: &str,
+    ) {
+        let member_id = joining.member_id.clone();
+        let group = self
+            .coordinator
+            .groups
+            .get_mut(group_id)
+            .expect("created by the caller");
+        if group.pending_members.remove(&member_id).is_some() {
+            return self.add_member_and_rebalance(ctx, group_id, joining, protocol_type);
+        }
+        let Some(existing) = group.members.get(&member_id).cloned() else {
+            let response = JoinGroupResponse::default()
+                .with_error_code(errors::UNKNOWN_MEMBER_ID)
+                .with_generation_id(-1)
+                .with_member_id(StrBytes::from_string(member_id));
+            return self.respond(ctx, &response);
+        };
+        if joining.group_instance_id.is_some()
+            && existing.group_instance_id != joining.group_instance_id
+        {
+            let response = JoinGroupResponse::default()
+                .with_error_code(errors::FENCED_INSTANCE_ID)
+                .with_generation_id(-1);
+            return self.respond(ctx, &response);
+        }
+        let same_metadata = existing.protocols == joining.protocols;
+        let is_leader = group.leader.as_deref() == Some(member_id.as_str());
+        let state = group.state;
+        let member = group.members.get_mut(&member_id).expect("found above");
+        member.protocols = joining.protocols;
+        member.session_timeout_ms = joining.session_timeout_ms;
+        member.rebalance_timeout_ms = joining.rebalance_timeout_ms;
+        member.session_deadline_ms = joining.session_deadline_ms;
+        match state {
+            // Nothing changed: answer with the current generation, no rebalance (as Kafka).
+            GroupState::CompletingRebalance | GroupState::Stable
+                if same_metadata && (state == GroupState::CompletingRebalance || !is_leader) =>
+            {
+                let group = self.coordinator.groups[group_id].clone();
+                let response = self.join_response(&group, &member_id, ctx.version);
+                self.respond(ctx, &response);
+            }
+            _ => {
+                self.coordinator
+                    .joins
+                    .insert((group_id.to_string(), member_id.clone()), ctx.clone());
+                let reason = if same_metadata {
+                    "the leader rejoined"
+                } else {
+                    "a member's subscription changed"
+                };
+                self.prepare_rebalance(group_id, ctx.now_ms, &format!("{reason} ({member_id})"));
+                self.maybe_complete_join(group_id, ctx.now_ms);
+            }
+        }
+    }
+
+    fn add_member_and_rebalance(
+        &mut self,
+        ctx: &RequestContext,
+        group_id: &str,
+        mut joining: Member,
+        protocol_type: &str,
+    ) {
+        joining.joined_seq = self.next_join_seq();
+        let member_id = joining.member_id.clone();
+        let group = self
+            .coordinator
+            .groups
+            .get_mut(group_id)
+            .expect("created by the caller");
+        if group.members.is_empty() {
+            group.protocol_type = Some(protocol_type.to_string());
+        }
+        group.members.insert(member_id.clone(), joining);
+        self.coordinator
+            .joins
+            .insert((group_id.to_string(), member_id.clone()), ctx.clone());
+        self.prepare_rebalance(group_id, ctx.now_ms, &format!("member {member_id} joined"));
+        self.maybe_complete_join(group_id, ctx.now_ms);
+    }
+
+    /// A static member came back with a new process: it takes over the old member's place (and
+    /// assignment); the old id is fenced. No rebalance unless the group is rebalancing anyway
+    /// or the member's subscription changed.
+    fn replace_static_member(
+        &mut self,
+        ctx: &RequestContext,
+        group_id: &str,
+        old: Member,
+        mut joining: Member,
+        new_id: String,
+    ) {
+        let old_key = (group_id.to_string(), old.member_id.clone());
+        if let Some(old_join) = self.coordinator.joins.remove(&old_key) {
+            let fenced = JoinGroupResponse::default()
+                .with_error_code(errors::FENCED_INSTANCE_ID)
+                .with_generation_id(-1);
+            self.respond(&old_join, &fenced);
+        }
+        if let Some(old_sync) = self.coordinator.syncs.remove(&old_key) {
+            let fenced = kafka_protocol::messages::SyncGroupResponse::default()
+                .with_error_code(errors::FENCED_INSTANCE_ID);
+            self.respond(&old_sync, &fenced);
+        }
+        let same_metadata = old.protocols == joining.protocols;
+        joining.member_id = new_id.clone();
+        joining.joined_seq = old.joined_seq;
+        joining.assignment = old.assignment.clone();
+        let group = self
+            .coordinator
+            .groups
+            .get_mut(group_id)
+            .expect("created by the caller");
+        group.members.remove(&old.member_id);
+        group.members.insert(new_id.clone(), joining);
+        let was_leader = group.leader.as_deref() == Some(old.member_id.as_str());
+        if was_leader {
+            group.leader = Some(new_id.clone());
+        }
+        let state = group.state;
+        self.log(
+            Level::Info,
+            format!(
+                "group '{group_id}': static member {} replaced {} with {new_id}",
+                old.group_instance_id.unwrap_or_default(),
+                old.member_id
+            ),
+        );
+        // A follower keeps its assignment with no rebalance. A returning leader gets a
+        // rebalance, so that it assigns with the full member list in hand.
+        if state == GroupState::Stable && same_metadata && !was_leader {
+            let group = self.coordinator.groups[group_id].clone();
+            let response = self.join_response(&group, &new_id, ctx.version);
+            self.persist_group(group_id, ctx.now_ms);
+            return self.respond(ctx, &response);
+        }
+        self.coordinator
+            .joins
+            .insert((group_id.to_string(), new_id.clone()), ctx.clone());
+        self.prepare_rebalance(
+            group_id,
+            ctx.now_ms,
+            &format!("static member {new_id} rejoined"),
+        );
+        self.maybe_complete_join(group_id, ctx.now_ms);
+    }
+}
