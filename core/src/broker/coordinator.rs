@@ -43,6 +43,12 @@ pub(super) struct Coordinator {
     pub joins: BTreeMap<(String, String), RequestContext>,
     pub syncs: BTreeMap<(String, String), RequestContext>,
     pub commits: Vec<PendingCommit>,
+    /// Groups whose new generation's assignment waits for its record to be flushed before the
+    /// SyncGroup answers go out (Kafka stores the group before it answers), with the deadline.
+    pub sync_waits: BTreeMap<String, ((TopicId, i32, i64), i64)>,
+    /// OffsetFetch requests held until their group's commits in flight are applied, so a new
+    /// owner never reads an offset that an older commit is about to replace.
+    pub offset_fetches: Vec<(RequestContext, kafka_protocol::messages::OffsetFetchRequest)>,
     next_member_seq: u64,
     /// Groups replayed from the log get fresh session deadlines from the first `now` seen.
     pub sessions_need_start: bool,
@@ -73,15 +79,29 @@ impl Broker {
             .filter_map(Group::next_deadline_ms)
             .min();
         let commits = self.coordinator.commits.iter().map(|c| c.deadline_ms).min();
+        let syncs = self
+            .coordinator
+            .sync_waits
+            .values()
+            .map(|(_, deadline)| *deadline)
+            .min();
         let retention = (self.coordinator.retention_check_at_ms > 0)
             .then_some(self.coordinator.retention_check_at_ms);
-        groups.into_iter().chain(commits).chain(retention).min()
+        groups
+            .into_iter()
+            .chain(commits)
+            .chain(syncs)
+            .chain(retention)
+            .min()
     }
 
     pub(super) fn drop_group_requests(&mut self, conn: ConnId) {
         self.coordinator.joins.retain(|_, ctx| ctx.conn != conn);
         self.coordinator.syncs.retain(|_, ctx| ctx.conn != conn);
         self.coordinator.commits.retain(|c| c.ctx.conn != conn);
+        self.coordinator
+            .offset_fetches
+            .retain(|(ctx, _)| ctx.conn != conn);
     }
 
     /// A new member id, as Kafka makes them: the client id, a dash, a random UUID.
@@ -507,10 +527,12 @@ impl Broker {
 
     /// Records the group's membership so a restart brings it back (Kafka writes it on each new
     /// generation's assignment, and when the group empties).
-    pub(super) fn persist_group(&mut self, group_id: &str, now_ms: i64) {
-        let Some(group) = self.coordinator.groups.get(group_id) else {
-            return;
-        };
+    pub(super) fn persist_group(
+        &mut self,
+        group_id: &str,
+        now_ms: i64,
+    ) -> Option<(TopicId, i32, i64)> {
+        let group = self.coordinator.groups.get(group_id)?;
         let protocol = group.protocol_name.clone().unwrap_or_default();
         let snapshot = GroupSnapshot {
             protocol_type: group.protocol_type.clone().unwrap_or_default(),
@@ -537,7 +559,7 @@ impl Broker {
             group: group_id.to_string(),
             value: Some(snapshot),
         };
-        self.append_offsets_records(group_id, vec![record], now_ms);
+        self.append_offsets_records(group_id, vec![record], now_ms)
     }
 
     /// Removes committed offsets and writes their tombstones.
@@ -570,7 +592,10 @@ impl Broker {
                 .values()
                 .find(|t| t.id == id)
                 .and_then(|t| t.partitions.get(partition as usize))
-                .map(|log| log.flushed_offset() > last_offset);
+                .map(|log| match self.config.planted_bug {
+                    Some(super::PlantedBug::CommitBeforeFlush) => true,
+                    _ => log.flushed_offset() > last_offset,
+                });
             let failed = flushed.is_none()
                 || self.offline.contains(&(id, partition))
                 || commit.deadline_ms <= now_ms;
@@ -597,6 +622,67 @@ impl Broker {
                 self.coordinator.commits.push(commit);
             }
         }
+        self.complete_syncs(now_ms);
+        let held = std::mem::take(&mut self.coordinator.offset_fetches);
+        for (ctx, request) in held {
+            self.on_offset_fetch(&ctx, request);
+        }
+    }
+
+    /// Answers the SyncGroups of groups whose assignment record is flushed. If the record could
+    /// not be written, the members are told COORDINATOR_NOT_AVAILABLE and the group rebalances,
+    /// as Kafka does when it cannot store a group.
+    fn complete_syncs(&mut self, now_ms: i64) {
+        let waits: Vec<(String, (TopicId, i32, i64), i64)> = self
+            .coordinator
+            .sync_waits
+            .iter()
+            .map(|(g, (w, d))| (g.clone(), *w, *d))
+            .collect();
+        for (group_id, (id, partition, last_offset), deadline_ms) in waits {
+            let flushed = self
+                .topics
+                .values()
+                .find(|t| t.id == id)
+                .and_then(|t| t.partitions.get(partition as usize))
+                .map(|log| log.flushed_offset() > last_offset);
+            let failed = flushed.is_none()
+                || self.offline.contains(&(id, partition))
+                || deadline_ms <= now_ms;
+            if flushed != Some(true) && !failed {
+                continue;
+            }
+            self.coordinator.sync_waits.remove(&group_id);
+            let waiting: Vec<(String, String)> = self
+                .coordinator
+                .syncs
+                .keys()
+                .filter(|(g, _)| *g == group_id)
+                .cloned()
+                .collect();
+            for key in waiting {
+                let ctx = self.coordinator.syncs.remove(&key).expect("listed above");
+                let response = if failed {
+                    SyncGroupResponse::default().with_error_code(errors::COORDINATOR_NOT_AVAILABLE)
+                } else {
+                    self.sync_response(&group_id, &key.1, ctx.version)
+                };
+                self.respond(&ctx, &response);
+            }
+            if failed {
+                self.prepare_rebalance(&group_id, now_ms, "its assignment could not be stored");
+            }
+        }
+    }
+
+    /// Whether the group's new assignment waits for its flush.
+    pub(super) fn sync_in_flight(&self, group_id: &str) -> bool {
+        self.coordinator.sync_waits.contains_key(group_id)
+    }
+
+    /// Whether a commit of this group waits for its flush.
+    pub(super) fn commit_in_flight(&self, group_id: &str) -> bool {
+        self.coordinator.commits.iter().any(|c| c.group == group_id)
     }
 
     /// Replays the records of an offsets partition read at start-up.

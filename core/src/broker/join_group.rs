@@ -250,11 +250,19 @@ impl Broker {
                 old.member_id
             ),
         );
-        // A follower keeps its assignment with no rebalance. A returning leader gets a
-        // rebalance, so that it assigns with the full member list in hand.
-        if state == GroupState::Stable && same_metadata && !was_leader {
+        // No rebalance: the member gets its assignment back from SyncGroup. A returning leader
+        // is told the old leader id (before v9), so it takes the follower path and does not
+        // assign a Stable group again; from v9 it gets the members with skip_assignment, as
+        // Kafka's `updateStaticMemberAndRebalance` answers.
+        if state == GroupState::Stable && same_metadata {
             let group = self.coordinator.groups[group_id].clone();
-            let response = self.join_response(&group, &new_id, ctx.version);
+            let mut response = self.join_response(&group, &new_id, ctx.version);
+            if was_leader && ctx.version >= 9 {
+                response.skip_assignment = true;
+            } else if was_leader {
+                response.leader = StrBytes::from_string(old.member_id.clone());
+                response.members.clear();
+            }
             self.persist_group(group_id, ctx.now_ms);
             return self.respond(ctx, &response);
         }

@@ -84,6 +84,8 @@ pub enum PlantedBug {
     AckBeforeFsync,
     /// Drop the last batch of every partition when recovering after a restart.
     LoseLastBatchOnRecovery,
+    /// Apply and answer an offset commit before its record is flushed.
+    CommitBeforeFlush,
 }
 
 /// How long a partition whose write failed (disk full, say) waits before writing again.
@@ -216,6 +218,24 @@ impl Broker {
 
     pub fn cluster_id(&self) -> &str {
         &self.cluster_id
+    }
+
+    /// A group's state name, generation and member count, if the group exists.
+    pub fn group_summary(&self, group_id: &str) -> Option<(&'static str, i32, usize)> {
+        let group = self.coordinator.groups.get(group_id)?;
+        Some((group.state.name(), group.generation_id, group.members.len()))
+    }
+
+    /// A group's committed offsets, by (topic, partition).
+    pub fn committed_offsets(&self, group_id: &str) -> BTreeMap<(String, i32), i64> {
+        let Some(group) = self.coordinator.groups.get(group_id) else {
+            return BTreeMap::new();
+        };
+        group
+            .offsets
+            .iter()
+            .map(|(key, o)| (key.clone(), o.offset))
+            .collect()
     }
 
     /// A partition's high watermark, if the topic and partition exist.

@@ -1,5 +1,6 @@
 //! OffsetFetch (key 9): a group's committed offsets (-1 where none), for the partitions asked
-//! for or all of them; v8+ asks for several groups at once.
+//! for or all of them; v8+ asks for several groups at once. While a commit of the group waits for
+//! its flush, the answer waits for it too: offsets read are never about to be replaced.
 
 use super::{Broker, RequestContext};
 use crate::errors;
@@ -16,6 +17,20 @@ type Found = BTreeMap<String, Vec<(i32, i64, i32, Option<String>)>>;
 
 impl Broker {
     pub(super) fn on_offset_fetch(&mut self, ctx: &RequestContext, request: OffsetFetchRequest) {
+        let groups: Vec<&str> = if ctx.version >= 8 {
+            request
+                .groups
+                .iter()
+                .map(|g| g.group_id.0.as_str())
+                .collect()
+        } else {
+            vec![request.group_id.0.as_str()]
+        };
+        if groups.iter().any(|g| self.commit_in_flight(g)) {
+            // Answered when the commit is applied (see `complete_commits`).
+            self.coordinator.offset_fetches.push((ctx.clone(), request));
+            return;
+        }
         let mut response = OffsetFetchResponse::default();
         if ctx.version >= 8 {
             for group in &request.groups {

@@ -1,11 +1,16 @@
 //! SyncGroup (key 14): after a rebalance the leader sends every member's assignment; each
 //! member's SyncGroup is answered with its own once the leader's has arrived. The group is then
-//! Stable and its membership is written to `__consumer_offsets`.
+//! Stable and its membership is written to `__consumer_offsets`; the answers go out once that
+//! record is flushed.
 
 use super::{Broker, RequestContext};
 use crate::errors;
 use crate::groups::GroupState;
+use crate::topics::TopicId;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+/// How long the leader's SyncGroup waits for the assignment to be stored.
+const SYNC_STORE_TIMEOUT_MS: i32 = 5_000;
 use kafka_protocol::protocol::StrBytes;
 
 impl Broker {
@@ -13,6 +18,7 @@ impl Broker {
         let group_id = request.group_id.0.to_string();
         let member_id = request.member_id.to_string();
         let fail = |code: i16| SyncGroupResponse::default().with_error_code(code);
+        let storing = self.sync_in_flight(&group_id);
         let Some(group) = self.coordinator.groups.get_mut(&group_id) else {
             return self.respond(ctx, &fail(errors::UNKNOWN_MEMBER_ID));
         };
@@ -47,6 +53,12 @@ impl Broker {
             GroupState::PreparingRebalance => {
                 self.respond(ctx, &fail(errors::REBALANCE_IN_PROGRESS))
             }
+            GroupState::Stable if storing => {
+                // The assignment is not durable yet: answer with the others once it is.
+                self.coordinator
+                    .syncs
+                    .insert((group_id.clone(), member_id.clone()), ctx.clone());
+            }
             GroupState::Stable => {
                 let response = self.sync_response(&group_id, &member_id, ctx.version);
                 self.respond(ctx, &response);
@@ -66,26 +78,30 @@ impl Broker {
                             .unwrap_or_default();
                     }
                     group.state = GroupState::Stable;
-                    self.persist_group(&group_id, ctx.now_ms);
-                    let waiting: Vec<(String, String)> = self
-                        .coordinator
-                        .syncs
-                        .keys()
-                        .filter(|(g, _)| *g == group_id)
-                        .cloned()
-                        .collect();
-                    for key in waiting {
-                        let waiting_ctx =
-                            self.coordinator.syncs.remove(&key).expect("listed above");
-                        let response = self.sync_response(&group_id, &key.1, waiting_ctx.version);
-                        self.respond(&waiting_ctx, &response);
-                    }
+                    // The assignment goes out once the new generation is durable, so a crash
+                    // never lets a generation number be handed out twice (as Kafka stores the
+                    // group before answering).
+                    let wait = self.persist_group(&group_id, ctx.now_ms).unwrap_or((
+                        TopicId([0; 16]),
+                        -1,
+                        0,
+                    ));
+                    let deadline_ms = ctx.now_ms + i64::from(SYNC_STORE_TIMEOUT_MS);
+                    self.coordinator
+                        .sync_waits
+                        .insert(group_id.clone(), (wait, deadline_ms));
+                    self.complete_commits(ctx.now_ms);
                 }
             }
         }
     }
 
-    fn sync_response(&self, group_id: &str, member_id: &str, version: i16) -> SyncGroupResponse {
+    pub(super) fn sync_response(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        version: i16,
+    ) -> SyncGroupResponse {
         let group = &self.coordinator.groups[group_id];
         let assignment = group
             .members

@@ -1781,6 +1781,24 @@ mod groups {
     }
 
     #[test]
+    fn sync_answers_wait_until_the_new_generation_is_durable() {
+        let mut h = Harness::new(Config::default());
+        h.create_topic("t", 1);
+        let a = join_new(&mut h, 1, "g");
+        advance(&mut h, DELAY_MS);
+        assert_eq!(joined(&mut h, 1).generation_id, 1);
+        h.hold_io = true;
+        sync(&mut h, 1, "g", &a, 1, &[(&a, b"mine")]);
+        assert!(
+            !h.has_response(1),
+            "the assignment waits for the group record's flush"
+        );
+        h.release_io();
+        let response: SyncGroupResponse = h.response(1, ApiKey::SyncGroup, 5);
+        assert_eq!(&response.assignment[..], b"mine");
+    }
+
+    #[test]
     fn bad_group_requests_get_kafkas_errors() {
         let mut h = Harness::new(Config::default());
         h.create_topic("t", 1);
