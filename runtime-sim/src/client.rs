@@ -2,6 +2,7 @@
 //! the same generated codecs real clients mirror), one request in flight each, with retries, and
 //! write down what they sent, what was acknowledged and what they read, for the checkers.
 
+use crate::group_client::{GroupMember, GroupRequest};
 use crate::history::{Ack, History};
 use crate::rng::Stream;
 use bytes::{Bytes, BytesMut};
@@ -33,6 +34,7 @@ pub enum Role {
     },
     Producer(Producer),
     Consumer(Consumer),
+    GroupMember(GroupMember),
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +136,7 @@ impl Client {
                 topics, created, ..
             } => *created >= topics.len(),
             Role::Consumer(c) => c.next_offset == c.high_watermark,
+            Role::GroupMember(m) => m.is_settled(),
         }
     }
 
@@ -151,6 +154,10 @@ impl Client {
             Role::Consumer(c) => format!(
                 "consumer at {:?}, high watermarks {:?}",
                 c.next_offset, c.high_watermark
+            ),
+            Role::GroupMember(m) => format!(
+                "group member {} generation {} phase {:?} assigned {:?} at {:?}",
+                m.member_id, m.generation, m.phase, m.assigned, m.positions
             ),
             Role::Admin {
                 created, scratch, ..
@@ -212,6 +219,8 @@ impl Client {
             Role::Producer(_) => self.producer_request(rng, history),
             Role::Consumer(_) if !topics_ready => None,
             Role::Consumer(_) => self.consumer_request(rng),
+            Role::GroupMember(_) if !topics_ready => None,
+            Role::GroupMember(_) => self.group_request(now, rng),
         };
         match request {
             Some((frame, api_key, version, expects_response)) => {
@@ -433,7 +442,8 @@ impl Client {
     }
 
     /// A response frame (length prefix included) arrived.
-    pub fn on_response(&mut self, frame: Bytes, history: &mut History) {
+    /// `now` is when the node sent the response: acknowledgements are timed by it.
+    pub fn on_response(&mut self, frame: Bytes, now: Micros, history: &mut History) {
         let Some(waiting) = self.waiting.take() else {
             history.problems.push(format!(
                 "client {} got a response it did not ask for",
@@ -471,10 +481,14 @@ impl Client {
             }
             ApiKey::Produce => ProduceResponse::decode(&mut body, waiting.version)
                 .map(|r| self.on_produce(r, history)),
+            ApiKey::Fetch if matches!(self.role, Role::GroupMember(_)) => {
+                FetchResponse::decode(&mut body, waiting.version)
+                    .map(|r| self.on_group_fetch(r, history))
+            }
             ApiKey::Fetch => {
                 FetchResponse::decode(&mut body, waiting.version).map(|r| self.on_fetch(r, history))
             }
-            other => unreachable!("clients do not send {other:?}"),
+            key => self.on_group_response(key, waiting.version, &mut body, now, history),
         };
         if let Err(e) = outcome {
             history.problems.push(format!(
@@ -625,6 +639,116 @@ impl Client {
                     c.verifier,
                 );
                 c.next_offset[index] = next;
+            }
+        }
+    }
+}
+
+impl Client {
+    fn group_request(
+        &mut self,
+        now: Micros,
+        rng: &mut Stream,
+    ) -> Option<(Bytes, ApiKey, i16, bool)> {
+        let faulty = self.producing;
+        let Role::GroupMember(member) = &mut self.role else {
+            unreachable!()
+        };
+        let request = member.next_request(now, rng, faulty)?;
+        let (frame, key, version) = match request {
+            GroupRequest::Join(r) => (self.encode(ApiKey::JoinGroup, 5, &r), ApiKey::JoinGroup, 5),
+            GroupRequest::Sync(r) => (self.encode(ApiKey::SyncGroup, 3, &r), ApiKey::SyncGroup, 3),
+            GroupRequest::Heartbeat(r) => {
+                (self.encode(ApiKey::Heartbeat, 3, &r), ApiKey::Heartbeat, 3)
+            }
+            GroupRequest::Leave(r) => (
+                self.encode(ApiKey::LeaveGroup, 3, &r),
+                ApiKey::LeaveGroup,
+                3,
+            ),
+            GroupRequest::OffsetFetch(r) => (
+                self.encode(ApiKey::OffsetFetch, 7, &r),
+                ApiKey::OffsetFetch,
+                7,
+            ),
+            GroupRequest::Commit(r) => (
+                self.encode(ApiKey::OffsetCommit, 8, &r),
+                ApiKey::OffsetCommit,
+                8,
+            ),
+            GroupRequest::Fetch(r) => (self.encode(ApiKey::Fetch, 11, &r), ApiKey::Fetch, 11),
+        };
+        Some((frame, key, version, true))
+    }
+
+    fn on_group_response(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &mut Bytes,
+        now: Micros,
+        history: &mut History,
+    ) -> anyhow::Result<()> {
+        let client = self.id;
+        let Role::GroupMember(member) = &mut self.role else {
+            unreachable!("clients do not send {key:?}")
+        };
+        match key {
+            ApiKey::JoinGroup => member.on_join(JoinGroupResponse::decode(body, version)?),
+            ApiKey::SyncGroup => {
+                member.on_sync(SyncGroupResponse::decode(body, version)?, client, history)
+            }
+            ApiKey::Heartbeat => member.on_heartbeat(HeartbeatResponse::decode(body, version)?),
+            ApiKey::LeaveGroup => {
+                LeaveGroupResponse::decode(body, version)?;
+            }
+            ApiKey::OffsetFetch => {
+                member.on_offset_fetch(OffsetFetchResponse::decode(body, version)?, client, history)
+            }
+            ApiKey::OffsetCommit => member.on_commit(
+                OffsetCommitResponse::decode(body, version)?,
+                client,
+                now,
+                history,
+            ),
+            other => unreachable!("clients do not send {other:?}"),
+        }
+        Ok(())
+    }
+
+    /// A group member's fetch: read like a plain consumer, advancing its positions.
+    fn on_group_fetch(&mut self, response: FetchResponse, history: &mut History) {
+        let client = self.id;
+        let Role::GroupMember(member) = &mut self.role else {
+            unreachable!()
+        };
+        for topic in &response.responses {
+            for partition in &topic.partitions {
+                let index = partition.partition_index;
+                let Some(&position) = member.positions.get(&index) else {
+                    continue;
+                };
+                if partition.error_code == errors::OFFSET_OUT_OF_RANGE {
+                    history.problems.push(format!(
+                        "client {client}: group offset {position} of {}-{index} out of range",
+                        member.topic
+                    ));
+                    continue;
+                }
+                if partition.error_code != errors::NONE {
+                    continue;
+                }
+                let records = partition.records.clone().unwrap_or_default();
+                let next = read_batches(
+                    client,
+                    &member.topic,
+                    index,
+                    position,
+                    records,
+                    history,
+                    false,
+                );
+                member.positions.insert(index, next);
             }
         }
     }

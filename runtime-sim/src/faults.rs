@@ -10,6 +10,10 @@ pub struct Faults {
     /// (acks, idempotent) per producer.
     pub producers: Vec<(i16, bool)>,
     pub consumers: usize,
+    /// Members of the consumer group "workers" (0 for none).
+    pub group_members: usize,
+    /// `group.initial.rebalance.delay.ms`: Kafka's 3 s, or the 0 test setups often use.
+    pub initial_rebalance_delay_ms: i64,
     pub tail_cache_bytes: usize,
     pub latency_us: (Micros, Micros),
     pub latency_spike_per_mille: u64,
@@ -24,6 +28,9 @@ pub struct Faults {
     /// Crashes while an fsync is in flight, per thousand fsyncs: the moment the durability
     /// contract is about.
     pub crash_in_fsync_per_mille: u64,
+    /// Crashes just after a write was acknowledged (Produce, OffsetCommit, topic changes), per
+    /// thousand such answers: whatever was acknowledged must already be durable.
+    pub crash_after_ack_per_mille: u64,
     pub bitrot_per_mille: u64,
     pub disk_full_windows: u32,
     pub clock_jumps: u32,
@@ -39,6 +46,8 @@ impl Faults {
             partitions: rng.range(1, 4) as i32,
             producers,
             consumers: rng.range(1, 3) as usize,
+            group_members: rng.range(0, 3) as usize,
+            initial_rebalance_delay_ms: *rng.pick(&[0, 300, 3_000]),
             tail_cache_bytes: *rng.pick(&[1usize, 4096, 64 * 1024, 4 << 20]),
             latency_us: (rng.range(50, 500), rng.range(1_000, 10_000)),
             latency_spike_per_mille: 0,
@@ -49,6 +58,7 @@ impl Faults {
             read_us: (rng.range(20, 100), rng.range(100, 1_000)),
             crash_mean_ms: 0,
             crash_in_fsync_per_mille: 0,
+            crash_after_ack_per_mille: 0,
             bitrot_per_mille: 0,
             disk_full_windows: 0,
             clock_jumps: 0,
@@ -58,7 +68,8 @@ impl Faults {
             faults.drop_per_mille = rng.range(0, 20);
             faults.partitions_cut = rng.range(0, 3) as u32;
             faults.crash_mean_ms = *rng.pick(&[0, 1_000, 2_500, 5_000]);
-            faults.crash_in_fsync_per_mille = *rng.pick(&[0, 1, 3, 10]);
+            faults.crash_in_fsync_per_mille = *rng.pick(&[0, 3, 10, 30]);
+            faults.crash_after_ack_per_mille = *rng.pick(&[0, 5, 20, 50]);
             faults.bitrot_per_mille = rng.range(0, 50);
             faults.disk_full_windows = rng.range(0, 2) as u32;
             faults.clock_jumps = rng.range(0, 3) as u32;
@@ -81,10 +92,12 @@ impl fmt::Display for Faults {
             .collect();
         writeln!(
             f,
-            "  workload: 1 topic x {} partitions, producers [{}], {} consumers, tail cache {} B",
+            "  workload: 1 topic x {} partitions, producers [{}], {} consumers, {} group members (initial rebalance delay {} ms), tail cache {} B",
             self.partitions,
             producers.join(", "),
             self.consumers,
+            self.group_members,
+            self.initial_rebalance_delay_ms,
             self.tail_cache_bytes
         )?;
         writeln!(
@@ -101,8 +114,8 @@ impl fmt::Display for Faults {
             self.bitrot_per_mille, self.disk_full_windows)?;
         write!(
             f,
-            "  process:  crash every ~{} ms (0 = never), clock jumps {}",
-            self.crash_mean_ms, self.clock_jumps
+            "  process:  crash every ~{} ms (0 = never), in {}/1000 fsyncs, after {}/1000 acks; clock jumps {}",
+            self.crash_mean_ms, self.crash_in_fsync_per_mille, self.crash_after_ack_per_mille, self.clock_jumps
         )
     }
 }

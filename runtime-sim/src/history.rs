@@ -14,8 +14,51 @@ pub struct Ack {
     pub payloads: Vec<String>,
 }
 
+/// What a group member was given in SyncGroup.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub client: usize,
+    pub group: String,
+    pub generation: i32,
+    pub partitions: Vec<i32>,
+}
+
+/// An offset commit the coordinator acknowledged.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    pub client: usize,
+    pub group: String,
+    pub generation: i32,
+    pub partition: i32,
+    pub offset: i64,
+    /// Virtual time of the acknowledgement.
+    pub at: u64,
+}
+
+/// A committed offset a group member read with OffsetFetch, and when it asked.
+#[derive(Debug, Clone)]
+pub struct OffsetRead {
+    pub client: usize,
+    pub group: String,
+    pub partition: i32,
+    /// -1 when nothing was committed.
+    pub offset: i64,
+    pub sent_at: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct History {
+    pub offset_reads: Vec<OffsetRead>,
+    /// After each restart: when the crash happened, and the group's committed offsets as
+    /// recovered, by partition.
+    pub recovered_commits: Vec<(u64, BTreeMap<i32, i64>)>,
+    pub assignments: Vec<Assignment>,
+    pub commits: Vec<Commit>,
+    /// Committed offsets as the coordinator had them after the last restart, by
+    /// (group, partition), read by the verifier.
+    pub final_commits: BTreeMap<(String, i32), i64>,
+    /// Where the group stood at the end of the quiet phase (liveness of groups).
+    pub group_end: Vec<String>,
     /// Every payload a producer sent (each is unique).
     pub sent: BTreeSet<String>,
     pub acks: Vec<Ack>,

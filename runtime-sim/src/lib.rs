@@ -12,6 +12,7 @@
 mod client;
 pub mod disk;
 mod faults;
+mod group_client;
 pub mod history;
 pub mod rng;
 
@@ -28,6 +29,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// The node's wall clock at virtual time zero (a date in 2023, in Kafka's milliseconds).
 const EPOCH_MS: i64 = 1_700_000_000_000;
+/// The consumer group the simulated group members form.
+pub const GROUP: &str = "workers";
 /// The verify phase must finish within this much virtual time.
 const VERIFY_US: Micros = 30_000_000;
 
@@ -95,9 +98,11 @@ enum Event {
         conn: ConnId,
         frame: Bytes,
     },
+    /// A response on the wire, sent by the node at `sent_at`.
     ToClient {
         conn: ConnId,
         frame: Bytes,
+        sent_at: Micros,
     },
     ConnClosed {
         conn: ConnId,
@@ -185,6 +190,10 @@ struct Conn {
     open: bool,
     inbox: VecDeque<Bytes>,
     busy: bool,
+    /// The API key of the request in the core, to know what its response acknowledges.
+    in_core: i16,
+    /// When the connection broke: responses sent before still arrive.
+    closed_at: Option<Micros>,
     /// Messages in each direction keep their order, as on a TCP stream.
     to_node_at: Micros,
     to_client_at: Micros,
@@ -222,6 +231,7 @@ pub struct Sim {
     partitioned: BTreeMap<Option<usize>, Micros>,
     disk_full_until: Micros,
     quiet_at: Micros,
+    last_crash_at: Option<Micros>,
     done: bool,
 }
 
@@ -257,6 +267,7 @@ impl Sim {
             partitioned: BTreeMap::new(),
             disk_full_until: 0,
             quiet_at: options.fault_secs * 1_000_000,
+            last_crash_at: None,
             done: false,
             options,
         };
@@ -279,6 +290,11 @@ impl Sim {
         }
         for _ in 0..self.faults.consumers {
             roles.push(Client::consumer(topic, partitions, false));
+        }
+        for _ in 0..self.faults.group_members {
+            roles.push(Role::GroupMember(group_client::GroupMember::new(
+                GROUP, topic, partitions,
+            )));
         }
         for role in roles {
             self.add_client(role, 0);
@@ -366,7 +382,11 @@ impl Sim {
                 }
             }
             Event::ToNode { conn, frame } => self.deliver_to_node(conn, frame),
-            Event::ToClient { conn, frame } => self.deliver_to_client(conn, frame),
+            Event::ToClient {
+                conn,
+                frame,
+                sent_at,
+            } => self.deliver_to_client(conn, frame, sent_at),
             Event::ConnClosed { conn } => {
                 if let Some(c) = self.conns.remove(&conn) {
                     if self.client_conn[c.client] == Some(conn) {
@@ -491,6 +511,8 @@ impl Sim {
                 open: true,
                 inbox: VecDeque::new(),
                 busy: false,
+                in_core: -1,
+                closed_at: None,
                 to_node_at: 0,
                 to_client_at: 0,
             },
@@ -522,15 +544,18 @@ impl Sim {
         self.push(at, Event::ToNode { conn, frame });
     }
 
-    fn deliver_to_client(&mut self, conn: ConnId, frame: Bytes) {
+    fn deliver_to_client(&mut self, conn: ConnId, frame: Bytes, sent_at: Micros) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
         let client = c.client;
-        if !c.open || self.client_conn[client] != Some(conn) {
+        // Bytes the node sent before the connection broke (or the node lost power) are on the
+        // wire and arrive, unless the client has already given up on the connection.
+        let sent_while_open = c.open || c.closed_at.is_some_and(|closed| sent_at <= closed);
+        if !sent_while_open || self.client_conn[client] != Some(conn) {
             return;
         }
-        self.clients[client].on_response(frame, &mut self.history);
+        self.clients[client].on_response(frame, sent_at, &mut self.history);
         self.schedule_tick(client, 0);
     }
 
@@ -545,6 +570,7 @@ impl Sim {
         if let Some(c) = self.conns.get_mut(&conn) {
             if c.open {
                 c.open = false;
+                c.closed_at = Some(self.now);
                 if c.incarnation == self.node.incarnation {
                     if let Some(broker) = self.node.broker.as_mut() {
                         broker.handle_disconnect(conn);
@@ -579,6 +605,9 @@ impl Sim {
             return;
         };
         c.busy = true;
+        c.in_core = frame
+            .get(0..2)
+            .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
         let now_ms = self.now_ms();
         if let Some(broker) = self.node.broker.as_mut() {
             broker.handle_request(now_ms, conn, frame);
@@ -637,7 +666,23 @@ impl Sim {
         }
         let at = (self.now + latency).max(c.to_client_at);
         c.to_client_at = at;
-        self.push(at, Event::ToClient { conn, frame });
+        // Produce, OffsetCommit, CreateTopics, DeleteTopics, CreatePartitions: answers that
+        // promise durability.
+        let acknowledges_a_write = matches!(c.in_core, 0 | 8 | 19 | 20 | 37);
+        self.push(
+            at,
+            Event::ToClient {
+                conn,
+                frame,
+                sent_at: self.now,
+            },
+        );
+        if acknowledges_a_write
+            && self.faulty
+            && self.chance.chance(self.faults.crash_after_ack_per_mille)
+        {
+            self.push(self.now + 1, Event::Crash);
+        }
         self.pump_conn(conn);
     }
 
@@ -795,6 +840,7 @@ impl Sim {
         }
         self.stats.crashes += 1;
         self.node.incarnation += 1;
+        self.last_crash_at = Some(self.now);
         let open: Vec<ConnId> = self
             .conns
             .iter()
@@ -823,6 +869,10 @@ impl Sim {
             seed: self.options.seed ^ self.node.incarnation,
             planted_bug: self.options.planted_bug,
             tail_cache_bytes_per_partition: self.faults.tail_cache_bytes,
+            groups: spate_core::groups::GroupConfig {
+                initial_rebalance_delay_ms: self.faults.initial_rebalance_delay_ms,
+                ..Default::default()
+            },
             ..Config::default()
         };
         let mut broker = Broker::new(config);
@@ -850,6 +900,14 @@ impl Sim {
         }
         for dir in broker.orphan_dirs(&self.disk.dirs()) {
             self.disk.remove_dir(&dir);
+        }
+        if let Some(crashed_at) = self.last_crash_at.take() {
+            let recovered = broker
+                .committed_offsets(GROUP)
+                .into_iter()
+                .map(|((_, p), o)| (p, o))
+                .collect();
+            self.history.recovered_commits.push((crashed_at, recovered));
         }
         self.node.broker = Some(broker);
         self.drain();
@@ -890,12 +948,76 @@ impl Sim {
                 }
             }
         }
+        self.check_group_settled();
         self.crash();
         self.push(self.now + 1_100_000, Event::Verify);
     }
 
+    /// At the end of the quiet phase the group must be Stable, with every member in the same
+    /// generation and every partition owned by exactly one.
+    fn check_group_settled(&mut self) {
+        let members: Vec<&group_client::GroupMember> = self
+            .clients
+            .iter()
+            .filter_map(|c| match &c.role {
+                Role::GroupMember(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        let mut problems = Vec::new();
+        let summary = self
+            .node
+            .broker
+            .as_ref()
+            .and_then(|b| b.group_summary(GROUP));
+        match summary {
+            Some(("Stable", generation, count)) => {
+                if count != members.len() {
+                    problems.push(format!(
+                        "group '{GROUP}' is Stable with {count} members, {} are running",
+                        members.len()
+                    ));
+                }
+                if let Some(m) = members
+                    .iter()
+                    .find(|m| m.generation != generation || !m.is_settled())
+                {
+                    problems.push(format!(
+                        "group '{GROUP}' is at generation {generation}, a member is at {} in {:?}",
+                        m.generation, m.phase
+                    ));
+                }
+            }
+            other => problems.push(format!(
+                "group '{GROUP}' is {other:?} at the end of the quiet phase, not Stable"
+            )),
+        }
+        let mut owned: Vec<i32> = members
+            .iter()
+            .flat_map(|m| m.assigned.iter().copied())
+            .collect();
+        owned.sort();
+        let all: Vec<i32> = (0..self.faults.partitions).collect();
+        if owned != all {
+            problems.push(format!(
+                "group '{GROUP}' owns partitions {owned:?}, expected each of {all:?} once"
+            ));
+        }
+        self.history.group_end.extend(problems);
+    }
+
     fn verify(&mut self) {
         self.restart();
+        if let Some(broker) = self.node.broker.as_ref() {
+            for ((_, partition), offset) in broker.committed_offsets(GROUP) {
+                self.history
+                    .final_commits
+                    .insert((GROUP.to_string(), partition), offset);
+            }
+        }
         let role = Client::consumer("events", self.faults.partitions, true);
         self.add_client(role, self.now);
         self.push(self.now + VERIFY_US, Event::End);

@@ -129,6 +129,96 @@ pub fn check_exactly_once(history: &History) -> Verdict {
     }
 }
 
+/// Within one generation of a group, no partition is assigned to two members.
+pub fn check_group_assignments(history: &History) -> Verdict {
+    let mut owners: BTreeMap<(&str, i32, i32), usize> = BTreeMap::new();
+    let mut violations = Vec::new();
+    for a in &history.assignments {
+        for partition in &a.partitions {
+            match owners.insert((&a.group, a.generation, *partition), a.client) {
+                Some(other) if other != a.client => violations.push(format!(
+                    "group '{}' generation {}: partition {partition} assigned to clients {other} and {}",
+                    a.group, a.generation, a.client
+                )),
+                _ => {}
+            }
+        }
+    }
+    Verdict {
+        checker: "group-assignment",
+        violations,
+    }
+}
+
+/// Committed offsets never go backwards (nothing resets them in the simulation), and the
+/// coordinator's offsets after the last restart are the last ones it acknowledged.
+pub fn check_group_commits(history: &History) -> Verdict {
+    let mut violations = Vec::new();
+    let mut commits: Vec<&spate_runtime_sim::history::Commit> = history.commits.iter().collect();
+    // A generation's commits are applied before the next generation's; within one, the owner
+    // commits one request at a time.
+    commits.sort_by_key(|c| (c.generation, c.at));
+    let mut last: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for c in commits {
+        let previous = last.insert((&c.group, c.partition), c.offset);
+        if let Some(previous) = previous.filter(|p| *p > c.offset) {
+            violations.push(format!(
+                "group '{}' partition {}: committed offset went back from {previous} to {} (generation {})",
+                c.group, c.partition, c.offset, c.generation
+            ));
+        }
+    }
+    for ((group, partition), offset) in last {
+        match history.final_commits.get(&(group.to_string(), partition)) {
+            Some(found) if *found == offset => {}
+            found => violations.push(format!(
+                "group '{group}' partition {partition}: last acknowledged commit {offset}, after restart {found:?}"
+            )),
+        }
+    }
+    // A commit acknowledged before a crash is recovered after it (the durability of commits).
+    for (crashed_at, recovered) in &history.recovered_commits {
+        let mut acknowledged: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for c in history.commits.iter().filter(|c| c.at < *crashed_at) {
+            let entry = acknowledged
+                .entry((&c.group, c.partition))
+                .or_insert(c.offset);
+            *entry = (*entry).max(c.offset);
+        }
+        for ((group, partition), offset) in acknowledged {
+            let found = recovered.get(&partition).copied();
+            if found.is_none_or(|f| f < offset) {
+                violations.push(format!(
+                    "group '{group}' partition {partition}: commit {offset} acknowledged before the crash at {:.3} s, recovered {found:?}",
+                    *crashed_at as f64 / 1e6
+                ));
+            }
+        }
+    }
+    // A committed offset read is never older than a commit acknowledged before the read began.
+    for read in &history.offset_reads {
+        let acknowledged = history
+            .commits
+            .iter()
+            .filter(|c| {
+                c.group == read.group && c.partition == read.partition && c.at < read.sent_at
+            })
+            .map(|c| c.offset)
+            .max();
+        if let Some(acknowledged) = acknowledged.filter(|a| *a > read.offset) {
+            violations.push(format!(
+                "group '{}' partition {}: client {} read committed offset {} after {acknowledged} was acknowledged",
+                read.group, read.partition, read.client, read.offset
+            ));
+        }
+    }
+    violations.extend(history.group_end.iter().cloned());
+    Verdict {
+        checker: "group-commits",
+        violations,
+    }
+}
+
 pub fn check_liveness(history: &History) -> Verdict {
     Verdict {
         checker: "liveness",
@@ -144,6 +234,8 @@ pub fn check(outcome: &Outcome) -> Vec<Verdict> {
         check_order(h),
         check_no_phantoms(h),
         check_exactly_once(h),
+        check_group_assignments(h),
+        check_group_commits(h),
         check_liveness(h),
     ]
 }
@@ -163,8 +255,9 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
     match name {
         "ack-before-fsync" => Ok(PlantedBug::AckBeforeFsync),
         "lose-last-batch" => Ok(PlantedBug::LoseLastBatchOnRecovery),
+        "commit-before-flush" => Ok(PlantedBug::CommitBeforeFlush),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync or lose-last-batch"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch or commit-before-flush"
         )),
     }
 }

@@ -26,7 +26,7 @@ struct Args {
     /// Stop a run after this many events.
     #[arg(long)]
     steps: Option<u64>,
-    /// Plant a known bug: ack-before-fsync or lose-last-batch.
+    /// Plant a known bug: ack-before-fsync, lose-last-batch or commit-before-flush.
     #[arg(long)]
     buggify: Option<String>,
     /// No faults at all (a baseline run).
@@ -101,6 +101,20 @@ fn run(args: Args) -> Result<bool, String> {
                 "  {} records sent, {} acknowledged batches, {} offsets read, {} in the final log, {} producer session resets",
                 h.sent.len(), h.acks.len(), h.observed.len(), h.final_log.len(), h.sequence_resets
             );
+            println!(
+                "  group '{}': {} assignments handed out, {} commits acknowledged, {} committed offsets after the last restart",
+                spate_runtime_sim::GROUP, h.assignments.len(), h.commits.len(), h.final_commits.len()
+            );
+            if std::env::var_os("SPATE_SIM_DEBUG").is_some() {
+                println!("  recovered commits: {:?}", h.recovered_commits);
+                println!(
+                    "  commits: {:?}",
+                    h.commits
+                        .iter()
+                        .map(|c| (c.partition, c.offset, c.at))
+                        .collect::<Vec<_>>()
+                );
+            }
             println!("  trace hash {:016x}", outcome.trace_hash);
         }
         if failing.is_empty() {

@@ -78,3 +78,30 @@ fn regression_bit_rot_in_a_base_offset_is_never_served() {
         .collect::<Vec<_>>();
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+#[test]
+fn a_planted_commit_acknowledged_before_its_flush_is_caught_within_40_seeds() {
+    let caught = failures(1..41, Some("commit-before-flush"));
+    assert!(
+        !caught.is_empty(),
+        "a commit acknowledged before its flush went unnoticed in 40 seeds"
+    );
+    assert!(
+        caught
+            .iter()
+            .any(|(_, why)| why.starts_with("group-commits")),
+        "{caught:?}"
+    );
+}
+
+/// Seeds 89, 181 and 194 found that SyncGroup answered before the new generation was durable:
+/// after a crash the generation number was handed out again to a different membership, and a
+/// partition had two owners in "one" generation. SyncGroup now answers after the flush.
+#[test]
+fn regression_a_generation_is_never_handed_out_twice() {
+    let failed: Vec<_> = [89, 181, 194]
+        .into_iter()
+        .flat_map(|seed| failures(seed..seed + 1, None))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}
