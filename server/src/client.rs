@@ -10,16 +10,23 @@
 //! become messages, and decoding runs under `catch_unwind` in case the codec itself trips.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest, FetchRequest,
-    FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
+    CreateTopicsRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
+    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::ResponseError;
@@ -41,6 +48,20 @@ pub const LIST_OFFSETS_VERSION: i16 = 5;
 pub const METADATA_VERSION_MIN: i16 = 9;
 pub const METADATA_VERSION_MAX: i16 = 12;
 const API_VERSIONS_VERSION: i16 = 3;
+/// The admin APIs: the client uses the highest version in each range the broker offers.
+pub const DESCRIBE_CONFIGS_VERSIONS: (i16, i16) = (1, 4);
+pub const INCREMENTAL_ALTER_CONFIGS_VERSIONS: (i16, i16) = (0, 1);
+pub const CREATE_PARTITIONS_VERSIONS: (i16, i16) = (0, 3);
+/// DescribeCluster v0: cluster id, controller and brokers are all there.
+pub const DESCRIBE_CLUSTER_VERSION: i16 = 0;
+
+/// DescribeConfigs and IncrementalAlterConfigs resource type of a topic.
+pub const RESOURCE_TOPIC: i8 = 2;
+/// DescribeConfigs config_source of a topic's own override (Kafka's DYNAMIC_TOPIC_CONFIG).
+pub const CONFIG_SOURCE_TOPIC: i8 = 1;
+/// IncrementalAlterConfigs operations.
+const CONFIG_OP_SET: i8 = 0;
+const CONFIG_OP_DELETE: i8 = 1;
 
 const CLIENT_ID: &str = "spate-cli";
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
@@ -117,6 +138,15 @@ impl Client {
     /// The highest version of `key` the broker supports, if it supports the API at all.
     pub fn max_version(&self, key: ApiKey) -> Option<i16> {
         self.api_versions.get(&(key as i16)).map(|&(_, max)| max)
+    }
+
+    /// The version of `key` to send: the broker's highest within `range`, or `range`'s low end
+    /// when the broker offers nothing in it (`send` then names the mismatch).
+    pub fn version_in(&self, key: ApiKey, range: (i16, i16)) -> i16 {
+        match self.api_versions.get(&(key as i16)) {
+            Some(&(min, max)) if min <= range.1 && max >= range.0 => max.min(range.1),
+            _ => range.0,
+        }
     }
 
     /// Sends `request` at `version` and waits for its response.
@@ -473,6 +503,146 @@ impl Client {
             .with_topics(vec![list_topic]);
         self.send(&request, LIST_OFFSETS_VERSION)
     }
+
+    /// The configs of `topics` (every config, defaults included), one result per topic.
+    pub fn describe_topic_configs(
+        &mut self,
+        topics: &[&str],
+    ) -> Result<DescribeConfigsResponse, String> {
+        let resources = topics
+            .iter()
+            .map(|name| {
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(StrBytes::from_string(name.to_string()))
+                    .with_configuration_keys(None)
+            })
+            .collect();
+        let request = DescribeConfigsRequest::default().with_resources(resources);
+        let version = self.version_in(ApiKey::DescribeConfigs, DESCRIBE_CONFIGS_VERSIONS);
+        self.send(&request, version)
+    }
+
+    /// Grows `topic` to `count` partitions (CreatePartitions); `validate_only` checks without
+    /// changing anything.
+    pub fn create_partitions(
+        &mut self,
+        topic: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), String> {
+        let request = CreatePartitionsRequest::default()
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(topic_name(topic))
+                .with_count(count)
+                .with_assignments(None)])
+            .with_timeout_ms(BROKER_TIMEOUT_MS)
+            .with_validate_only(validate_only);
+        let version = self.version_in(ApiKey::CreatePartitions, CREATE_PARTITIONS_VERSIONS);
+        let response = self.send(&request, version)?;
+        let result = response
+            .results
+            .iter()
+            .find(|r| r.name.as_str() == topic)
+            .ok_or_else(|| missing_topic_answer("CreatePartitions", topic))?;
+        if result.error_code == 0 {
+            return Ok(());
+        }
+        let (what, fix) = match ResponseError::try_from_code(result.error_code) {
+            Some(ResponseError::InvalidPartitions) => (
+                format!("cannot give topic '{topic}' {count} partitions"),
+                "partitions can be added, never removed: give --partitions more than the \
+                 current count"
+                    .to_string(),
+            ),
+            _ => admin_topic_error(result.error_code, topic, "cannot add partitions to"),
+        };
+        Err(kafka_refusal(
+            result.error_code,
+            &what,
+            result.error_message.as_deref(),
+            &fix,
+        ))
+    }
+
+    /// Sets and deletes config overrides of `topic` (IncrementalAlterConfigs); `validate_only`
+    /// checks without changing anything.
+    pub fn alter_topic_configs(
+        &mut self,
+        topic: &str,
+        set: &[(String, String)],
+        delete: &[String],
+        validate_only: bool,
+    ) -> Result<(), String> {
+        let alterable = |name: &str, operation: i8, value: Option<&str>| {
+            AlterableConfig::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_config_operation(operation)
+                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
+        };
+        let configs = set
+            .iter()
+            .map(|(name, value)| alterable(name, CONFIG_OP_SET, Some(value)))
+            .chain(
+                delete
+                    .iter()
+                    .map(|name| alterable(name, CONFIG_OP_DELETE, None)),
+            )
+            .collect();
+        let request = IncrementalAlterConfigsRequest::default()
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_configs(configs)])
+            .with_validate_only(validate_only);
+        let version = self.version_in(
+            ApiKey::IncrementalAlterConfigs,
+            INCREMENTAL_ALTER_CONFIGS_VERSIONS,
+        );
+        let response = self.send(&request, version)?;
+        let result = response
+            .responses
+            .iter()
+            .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == topic)
+            .ok_or_else(|| missing_topic_answer("IncrementalAlterConfigs", topic))?;
+        if result.error_code == 0 {
+            return Ok(());
+        }
+        let (what, fix) = match ResponseError::try_from_code(result.error_code) {
+            Some(ResponseError::InvalidConfig) | Some(ResponseError::InvalidRequest) => (
+                format!("cannot change the configs of topic '{topic}'"),
+                format!(
+                    "fix the config the broker names; `spate topic describe --topic {topic}` \
+                     shows the current overrides"
+                ),
+            ),
+            _ => admin_topic_error(result.error_code, topic, "cannot change the configs of"),
+        };
+        Err(kafka_refusal(
+            result.error_code,
+            &what,
+            result.error_message.as_deref(),
+            &fix,
+        ))
+    }
+
+    /// The cluster id, controller and brokers (DescribeCluster).
+    pub fn describe_cluster(&mut self) -> Result<DescribeClusterResponse, String> {
+        let request = DescribeClusterRequest::default();
+        let response = self.send(&request, DESCRIBE_CLUSTER_VERSION)?;
+        if response.error_code != 0 {
+            let what = format!(
+                "the broker at {} refused to describe the cluster",
+                self.addr
+            );
+            return Err(kafka_error(
+                response.error_code,
+                &what,
+                response.error_message.as_deref(),
+            ));
+        }
+        Ok(response)
+    }
 }
 
 /// A topic to create.
@@ -607,6 +777,27 @@ pub fn kafka_error(code: i16, what: &str, broker_message: Option<&str>) -> Strin
     }
 }
 
+/// `NAME: what: the broker's reason (fix)`, for refusals whose reason only the broker knows.
+pub fn kafka_refusal(code: i16, what: &str, broker_message: Option<&str>, fix: &str) -> String {
+    let name = error_name(code);
+    match broker_message.map(str::trim).filter(|m| !m.is_empty()) {
+        Some(reason) => format!("{name}: {what}: {} ({fix})", reason.trim_end_matches('.')),
+        None => format!("{name}: {what} ({fix})"),
+    }
+}
+
+/// A topic error of an admin request, in words, and what to do about it.
+fn admin_topic_error(code: i16, topic: &str, action: &str) -> (String, String) {
+    let what = topic_error_text(code, topic, action);
+    let fix = match ResponseError::try_from_code(code) {
+        Some(ResponseError::UnknownTopicOrPartition) | Some(ResponseError::UnknownTopicId) => {
+            "check the name: `spate topic list` shows the topics there are".to_string()
+        }
+        _ => "check the broker's log".to_string(),
+    };
+    (what, fix)
+}
+
 /// Describes a topic-level error code in words, e.g. "topic 'x' already exists".
 pub fn topic_error_text(code: i16, topic: &str, action: &str) -> String {
     match ResponseError::try_from_code(code) {
@@ -669,6 +860,71 @@ mod tests {
                 Some("'/' is not allowed")
             ),
             "INVALID_TOPIC_EXCEPTION: 'a/b' is not a valid topic name (broker: '/' is not allowed)"
+        );
+    }
+
+    #[test]
+    fn refusals_carry_the_brokers_reason_and_the_fix() {
+        assert_eq!(
+            kafka_refusal(
+                40,
+                "cannot change the configs of topic 't'",
+                Some("unknown topic config 'nope.ms'"),
+                "fix it"
+            ),
+            "INVALID_CONFIG: cannot change the configs of topic 't': unknown topic config \
+             'nope.ms' (fix it)"
+        );
+        assert_eq!(
+            kafka_refusal(
+                37,
+                "cannot give topic 't' 2 partitions",
+                Some(" "),
+                "add more"
+            ),
+            "INVALID_PARTITIONS: cannot give topic 't' 2 partitions (add more)"
+        );
+        let (what, fix) = admin_topic_error(3, "t", "cannot add partitions to");
+        assert_eq!(what, "topic 't' does not exist");
+        assert!(fix.contains("spate topic list"), "{fix}");
+    }
+
+    #[test]
+    fn admin_versions_are_the_highest_both_sides_know() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = TcpStream::connect(addr).unwrap();
+        let mut client = Client::from_stream("test", stream).unwrap();
+        client
+            .api_versions
+            .insert(ApiKey::DescribeConfigs as i16, (0, 7));
+        client
+            .api_versions
+            .insert(ApiKey::CreatePartitions as i16, (0, 1));
+        client
+            .api_versions
+            .insert(ApiKey::IncrementalAlterConfigs as i16, (5, 9));
+        assert_eq!(
+            client.version_in(ApiKey::DescribeConfigs, DESCRIBE_CONFIGS_VERSIONS),
+            4
+        );
+        assert_eq!(
+            client.version_in(ApiKey::CreatePartitions, CREATE_PARTITIONS_VERSIONS),
+            1
+        );
+        // No overlap, or no API at all: the low end, which `send` then refuses by name.
+        assert_eq!(
+            client.version_in(
+                ApiKey::IncrementalAlterConfigs,
+                INCREMENTAL_ALTER_CONFIGS_VERSIONS
+            ),
+            0
+        );
+        assert_eq!(client.version_in(ApiKey::DescribeCluster, (0, 2)), 0);
+        let error = client.describe_cluster().unwrap_err();
+        assert!(
+            error.contains("does not support DescribeCluster"),
+            "{error}"
         );
     }
 

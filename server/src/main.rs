@@ -1,5 +1,5 @@
 //! `spate`: the broker (`spate server`) and the console tools a Kafka user expects
-//! (`spate topic`, `spate produce`, `spate consume`).
+//! (`spate topic`, `spate produce`, `spate consume`, `spate cluster`).
 
 mod cli;
 mod client;
@@ -23,12 +23,14 @@ struct Cli {
 enum Command {
     /// Run the broker (data in ./spate-data, listening on 127.0.0.1:9092 by default).
     Server(serve::ServerArgs),
-    /// Create, list, describe and delete topics.
+    /// Create, list, describe, alter and delete topics.
     Topic(cli::topic::TopicArgs),
     /// Produce records to a topic, one per line of standard input.
     Produce(cli::produce::ProduceArgs),
     /// Consume records from a topic and print them, one per line.
     Consume(cli::consume::ConsumeArgs),
+    /// Describe the cluster: its id, controller and brokers.
+    Cluster(cli::cluster::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => cli::topic::run(args),
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
+        Command::Cluster(args) => cli::cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,192 +1,156 @@
-//! The cluster as `produce` and `consume` see it: a topic's partitions, each partition's leader,
-//! and one connection per leader.
+//! `spate cluster describe`: the cluster id, the controller and the brokers, as Kafka's
+//! `kafka-cluster.sh cluster-id` and the AdminClient's `describeCluster` report them.
 //!
-//! Requests for a partition go to its leader, as Metadata names it. When the cluster has a single
-//! broker, that broker is the bootstrap server and its connection is reused, whatever address it
-//! advertises (a single node may advertise a listener such as 0.0.0.0 that is not dialable).
+//! Asks DescribeCluster (v0); a broker without it (Kafka before 2.8) is asked Metadata instead,
+//! which carries the same three things.
 
-use crate::client::{kafka_error, topic_error_text, Client};
-use kafka_protocol::ResponseError;
-use std::collections::BTreeMap;
-use std::thread;
-use std::time::{Duration, Instant};
+use super::{print_stdout, ConnectArgs};
+use crate::client::Client;
+use clap::{Args, Subcommand};
+use kafka_protocol::messages::ApiKey;
+use std::fmt::Write as _;
 
-/// How long to wait for a topic to get leaders (e.g. right after it was created).
-const LEADER_WAIT: Duration = Duration::from_secs(10);
-const RETRY_BACKOFF: Duration = Duration::from_millis(200);
-
-/// One partition of the topic and the broker that leads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionLeader {
-    pub partition: i32,
-    pub leader: i32,
+#[derive(Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(subcommand)]
+    command: ClusterCommand,
 }
 
-pub struct Cluster {
-    bootstrap: Client,
-    /// node id -> HOST:PORT, from the latest Metadata.
-    brokers: BTreeMap<i32, String>,
-    /// Connections to leaders other than through the bootstrap connection.
-    leaders: BTreeMap<i32, Client>,
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Print the cluster id, the controller and the brokers.
+    Describe,
 }
 
-impl Cluster {
-    pub fn connect(bootstrap: &str) -> Result<Cluster, String> {
-        Ok(Cluster {
-            bootstrap: Client::connect(bootstrap)?,
-            brokers: BTreeMap::new(),
-            leaders: BTreeMap::new(),
-        })
-    }
+/// What `describe` prints.
+#[derive(Debug, PartialEq, Eq)]
+struct ClusterDescription {
+    cluster_id: Option<String>,
+    controller_id: i32,
+    /// (node id, host, port, rack)
+    brokers: Vec<(i32, String, i32, Option<String>)>,
+}
 
-    /// The partitions of `topic` with their leaders, sorted by partition. Waits a bounded time
-    /// for leaders while the broker reports them as not yet available.
-    pub fn partitions(
-        &mut self,
-        topic: &str,
-        allow_auto_topic_creation: bool,
-    ) -> Result<Vec<PartitionLeader>, String> {
-        let deadline = Instant::now() + LEADER_WAIT;
-        loop {
-            match self.try_partitions(topic, allow_auto_topic_creation)? {
-                Ok(partitions) => return Ok(partitions),
-                Err(retriable) if Instant::now() >= deadline => return Err(retriable),
-                Err(_) => thread::sleep(RETRY_BACKOFF),
-            }
+pub fn run(args: ClusterArgs) -> Result<(), String> {
+    let mut client = Client::connect(&args.connect.bootstrap_server)?;
+    match args.command {
+        ClusterCommand::Describe => {
+            let description = describe(&mut client)?;
+            print_stdout(format_description(&description).as_bytes())
         }
     }
+}
 
-    /// Outer error: give up. Inner error: the cluster is settling, ask again.
-    fn try_partitions(
-        &mut self,
-        topic: &str,
-        allow_auto_topic_creation: bool,
-    ) -> Result<Result<Vec<PartitionLeader>, String>, String> {
-        let response = self
-            .bootstrap
-            .metadata(Some(&[topic]), allow_auto_topic_creation)?;
-        self.brokers = response
+fn describe(client: &mut Client) -> Result<ClusterDescription, String> {
+    if client.max_version(ApiKey::DescribeCluster).is_some() {
+        let response = client.describe_cluster()?;
+        return Ok(ClusterDescription {
+            cluster_id: Some(response.cluster_id.to_string()),
+            controller_id: response.controller_id.0,
+            brokers: response
+                .brokers
+                .iter()
+                .map(|b| {
+                    let rack = b.rack.as_ref().map(|r| r.to_string());
+                    (b.broker_id.0, b.host.to_string(), b.port, rack)
+                })
+                .collect(),
+        });
+    }
+    let response = client.metadata(Some(&[]), false)?;
+    Ok(ClusterDescription {
+        cluster_id: response.cluster_id.as_ref().map(|id| id.to_string()),
+        controller_id: response.controller_id.0,
+        brokers: response
             .brokers
             .iter()
-            .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
-            .collect();
-        let found = response
-            .topics
-            .iter()
-            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic));
-        let Some(found) = found else {
-            let what = format!("the broker's Metadata response does not mention topic '{topic}'");
-            return Ok(Err(what));
-        };
-        if found.error_code != 0 {
-            let what = topic_error_text(found.error_code, topic, "cannot look up");
-            let error = kafka_error(found.error_code, &what, None);
-            return if is_settling(found.error_code) {
-                Ok(Err(error))
-            } else {
-                Err(error)
-            };
-        }
-        let mut partitions = Vec::with_capacity(found.partitions.len());
-        for p in &found.partitions {
-            let partition = p.partition_index;
-            if p.error_code != 0 && !is_settling(p.error_code) {
-                let what = format!("partition {topic}-{partition} is unavailable");
-                return Err(kafka_error(p.error_code, &what, None));
-            }
-            if p.leader_id.0 < 0 || p.error_code != 0 {
-                let what = format!("partition {topic}-{partition} has no leader yet");
-                return Ok(Err(kafka_error(
-                    ResponseError::LeaderNotAvailable.code(),
-                    &what,
-                    None,
-                )));
-            }
-            partitions.push(PartitionLeader {
-                partition,
-                leader: p.leader_id.0,
-            });
-        }
-        if partitions.is_empty() {
-            let what = format!("topic '{topic}' has no partitions yet");
-            let code = ResponseError::LeaderNotAvailable.code();
-            return Ok(Err(kafka_error(code, &what, None)));
-        }
-        partitions.sort_by_key(|p| p.partition);
-        Ok(Ok(partitions))
-    }
-
-    /// The connection to broker `node_id`, opened on first use.
-    pub fn leader(&mut self, node_id: i32) -> Result<&mut Client, String> {
-        if self.brokers.len() <= 1 {
-            return Ok(&mut self.bootstrap);
-        }
-        if !self.leaders.contains_key(&node_id) {
-            let addr = self.brokers.get(&node_id).ok_or_else(|| {
-                format!("the leader, broker {node_id}, is not among the brokers Metadata lists")
-            })?;
-            let client = Client::connect(addr)
-                .map_err(|e| format!("cannot reach the leader, broker {node_id}: {e}"))?;
-            self.leaders.insert(node_id, client);
-        }
-        Ok(self.leaders.get_mut(&node_id).expect("inserted above"))
-    }
-
-    /// Drops the connection to `node_id` so the next use reconnects (after a network error).
-    pub fn forget(&mut self, node_id: i32) {
-        self.leaders.remove(&node_id);
-    }
+            .map(|b| {
+                let rack = b.rack.as_ref().map(|r| r.to_string());
+                (b.node_id.0, b.host.to_string(), b.port, rack)
+            })
+            .collect(),
+    })
 }
 
-/// Errors that clear up on their own as a topic gets created or a leader elected.
-pub fn is_settling(code: i16) -> bool {
-    matches!(
-        ResponseError::try_from_code(code),
-        Some(ResponseError::LeaderNotAvailable)
-            | Some(ResponseError::NotLeaderOrFollower)
-            | Some(ResponseError::ReplicaNotAvailable)
-    )
-}
-
-/// Groups `partitions` by leader, keeping partition order within each group.
-pub fn by_leader(partitions: &[PartitionLeader]) -> BTreeMap<i32, Vec<i32>> {
-    let mut groups: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for p in partitions {
-        groups.entry(p.leader).or_default().push(p.partition);
+fn format_description(description: &ClusterDescription) -> String {
+    let mut out = String::new();
+    let cluster_id = description.cluster_id.as_deref().unwrap_or("none");
+    let _ = writeln!(out, "Cluster ID: {cluster_id}");
+    match description.controller_id {
+        id if id < 0 => out.push_str("Controller: none\n"),
+        id => {
+            let _ = writeln!(out, "Controller: {id}");
+        }
     }
-    groups
+    out.push_str("Brokers:\n");
+    let mut brokers: Vec<_> = description.brokers.iter().collect();
+    brokers.sort_by_key(|b| b.0);
+    for (id, host, port, rack) in brokers {
+        let _ = write!(out, "  {id} {host}:{port}");
+        if let Some(rack) = rack {
+            let _ = write!(out, " rack: {rack}");
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
-    #[test]
-    fn partitions_group_by_leader() {
-        let partitions = [
-            PartitionLeader {
-                partition: 0,
-                leader: 2,
-            },
-            PartitionLeader {
-                partition: 1,
-                leader: 1,
-            },
-            PartitionLeader {
-                partition: 2,
-                leader: 2,
-            },
-        ];
-        let groups = by_leader(&partitions);
-        assert_eq!(groups[&1], [1]);
-        assert_eq!(groups[&2], [0, 2]);
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Command {
+        Cluster(ClusterArgs),
     }
 
     #[test]
-    fn settling_errors_are_the_leadership_ones() {
-        assert!(is_settling(5));
-        assert!(is_settling(6));
-        assert!(!is_settling(3));
-        assert!(!is_settling(0));
+    fn describe_prints_id_controller_and_sorted_brokers() {
+        let description = ClusterDescription {
+            cluster_id: Some("DHAhzrMXRFLJ9KnjZyZXtG".into()),
+            controller_id: 1,
+            brokers: vec![
+                (2, "10.0.0.2".into(), 9092, Some("r2".into())),
+                (1, "127.0.0.1".into(), 9092, None),
+            ],
+        };
+        assert_eq!(
+            format_description(&description),
+            "Cluster ID: DHAhzrMXRFLJ9KnjZyZXtG\nController: 1\nBrokers:\n  1 127.0.0.1:9092\n  \
+             2 10.0.0.2:9092 rack: r2\n"
+        );
+    }
+
+    #[test]
+    fn no_controller_and_no_id_are_said_so() {
+        let description = ClusterDescription {
+            cluster_id: None,
+            controller_id: -1,
+            brokers: vec![],
+        };
+        assert_eq!(
+            format_description(&description),
+            "Cluster ID: none\nController: none\nBrokers:\n"
+        );
+    }
+
+    #[test]
+    fn describe_is_the_one_subcommand() {
+        let Command::Cluster(args) =
+            Cli::try_parse_from(["spate", "cluster", "describe", "-b", "h:1"])
+                .unwrap()
+                .command;
+        assert!(matches!(args.command, ClusterCommand::Describe));
+        assert_eq!(args.connect.bootstrap_server, "h:1");
+        assert!(Cli::try_parse_from(["spate", "cluster"]).is_err());
     }
 }

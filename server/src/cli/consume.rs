@@ -4,9 +4,11 @@
 //! and latest), fetching from each partition's leader with a 500 ms wait, and stops after
 //! `--max-messages` records or `--timeout-ms` without a new one; otherwise runs until killed.
 
-use super::cluster::{by_leader, is_settling, Cluster, PartitionLeader};
+use super::leaders::{by_leader, is_settling, Cluster, PartitionLeader};
 use super::records::decode_fetched;
-use super::{stdout_closed, ConnectArgs, OutputError};
+use super::{
+    parse_property, property_bool, stdout_closed, unknown_property, ConnectArgs, OutputError,
+};
 use crate::client::{error_name, kafka_error, topic_error_text, Client};
 use clap::Args;
 use kafka_protocol::messages::fetch_response::PartitionData;
@@ -55,9 +57,14 @@ pub struct ConsumeArgs {
     /// Print each record's partition, as Partition:<p>.
     #[arg(long)]
     print_partition: bool,
-    /// What separates key and value with --print-key.
-    #[arg(long, value_name = "SEP", default_value = "\t")]
-    key_separator: String,
+    /// What separates the printed fields (timestamp, partition, key, value) [default: tab].
+    #[arg(long, value_name = "SEP")]
+    key_separator: Option<String>,
+    /// A Kafka console-consumer formatter property, e.g. --property print.key=true (repeatable):
+    /// print.key, print.value, print.timestamp, print.partition, print.offset, print.headers,
+    /// key.separator, line.separator, headers.separator, null.literal.
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
     /// Exit when no record arrived for this long.
     #[arg(long, value_name = "MS")]
     timeout_ms: Option<u64>,
@@ -91,7 +98,113 @@ struct Position {
     fetch_bytes_max: i32,
 }
 
+/// The properties `--property` takes, as Kafka's DefaultMessageFormatter names them.
+const PROPERTIES: &[&str] = &[
+    "print.key",
+    "print.value",
+    "print.timestamp",
+    "print.partition",
+    "print.offset",
+    "print.headers",
+    "key.separator",
+    "line.separator",
+    "headers.separator",
+    "null.literal",
+];
+
+/// What to print of each record and how, as Kafka's DefaultMessageFormatter does: the fields
+/// in the order timestamp, partition, offset, headers, key, value, separated by the key
+/// separator and ended by the line separator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Format {
+    print_timestamp: bool,
+    print_partition: bool,
+    print_offset: bool,
+    print_headers: bool,
+    print_key: bool,
+    print_value: bool,
+    key_separator: Vec<u8>,
+    line_separator: Vec<u8>,
+    headers_separator: Vec<u8>,
+    null_literal: Vec<u8>,
+}
+
+impl Default for Format {
+    /// Kafka's defaults: the value alone, a tab between fields, `null` for null.
+    fn default() -> Self {
+        Format {
+            print_timestamp: false,
+            print_partition: false,
+            print_offset: false,
+            print_headers: false,
+            print_key: false,
+            print_value: true,
+            key_separator: b"\t".to_vec(),
+            line_separator: b"\n".to_vec(),
+            headers_separator: b",".to_vec(),
+            null_literal: b"null".to_vec(),
+        }
+    }
+}
+
+/// The format from the flags and `--property` settings; a property that contradicts a flag
+/// is an error rather than a silent winner.
+fn format_of(args: &ConsumeArgs) -> Result<Format, String> {
+    let mut format = Format {
+        print_timestamp: args.print_timestamp,
+        print_partition: args.print_partition,
+        print_key: args.print_key,
+        ..Format::default()
+    };
+    if let Some(separator) = &args.key_separator {
+        format.key_separator = separator.clone().into_bytes();
+    }
+    let flags = [
+        ("print.key", args.print_key, "--print-key"),
+        ("print.timestamp", args.print_timestamp, "--print-timestamp"),
+        ("print.partition", args.print_partition, "--print-partition"),
+    ];
+    for (key, value) in &args.properties {
+        let flag = flags.iter().find(|(name, set, _)| name == key && *set);
+        match key.as_str() {
+            "print.key" | "print.value" | "print.timestamp" | "print.partition"
+            | "print.offset" | "print.headers" => {
+                let on = property_bool(key, value)?;
+                if let (Some((_, _, flag)), false) = (flag, on) {
+                    return Err(format!(
+                        "{flag} and --property {key}={value} disagree; give one of them"
+                    ));
+                }
+                let field = match key.as_str() {
+                    "print.key" => &mut format.print_key,
+                    "print.value" => &mut format.print_value,
+                    "print.timestamp" => &mut format.print_timestamp,
+                    "print.partition" => &mut format.print_partition,
+                    "print.offset" => &mut format.print_offset,
+                    _ => &mut format.print_headers,
+                };
+                *field = on;
+            }
+            "key.separator" => {
+                if let Some(flag) = args.key_separator.as_ref().filter(|f| *f != value) {
+                    return Err(format!(
+                        "--key-separator '{flag}' and --property key.separator={value} \
+                         disagree; give one of them"
+                    ));
+                }
+                format.key_separator = value.clone().into_bytes();
+            }
+            "line.separator" => format.line_separator = value.clone().into_bytes(),
+            "headers.separator" => format.headers_separator = value.clone().into_bytes(),
+            "null.literal" => format.null_literal = value.clone().into_bytes(),
+            _ => return Err(unknown_property("consume", key, PROPERTIES)),
+        }
+    }
+    Ok(format)
+}
+
 pub fn run(args: ConsumeArgs) -> Result<(), String> {
+    let format = format_of(&args)?;
     let topic = args.topic.clone();
     let mut cluster = Cluster::connect(&args.connect.bootstrap_server)?;
     let partitions = select(&args, cluster.partitions(&topic, false)?)?;
@@ -108,10 +221,7 @@ pub fn run(args: ConsumeArgs) -> Result<(), String> {
         positions,
         printer: Printer {
             out: BufWriter::new(io::stdout().lock()),
-            print_key: args.print_key,
-            print_timestamp: args.print_timestamp,
-            print_partition: args.print_partition,
-            key_separator: args.key_separator.into_bytes(),
+            format,
         },
         printed: 0,
         max_messages: args.max_messages,
@@ -465,21 +575,12 @@ enum PartitionOutcome {
 /// Formats records the way Kafka's console consumer does.
 struct Printer {
     out: BufWriter<StdoutLock<'static>>,
-    print_key: bool,
-    print_timestamp: bool,
-    print_partition: bool,
-    key_separator: Vec<u8>,
+    format: Format,
 }
 
 impl Printer {
     fn print(&mut self, partition: i32, record: &Record) -> Result<(), OutputError> {
-        let line = format_record(
-            partition,
-            record,
-            self.print_timestamp,
-            self.print_partition,
-            self.print_key.then_some(&self.key_separator[..]),
-        );
+        let line = format_record(partition, record, &self.format);
         self.out.write_all(&line)?;
         Ok(())
     }
@@ -490,37 +591,66 @@ impl Printer {
     }
 }
 
-fn format_record(
-    partition: i32,
-    record: &Record,
-    print_timestamp: bool,
-    print_partition: bool,
-    key_separator: Option<&[u8]>,
-) -> Vec<u8> {
-    let mut line = Vec::with_capacity(record.value.as_ref().map_or(4, |v| v.len()) + 32);
-    if print_timestamp {
+/// One record as Kafka's DefaultMessageFormatter writes it: each printed field followed by the
+/// key separator, except the last, which the line separator ends.
+fn format_record(partition: i32, record: &Record, format: &Format) -> Vec<u8> {
+    let mut fields: Vec<Vec<u8>> = Vec::with_capacity(6);
+    if format.print_timestamp {
         let kind = match record.timestamp_type {
             TimestampType::Creation => "CreateTime",
             TimestampType::LogAppend => "LogAppendTime",
         };
-        line.extend_from_slice(format!("{kind}:{}\t", record.timestamp).as_bytes());
+        fields.push(format!("{kind}:{}", record.timestamp).into_bytes());
     }
-    if print_partition {
-        line.extend_from_slice(format!("Partition:{partition}\t").as_bytes());
+    if format.print_partition {
+        fields.push(format!("Partition:{partition}").into_bytes());
     }
-    if let Some(separator) = key_separator {
-        push_lossy(&mut line, record.key.as_deref());
-        line.extend_from_slice(separator);
+    if format.print_offset {
+        fields.push(format!("Offset:{}", record.offset).into_bytes());
     }
-    push_lossy(&mut line, record.value.as_deref());
-    line.push(b'\n');
+    if format.print_headers {
+        let mut field = Vec::new();
+        if record.headers.is_empty() {
+            field.extend_from_slice(b"NO_HEADERS");
+        }
+        for (i, (key, value)) in record.headers.iter().enumerate() {
+            if i > 0 {
+                field.extend_from_slice(&format.headers_separator);
+            }
+            push_lossy(&mut field, Some(key.as_bytes()), &format.null_literal);
+            field.push(b':');
+            push_lossy(&mut field, value.as_deref(), &format.null_literal);
+        }
+        fields.push(field);
+    }
+    if format.print_key {
+        let mut field = Vec::new();
+        push_lossy(&mut field, record.key.as_deref(), &format.null_literal);
+        fields.push(field);
+    }
+    if format.print_value {
+        let mut field = Vec::new();
+        push_lossy(&mut field, record.value.as_deref(), &format.null_literal);
+        fields.push(field);
+    }
+    if fields.is_empty() {
+        return Vec::new(); // Kafka prints nothing at all when every field is turned off
+    }
+    let mut line = Vec::with_capacity(fields.iter().map(Vec::len).sum::<usize>() + 16);
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            line.extend_from_slice(&format.key_separator);
+        }
+        line.extend_from_slice(field);
+    }
+    line.extend_from_slice(&format.line_separator);
     line
 }
 
-fn push_lossy(line: &mut Vec<u8>, bytes: Option<&[u8]>) {
+fn push_lossy(line: &mut Vec<u8>, bytes: Option<&[u8]>, null_literal: &[u8]) {
     match bytes {
         Some(bytes) => line.extend_from_slice(String::from_utf8_lossy(bytes).as_bytes()),
-        None => line.extend_from_slice(b"null"),
+        None => line.extend_from_slice(null_literal),
     }
 }
 
@@ -570,35 +700,144 @@ mod tests {
         String::from_utf8(bytes).unwrap()
     }
 
-    #[test]
-    fn plain_output_is_the_value() {
-        let r = record(Some(b"k"), Some(b"hello"));
-        assert_eq!(text(format_record(0, &r, false, false, None)), "hello\n");
-        let null = record(None, None);
-        assert_eq!(text(format_record(0, &null, false, false, None)), "null\n");
+    fn format(args: &[&str]) -> Result<Format, String> {
+        let mut argv = vec!["spate", "consume", "--topic", "t"];
+        argv.extend_from_slice(args);
+        format_of(&parse(&argv).unwrap())
+    }
+
+    fn line(partition: i32, r: &Record, args: &[&str]) -> String {
+        text(format_record(partition, r, &format(args).unwrap()))
     }
 
     #[test]
-    fn prefixes_come_in_kafkas_order() {
+    fn plain_output_is_the_value() {
+        let r = record(Some(b"k"), Some(b"hello"));
+        assert_eq!(line(0, &r, &[]), "hello\n");
+        let null = record(None, None);
+        assert_eq!(line(0, &null, &[]), "null\n");
+        assert_eq!(
+            line(0, &null, &["--property", "null.literal=<none>"]),
+            "<none>\n"
+        );
+    }
+
+    #[test]
+    fn fields_come_in_kafkas_order_separated_by_the_key_separator() {
         let r = record(None, Some(b"v"));
         assert_eq!(
-            text(format_record(3, &r, true, true, Some(b"\t"))),
+            line(
+                3,
+                &r,
+                &["--print-timestamp", "--print-partition", "--print-key"]
+            ),
             "CreateTime:1700000000123\tPartition:3\tnull\tv\n"
+        );
+        let mut r = record(Some(b"k"), Some(b"v"));
+        assert_eq!(
+            line(0, &r, &["--print-key", "--key-separator", "::"]),
+            "k::v\n"
+        );
+        // Kafka's DefaultMessageFormatter separates every field with key.separator.
+        r.offset = 7;
+        r.headers
+            .insert("h1".into(), Some(Bytes::from_static(b"a")));
+        r.headers.insert("h2".into(), None);
+        let all = [
+            "--property",
+            "print.timestamp=true",
+            "--property",
+            "print.partition=true",
+            "--property",
+            "print.offset=true",
+            "--property",
+            "print.headers=true",
+            "--property",
+            "print.key=true",
+            "--property",
+            "key.separator=|",
+        ];
+        assert_eq!(
+            line(2, &r, &all),
+            "CreateTime:1700000000123|Partition:2|Offset:7|h1:a,h2:null|k|v\n"
         );
         let r = record(Some(b"k"), Some(b"v"));
         assert_eq!(
-            text(format_record(0, &r, false, false, Some(b"::"))),
-            "k::v\n"
+            line(
+                0,
+                &r,
+                &[
+                    "--property",
+                    "print.headers=true",
+                    "--property",
+                    "line.separator=;"
+                ]
+            ),
+            "NO_HEADERS\tv;"
         );
+        assert_eq!(
+            line(
+                0,
+                &r,
+                &[
+                    "--property",
+                    "print.key=true",
+                    "--property",
+                    "print.value=false"
+                ]
+            ),
+            "k\n"
+        );
+        assert_eq!(line(0, &r, &["--property", "print.value=false"]), "");
+        let mut logged = record(None, Some(b"v"));
+        logged.timestamp_type = TimestampType::LogAppend;
+        assert_eq!(
+            line(0, &logged, &["--print-timestamp"]),
+            "LogAppendTime:1700000000123\tv\n"
+        );
+    }
+
+    #[test]
+    fn properties_are_equivalents_of_the_flags() {
+        assert_eq!(
+            format(&[
+                "--property",
+                "print.key=true",
+                "--property",
+                "key.separator=:"
+            ]),
+            format(&["--print-key", "--key-separator", ":"])
+        );
+        assert_eq!(
+            format(&["--property", "print.timestamp=true"]),
+            format(&["--print-timestamp"])
+        );
+        assert_eq!(
+            format(&["--print-key", "--property", "print.key=true"]),
+            format(&["--print-key"])
+        );
+    }
+
+    #[test]
+    fn bad_or_conflicting_properties_are_named() {
+        let error = format(&["--property", "print.keys=true"]).unwrap_err();
+        assert!(error.contains("unknown property 'print.keys'"), "{error}");
+        assert!(error.contains("print.key, print.value"), "{error}");
+        let error = format(&["--property", "print.key=1"]).unwrap_err();
+        assert!(error.contains("true or false"), "{error}");
+        let error = format(&["--print-key", "--property", "print.key=false"]).unwrap_err();
+        assert!(
+            error.contains("--print-key and --property print.key=false"),
+            "{error}"
+        );
+        let error = format(&["--key-separator", ":", "--property", "key.separator=;"]).unwrap_err();
+        assert!(error.contains("disagree"), "{error}");
     }
 
     #[test]
     fn invalid_utf8_prints_lossily() {
         let r = record(None, Some(b"a\xffb"));
-        assert_eq!(
-            text(format_record(0, &r, false, false, None)),
-            "a\u{fffd}b\n"
-        );
+        assert_eq!(line(0, &r, &[]), "a\u{fffd}b\n");
     }
 
     #[test]
@@ -614,7 +853,8 @@ mod tests {
     fn arguments_parse_with_defaults() {
         let args = parse(&["spate", "consume", "--topic", "t"]).unwrap();
         assert!(!args.from_beginning && !args.print_key);
-        assert_eq!(args.key_separator, "\t");
+        assert_eq!(args.key_separator, None);
+        assert_eq!(format_of(&args), Ok(Format::default()));
         assert_eq!(
             (args.max_messages, args.timeout_ms, args.offset),
             (None, None, None)

@@ -1,6 +1,7 @@
 //! The console tools: each subcommand in its own file, plus what they share.
 pub mod cluster;
 pub mod consume;
+pub mod leaders;
 pub mod partitioner;
 pub mod produce;
 pub mod records;
@@ -62,4 +63,80 @@ pub fn stdout_closed() -> bool {
     // SAFETY: one valid, initialised pollfd and a zero timeout.
     let ready = unsafe { libc::poll(&mut poll_fd, 1, 0) };
     ready > 0 && poll_fd.revents & (libc::POLLERR | libc::POLLHUP) != 0
+}
+
+/// `--property KEY=VALUE`, as Kafka's console tools take their reader and formatter settings.
+pub fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.to_string()))
+        }
+        _ => Err(format!(
+            "expected KEY=VALUE, e.g. --property parse.key=true, got '{text}'"
+        )),
+    }
+}
+
+/// A true/false property value, read as Kafka does (trimmed, any case).
+pub fn property_bool(key: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!(
+            "--property {key}={value}: expected true or false, e.g. --property {key}=true"
+        )),
+    }
+}
+
+/// The error for a property this tool does not know, naming the ones it does.
+pub fn unknown_property(tool: &str, key: &str, known: &[&str]) -> String {
+    format!(
+        "unknown property '{key}' for spate {tool}; the properties it knows are {}",
+        known.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_property("key.separator=="),
+            Ok(("key.separator".into(), "=".into()))
+        );
+        assert_eq!(
+            parse_property(" parse.key =true"),
+            Ok(("parse.key".into(), "true".into()))
+        );
+        assert_eq!(
+            parse_property("null.literal="),
+            Ok(("null.literal".into(), String::new()))
+        );
+        assert!(parse_property("parse.key")
+            .unwrap_err()
+            .contains("KEY=VALUE"));
+        assert!(parse_property("=x").is_err());
+    }
+
+    #[test]
+    fn booleans_read_like_kafka_and_refuse_the_rest() {
+        assert_eq!(property_bool("print.key", "true"), Ok(true));
+        assert_eq!(property_bool("print.key", " TRUE "), Ok(true));
+        assert_eq!(property_bool("print.key", "False"), Ok(false));
+        let error = property_bool("print.key", "yes").unwrap_err();
+        assert!(error.contains("print.key=yes"), "{error}");
+        assert!(error.contains("true or false"), "{error}");
+    }
+
+    #[test]
+    fn unknown_properties_name_the_known_ones() {
+        let error = unknown_property("produce", "parse.keys", &["parse.key", "key.separator"]);
+        assert_eq!(
+            error,
+            "unknown property 'parse.keys' for spate produce; the properties it knows are \
+             parse.key, key.separator"
+        );
+    }
 }

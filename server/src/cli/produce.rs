@@ -4,10 +4,10 @@
 //! input has nothing more buffered (so an interactive line goes out at once, while piped input
 //! travels in full batches).
 
-use super::cluster::{by_leader, is_settling, Cluster, PartitionLeader};
+use super::leaders::{by_leader, is_settling, Cluster, PartitionLeader};
 use super::partitioner::{partition_for_key, Sticky};
 use super::records::{encode_batch, Line};
-use super::ConnectArgs;
+use super::{parse_property, property_bool, unknown_property, ConnectArgs};
 use crate::client::{kafka_error, topic_error_text};
 use bytes::Bytes;
 use clap::Args;
@@ -38,6 +38,10 @@ pub struct ProduceArgs {
     /// Split each line at the first SEP into key and value (a line without SEP is an error).
     #[arg(long, value_name = "SEP")]
     key_separator: Option<String>,
+    /// A Kafka console-producer property: parse.key=true splits keys off at key.separator
+    /// (default tab), as --key-separator does (repeatable).
+    #[arg(long = "property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    properties: Vec<(String, String)>,
     /// Send every record to this partition (default: by key hash, keyless records spread).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
     partition: Option<i32>,
@@ -56,12 +60,71 @@ pub struct ProduceArgs {
     batch_size: u32,
 }
 
-pub fn run(args: ProduceArgs) -> Result<(), String> {
-    let separator = match &args.key_separator {
-        Some(sep) if sep.is_empty() => return Err("--key-separator must not be empty".into()),
-        Some(sep) => Some(sep.as_bytes().to_vec()),
-        None => None,
+/// The properties `--property` takes, as Kafka's console producer (LineMessageReader) names
+/// them.
+const PROPERTIES: &[&str] = &["parse.key", "key.separator"];
+/// Kafka's default key.separator.
+const DEFAULT_KEY_SEPARATOR: &str = "\t";
+
+/// How lines split into key and value: the separator, or `None` for value-only lines, and a
+/// note for standard error when a setting has no effect.
+fn key_separator(args: &ProduceArgs) -> Result<(Option<Vec<u8>>, Option<String>), String> {
+    let mut parse_key = None;
+    let mut property_separator = None;
+    for (key, value) in &args.properties {
+        match key.as_str() {
+            "parse.key" => parse_key = Some(property_bool(key, value)?),
+            "key.separator" => property_separator = Some(value.as_str()),
+            _ => return Err(unknown_property("produce", key, PROPERTIES)),
+        }
+    }
+    if property_separator == Some("") {
+        return Err(
+            "--property key.separator= is empty; give the separator, e.g. --property \
+             key.separator=:"
+                .into(),
+        );
+    }
+    let separator = match (&args.key_separator, parse_key, property_separator) {
+        (Some(sep), _, _) if sep.is_empty() => {
+            return Err(
+                "--key-separator must not be empty; give the separator, e.g. \
+                        --key-separator :"
+                    .into(),
+            )
+        }
+        (Some(_), Some(false), _) => {
+            return Err(
+                "--key-separator splits keys but --property parse.key=false says not \
+                        to; drop one of them"
+                    .into(),
+            )
+        }
+        (Some(sep), _, Some(other)) if sep != other => {
+            return Err(format!(
+                "--key-separator '{sep}' and --property key.separator={other} disagree; give \
+                 one of them"
+            ))
+        }
+        (Some(sep), _, _) => Some(sep.as_str()),
+        (None, Some(true), sep) => Some(sep.unwrap_or(DEFAULT_KEY_SEPARATOR)),
+        (None, _, Some(sep)) => {
+            let note = format!(
+                "note: --property key.separator={sep} has no effect without --property \
+                 parse.key=true; lines are sent whole as values"
+            );
+            return Ok((None, Some(note)));
+        }
+        (None, _, None) => None,
     };
+    Ok((separator.map(|sep| sep.as_bytes().to_vec()), None))
+}
+
+pub fn run(args: ProduceArgs) -> Result<(), String> {
+    let (separator, note) = key_separator(&args)?;
+    if let Some(note) = note {
+        eprintln!("spate: {note}");
+    }
     let mut cluster = Cluster::connect(&args.connect.bootstrap_server)?;
     let partitions = cluster.partitions(&args.topic, true)?;
     if let Some(partition) = args.partition {
@@ -142,7 +205,7 @@ fn parse_line(line: &[u8], separator: Option<&[u8]>, line_number: u64) -> Result
     };
     let at = find(text, separator).ok_or_else(|| {
         format!(
-            "line {line_number} has no key separator '{}' (with --key-separator every line must \
+            "line {line_number} has no key separator '{}' (when keys are parsed every line must \
              be KEY{}VALUE)",
             String::from_utf8_lossy(separator).escape_debug(),
             String::from_utf8_lossy(separator).escape_debug()
@@ -503,5 +566,92 @@ mod tests {
         );
         assert_eq!(partition_result(&response, "t", 2), Ok(6));
         assert!(partition_result(&response, "t", 3).is_err());
+    }
+
+    fn separator_of(args: &[&str]) -> Result<(Option<Vec<u8>>, Option<String>), String> {
+        let mut argv = vec!["spate", "produce", "--topic", "t"];
+        argv.extend_from_slice(args);
+        key_separator(&parse(&argv).unwrap())
+    }
+
+    #[test]
+    fn parse_key_property_is_an_equivalent_of_key_separator() {
+        let colon = Some(b":".to_vec());
+        assert_eq!(
+            separator_of(&["--key-separator", ":"]),
+            Ok((colon.clone(), None))
+        );
+        assert_eq!(
+            separator_of(&[
+                "--property",
+                "parse.key=true",
+                "--property",
+                "key.separator=:"
+            ]),
+            Ok((colon.clone(), None))
+        );
+        assert_eq!(
+            separator_of(&[
+                "--property",
+                "key.separator=:",
+                "--property",
+                "parse.key=TRUE"
+            ]),
+            Ok((colon.clone(), None))
+        );
+        assert_eq!(
+            separator_of(&["--property", "parse.key=true"]),
+            Ok((Some(b"\t".to_vec()), None)),
+            "Kafka's default separator is a tab"
+        );
+        assert_eq!(
+            separator_of(&["--key-separator", ":", "--property", "key.separator=:"]),
+            Ok((colon, None))
+        );
+        assert_eq!(separator_of(&[]), Ok((None, None)));
+        assert_eq!(
+            separator_of(&["--property", "parse.key=false"]),
+            Ok((None, None))
+        );
+    }
+
+    #[test]
+    fn a_separator_without_parse_key_is_noted() {
+        let (separator, note) = separator_of(&["--property", "key.separator=:"]).unwrap();
+        assert_eq!(separator, None);
+        assert!(note.unwrap().contains("parse.key=true"));
+    }
+
+    #[test]
+    fn bad_or_conflicting_properties_are_named() {
+        let error = separator_of(&["--property", "parse.keys=true"]).unwrap_err();
+        assert!(error.contains("unknown property 'parse.keys'"), "{error}");
+        assert!(error.contains("parse.key, key.separator"), "{error}");
+        let error = separator_of(&["--property", "parse.key=yes"]).unwrap_err();
+        assert!(error.contains("true or false"), "{error}");
+        let error =
+            separator_of(&["--key-separator", ":", "--property", "key.separator=;"]).unwrap_err();
+        assert!(error.contains("disagree"), "{error}");
+        let error =
+            separator_of(&["--key-separator", ":", "--property", "parse.key=false"]).unwrap_err();
+        assert!(error.contains("drop one"), "{error}");
+        let error = separator_of(&[
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=",
+        ])
+        .unwrap_err();
+        assert!(error.contains("empty"), "{error}");
+        assert!(separator_of(&["--key-separator", ""]).is_err());
+        assert!(parse(&[
+            "spate",
+            "produce",
+            "--topic",
+            "t",
+            "--property",
+            "parse.key"
+        ])
+        .is_err());
     }
 }

@@ -1,9 +1,13 @@
-//! `spate topic create|list|describe|delete`, after Kafka's `kafka-topics.sh`.
+//! `spate topic create|list|describe|alter|delete`, after Kafka's `kafka-topics.sh` (and
+//! `kafka-configs.sh --alter` for config overrides).
 
 use super::{print_stdout, ConnectArgs};
-use crate::client::{kafka_error, topic_error_text, Client, NewTopic};
+use crate::client::{kafka_error, topic_error_text, Client, NewTopic, CONFIG_SOURCE_TOPIC};
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+use kafka_protocol::messages::{ApiKey, DescribeConfigsResponse};
+use kafka_protocol::ResponseError;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 #[derive(Args)]
@@ -20,8 +24,11 @@ enum TopicCommand {
     Create(CreateArgs),
     /// List topic names, one per line, sorted (internal topics are left out).
     List,
-    /// Describe a topic's partitions, leaders and replicas (all topics when none is named).
+    /// Describe a topic's partitions, leaders, replicas and config overrides (all topics when
+    /// none is named).
     Describe(TopicSelector),
+    /// Add partitions to a topic, or set and delete its config overrides.
+    Alter(AlterArgs),
     /// Delete a topic.
     Delete(TopicSelector),
 }
@@ -63,12 +70,28 @@ struct CreateArgs {
     configs: Vec<(String, String)>,
 }
 
+#[derive(Args)]
+struct AlterArgs {
+    #[command(flatten)]
+    topic: TopicSelector,
+    /// The new number of partitions (partitions can be added, never removed).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: Option<i32>,
+    /// Set a config override, e.g. --config retention.ms=60000 (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_config)]
+    configs: Vec<(String, String)>,
+    /// Remove a config override, so the broker's default applies again (repeatable).
+    #[arg(long = "delete-config", value_name = "KEY")]
+    delete_configs: Vec<String>,
+}
+
 pub fn run(args: TopicArgs) -> Result<(), String> {
     let mut client = Client::connect(&args.connect.bootstrap_server)?;
     match args.command {
         TopicCommand::Create(create) => create_topic(&mut client, create),
         TopicCommand::List => list_topics(&mut client),
         TopicCommand::Describe(selector) => describe_topics(&mut client, selector.name()),
+        TopicCommand::Alter(alter) => alter_topic(&mut client, alter),
         TopicCommand::Delete(selector) => {
             let name = selector.required()?;
             client.delete_topic(name)?;
@@ -123,7 +146,13 @@ fn describe_topics(client: &mut Client, name: Option<&str>) -> Result<(), String
                 })?;
             if topic.error_code != 0 {
                 let what = topic_error_text(topic.error_code, name, "cannot describe");
-                return Err(kafka_error(topic.error_code, &what, None));
+                let error = kafka_error(topic.error_code, &what, None);
+                if topic.error_code == ResponseError::UnknownTopicOrPartition.code() {
+                    return Err(format!(
+                        "{error} (check the name: `spate topic list` shows the topics there are)"
+                    ));
+                }
+                return Err(error);
             }
             vec![topic]
         }
@@ -135,24 +164,81 @@ fn describe_topics(client: &mut Client, name: Option<&str>) -> Result<(), String
             .collect(),
     };
     topics.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<&str> = topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.as_str()))
+        .collect();
+    let mut overrides = BTreeMap::new();
+    // A broker without DescribeConfigs (Kafka before 0.11) leaves the configs blank.
+    if !names.is_empty() && client.max_version(ApiKey::DescribeConfigs).is_some() {
+        let response = client.describe_topic_configs(&names)?;
+        overrides = topic_overrides(&response, name)?;
+    }
     let mut out = String::new();
     for topic in topics {
-        describe_topic(&mut out, topic);
+        let name = topic.name.as_ref().map_or("", |n| n.as_str());
+        let configs = overrides.get(name).map_or(&[][..], Vec::as_slice);
+        describe_topic(&mut out, topic, configs);
     }
     print_stdout(out.as_bytes())
 }
 
+/// Each topic's config overrides (source DYNAMIC_TOPIC_CONFIG), sorted by name. An error for
+/// the one topic asked for is the command's error; with all topics, a topic that could not be
+/// described (deleted meanwhile) just shows none.
+fn topic_overrides(
+    response: &DescribeConfigsResponse,
+    asked: Option<&str>,
+) -> Result<BTreeMap<String, Vec<(String, String)>>, String> {
+    let mut overrides = BTreeMap::new();
+    for result in &response.results {
+        let topic = result.resource_name.as_str();
+        if result.error_code != 0 {
+            if asked == Some(topic) {
+                let what = topic_error_text(result.error_code, topic, "cannot read the configs of");
+                return Err(kafka_error(
+                    result.error_code,
+                    &what,
+                    result.error_message.as_deref(),
+                ));
+            }
+            continue;
+        }
+        let mut configs: Vec<(String, String)> = result
+            .configs
+            .iter()
+            .filter(|c| c.config_source == CONFIG_SOURCE_TOPIC)
+            .map(|c| {
+                let value = match (&c.value, c.is_sensitive) {
+                    (_, true) => "<sensitive>".to_string(),
+                    (Some(value), false) => value.to_string(),
+                    (None, false) => "null".to_string(),
+                };
+                (c.name.to_string(), value)
+            })
+            .collect();
+        configs.sort();
+        overrides.insert(topic.to_string(), configs);
+    }
+    Ok(overrides)
+}
+
 /// Appends Kafka's `--describe` lines for one topic.
-fn describe_topic(out: &mut String, topic: &MetadataResponseTopic) {
+fn describe_topic(out: &mut String, topic: &MetadataResponseTopic, configs: &[(String, String)]) {
     let name = topic.name.as_ref().map_or("", |n| n.as_str());
     let mut partitions: Vec<_> = topic.partitions.iter().collect();
     partitions.sort_by_key(|p| p.partition_index);
     let replication_factor = partitions.first().map_or(0, |p| p.replica_nodes.len());
     let topic_id = kafka_uuid_string(topic.topic_id.as_bytes());
+    let configs = configs
+        .iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let _ = writeln!(
         out,
         "Topic: {name}\tTopicId: {topic_id}\tPartitionCount: {}\tReplicationFactor: \
-         {replication_factor}\tConfigs: ",
+         {replication_factor}\tConfigs: {configs}",
         partitions.len()
     );
     for p in partitions {
@@ -168,6 +254,54 @@ fn describe_topic(out: &mut String, topic: &MetadataResponseTopic) {
             p.partition_index
         );
     }
+}
+
+fn alter_topic(client: &mut Client, args: AlterArgs) -> Result<(), String> {
+    let name = args.topic.required()?.to_string();
+    check_alter(&args)?;
+    let alter_configs = !args.configs.is_empty() || !args.delete_configs.is_empty();
+    // Both at once: check both first, so a refusal of either changes nothing.
+    if let (Some(count), true) = (args.partitions, alter_configs) {
+        client.alter_topic_configs(&name, &args.configs, &args.delete_configs, true)?;
+        client.create_partitions(&name, count, true)?;
+    }
+    let mut out = String::new();
+    if alter_configs {
+        client.alter_topic_configs(&name, &args.configs, &args.delete_configs, false)?;
+        let _ = writeln!(out, "Completed updating config for topic {name}.");
+    }
+    if let Some(count) = args.partitions {
+        client.create_partitions(&name, count, false)?;
+        let _ = writeln!(out, "Topic {name} now has {count} partitions.");
+    }
+    print_stdout(out.as_bytes())
+}
+
+/// Refuses an alter that asks nothing, or sets and deletes the same key.
+fn check_alter(args: &AlterArgs) -> Result<(), String> {
+    if args.partitions.is_none() && args.configs.is_empty() && args.delete_configs.is_empty() {
+        return Err(
+            "nothing to alter: give --partitions N, --config KEY=VALUE or --delete-config KEY"
+                .to_string(),
+        );
+    }
+    let deleted: BTreeSet<&str> = args.delete_configs.iter().map(String::as_str).collect();
+    if let Some((key, _)) = args
+        .configs
+        .iter()
+        .find(|(k, _)| deleted.contains(k.as_str()))
+    {
+        return Err(format!(
+            "config '{key}' is both set (--config) and deleted (--delete-config); give one"
+        ));
+    }
+    if let Some(key) = args.delete_configs.iter().find(|k| k.trim().is_empty()) {
+        return Err(format!(
+            "--delete-config '{key}' names no config; give its name, e.g. --delete-config \
+             retention.ms"
+        ));
+    }
+    Ok(())
 }
 
 fn join_ids(ids: impl Iterator<Item = i32>) -> String {
@@ -302,7 +436,7 @@ mod tests {
             .with_name(Some(TopicName("t".into())))
             .with_partitions(vec![partition(1, -1), partition(0, 1)]);
         let mut out = String::new();
-        describe_topic(&mut out, &topic);
+        describe_topic(&mut out, &topic, &[]);
         assert_eq!(
             out,
             "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\t\
@@ -323,5 +457,114 @@ mod tests {
         assert_eq!(text.len(), 22);
         assert_eq!(text, "-_8AAQIDBAUGBwgJCgsM_g");
         assert_eq!(kafka_uuid_string(&[0; 16]), "AAAAAAAAAAAAAAAAAAAAAA");
+    }
+
+    fn alter_args(args: &[&str]) -> AlterArgs {
+        let mut argv = vec!["spate", "topic", "alter"];
+        argv.extend_from_slice(args);
+        let TopicCommand::Alter(alter) = parse(&argv).command else {
+            panic!("not an alter")
+        };
+        alter
+    }
+
+    #[test]
+    fn alter_takes_partitions_configs_and_deletions() {
+        let alter = alter_args(&[
+            "--topic",
+            "t",
+            "--partitions",
+            "4",
+            "--config",
+            "retention.ms=1000",
+            "--delete-config",
+            "segment.ms",
+            "--delete-config",
+            "cleanup.policy",
+        ]);
+        assert_eq!(alter.topic.required(), Ok("t"));
+        assert_eq!(alter.partitions, Some(4));
+        assert_eq!(
+            alter.configs,
+            [("retention.ms".to_string(), "1000".to_string())]
+        );
+        assert_eq!(alter.delete_configs, ["segment.ms", "cleanup.policy"]);
+        assert_eq!(check_alter(&alter), Ok(()));
+        assert!(
+            Cli::try_parse_from(["spate", "topic", "alter", "t", "--partitions", "0"]).is_err()
+        );
+    }
+
+    #[test]
+    fn alter_refuses_nothing_to_do_and_contradictions() {
+        let error = check_alter(&alter_args(&["t"])).unwrap_err();
+        assert!(error.starts_with("nothing to alter"), "{error}");
+        assert!(error.contains("--partitions N"), "{error}");
+        let error = check_alter(&alter_args(&[
+            "t",
+            "--config",
+            "retention.ms=5",
+            "--delete-config",
+            "retention.ms",
+        ]))
+        .unwrap_err();
+        assert!(error.contains("'retention.ms' is both set"), "{error}");
+        let error = check_alter(&alter_args(&["t", "--delete-config", ""])).unwrap_err();
+        assert!(error.contains("names no config"), "{error}");
+    }
+
+    #[test]
+    fn describe_lists_only_topic_overrides_sorted() {
+        use kafka_protocol::messages::describe_configs_response::{
+            DescribeConfigsResourceResult, DescribeConfigsResult,
+        };
+        let entry = |name: &str, value: &str, source: i8| {
+            DescribeConfigsResourceResult::default()
+                .with_name(name.to_string().into())
+                .with_value(Some(value.to_string().into()))
+                .with_config_source(source)
+        };
+        let response = DescribeConfigsResponse::default().with_results(vec![
+            DescribeConfigsResult::default()
+                .with_resource_type(2)
+                .with_resource_name("t".into())
+                .with_configs(vec![
+                    entry("segment.ms", "5000", CONFIG_SOURCE_TOPIC),
+                    entry("max.message.bytes", "1048588", 5),
+                    entry("cleanup.policy", "compact", CONFIG_SOURCE_TOPIC),
+                ]),
+            DescribeConfigsResult::default()
+                .with_resource_type(2)
+                .with_resource_name("gone".into())
+                .with_error_code(3),
+        ]);
+        let overrides = topic_overrides(&response, None).unwrap();
+        let expected = vec![
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.ms".to_string(), "5000".to_string()),
+        ];
+        assert_eq!(overrides["t"], expected);
+        assert!(!overrides.contains_key("gone"));
+        let error = topic_overrides(&response, Some("gone")).unwrap_err();
+        assert!(
+            error.starts_with("UNKNOWN_TOPIC_OR_PARTITION: topic 'gone' does not exist"),
+            "{error}"
+        );
+
+        let topic = MetadataResponseTopic::default()
+            .with_name(Some(TopicName("t".into())))
+            .with_partitions(vec![MetadataResponsePartition::default()
+                .with_leader_id(BrokerId(1))
+                .with_replica_nodes(vec![BrokerId(1)])
+                .with_isr_nodes(vec![BrokerId(1)])]);
+        let mut out = String::new();
+        describe_topic(&mut out, &topic, &expected);
+        assert!(
+            out.starts_with(
+                "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 1\t\
+                 ReplicationFactor: 1\tConfigs: cleanup.policy=compact,segment.ms=5000\n"
+            ),
+            "{out}"
+        );
     }
 }
