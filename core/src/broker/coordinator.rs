@@ -419,7 +419,9 @@ impl Broker {
         self.coordinator.retention_check_at_ms =
             now_ms + self.config.groups.offsets_retention_check_interval_ms;
         let retention = self.config.groups.offsets_retention_ms;
-        let mut expired: Vec<(String, Vec<(String, i32)>, bool)> = Vec::new();
+        // (group, offsets that expired, whether the group goes too)
+        type Expired = (String, Vec<(String, i32)>, bool);
+        let mut expired: Vec<Expired> = Vec::new();
         for group in self.coordinator.groups.values() {
             if group.state != GroupState::Empty {
                 continue;
