@@ -182,13 +182,14 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
         ),
     );
     glommio::spawn_local(shell.clone().run_timers()).detach();
-    let accept = net::accept_loop(shell.clone(), listener);
-    let stopped = async {
-        while !stop.load(Ordering::Relaxed) {
-            glommio::timer::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    futures_lite::future::race(accept, stopped).await;
+    // The accept loop is its own task, polled only when its socket wakes it. (Racing it against
+    // the stop check in one task re-polled the pending accept every 50 ms, and each poll left
+    // another waker clone with the listener: after ~32,767 polls, about 27 minutes, glommio's
+    // task reference count overflowed and the executor hung.)
+    glommio::spawn_local(net::accept_loop(shell.clone(), listener)).detach();
+    while !stop.load(Ordering::Relaxed) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
     log_line(Level::Info, "shutting down: finishing writes in flight");
     let give_up = std::time::Instant::now() + Duration::from_secs(30);
     while shell.broker.borrow().is_flushing() && std::time::Instant::now() < give_up {
