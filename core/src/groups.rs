@@ -285,6 +285,12 @@ pub struct MemberSnapshot {
 }
 
 fn put_string(buf: &mut BytesMut, s: &str) {
+    // Callers bound every string (group ids are refused past this, member ids are short).
+    assert!(
+        s.len() <= i16::MAX as usize,
+        "a string of {} bytes is longer than a record allows",
+        s.len()
+    );
     buf.put_i16(s.len() as i16);
     buf.put_slice(s.as_bytes());
 }

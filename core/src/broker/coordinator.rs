@@ -108,6 +108,8 @@ impl Broker {
     pub(super) fn new_member_id(&mut self, client_id: &str) -> String {
         let bytes = self.rng.bytes16();
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // Kafka's records hold strings of at most i16::MAX bytes: keep the client id part short.
+        let client_id: String = client_id.chars().take(256).collect();
         format!(
             "{client_id}-{}-{}-{}-{}-{}",
             &hex[..8],
@@ -321,8 +323,20 @@ impl Broker {
         reason: &str,
     ) {
         let key = (group_id.to_string(), member_id.to_string());
-        self.coordinator.joins.remove(&key);
-        self.coordinator.syncs.remove(&key);
+        // A request the member left waiting is answered, as Kafka does, never left to hang.
+        if let Some(ctx) = self.coordinator.joins.remove(&key) {
+            let response = JoinGroupResponse::default()
+                .with_error_code(errors::UNKNOWN_MEMBER_ID)
+                .with_generation_id(-1)
+                .with_member_id(StrBytes::from_string(member_id.to_string()));
+            self.respond(&ctx, &response);
+        }
+        if let Some(ctx) = self.coordinator.syncs.remove(&key) {
+            self.respond(
+                &ctx,
+                &SyncGroupResponse::default().with_error_code(errors::UNKNOWN_MEMBER_ID),
+            );
+        }
         let Some(group) = self.coordinator.groups.get_mut(group_id) else {
             return;
         };

@@ -33,7 +33,8 @@ impl Broker {
                 .with_generation_id(-1)
                 .with_member_id(request.member_id.clone())
         };
-        if group_id.is_empty() {
+        // Kafka's group records hold strings of at most i16::MAX bytes.
+        if group_id.is_empty() || group_id.len() > i16::MAX as usize {
             return self.respond(ctx, &fail(errors::INVALID_GROUP_ID));
         }
         let limits = &self.config.groups;
@@ -41,6 +42,14 @@ impl Broker {
             || request.session_timeout_ms > limits.max_session_timeout_ms
         {
             return self.respond(ctx, &fail(errors::INVALID_SESSION_TIMEOUT));
+        }
+        // Everything stored in the group's record must fit its i16-length strings.
+        let too_long = |s: &str| s.len() > i16::MAX as usize;
+        if too_long(&protocol_type)
+            || protocols.iter().any(|(name, _)| too_long(name))
+            || instance_id.as_deref().is_some_and(too_long)
+        {
+            return self.respond(ctx, &fail(errors::INVALID_REQUEST));
         }
         self.ensure_offsets_topic();
         let group = self

@@ -524,7 +524,11 @@ impl Broker {
         partitions: i32,
         configs: BTreeMap<String, String>,
     ) -> TopicId {
-        let id = TopicId(self.rng.bytes16());
+        // Ids are drawn from the seed; a restart with the same seed must not reuse one.
+        let mut id = TopicId(self.rng.bytes16());
+        while self.topics.values().any(|t| t.id == id) {
+            id = TopicId(self.rng.bytes16());
+        }
         self.metadata_version += 1;
         let logs = (0..partitions)
             .map(|_| crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition))

@@ -105,7 +105,8 @@ impl Broker {
     /// Kafka's `validateOffsetCommit`: the error for every partition, or NONE.
     fn validate_commit(&mut self, ctx: &RequestContext, request: &OffsetCommitRequest) -> i16 {
         let group_id = request.group_id.0.as_str();
-        if group_id.is_empty() {
+        // Kafka's offset records hold strings of at most i16::MAX bytes.
+        if group_id.is_empty() || group_id.len() > i16::MAX as usize {
             return errors::INVALID_GROUP_ID;
         }
         let generation = request.generation_id_or_member_epoch;

@@ -95,6 +95,11 @@ impl Broker {
 
     /// Auto-creates an unknown topic when allowed; otherwise the error for its partitions.
     fn ensure_topic_for_produce(&mut self, name: &str) -> Result<(), i16> {
+        // The offsets topic is written by the coordinator only, as in Kafka: a forged record
+        // would be replayed as group state.
+        if name == crate::groups::OFFSETS_TOPIC {
+            return Err(errors::INVALID_TOPIC_EXCEPTION);
+        }
         if self.topics.contains_key(name) {
             return Ok(());
         }

@@ -28,6 +28,7 @@ impl Broker {
             return Ok(Vec::new());
         };
         let image = topics::decode_metadata(data)?;
+        topics::check_metadata(&image)?;
         self.cluster_id = image.cluster_id;
         // Ids below the limit may be in use by producers from before the restart.
         self.next_producer_id = image.producer_id_limit;
