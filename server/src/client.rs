@@ -20,13 +20,20 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 };
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreatePartitionsRequest,
-    CreateTopicsRequest, DescribeClusterRequest, DescribeClusterResponse, DescribeConfigsRequest,
-    DescribeConfigsResponse, FetchRequest, FetchResponse, IncrementalAlterConfigsRequest,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    CreateTopicsRequest, DeleteGroupsRequest, DeleteGroupsResponse, DescribeClusterRequest,
+    DescribeClusterResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FetchResponse,
+    FindCoordinatorRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest,
+    ListGroupsResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::ResponseError;
@@ -54,6 +61,16 @@ pub const INCREMENTAL_ALTER_CONFIGS_VERSIONS: (i16, i16) = (0, 1);
 pub const CREATE_PARTITIONS_VERSIONS: (i16, i16) = (0, 3);
 /// DescribeCluster v0: cluster id, controller and brokers are all there.
 pub const DESCRIBE_CLUSTER_VERSION: i16 = 0;
+/// The consumer-group APIs. OffsetFetch starts at v2, the first that fetches all of a group's
+/// offsets; OffsetCommit at v2, the first with a generation and member id.
+pub const FIND_COORDINATOR_VERSIONS: (i16, i16) = (0, 4);
+pub const LIST_GROUPS_VERSIONS: (i16, i16) = (0, 5);
+pub const DESCRIBE_GROUPS_VERSIONS: (i16, i16) = (0, 5);
+pub const OFFSET_FETCH_VERSIONS: (i16, i16) = (2, 8);
+pub const OFFSET_COMMIT_VERSIONS: (i16, i16) = (2, 8);
+pub const DELETE_GROUPS_VERSIONS: (i16, i16) = (0, 2);
+/// FindCoordinator key type of a group (1 is a transactional id).
+const COORDINATOR_KEY_GROUP: i8 = 0;
 
 /// DescribeConfigs and IncrementalAlterConfigs resource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
@@ -643,6 +660,202 @@ impl Client {
         }
         Ok(response)
     }
+
+    // ---- consumer groups ------------------------------------------------------------------
+
+    /// The broker coordinating `group` (FindCoordinator). A refusal is in `error_code`, for the
+    /// caller to retry while the coordinator is loading.
+    pub fn find_group_coordinator(&mut self, group: &str) -> Result<GroupCoordinator, String> {
+        let version = self.version_in(ApiKey::FindCoordinator, FIND_COORDINATOR_VERSIONS);
+        let key = StrBytes::from_string(group.to_string());
+        let mut request = FindCoordinatorRequest::default();
+        if version >= 4 {
+            request.coordinator_keys = vec![key];
+        } else {
+            request.key = key;
+        }
+        if version >= 1 {
+            request.key_type = COORDINATOR_KEY_GROUP;
+        }
+        let response = self.send(&request, version)?;
+        if version < 4 {
+            return Ok(GroupCoordinator {
+                error_code: response.error_code,
+                error_message: response.error_message.as_ref().map(|m| m.to_string()),
+                node_id: response.node_id.0,
+                host: response.host.to_string(),
+                port: response.port,
+            });
+        }
+        let found = response
+            .coordinators
+            .iter()
+            .find(|c| c.key.as_str() == group)
+            .ok_or_else(|| {
+                format!("the broker's FindCoordinator response does not mention group '{group}'")
+            })?;
+        Ok(GroupCoordinator {
+            error_code: found.error_code,
+            error_message: found.error_message.as_ref().map(|m| m.to_string()),
+            node_id: found.node_id.0,
+            host: found.host.to_string(),
+            port: found.port,
+        })
+    }
+
+    /// The groups this broker coordinates (ListGroups; states are there from v4 on).
+    pub fn list_groups(&mut self) -> Result<ListGroupsResponse, String> {
+        let version = self.version_in(ApiKey::ListGroups, LIST_GROUPS_VERSIONS);
+        let response = self.send(&ListGroupsRequest::default(), version)?;
+        if response.error_code != 0 {
+            let what = format!("the broker at {} refused to list its groups", self.addr);
+            return Err(kafka_error(response.error_code, &what, None));
+        }
+        Ok(response)
+    }
+
+    /// State, protocol and members of `groups` (DescribeGroups), one result per group; errors
+    /// are in each group's `error_code`.
+    pub fn describe_groups(&mut self, groups: &[&str]) -> Result<DescribeGroupsResponse, String> {
+        let version = self.version_in(ApiKey::DescribeGroups, DESCRIBE_GROUPS_VERSIONS);
+        let request = DescribeGroupsRequest::default()
+            .with_groups(groups.iter().map(|g| group_id(g)).collect());
+        self.send(&request, version)
+    }
+
+    /// Every offset `group` has committed (OffsetFetch with no topic list, so v2 or later).
+    pub fn committed_offsets(&mut self, group: &str) -> Result<CommittedOffsets, String> {
+        let version = self.version_in(ApiKey::OffsetFetch, OFFSET_FETCH_VERSIONS);
+        let mut request = OffsetFetchRequest::default();
+        if version >= 8 {
+            request.groups = vec![OffsetFetchRequestGroup::default()
+                .with_group_id(group_id(group))
+                .with_topics(None)];
+        } else {
+            request.group_id = group_id(group);
+            request.topics = None;
+        }
+        let response = self.send(&request, version)?;
+        if version < 8 {
+            let partitions = response
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| CommittedPartition {
+                        topic: t.name.to_string(),
+                        partition: p.partition_index,
+                        offset: p.committed_offset,
+                        error_code: p.error_code,
+                    })
+                })
+                .collect();
+            return Ok(CommittedOffsets {
+                error_code: response.error_code,
+                partitions,
+            });
+        }
+        let answer = response
+            .groups
+            .iter()
+            .find(|g| g.group_id.as_str() == group)
+            .ok_or_else(|| {
+                format!("the broker's OffsetFetch response does not mention group '{group}'")
+            })?;
+        let partitions = answer
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| CommittedPartition {
+                    topic: t.name.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    error_code: p.error_code,
+                })
+            })
+            .collect();
+        Ok(CommittedOffsets {
+            error_code: answer.error_code,
+            partitions,
+        })
+    }
+
+    /// Commits `(topic, partition, offset)`s for `group` as a "simple" commit (generation -1, no
+    /// member id), which the coordinator takes only while the group has no members. Returns
+    /// each partition's error code.
+    pub fn commit_offsets(
+        &mut self,
+        group: &str,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<Vec<(String, i32, i16)>, String> {
+        let version = self.version_in(ApiKey::OffsetCommit, OFFSET_COMMIT_VERSIONS);
+        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for (topic, partition, offset) in offsets {
+            topics.entry(topic.as_str()).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(*partition)
+                    .with_committed_offset(*offset),
+            );
+        }
+        let request = OffsetCommitRequest::default()
+            .with_group_id(group_id(group))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(StrBytes::default())
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(topic_name(name))
+                            .with_partitions(partitions)
+                    })
+                    .collect(),
+            );
+        let response = self.send(&request, version)?;
+        Ok(response
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (t.name.to_string(), p.partition_index, p.error_code))
+            })
+            .collect())
+    }
+
+    /// Deletes `groups` (DeleteGroups); errors are in each result's `error_code`.
+    pub fn delete_groups(&mut self, groups: &[&str]) -> Result<DeleteGroupsResponse, String> {
+        let version = self.version_in(ApiKey::DeleteGroups, DELETE_GROUPS_VERSIONS);
+        let request = DeleteGroupsRequest::default()
+            .with_groups_names(groups.iter().map(|g| group_id(g)).collect());
+        self.send(&request, version)
+    }
+}
+
+/// The broker coordinating a group, as FindCoordinator names it (`error_code` 0 when found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupCoordinator {
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// A group's committed offsets (OffsetFetch), whatever the version: the group-level error code
+/// and one entry per partition the group has an offset for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommittedOffsets {
+    pub error_code: i16,
+    pub partitions: Vec<CommittedPartition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedPartition {
+    pub topic: String,
+    pub partition: i32,
+    /// -1 when the group has no offset for the partition.
+    pub offset: i64,
+    pub error_code: i16,
 }
 
 /// A topic to create.
@@ -720,6 +933,10 @@ fn missing_topic_answer(api: &str, topic: &str) -> String {
 
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
+}
+
+pub fn group_id(name: &str) -> GroupId {
+    GroupId(StrBytes::from_string(name.to_string()))
 }
 
 /// Runs a decoder, turning both its errors and any panic inside it into a message.

@@ -1,5 +1,5 @@
 //! `spate`: the broker (`spate server`) and the console tools a Kafka user expects
-//! (`spate topic`, `spate produce`, `spate consume`, `spate cluster`).
+//! (`spate topic`, `spate produce`, `spate consume`, `spate cluster`, `spate group`).
 
 mod cli;
 mod client;
@@ -31,6 +31,8 @@ enum Command {
     Consume(cli::consume::ConsumeArgs),
     /// Describe the cluster: its id, controller and brokers.
     Cluster(cli::cluster::ClusterArgs),
+    /// List, describe, reset the offsets of and delete consumer groups.
+    Group(cli::group::GroupArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce::run(args),
         Command::Consume(args) => cli::consume::run(args),
         Command::Cluster(args) => cli::cluster::run(args),
+        Command::Group(args) => cli::group::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

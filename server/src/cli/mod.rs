@@ -1,6 +1,7 @@
 //! The console tools: each subcommand in its own file, plus what they share.
 pub mod cluster;
 pub mod consume;
+pub mod group;
 pub mod leaders;
 pub mod partitioner;
 pub mod produce;
