@@ -177,12 +177,6 @@ class BatchGranularity(Exception):
     """offsets_for_times answered with a batch's base offset instead of the record's offset."""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BatchGranularity,
-    reason="ListOffsets by timestamp answers at batch granularity (ARCHITECTURE.md, deliberate "
-    "limits): Kafka answers the offset of the first record at or after the timestamp, inside the batch",
-)
 def test_offsets_for_times_inside_a_batch(broker, topic):
     create_topic(broker.bootstrap, topic, 1)
     base = int(time.time() * 1000) - 3_600_000

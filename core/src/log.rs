@@ -64,6 +64,47 @@ pub enum ReadPlan {
     },
 }
 
+/// Where the batch holding the first record at or after a timestamp is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimestampLookup {
+    /// The batch's base offset (or the log start, if later) and max timestamp: the answer when
+    /// the batch cannot be read.
+    pub base_offset: i64,
+    pub max_timestamp: i64,
+    pub log_start_offset: i64,
+    pub source: BatchSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchSource {
+    Cached(Bytes),
+    Disk {
+        segment_base_offset: i64,
+        position: u64,
+        len: usize,
+    },
+}
+
+/// The offset and timestamp of the first record at or after `timestamp` (and at or after the
+/// log start) in a batch, as Kafka answers ListOffsets: record by record, decompressing if the
+/// producer compressed. A LogAppendTime batch gives every record its max timestamp.
+pub fn first_record_at_or_after(
+    batch: &[u8],
+    timestamp: i64,
+    log_start_offset: i64,
+) -> Option<(i64, i64)> {
+    let info = batch::validate(batch).ok()?;
+    if info.attributes & 0x08 != 0 {
+        return Some((info.base_offset.max(log_start_offset), info.max_timestamp));
+    }
+    let mut bytes = Bytes::copy_from_slice(&batch[..info.size_bytes]);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes).ok()?;
+    set.records
+        .iter()
+        .find(|r| r.offset >= log_start_offset && r.timestamp >= timestamp)
+        .map(|r| (r.offset, r.timestamp))
+}
+
 /// What recovery found in a segment file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -269,15 +310,33 @@ impl PartitionLog {
             .map(|e| (e.max_timestamp, e.last_offset))
     }
 
-    /// Offset of the first visible batch whose max timestamp is at or after `timestamp`, with
-    /// that timestamp. Batch granularity: the offset returned is the batch's base offset.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
-        self.index
+    /// The first visible batch whose max timestamp is at or after `timestamp`, and where its
+    /// bytes are: the record itself is found in it with [`first_record_at_or_after`].
+    pub fn timestamp_lookup(&self, timestamp: i64) -> Option<TimestampLookup> {
+        let entry = self
+            .index
             .iter()
             .skip_while(|e| e.last_offset < self.log_start_offset)
             .take_while(|e| e.last_offset < self.high_watermark)
-            .find(|e| e.max_timestamp >= timestamp)
-            .map(|e| (e.base_offset.max(self.log_start_offset), e.max_timestamp))
+            .find(|e| e.max_timestamp >= timestamp)?;
+        let cached = self
+            .tail
+            .iter()
+            .find(|(base, _)| *base == entry.base_offset);
+        let source = match cached {
+            Some((_, bytes)) => BatchSource::Cached(bytes.clone()),
+            None => BatchSource::Disk {
+                segment_base_offset: self.segment_base_offset,
+                position: entry.position,
+                len: entry.size_bytes as usize,
+            },
+        };
+        Some(TimestampLookup {
+            base_offset: entry.base_offset.max(self.log_start_offset),
+            max_timestamp: entry.max_timestamp,
+            log_start_offset: self.log_start_offset,
+            source,
+        })
     }
 
     /// Appends a batch that `batch::validate` accepted: assigns its offsets (rewriting the header
@@ -668,7 +727,16 @@ mod tests {
             ReadPlan::Cached(batches) => assert_eq!(batches.len(), 2),
             other => panic!("{other:?}"),
         }
-        assert_eq!(log.offset_for_timestamp(0), Some((3, 1_001)));
+        let lookup = log.timestamp_lookup(0).unwrap();
+        assert_eq!((lookup.base_offset, lookup.max_timestamp), (3, 1_001));
+        let BatchSource::Cached(batch) = lookup.source else {
+            panic!("the batch is cached")
+        };
+        assert_eq!(
+            first_record_at_or_after(&batch, 0, 3),
+            Some((3, 1_001)),
+            "offset 2 is below the log start"
+        );
         log.advance_log_start(1);
         assert_eq!(log.log_start_offset(), 3, "the log start never moves back");
     }

@@ -1,8 +1,11 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), or the first offset
-//! whose batch has a timestamp at or after T.
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), or the offset of
+//! the first record whose timestamp is at or after T. For T the batch is found by its max
+//! timestamp, then its records are read, from the tail cache or from disk, as Kafka does.
 
-use super::{Broker, RequestContext};
+use super::{Broker, InFlight, RequestContext};
 use crate::errors;
+use crate::io::{ConnId, IoOp, IoResult, SegmentFile};
+use crate::log::{self, BatchSource};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -12,60 +15,167 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
+/// A ListOffsets answer waiting for batches read from disk.
+pub(super) struct PendingListOffsets {
+    ctx: RequestContext,
+    response: ListOffsetsResponse,
+    reads_outstanding: usize,
+    /// Per read slot: (topic index, partition index, timestamp asked, the fallback answer).
+    slots: Vec<(usize, usize, i64, (i64, i64, i64))>,
+}
+
+impl PendingListOffsets {
+    pub(super) fn conn(&self) -> ConnId {
+        self.ctx.conn
+    }
+}
+
 impl Broker {
     pub(super) fn on_list_offsets(&mut self, ctx: &RequestContext, request: ListOffsetsRequest) {
-        let mut topics = Vec::with_capacity(request.topics.len());
-        for topic in request.topics {
+        let id = self.next_fetch;
+        self.next_fetch += 1;
+        let mut pending = PendingListOffsets {
+            ctx: ctx.clone(),
+            response: ListOffsetsResponse::default(),
+            reads_outstanding: 0,
+            slots: Vec::new(),
+        };
+        for (ti, topic) in request.topics.into_iter().enumerate() {
             let mut partitions = Vec::with_capacity(topic.partitions.len());
-            for wanted in topic.partitions {
+            for (pi, wanted) in topic.partitions.into_iter().enumerate() {
                 let mut result = ListOffsetsPartitionResponse::default()
                     .with_partition_index(wanted.partition_index)
                     .with_timestamp(-1)
                     .with_offset(-1);
-                let log = self
-                    .topics
-                    .get(topic.name.0.as_str())
-                    .filter(|_| wanted.partition_index >= 0)
-                    .and_then(|t| {
-                        t.partitions
-                            .get(wanted.partition_index as usize)
-                            .map(|log| (t.id, log))
-                    });
-                match log {
-                    None => result.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION,
-                    Some((id, _)) if self.offline.contains(&(id, wanted.partition_index)) => {
-                        result.error_code = errors::KAFKA_STORAGE_ERROR
-                    }
-                    Some((_, log)) => {
-                        let found = match wanted.timestamp {
-                            LATEST => Some((-1, log.high_watermark())),
-                            EARLIEST => Some((-1, log.log_start_offset())),
-                            MAX_TIMESTAMP => log.max_timestamp(),
-                            t if t >= 0 => {
-                                log.offset_for_timestamp(t).map(|(offset, ts)| (ts, offset))
-                            }
-                            _ => {
-                                result.error_code = errors::INVALID_REQUEST;
-                                None
-                            }
-                        };
-                        if let Some((timestamp, offset)) = found {
-                            result.timestamp = timestamp;
-                            result.offset = offset;
-                            if ctx.version >= 4 {
-                                result.leader_epoch = 0;
-                            }
+                let found = self.lookup_offset(
+                    &mut pending,
+                    id,
+                    (ti, pi),
+                    topic.name.0.as_str(),
+                    wanted.partition_index,
+                    wanted.timestamp,
+                );
+                match found {
+                    Err(code) => result.error_code = code,
+                    Ok(Some((timestamp, offset))) => {
+                        result.timestamp = timestamp;
+                        result.offset = offset;
+                        if ctx.version >= 4 {
+                            result.leader_epoch = 0;
                         }
                     }
+                    Ok(None) => {}
                 }
                 partitions.push(result);
             }
-            topics.push(
+            pending.response.topics.push(
                 ListOffsetsTopicResponse::default()
                     .with_name(topic.name)
                     .with_partitions(partitions),
             );
         }
-        self.respond(ctx, &ListOffsetsResponse::default().with_topics(topics));
+        if pending.reads_outstanding == 0 {
+            self.respond(ctx, &pending.response);
+        } else {
+            self.list_offsets.insert(id, pending);
+        }
+    }
+
+    /// The (timestamp, offset) answer for one partition, `Ok(None)` when there is none (or when
+    /// it waits for a disk read, filled in by `on_timestamp_read_done`).
+    fn lookup_offset(
+        &mut self,
+        pending: &mut PendingListOffsets,
+        id: u64,
+        at: (usize, usize),
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, i16> {
+        let topic = self
+            .topics
+            .get(topic)
+            .filter(|_| partition >= 0)
+            .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+        let log = topic
+            .partitions
+            .get(partition as usize)
+            .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+        if self.offline.contains(&(topic.id, partition)) {
+            return Err(errors::KAFKA_STORAGE_ERROR);
+        }
+        match timestamp {
+            LATEST => Ok(Some((-1, log.high_watermark()))),
+            EARLIEST => Ok(Some((-1, log.log_start_offset()))),
+            MAX_TIMESTAMP => Ok(log.max_timestamp()),
+            t if t >= 0 => {
+                let Some(lookup) = log.timestamp_lookup(t) else {
+                    return Ok(None);
+                };
+                let fallback = (lookup.max_timestamp, lookup.base_offset);
+                match lookup.source {
+                    BatchSource::Cached(bytes) => Ok(Some(
+                        log::first_record_at_or_after(&bytes, t, lookup.log_start_offset)
+                            .map(|(offset, ts)| (ts, offset))
+                            .unwrap_or(fallback),
+                    )),
+                    BatchSource::Disk {
+                        segment_base_offset,
+                        position,
+                        len,
+                    } => {
+                        let file = SegmentFile {
+                            topic_dir: topic.dir_name(),
+                            partition,
+                            base_offset: segment_base_offset,
+                        };
+                        let slot = pending.slots.len();
+                        pending.slots.push((
+                            at.0,
+                            at.1,
+                            t,
+                            (fallback.0, fallback.1, lookup.log_start_offset),
+                        ));
+                        pending.reads_outstanding += 1;
+                        self.issue(
+                            IoOp::Read {
+                                file,
+                                position,
+                                len,
+                            },
+                            InFlight::TimestampRead { list: id, slot },
+                        );
+                        Ok(None)
+                    }
+                }
+            }
+            _ => Err(errors::INVALID_REQUEST),
+        }
+    }
+
+    pub(super) fn on_timestamp_read_done(&mut self, id: u64, slot: usize, result: IoResult) {
+        let Some(mut pending) = self.list_offsets.remove(&id) else {
+            return;
+        };
+        let (ti, pi, t, (fallback_ts, fallback_offset, log_start)) = pending.slots[slot];
+        let found = match &result {
+            IoResult::Data(data) => log::first_record_at_or_after(data, t, log_start),
+            _ => None,
+        };
+        let (timestamp, offset) = found
+            .map(|(o, ts)| (ts, o))
+            .unwrap_or((fallback_ts, fallback_offset));
+        let answer = &mut pending.response.topics[ti].partitions[pi];
+        answer.timestamp = timestamp;
+        answer.offset = offset;
+        if pending.ctx.version >= 4 {
+            answer.leader_epoch = 0;
+        }
+        pending.reads_outstanding -= 1;
+        if pending.reads_outstanding == 0 {
+            self.respond(&pending.ctx, &pending.response);
+        } else {
+            self.list_offsets.insert(id, pending);
+        }
     }
 }

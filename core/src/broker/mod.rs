@@ -145,6 +145,7 @@ enum InFlight {
     Write { topic: TopicId, partition: i32 },
     Sync { topic: TopicId, partition: i32 },
     Read { fetch: u64, slot: usize },
+    TimestampRead { list: u64, slot: usize },
     Metadata { version: u64 },
     RemoveDir,
 }
@@ -177,6 +178,8 @@ pub struct Broker {
     producer_id_limit: i64,
     /// Log start offsets read from the metadata at start-up, applied as each partition recovers.
     recovered_log_starts: BTreeMap<(TopicId, i32), i64>,
+    /// ListOffsets requests waiting for batches read from disk.
+    list_offsets: BTreeMap<u64, list_offsets::PendingListOffsets>,
     /// The group coordinator's state (see `coordinator.rs`).
     coordinator: coordinator::Coordinator,
     /// Peer addresses the shell told us of, for DescribeGroups' client host.
@@ -211,6 +214,7 @@ impl Broker {
             next_producer_id: 0,
             producer_id_limit: 0,
             recovered_log_starts: BTreeMap::new(),
+            list_offsets: BTreeMap::new(),
             coordinator: coordinator::Coordinator::default(),
             conn_hosts: BTreeMap::new(),
         }
@@ -374,6 +378,9 @@ impl Broker {
                 self.on_sync_done(now_ms, topic, partition, result)
             }
             InFlight::Read { fetch, slot } => self.on_read_done(now_ms, fetch, slot, result),
+            InFlight::TimestampRead { list, slot } => {
+                self.on_timestamp_read_done(list, slot, result)
+            }
             InFlight::Metadata { version } => self.on_metadata_persisted(version, result),
             InFlight::RemoveDir => {
                 if let IoResult::Failed(error) = result {
@@ -401,6 +408,7 @@ impl Broker {
     pub fn handle_disconnect(&mut self, conn: ConnId) {
         self.produces.retain(|p| p.conn() != conn);
         self.fetches.retain(|_, f| f.conn() != conn);
+        self.list_offsets.retain(|_, l| l.conn() != conn);
         self.drop_group_requests(conn);
         self.conn_hosts.remove(&conn);
     }

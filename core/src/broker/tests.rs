@@ -1992,3 +1992,56 @@ mod groups {
         assert_eq!(described.groups[1].group_state.as_str(), "Dead");
     }
 }
+
+fn offset_for_time(h: &mut Harness, timestamp: i64) -> (i64, i64) {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let partition = ListOffsetsPartition::default()
+        .with_partition_index(0)
+        .with_timestamp(timestamp);
+    let topic = ListOffsetsTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_partitions(vec![partition]);
+    h.send(
+        8,
+        ApiKey::ListOffsets,
+        7,
+        &ListOffsetsRequest::default().with_topics(vec![topic]),
+    );
+    let response: ListOffsetsResponse = h.response(8, ApiKey::ListOffsets, 7);
+    let p = &response.topics[0].partitions[0];
+    (p.offset, p.timestamp)
+}
+
+#[test]
+fn offsets_for_times_find_the_record_inside_a_batch_from_cache_and_disk() {
+    // A 1-byte tail cache keeps only the newest batch: the first is read from disk.
+    let mut h = Harness::new(Config {
+        tail_cache_bytes_per_partition: 1,
+        ..Config::default()
+    });
+    h.create_topic("t", 1);
+    h.produce(1, "t", 0, -1, make_batch(&[b"a", b"b", b"c"], 1_000)); // timestamps 1000..=1002
+    h.produce_result(1);
+    h.produce(1, "t", 0, -1, make_batch(&[b"d", b"e"], 2_000)); // timestamps 2000..=2001
+    h.produce_result(1);
+    assert_eq!(
+        offset_for_time(&mut h, 1_001),
+        (1, 1_001),
+        "inside the first batch, read from disk"
+    );
+    assert_eq!(
+        offset_for_time(&mut h, 1_500),
+        (3, 2_000),
+        "the next batch's first record"
+    );
+    assert_eq!(
+        offset_for_time(&mut h, 2_001),
+        (4, 2_001),
+        "inside the cached batch"
+    );
+    assert_eq!(
+        offset_for_time(&mut h, 3_000),
+        (-1, -1),
+        "nothing that late"
+    );
+}
