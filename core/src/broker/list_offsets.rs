@@ -15,13 +15,22 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
+/// One partition waiting for its batch from disk.
+struct ReadSlot {
+    topic_index: usize,
+    partition_index: usize,
+    timestamp: i64,
+    /// The batch's (max timestamp, base offset), answered if the read fails.
+    fallback: (i64, i64),
+    log_start_offset: i64,
+}
+
 /// A ListOffsets answer waiting for batches read from disk.
 pub(super) struct PendingListOffsets {
     ctx: RequestContext,
     response: ListOffsetsResponse,
     reads_outstanding: usize,
-    /// Per read slot: (topic index, partition index, timestamp asked, the fallback answer).
-    slots: Vec<(usize, usize, i64, (i64, i64, i64))>,
+    slots: Vec<ReadSlot>,
 }
 
 impl PendingListOffsets {
@@ -130,12 +139,13 @@ impl Broker {
                             base_offset: segment_base_offset,
                         };
                         let slot = pending.slots.len();
-                        pending.slots.push((
-                            at.0,
-                            at.1,
-                            t,
-                            (fallback.0, fallback.1, lookup.log_start_offset),
-                        ));
+                        pending.slots.push(ReadSlot {
+                            topic_index: at.0,
+                            partition_index: at.1,
+                            timestamp: t,
+                            fallback,
+                            log_start_offset: lookup.log_start_offset,
+                        });
                         pending.reads_outstanding += 1;
                         self.issue(
                             IoOp::Read {
@@ -157,15 +167,16 @@ impl Broker {
         let Some(mut pending) = self.list_offsets.remove(&id) else {
             return;
         };
-        let (ti, pi, t, (fallback_ts, fallback_offset, log_start)) = pending.slots[slot];
+        let read = &pending.slots[slot];
         let found = match &result {
-            IoResult::Data(data) => log::first_record_at_or_after(data, t, log_start),
+            IoResult::Data(data) => {
+                log::first_record_at_or_after(data, read.timestamp, read.log_start_offset)
+            }
             _ => None,
         };
-        let (timestamp, offset) = found
-            .map(|(o, ts)| (ts, o))
-            .unwrap_or((fallback_ts, fallback_offset));
-        let answer = &mut pending.response.topics[ti].partitions[pi];
+        let (timestamp, offset) = found.map(|(o, ts)| (ts, o)).unwrap_or(read.fallback);
+        let answer =
+            &mut pending.response.topics[read.topic_index].partitions[read.partition_index];
         answer.timestamp = timestamp;
         answer.offset = offset;
         if pending.ctx.version >= 4 {
