@@ -164,7 +164,7 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
     let listener = net::listen(config.listen)?;
     let _lock = startup::lock_data_dir(&config.data_dir)?;
     let mut broker = Broker::new(config.broker.clone());
-    startup::recover(&mut broker, &config.data_dir)?;
+    broker.start_up(&mut startup::DataDir(&config.data_dir))?;
     let shell = Rc::new(Shell {
         broker: RefCell::new(broker),
         conns: RefCell::new(BTreeMap::new()),

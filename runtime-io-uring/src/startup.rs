@@ -1,10 +1,8 @@
-//! Start-up: lock the data directory, read what the disk kept and hand it to the core, and carry
-//! out what recovery decided (truncate torn tails, remove orphaned directories). Runs once before
-//! the listener opens, so it uses plain blocking file calls.
+//! Start-up: lock the data directory, and give the core's `Broker::start_up` the directory to
+//! read and repair. Runs once before the listener opens, so it uses plain blocking file calls.
 
-use crate::log_line;
-use spate_core::broker::Broker;
-use spate_core::io::Level;
+use spate_core::broker::StartupDisk;
+use spate_core::io::SegmentFile;
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
 
@@ -32,54 +30,52 @@ pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
     Ok(lock)
 }
 
-pub(crate) fn recover(broker: &mut Broker, data_dir: &Path) -> Result<(), String> {
-    let metadata_path = data_dir.join(METADATA_FILE);
-    let metadata = match fs::read(&metadata_path) {
-        Ok(bytes) => Some(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot read {}: {e}", metadata_path.display())),
-    };
-    let to_load = broker
-        .recover_metadata(metadata.as_deref())
-        .map_err(|e| format!("{}: {e}", metadata_path.display()))?;
-    for segment in &to_load {
-        let path = data_dir.join(segment.relative_path());
-        let data = match fs::read(&path) {
-            Ok(data) => data,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(format!("cannot read segment {}: {e}", path.display())),
-        };
-        let report = broker.recover_partition(segment, &data);
-        if report.needs_truncate() {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            file.set_len(report.valid_bytes)
-                .map_err(|e| format!("cannot truncate {}: {e}", path.display()))?;
-            file.sync_all()
-                .map_err(|e| format!("cannot sync {}: {e}", path.display()))?;
-        } else if !data.is_empty() {
-            // Writes that reached the file before a crash may not be durable yet: sync before
-            // counting them as flushed.
-            File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| format!("cannot sync {}: {e}", path.display()))?;
-        }
+/// The data directory as the core's start-up reads and repairs it, with plain blocking calls.
+pub(crate) struct DataDir<'a>(pub &'a Path);
+
+fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
-    let found: Vec<String> = fs::read_dir(data_dir)
-        .map_err(|e| format!("cannot list {}: {e}", data_dir.display()))?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .collect();
-    for orphan in broker.orphan_dirs(&found) {
-        log_line(
-            Level::Info,
-            &format!("removing directory of a deleted topic: {orphan}"),
-        );
-        fs::remove_dir_all(data_dir.join(&orphan))
-            .map_err(|e| format!("cannot remove {orphan}: {e}"))?;
+}
+
+impl StartupDisk for DataDir<'_> {
+    fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String> {
+        read_if_present(&self.0.join(METADATA_FILE))
     }
-    Ok(())
+
+    fn read_segment(&mut self, file: &SegmentFile) -> Result<Vec<u8>, String> {
+        Ok(read_if_present(&self.0.join(file.relative_path()))?.unwrap_or_default())
+    }
+
+    fn truncate_segment(&mut self, file: &SegmentFile, len: u64) -> Result<(), String> {
+        let path = self.0.join(file.relative_path());
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(len).and_then(|()| f.sync_all()))
+            .map_err(|e| format!("cannot truncate {}: {e}", path.display()))
+    }
+
+    fn sync_segment(&mut self, file: &SegmentFile) -> Result<(), String> {
+        let path = self.0.join(file.relative_path());
+        File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("cannot sync {}: {e}", path.display()))
+    }
+
+    fn list_dirs(&mut self) -> Result<Vec<String>, String> {
+        Ok(fs::read_dir(self.0)
+            .map_err(|e| format!("cannot list {}: {e}", self.0.display()))?
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect())
+    }
+
+    fn remove_dir(&mut self, dir: &str) -> Result<(), String> {
+        fs::remove_dir_all(self.0.join(dir)).map_err(|e| format!("cannot remove {dir}: {e}"))
+    }
 }

@@ -5,6 +5,8 @@
 
 use crate::rng::Stream;
 use bytes::Bytes;
+use spate_core::broker::StartupDisk;
+use spate_core::io::SegmentFile;
 use std::collections::BTreeMap;
 
 /// Granularity at which a torn write is cut.
@@ -211,6 +213,39 @@ impl SimDisk {
             }
         }
         damage
+    }
+}
+
+/// A restarted node sees only durable bytes; the simulated disk has nothing unsynced then, so
+/// a sync at start-up has nothing to do.
+impl StartupDisk for SimDisk {
+    fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.metadata().map(<[u8]>::to_vec))
+    }
+
+    fn read_segment(&mut self, file: &SegmentFile) -> Result<Vec<u8>, String> {
+        Ok(self
+            .durable(&file.relative_path())
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default())
+    }
+
+    fn truncate_segment(&mut self, file: &SegmentFile, len: u64) -> Result<(), String> {
+        self.truncate(&file.relative_path(), len);
+        Ok(())
+    }
+
+    fn sync_segment(&mut self, _file: &SegmentFile) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn list_dirs(&mut self) -> Result<Vec<String>, String> {
+        Ok(self.dirs())
+    }
+
+    fn remove_dir(&mut self, dir: &str) -> Result<(), String> {
+        SimDisk::remove_dir(self, dir);
+        Ok(())
     }
 }
 

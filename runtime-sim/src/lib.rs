@@ -876,30 +876,12 @@ impl Sim {
             ..Config::default()
         };
         let mut broker = Broker::new(config);
-        let to_load = match broker.recover_metadata(self.disk.metadata()) {
-            Ok(files) => files,
-            Err(error) => {
-                self.history
-                    .problems
-                    .push(format!("recovery failed: {error}"));
-                self.done = true;
-                return;
-            }
-        };
-        for file in to_load {
-            let path = file.relative_path();
-            let data = self
-                .disk
-                .durable(&path)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            let report = broker.recover_partition(&file, &data);
-            if report.needs_truncate() {
-                self.disk.truncate(&path, report.valid_bytes);
-            }
-        }
-        for dir in broker.orphan_dirs(&self.disk.dirs()) {
-            self.disk.remove_dir(&dir);
+        if let Err(error) = broker.start_up(&mut self.disk) {
+            self.history
+                .problems
+                .push(format!("recovery failed: {error}"));
+            self.done = true;
+            return;
         }
         if let Some(crashed_at) = self.last_crash_at.take() {
             let recovered = broker

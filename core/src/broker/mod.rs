@@ -36,7 +36,7 @@ mod recovery;
 mod sync_group;
 
 pub use api_versions::{supported_versions, SUPPORTED_APIS};
-pub use recovery::PartitionToLoad;
+pub use recovery::{PartitionToLoad, StartupDisk};
 
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output, SegmentFile};
 use crate::rng::Rng;

@@ -13,7 +13,48 @@ use crate::topics::{self, Topic};
 /// A segment file the shell must read at start-up.
 pub type PartitionToLoad = SegmentFile;
 
+/// The disk as start-up needs it: plain reads and the repairs recovery decides. Each shell
+/// implements it with its own I/O (blocking is fine: it runs before serving) and calls
+/// [`Broker::start_up`], so the order of recovery lives in one place.
+pub trait StartupDisk {
+    /// The metadata file, or `None` for a new data directory.
+    fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String>;
+    /// A segment file's bytes; empty when it does not exist.
+    fn read_segment(&mut self, file: &SegmentFile) -> Result<Vec<u8>, String>;
+    /// Cuts the file to `len` bytes, durably.
+    fn truncate_segment(&mut self, file: &SegmentFile, len: u64) -> Result<(), String>;
+    /// Makes what the file holds durable (writes from before a crash may not be yet).
+    fn sync_segment(&mut self, file: &SegmentFile) -> Result<(), String>;
+    /// The directories in the data directory.
+    fn list_dirs(&mut self) -> Result<Vec<String>, String>;
+    fn remove_dir(&mut self, dir: &str) -> Result<(), String>;
+}
+
 impl Broker {
+    /// Brings a new broker up from what the disk kept: metadata, then every partition (torn
+    /// tails truncated, the rest synced), then directories of deleted topics removed. Call it
+    /// once, before the first request.
+    pub fn start_up(&mut self, disk: &mut impl StartupDisk) -> Result<(), String> {
+        let metadata = disk.read_metadata()?;
+        for file in self.recover_metadata(metadata.as_deref())? {
+            let data = disk.read_segment(&file)?;
+            let report = self.recover_partition(&file, &data);
+            if report.needs_truncate() {
+                disk.truncate_segment(&file, report.valid_bytes)?;
+            } else if !data.is_empty() {
+                disk.sync_segment(&file)?;
+            }
+        }
+        for orphan in self.orphan_dirs(&disk.list_dirs()?) {
+            self.log(
+                Level::Info,
+                format!("removing directory of a deleted topic: {orphan}"),
+            );
+            disk.remove_dir(&orphan)?;
+        }
+        Ok(())
+    }
+
     /// Restores the topic table from the metadata file, or starts a fresh one when there is none.
     pub fn recover_metadata(
         &mut self,

@@ -10,6 +10,48 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+/// The harness's disk as start-up reads it.
+struct MemoryDisk {
+    files: BTreeMap<String, Vec<u8>>,
+    metadata: Option<Vec<u8>>,
+}
+
+impl StartupDisk for MemoryDisk {
+    fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.metadata.clone())
+    }
+    fn read_segment(&mut self, file: &SegmentFile) -> Result<Vec<u8>, String> {
+        Ok(self
+            .files
+            .get(&file.relative_path())
+            .cloned()
+            .unwrap_or_default())
+    }
+    fn truncate_segment(&mut self, file: &SegmentFile, len: u64) -> Result<(), String> {
+        if let Some(bytes) = self.files.get_mut(&file.relative_path()) {
+            bytes.truncate(len as usize);
+        }
+        Ok(())
+    }
+    fn sync_segment(&mut self, _file: &SegmentFile) -> Result<(), String> {
+        Ok(())
+    }
+    fn list_dirs(&mut self) -> Result<Vec<String>, String> {
+        let mut dirs: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|p| p.split_once('/').map(|(d, _)| d.to_string()))
+            .collect();
+        dirs.dedup();
+        Ok(dirs)
+    }
+    fn remove_dir(&mut self, dir: &str) -> Result<(), String> {
+        self.files
+            .retain(|path, _| !path.starts_with(&format!("{dir}/")));
+        Ok(())
+    }
+}
+
 struct Harness {
     broker: Broker,
     files: BTreeMap<String, Vec<u8>>,
@@ -46,21 +88,12 @@ impl Harness {
     /// A broker restarted on this harness's disk.
     fn restart(&self, config: Config) -> Harness {
         let mut broker = Broker::new(config);
-        let to_load = broker.recover_metadata(self.metadata.as_deref()).unwrap();
-        let mut files = self.files.clone();
-        for file in to_load {
-            let data = files
-                .get(&file.relative_path())
-                .cloned()
-                .unwrap_or_default();
-            let report = broker.recover_partition(&file, &data);
-            if report.needs_truncate() {
-                files
-                    .get_mut(&file.relative_path())
-                    .unwrap()
-                    .truncate(report.valid_bytes as usize);
-            }
-        }
+        let mut disk = MemoryDisk {
+            files: self.files.clone(),
+            metadata: self.metadata.clone(),
+        };
+        broker.start_up(&mut disk).unwrap();
+        let files = disk.files;
         let mut harness = Harness {
             broker,
             files,
