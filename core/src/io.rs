@@ -29,12 +29,42 @@ pub struct SegmentFile {
 
 impl SegmentFile {
     pub fn relative_path(&self) -> String {
-        format!(
-            "{}/{}/{:020}.log",
-            self.topic_dir, self.partition, self.base_offset
-        )
+        format!("{}/{:020}.log", self.dir(), self.base_offset)
+    }
+
+    /// The segment's index file (see [`crate::segment`]).
+    pub fn index_path(&self) -> String {
+        format!("{}/{:020}.index", self.dir(), self.base_offset)
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> String {
+        partition_dir(&self.topic_dir, self.partition)
     }
 }
+
+pub fn partition_dir(topic_dir: &str, partition: i32) -> String {
+    format!("{topic_dir}/{partition}")
+}
+
+/// What a file name in a partition directory is: a segment's log or index file, by base offset.
+pub fn parse_segment_name(name: &str) -> Option<(i64, bool)> {
+    let (stem, is_index) = match name.rsplit_once('.')? {
+        (stem, "log") => (stem, false),
+        (stem, "index") => (stem, true),
+        _ => return None,
+    };
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem.parse().ok()?, is_index))
+}
+
+/// The metadata file (see [`crate::topics`]), in the data directory.
+pub const METADATA_FILE: &str = "metadata";
+
+/// The file a clean shutdown leaves, saying every partition's index files are current.
+pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 
 /// An I/O operation the shell performs for the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +88,12 @@ pub enum IoOp {
     PersistMetadata { data: Vec<u8> },
     /// Remove a topic's directory and everything in it.
     RemoveTopicDir { topic_dir: String },
+    /// Replace a small file (an index file, the clean-shutdown mark) atomically and durably, as
+    /// `PersistMetadata` does. `path` is relative to the data directory.
+    WriteFile { path: String, data: Vec<u8> },
+    /// Remove files (a deleted segment's log and index), in order, durably; a missing file is
+    /// not an error.
+    RemoveFiles { paths: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,6 +11,8 @@ pub mod errors;
 pub mod groups;
 pub mod io;
 pub mod log;
+pub mod memory_disk;
 pub mod producers;
 mod rng;
+pub mod segment;
 pub mod topics;

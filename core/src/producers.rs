@@ -112,9 +112,82 @@ impl ProducerStates {
     }
 }
 
+impl ProducerStates {
+    /// The snapshot kept in a segment's index file, so a restart need not rescan the segments
+    /// before the last one: per producer its id, epoch and last batches, big-endian.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        for (id, entry) in &self.producers {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&entry.epoch.to_be_bytes());
+            out.push(entry.batches.len() as u8);
+            for b in &entry.batches {
+                out.extend_from_slice(&b.first_sequence.to_be_bytes());
+                out.extend_from_slice(&b.last_sequence.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.to_be_bytes());
+            }
+        }
+    }
+
+    /// Reads a snapshot written by [`ProducerStates::encode`]; `None` when it is malformed.
+    pub fn decode(input: &mut &[u8]) -> Option<ProducerStates> {
+        fn take<const N: usize>(input: &mut &[u8]) -> Option<[u8; N]> {
+            let (head, rest) = input.split_first_chunk::<N>()?;
+            *input = rest;
+            Some(*head)
+        }
+        let count = u32::from_be_bytes(take(input)?);
+        let mut producers = BTreeMap::new();
+        for _ in 0..count {
+            let id = i64::from_be_bytes(take(input)?);
+            let epoch = i16::from_be_bytes(take(input)?);
+            let [batches] = take::<1>(input)?;
+            if usize::from(batches) > BATCHES_KEPT {
+                return None;
+            }
+            let mut entry = ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            };
+            for _ in 0..batches {
+                entry.batches.push_back(WrittenBatch {
+                    first_sequence: i32::from_be_bytes(take(input)?),
+                    last_sequence: i32::from_be_bytes(take(input)?),
+                    base_offset: i64::from_be_bytes(take(input)?),
+                    last_offset: i64::from_be_bytes(take(input)?),
+                });
+            }
+            producers.insert(id, entry);
+        }
+        Some(ProducerStates { producers })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_reads_back_the_same_answers() {
+        let mut states = ProducerStates::default();
+        states.record(&batch(7, 0, 0, 3, 10));
+        states.record(&batch(9, 2, 0, 1, 13));
+        let mut bytes = Vec::new();
+        states.encode(&mut bytes);
+        let mut input = &bytes[..];
+        let back = ProducerStates::decode(&mut input).unwrap();
+        assert!(input.is_empty());
+        assert_eq!(
+            back.check(&batch(7, 0, 0, 3, -1)),
+            SequenceCheck::Duplicate {
+                base_offset: 10,
+                last_offset: 12
+            }
+        );
+        assert_eq!(back.check(&batch(9, 2, 1, 1, -1)), SequenceCheck::Append);
+        assert!(ProducerStates::decode(&mut &bytes[..bytes.len() - 1]).is_none());
+    }
 
     fn batch(
         producer_id: i64,

@@ -35,6 +35,7 @@ pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("compression.type", "producer"),
     ("flush.messages", "9223372036854775807"),
     ("flush.ms", "9223372036854775807"),
+    ("index.interval.bytes", "4096"),
     ("max.message.bytes", "1048588"),
     ("message.timestamp.type", "CreateTime"),
     ("min.insync.replicas", "1"),
@@ -94,6 +95,13 @@ pub const TOPIC_CONFIG_SPECS: &[ConfigSpec] = &[
         "log.flush.scheduler.interval.ms",
         "9223372036854775807",
         ConfigType::Long,
+    ),
+    spec(
+        "index.interval.bytes",
+        ConfigType::Int,
+        "log.index.interval.bytes",
+        "4096",
+        ConfigType::Int,
     ),
     spec(
         "max.message.bytes",
@@ -201,7 +209,7 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), String> {
             .then_some(())
             .ok_or_else(|| format!("invalid value '{value}' for message.timestamp.type: expected CreateTime or LogAppendTime")),
         "flush.messages" | "flush.ms" | "min.insync.replicas" | "segment.ms" => numeric(1),
-        "max.message.bytes" => numeric(0),
+        "max.message.bytes" | "index.interval.bytes" => numeric(0),
         "segment.bytes" => numeric(14),
         "retention.bytes" | "retention.ms" => numeric(-1),
         _ => Err(format!("unknown topic config '{key}'")),
@@ -269,6 +277,15 @@ impl Topic {
         self.config(key)
             .parse()
             .expect("configs are validated when set")
+    }
+
+    /// How this topic's segments are cut and indexed.
+    pub fn segment_policy(&self) -> crate::log::SegmentPolicy {
+        crate::log::SegmentPolicy {
+            segment_bytes: self.config_i64("segment.bytes").max(1) as u64,
+            segment_ms: self.config_i64("segment.ms"),
+            index_interval_bytes: self.config_i64("index.interval.bytes").max(0) as u64,
+        }
     }
 
     pub fn is_internal(&self) -> bool {

@@ -40,6 +40,8 @@ impl Files {
             } => return self.read(&file, position, len).await,
             IoOp::PersistMetadata { data } => self.persist_metadata(data).await,
             IoOp::RemoveTopicDir { topic_dir } => self.remove_dir(&topic_dir).await,
+            IoOp::WriteFile { path, data } => self.write_file(path, data).await,
+            IoOp::RemoveFiles { paths } => self.remove_files(paths).await,
         };
         match outcome {
             Ok(()) => IoResult::Done,
@@ -52,6 +54,7 @@ impl Files {
         if let Some(file) = self.open.borrow().get(&path) {
             return Ok(file.clone());
         }
+        let created = !path.exists();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -63,6 +66,11 @@ impl Files {
             .dma_open(&path)
             .await
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        if created {
+            // A new segment's name must survive a crash as well as its data: sync the
+            // directories from the data directory down (rare: once per segment).
+            sync_dirs(&self.data_dir, &path)?;
+        }
         let file = Rc::new(file);
         self.open.borrow_mut().insert(path, file.clone());
         Ok(file)
@@ -127,7 +135,50 @@ impl Files {
     async fn persist_metadata(&self, data: Vec<u8>) -> Result<(), String> {
         let dir = self.data_dir.clone();
         glommio::executor()
-            .spawn_blocking(move || write_atomically(&dir, crate::startup::METADATA_FILE, &data))
+            .spawn_blocking(move || write_atomically(&dir, spate_core::io::METADATA_FILE, &data))
+            .await
+    }
+
+    async fn write_file(&self, path: String, data: Vec<u8>) -> Result<(), String> {
+        let target = self.data_dir.join(&path);
+        glommio::executor()
+            .spawn_blocking(move || {
+                let dir = target.parent().ok_or("a file path has a directory")?;
+                let name = target
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or("a file path has a name")?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                write_atomically(dir, name, &data)
+            })
+            .await
+    }
+
+    async fn remove_files(&self, paths: Vec<String>) -> Result<(), String> {
+        let paths: Vec<PathBuf> = paths.iter().map(|p| self.data_dir.join(p)).collect();
+        self.open
+            .borrow_mut()
+            .retain(|file, _| !paths.contains(file));
+        glommio::executor()
+            .spawn_blocking(move || {
+                for path in &paths {
+                    match std::fs::remove_file(path) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(format!("cannot remove {}: {e}", path.display()))
+                        }
+                        _ => {}
+                    }
+                }
+                let dirs: std::collections::BTreeSet<&Path> =
+                    paths.iter().filter_map(|p| p.parent()).collect();
+                for dir in dirs {
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| format!("cannot sync {}: {e}", dir.display()))?;
+                }
+                Ok(())
+            })
             .await
     }
 
@@ -145,6 +196,21 @@ impl Files {
             })
             .await
     }
+}
+
+/// Syncs every directory from `file`'s parent up to and including `data_dir`.
+fn sync_dirs(data_dir: &Path, file: &Path) -> Result<(), String> {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        std::fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("cannot sync {}: {e}", d.display()))?;
+        if d == data_dir {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
 
 /// Replaces `dir/name` so that a crash leaves either the old or the new content: write a

@@ -164,7 +164,7 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
     let listener = net::listen(config.listen)?;
     let _lock = startup::lock_data_dir(&config.data_dir)?;
     let mut broker = Broker::new(config.broker.clone());
-    broker.start_up(&mut startup::DataDir(&config.data_dir))?;
+    broker.start_up(&mut startup::DataDir(&config.data_dir), now_ms())?;
     let shell = Rc::new(Shell {
         broker: RefCell::new(broker),
         conns: RefCell::new(BTreeMap::new()),
@@ -190,7 +190,12 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }
-    log_line(Level::Info, "shutting down: finishing writes in flight");
+    log_line(
+        Level::Info,
+        "shutting down: finishing writes in flight, then writing the checkpoint",
+    );
+    shell.broker.borrow_mut().begin_shutdown();
+    shell.drain();
     let give_up = std::time::Instant::now() + Duration::from_secs(30);
     while shell.broker.borrow().is_flushing() && std::time::Instant::now() < give_up {
         glommio::timer::sleep(Duration::from_millis(5)).await;

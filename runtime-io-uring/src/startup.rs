@@ -2,11 +2,9 @@
 //! read and repair. Runs once before the listener opens, so it uses plain blocking file calls.
 
 use spate_core::broker::StartupDisk;
-use spate_core::io::SegmentFile;
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
 
-pub(crate) const METADATA_FILE: &str = "metadata";
 const LOCK_FILE: &str = ".lock";
 
 /// Holds an exclusive lock on the data directory for the broker's life: two brokers on one
@@ -33,25 +31,56 @@ pub(crate) fn lock_data_dir(data_dir: &Path) -> Result<File, String> {
 /// The data directory as the core's start-up reads and repairs it, with plain blocking calls.
 pub(crate) struct DataDir<'a>(pub &'a Path);
 
-fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    match fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
+fn not_found(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound
+}
+
+fn sync_parent(path: &Path) -> Result<(), String> {
+    let dir = path.parent().ok_or("a file path has a directory")?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("cannot sync {}: {e}", dir.display()))
 }
 
 impl StartupDisk for DataDir<'_> {
     fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String> {
-        read_if_present(&self.0.join(METADATA_FILE))
+        self.read_file(spate_core::io::METADATA_FILE)
     }
 
-    fn read_segment(&mut self, file: &SegmentFile) -> Result<Vec<u8>, String> {
-        Ok(read_if_present(&self.0.join(file.relative_path()))?.unwrap_or_default())
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let path = self.0.join(path);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        }
     }
 
-    fn truncate_segment(&mut self, file: &SegmentFile, len: u64) -> Result<(), String> {
-        let path = self.0.join(file.relative_path());
+    fn file_len(&mut self, path: &str) -> Result<Option<u64>, String> {
+        let path = self.0.join(path);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if not_found(&e) => Ok(None),
+            Err(e) => Err(format!("cannot stat {}: {e}", path.display())),
+        }
+    }
+
+    fn list_files(&mut self, dir: &str) -> Result<Vec<String>, String> {
+        let path = self.0.join(dir);
+        let entries = match fs::read_dir(&path) {
+            Ok(entries) => entries,
+            Err(e) if not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(format!("cannot list {}: {e}", path.display())),
+        };
+        Ok(entries
+            .filter_map(|entry| entry.ok())
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_file()))
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .collect())
+    }
+
+    fn truncate_file(&mut self, path: &str, len: u64) -> Result<(), String> {
+        let path = self.0.join(path);
         OpenOptions::new()
             .write(true)
             .open(&path)
@@ -59,11 +88,19 @@ impl StartupDisk for DataDir<'_> {
             .map_err(|e| format!("cannot truncate {}: {e}", path.display()))
     }
 
-    fn sync_segment(&mut self, file: &SegmentFile) -> Result<(), String> {
-        let path = self.0.join(file.relative_path());
+    fn sync_file(&mut self, path: &str) -> Result<(), String> {
+        let path = self.0.join(path);
         File::open(&path)
             .and_then(|f| f.sync_all())
             .map_err(|e| format!("cannot sync {}: {e}", path.display()))
+    }
+
+    fn remove_file(&mut self, path: &str) -> Result<(), String> {
+        let path = self.0.join(path);
+        match fs::remove_file(&path) {
+            Err(e) if !not_found(&e) => Err(format!("cannot remove {}: {e}", path.display())),
+            _ => sync_parent(&path),
+        }
     }
 
     fn list_dirs(&mut self) -> Result<Vec<String>, String> {

@@ -28,6 +28,8 @@ pub enum Role {
     /// Creates the workload topics, then creates and deletes scratch topics.
     Admin {
         topics: Vec<(String, i32)>,
+        /// Configs the workload topics are created with (small segments, say).
+        configs: Vec<(String, String)>,
         created: usize,
         scratch: u32,
         scratch_exists: bool,
@@ -269,6 +271,7 @@ impl Client {
     fn admin_request(&mut self, rng: &mut Stream) -> Option<(Bytes, ApiKey, i16, bool)> {
         let Role::Admin {
             topics,
+            configs,
             created,
             scratch,
             scratch_exists,
@@ -276,7 +279,8 @@ impl Client {
         else {
             unreachable!()
         };
-        let (name, partitions, create) = if *created < topics.len() {
+        let workload = *created < topics.len();
+        let (name, partitions, create) = if workload {
             let (name, partitions) = topics[*created].clone();
             (name, partitions, true)
         } else if rng.chance(300) {
@@ -290,10 +294,25 @@ impl Client {
         };
         let name = TopicName(StrBytes::from_string(name));
         if create {
+            let configs = if workload {
+                configs.clone()
+            } else {
+                Vec::new()
+            };
             let topic = CreatableTopic::default()
                 .with_name(name)
                 .with_num_partitions(partitions)
-                .with_replication_factor(1);
+                .with_replication_factor(1)
+                .with_configs(
+                    configs
+                        .into_iter()
+                        .map(|(key, value)| {
+                            kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                                .with_name(StrBytes::from_string(key))
+                                .with_value(Some(StrBytes::from_string(value)))
+                        })
+                        .collect(),
+                );
             let request = CreateTopicsRequest::default()
                 .with_topics(vec![topic])
                 .with_timeout_ms(30_000);

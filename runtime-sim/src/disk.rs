@@ -6,7 +6,6 @@
 use crate::rng::Stream;
 use bytes::Bytes;
 use spate_core::broker::StartupDisk;
-use spate_core::io::SegmentFile;
 use std::collections::BTreeMap;
 
 /// Granularity at which a torn write is cut.
@@ -165,6 +164,21 @@ impl SimDisk {
         self.metadata_durable.as_deref()
     }
 
+    /// A whole file made durable at once (written to a temporary file, synced, renamed).
+    pub fn put_file(&mut self, path: &str, data: Vec<u8>) {
+        self.files.insert(
+            path.to_string(),
+            SimFile {
+                durable: data,
+                pending: Vec::new(),
+            },
+        );
+    }
+
+    pub fn remove_file(&mut self, path: &str) {
+        self.files.remove(path);
+    }
+
     pub fn remove_dir(&mut self, dir: &str) {
         let prefix = format!("{dir}/");
         self.files.retain(|path, _| !path.starts_with(&prefix));
@@ -223,19 +237,36 @@ impl StartupDisk for SimDisk {
         Ok(self.metadata().map(<[u8]>::to_vec))
     }
 
-    fn read_segment(&mut self, file: &SegmentFile) -> Result<Vec<u8>, String> {
-        Ok(self
-            .durable(&file.relative_path())
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default())
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.durable(path).map(<[u8]>::to_vec))
     }
 
-    fn truncate_segment(&mut self, file: &SegmentFile, len: u64) -> Result<(), String> {
-        self.truncate(&file.relative_path(), len);
+    fn file_len(&mut self, path: &str) -> Result<Option<u64>, String> {
+        Ok(self.durable(path).map(|d| d.len() as u64))
+    }
+
+    fn list_files(&mut self, dir: &str) -> Result<Vec<String>, String> {
+        let prefix = format!("{dir}/");
+        Ok(self
+            .files
+            .keys()
+            .filter_map(|p| p.strip_prefix(&prefix))
+            .filter(|name| !name.contains('/'))
+            .map(str::to_string)
+            .collect())
+    }
+
+    fn truncate_file(&mut self, path: &str, len: u64) -> Result<(), String> {
+        self.truncate(path, len);
         Ok(())
     }
 
-    fn sync_segment(&mut self, _file: &SegmentFile) -> Result<(), String> {
+    fn sync_file(&mut self, _path: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn remove_file(&mut self, path: &str) -> Result<(), String> {
+        SimDisk::remove_file(self, path);
         Ok(())
     }
 

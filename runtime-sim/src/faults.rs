@@ -15,6 +15,9 @@ pub struct Faults {
     /// `group.initial.rebalance.delay.ms`: Kafka's 3 s, or the 0 test setups often use.
     pub initial_rebalance_delay_ms: i64,
     pub tail_cache_bytes: usize,
+    /// The workload topic's `segment.bytes` and `index.interval.bytes`, when small segments
+    /// are exercised (rolls, sealing, recovery from index files).
+    pub segments: Option<(u64, u64)>,
     pub latency_us: (Micros, Micros),
     pub latency_spike_per_mille: u64,
     /// A lost message breaks its connection (TCP), so the client retries on a new one.
@@ -49,6 +52,16 @@ impl Faults {
             group_members: rng.range(0, 3) as usize,
             initial_rebalance_delay_ms: *rng.pick(&[0, 300, 3_000]),
             tail_cache_bytes: *rng.pick(&[1usize, 4096, 64 * 1024, 4 << 20]),
+            // Its own stream, so the other parameters of a seed stay what they were.
+            segments: {
+                let mut storage = Stream::derive(seed, "storage");
+                *storage.pick(&[
+                    None,
+                    Some((8_192, 512)),
+                    Some((32_768, 2_048)),
+                    Some((1 << 20, 4_096)),
+                ])
+            },
             latency_us: (rng.range(50, 500), rng.range(1_000, 10_000)),
             latency_spike_per_mille: 0,
             drop_per_mille: 0,
@@ -100,6 +113,12 @@ impl fmt::Display for Faults {
             self.initial_rebalance_delay_ms,
             self.tail_cache_bytes
         )?;
+        if let Some((segment_bytes, interval)) = self.segments {
+            writeln!(
+                f,
+                "  storage:  segment.bytes {segment_bytes}, index.interval.bytes {interval}"
+            )?;
+        }
         writeln!(
             f,
             "  network:  latency {}..{} us, spikes {}/1000, loss {}/1000, partitions {}",

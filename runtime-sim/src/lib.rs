@@ -178,6 +178,14 @@ enum PendingIo {
     },
     Metadata,
     FailedMetadata,
+    WriteFile {
+        path: String,
+        data: Vec<u8>,
+    },
+    FailedFile,
+    RemoveFiles {
+        paths: Vec<String>,
+    },
     RemoveDir {
         dir: String,
     },
@@ -279,8 +287,16 @@ impl Sim {
     fn add_clients(&mut self) {
         let topic = "events";
         let partitions = self.faults.partitions;
+        let configs = match self.faults.segments {
+            Some((segment_bytes, interval)) => vec![
+                ("segment.bytes".to_string(), segment_bytes.to_string()),
+                ("index.interval.bytes".to_string(), interval.to_string()),
+            ],
+            None => Vec::new(),
+        };
         let mut roles = vec![Role::Admin {
             topics: vec![(topic.to_string(), partitions)],
+            configs,
             created: 0,
             scratch: 0,
             scratch_exists: false,
@@ -766,6 +782,19 @@ impl Sim {
                 PendingIo::RemoveDir { dir: topic_dir },
                 self.io.range(100, 1_000),
             ),
+            IoOp::WriteFile { path, data } => {
+                let latency = self
+                    .io
+                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1 * 2);
+                if self.disk_full() {
+                    (PendingIo::FailedFile, latency)
+                } else {
+                    (PendingIo::WriteFile { path, data }, latency)
+                }
+            }
+            IoOp::RemoveFiles { paths } => {
+                (PendingIo::RemoveFiles { paths }, self.io.range(100, 1_000))
+            }
         };
         let incarnation = self.node.incarnation;
         self.push(
@@ -826,6 +855,19 @@ impl Sim {
                 self.disk.remove_dir(&dir);
                 IoResult::Done
             }
+            // Written to a temporary file and renamed: durable and whole once done, absent if
+            // the node crashed first.
+            PendingIo::WriteFile { path, data } => {
+                self.disk.put_file(&path, data);
+                IoResult::Done
+            }
+            PendingIo::FailedFile => IoResult::Failed("no space left on device (simulated)".into()),
+            PendingIo::RemoveFiles { paths } => {
+                for path in paths {
+                    self.disk.remove_file(&path);
+                }
+                IoResult::Done
+            }
         };
         let now_ms = self.now_ms();
         if let Some(broker) = self.node.broker.as_mut() {
@@ -876,7 +918,8 @@ impl Sim {
             ..Config::default()
         };
         let mut broker = Broker::new(config);
-        if let Err(error) = broker.start_up(&mut self.disk) {
+        let now_ms = self.now_ms();
+        if let Err(error) = broker.start_up(&mut self.disk, now_ms) {
             self.history
                 .problems
                 .push(format!("recovery failed: {error}"));

@@ -528,13 +528,14 @@ impl Broker {
         };
         RecordBatchEncoder::encode(&mut bytes, &records, &options).ok()?;
         let batches = batch::validate_all(&bytes).ok()?;
+        let policy = topic.segment_policy();
         let log = topic.partitions.get_mut(partition as usize)?;
         let mut last_offset = -1;
         let mut position = 0;
         for info in &batches {
             let one = BytesMut::from(&bytes[position..position + info.size_bytes]);
             position += info.size_bytes;
-            last_offset = log.append(one, info, None).last_offset;
+            last_offset = log.append(one, info, now_ms, false, &policy).last_offset;
         }
         self.dirty.insert((OFFSETS_TOPIC.to_string(), partition));
         self.pump_io();

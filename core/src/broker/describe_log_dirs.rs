@@ -56,7 +56,7 @@ fn describe_partitions(
             Some(
                 DescribeLogDirsPartition::default()
                     .with_partition_index(index)
-                    .with_partition_size(log.segment_bytes() as i64)
+                    .with_partition_size(log.size_bytes() as i64)
                     .with_offset_lag(0)
                     .with_is_future_key(false),
             )

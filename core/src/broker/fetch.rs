@@ -4,7 +4,7 @@
 use super::{Broker, InFlight, RequestContext};
 use crate::errors;
 use crate::io::{ConnId, IoOp, IoResult, Level, SegmentFile};
-use crate::log::{self, ReadPlan};
+use crate::log::{DiskRead, ReadOutcome, ReadPlan};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
@@ -18,9 +18,8 @@ struct Slot {
     max_bytes: i32,
     data: PartitionData,
     batches: Vec<Bytes>,
-    reading: bool,
-    /// The offset the first batch of a disk read must start at.
-    disk_base_offset: i64,
+    /// The disk read in flight, if any.
+    reading: Option<DiskRead>,
 }
 
 /// A fetch waiting for data (parked) or for its disk reads.
@@ -32,6 +31,22 @@ pub(super) struct PendingFetch {
     parked: bool,
     reads_outstanding: usize,
     slots: Vec<Slot>,
+}
+
+impl Slot {
+    /// Stands in for a slot taken out of its fetch for a moment.
+    fn placeholder() -> Slot {
+        Slot {
+            topic_index: 0,
+            name: TopicName::default(),
+            partition: -1,
+            fetch_offset: -1,
+            max_bytes: 0,
+            data: PartitionData::default(),
+            batches: Vec::new(),
+            reading: None,
+        }
+    }
 }
 
 impl PendingFetch {
@@ -56,8 +71,7 @@ impl Broker {
                     max_bytes: partition.partition_max_bytes,
                     data: PartitionData::default(),
                     batches: Vec::new(),
-                    reading: false,
-                    disk_base_offset: -1,
+                    reading: None,
                 });
             }
         }
@@ -100,34 +114,12 @@ impl Broker {
                     remaining -= size as i64;
                     slot.batches = batches;
                 }
-                ReadPlan::Disk {
-                    segment_base_offset,
-                    position,
-                    len,
-                    base_offset,
-                } => {
-                    slot.disk_base_offset = base_offset;
-                    total += len as i64;
-                    remaining -= len as i64;
-                    slot.reading = true;
+                ReadPlan::Disk(read) => {
+                    let expected = (read.len as i64).min(limit);
+                    total += expected;
+                    remaining -= expected;
                     fetch.reads_outstanding += 1;
-                    let topic_dir = self.topics[slot.name.0.as_str()].dir_name();
-                    let file = SegmentFile {
-                        topic_dir,
-                        partition: slot.partition,
-                        base_offset: segment_base_offset,
-                    };
-                    self.issue(
-                        IoOp::Read {
-                            file,
-                            position,
-                            len,
-                        },
-                        InFlight::Read {
-                            fetch: id,
-                            slot: slot_index,
-                        },
-                    );
+                    self.issue_fetch_read(id, slot_index, slot, read);
                 }
             }
         }
@@ -142,15 +134,36 @@ impl Broker {
         }
     }
 
+    fn issue_fetch_read(&mut self, id: u64, slot_index: usize, slot: &mut Slot, read: DiskRead) {
+        let file = SegmentFile {
+            topic_dir: self.topics[slot.name.0.as_str()].dir_name(),
+            partition: slot.partition,
+            base_offset: read.segment_base_offset,
+        };
+        let op = IoOp::Read {
+            file,
+            position: read.position,
+            len: read.len,
+        };
+        slot.reading = Some(read);
+        self.issue(
+            op,
+            InFlight::Read {
+                fetch: id,
+                slot: slot_index,
+            },
+        );
+    }
+
     /// Fills the slot's offsets and error; the read to do, if the partition can be read.
-    fn plan_read(&self, slot: &mut Slot, limit: i64) -> Option<ReadPlan> {
-        let Some(topic) = self.topics.get(slot.name.0.as_str()) else {
+    fn plan_read(&mut self, slot: &mut Slot, limit: i64) -> Option<ReadPlan> {
+        let Some(topic) = self.topics.get_mut(slot.name.0.as_str()) else {
             slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
             return None;
         };
         let Some(log) = topic
             .partitions
-            .get(slot.partition as usize)
+            .get_mut(slot.partition as usize)
             .filter(|_| slot.partition >= 0)
         else {
             slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
@@ -179,19 +192,30 @@ impl Broker {
         let Some(mut fetch) = self.fetches.remove(&id) else {
             return;
         };
-        let slot = &mut fetch.slots[slot_index];
-        slot.reading = false;
-        fetch.reads_outstanding -= 1;
+        let mut slot = std::mem::replace(&mut fetch.slots[slot_index], Slot::placeholder());
+        let read = slot.reading.take().expect("a read was in flight");
         let location = format!(
             "{}-{} at offset {}",
             slot.name.0.as_str(),
             slot.partition,
             slot.fetch_offset
         );
+        let mut more = None;
         match result {
-            IoResult::Data(data) => match log::verify_read(&data, slot.disk_base_offset) {
-                Ok(_) => slot.batches = vec![data],
-                Err(error) => {
+            IoResult::Data(data) => match read.complete(&data) {
+                ReadOutcome::Found { batches, rest } => {
+                    slot.batches = vec![batches];
+                    if let Some(rest) = rest {
+                        if let Some(log) =
+                            self.partition_log_mut(slot.name.0.as_str(), slot.partition)
+                        {
+                            log.keep_read_ahead(rest);
+                        }
+                    }
+                }
+                ReadOutcome::More(next) => more = Some(next),
+                ReadOutcome::NotFound => {}
+                ReadOutcome::Corrupt(error) => {
                     slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
                     self.log(
                         Level::Error,
@@ -200,8 +224,16 @@ impl Broker {
                 }
             },
             IoResult::Failed(error) => {
-                slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
-                self.log(Level::Error, format!("read failed for {location}: {error}"));
+                let below_start = self
+                    .partition_log_mut(slot.name.0.as_str(), slot.partition)
+                    .is_some_and(|log| slot.fetch_offset < log.log_start_offset());
+                if below_start {
+                    // Retention deleted the segment while it was being read.
+                    slot.data.error_code = errors::OFFSET_OUT_OF_RANGE;
+                } else {
+                    slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
+                    self.log(Level::Error, format!("read failed for {location}: {error}"));
+                }
             }
             IoResult::Done => {
                 slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
@@ -211,6 +243,12 @@ impl Broker {
                 );
             }
         }
+        if let Some(next) = more {
+            self.issue_fetch_read(id, slot_index, &mut slot, next);
+        } else {
+            fetch.reads_outstanding -= 1;
+        }
+        fetch.slots[slot_index] = slot;
         if fetch.reads_outstanding == 0 {
             self.answer_fetch(fetch);
         } else {
@@ -250,7 +288,7 @@ impl Broker {
         let mut responses: Vec<FetchableTopicResponse> = Vec::new();
         let mut last_topic = usize::MAX;
         for slot in fetch.slots {
-            assert!(!slot.reading, "answered with a read in flight");
+            assert!(slot.reading.is_none(), "answered with a read in flight");
             if slot.topic_index != last_topic {
                 last_topic = slot.topic_index;
                 responses.push(FetchableTopicResponse::default().with_topic(slot.name.clone()));

@@ -5,7 +5,7 @@
 use super::{Broker, InFlight, RequestContext};
 use crate::errors;
 use crate::io::{ConnId, IoOp, IoResult, SegmentFile};
-use crate::log::{self, BatchSource};
+use crate::log::{self, DiskRead, ReadOutcome, TimestampPlan};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -20,9 +20,10 @@ struct ReadSlot {
     topic_index: usize,
     partition_index: usize,
     timestamp: i64,
-    /// The batch's (max timestamp, base offset), answered if the read fails.
-    fallback: (i64, i64),
     log_start_offset: i64,
+    topic_dir: String,
+    partition: i32,
+    read: DiskRead,
 }
 
 /// A ListOffsets answer waiting for batches read from disk.
@@ -118,43 +119,26 @@ impl Broker {
             EARLIEST => Ok(Some((-1, log.log_start_offset()))),
             MAX_TIMESTAMP => Ok(log.max_timestamp()),
             t if t >= 0 => {
-                let Some(lookup) = log.timestamp_lookup(t) else {
-                    return Ok(None);
-                };
-                let fallback = (lookup.max_timestamp, lookup.base_offset);
-                match lookup.source {
-                    BatchSource::Cached(bytes) => Ok(Some(
-                        log::first_record_at_or_after(&bytes, t, lookup.log_start_offset)
-                            .map(|(offset, ts)| (ts, offset))
-                            .unwrap_or(fallback),
-                    )),
-                    BatchSource::Disk {
-                        segment_base_offset,
-                        position,
-                        len,
-                    } => {
-                        let file = SegmentFile {
-                            topic_dir: topic.dir_name(),
-                            partition,
-                            base_offset: segment_base_offset,
-                        };
+                let log_start_offset = log.log_start_offset();
+                match log.timestamp_lookup(t) {
+                    None => Ok(None),
+                    Some(TimestampPlan::Cached(bytes)) => {
+                        Ok(log::first_record_at_or_after(&bytes, t, log_start_offset)
+                            .map(|(offset, ts)| (ts, offset)))
+                    }
+                    Some(TimestampPlan::Disk(read)) => {
                         let slot = pending.slots.len();
                         pending.slots.push(ReadSlot {
                             topic_index: at.0,
                             partition_index: at.1,
                             timestamp: t,
-                            fallback,
-                            log_start_offset: lookup.log_start_offset,
+                            log_start_offset,
+                            topic_dir: topic.dir_name(),
+                            partition,
+                            read,
                         });
                         pending.reads_outstanding += 1;
-                        self.issue(
-                            IoOp::Read {
-                                file,
-                                position,
-                                len,
-                            },
-                            InFlight::TimestampRead { list: id, slot },
-                        );
+                        self.issue_timestamp_read(id, slot, &pending.slots[slot]);
                         Ok(None)
                     }
                 }
@@ -163,24 +147,65 @@ impl Broker {
         }
     }
 
+    fn issue_timestamp_read(&mut self, id: u64, slot: usize, read: &ReadSlot) {
+        let file = SegmentFile {
+            topic_dir: read.topic_dir.clone(),
+            partition: read.partition,
+            base_offset: read.read.segment_base_offset,
+        };
+        self.issue(
+            IoOp::Read {
+                file,
+                position: read.read.position,
+                len: read.read.len,
+            },
+            InFlight::TimestampRead { list: id, slot },
+        );
+    }
+
     pub(super) fn on_timestamp_read_done(&mut self, id: u64, slot: usize, result: IoResult) {
         let Some(mut pending) = self.list_offsets.remove(&id) else {
             return;
         };
         let read = &pending.slots[slot];
         let found = match &result {
-            IoResult::Data(data) => {
-                log::first_record_at_or_after(data, read.timestamp, read.log_start_offset)
-            }
-            _ => None,
+            IoResult::Data(data) => match read.read.complete(data) {
+                ReadOutcome::Found { batches, .. } => Ok(log::first_record_at_or_after(
+                    &batches,
+                    read.timestamp,
+                    read.log_start_offset,
+                )),
+                ReadOutcome::NotFound => Ok(None),
+                ReadOutcome::More(next) => {
+                    pending.slots[slot].read = next;
+                    self.issue_timestamp_read(id, slot, &pending.slots[slot]);
+                    self.list_offsets.insert(id, pending);
+                    return;
+                }
+                ReadOutcome::Corrupt(error) => Err(error),
+            },
+            IoResult::Failed(error) => Err(error.clone()),
+            IoResult::Done => Err("the read returned no data".into()),
         };
-        let (timestamp, offset) = found.map(|(o, ts)| (ts, o)).unwrap_or(read.fallback);
         let answer =
             &mut pending.response.topics[read.topic_index].partitions[read.partition_index];
-        answer.timestamp = timestamp;
-        answer.offset = offset;
-        if pending.ctx.version >= 4 {
-            answer.leader_epoch = 0;
+        match found {
+            Ok(Some((offset, timestamp))) => {
+                answer.timestamp = timestamp;
+                answer.offset = offset;
+                if pending.ctx.version >= 4 {
+                    answer.leader_epoch = 0;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                answer.error_code = errors::KAFKA_STORAGE_ERROR;
+                let message = format!(
+                    "ListOffsets by timestamp on {}-{}: {error}",
+                    read.topic_dir, read.partition
+                );
+                self.log(crate::io::Level::Error, message);
+            }
         }
         pending.reads_outstanding -= 1;
         if pending.reads_outstanding == 0 {

@@ -36,7 +36,7 @@ mod recovery;
 mod sync_group;
 
 pub use api_versions::{supported_versions, SUPPORTED_APIS};
-pub use recovery::{PartitionToLoad, StartupDisk};
+pub use recovery::{StartupDisk, StartupReport};
 
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output, SegmentFile};
 use crate::rng::Rng;
@@ -72,6 +72,8 @@ pub struct Config {
     pub log_dir: String,
     /// Consumer group settings.
     pub groups: crate::groups::GroupConfig,
+    /// `log.retention.check.interval.ms`: how often retention deletes old segments.
+    pub retention_check_interval_ms: i64,
     /// A known bug switched on, so the simulator can show its checkers catch it. Never set in
     /// production.
     pub planted_bug: Option<PlantedBug>,
@@ -104,6 +106,7 @@ impl Default for Config {
             seed: 0,
             log_dir: "./spate-data".into(),
             groups: crate::groups::GroupConfig::default(),
+            retention_check_interval_ms: 300_000,
             planted_bug: None,
         }
     }
@@ -142,11 +145,39 @@ struct RequestContext {
 /// What an in-flight I/O command was for.
 #[derive(Debug, Clone)]
 enum InFlight {
-    Write { topic: TopicId, partition: i32 },
-    Sync { topic: TopicId, partition: i32 },
-    Read { fetch: u64, slot: usize },
-    TimestampRead { list: u64, slot: usize },
-    Metadata { version: u64 },
+    Write {
+        topic: TopicId,
+        partition: i32,
+    },
+    /// One segment's fsync of a partition's sync (see `sync_round`).
+    Sync {
+        topic: TopicId,
+        partition: i32,
+    },
+    /// A closed segment's index file.
+    Seal {
+        topic: TopicId,
+        partition: i32,
+    },
+    /// The active segment's index file at a clean shutdown, as of this log end.
+    Checkpoint {
+        topic: TopicId,
+        partition: i32,
+        log_end: i64,
+    },
+    CleanShutdownMark,
+    RemoveSegments,
+    Read {
+        fetch: u64,
+        slot: usize,
+    },
+    TimestampRead {
+        list: u64,
+        slot: usize,
+    },
+    Metadata {
+        version: u64,
+    },
     RemoveDir,
 }
 
@@ -159,8 +190,19 @@ pub struct Broker {
     offline: BTreeSet<(TopicId, i32)>,
     /// Offline partitions whose failed write is retried at the given time.
     storage_retry_at: BTreeMap<(TopicId, i32), i64>,
-    /// Partitions with appended data not yet flushed.
+    /// Partitions with appended data not yet flushed, or a closed segment to seal.
     dirty: BTreeSet<(String, i32)>,
+    /// Group commit: the partitions of the flush window being synced, with their fsyncs still
+    /// in flight. The next window starts when this one is done, and takes every partition
+    /// written meanwhile.
+    sync_round: BTreeMap<(TopicId, i32), usize>,
+    /// Partitions of the round whose fsync failed.
+    sync_failed: BTreeSet<(TopicId, i32)>,
+    /// When retention runs next (0: at the first timeout).
+    next_retention_ms: i64,
+    /// Set by `begin_shutdown`: requests are refused, and every partition's active segment
+    /// gets its index file, then the clean-shutdown mark is written.
+    shutdown: Option<ShutdownState>,
     /// The metadata version in memory, the one on disk, and the one being written.
     metadata_version: u64,
     metadata_persisted: u64,
@@ -186,6 +228,23 @@ pub struct Broker {
     conn_hosts: BTreeMap<ConnId, String>,
 }
 
+/// A clean shutdown in progress.
+#[derive(Debug, Default)]
+struct ShutdownState {
+    /// Partitions whose active segment's index file is written, as of this log end.
+    checkpointed: BTreeMap<(TopicId, i32), i64>,
+    in_flight: BTreeSet<(TopicId, i32)>,
+    mark: MarkState,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum MarkState {
+    #[default]
+    NotYet,
+    Writing,
+    Written,
+}
+
 impl Broker {
     /// A broker with no topics. Call [`Broker::recover_metadata`] before serving when a data
     /// directory already exists.
@@ -200,6 +259,10 @@ impl Broker {
             offline: BTreeSet::new(),
             storage_retry_at: BTreeMap::new(),
             dirty: BTreeSet::new(),
+            sync_round: BTreeMap::new(),
+            sync_failed: BTreeSet::new(),
+            next_retention_ms: 0,
+            shutdown: None,
             // Version 1 is the empty table of a fresh data directory; it is persisted first.
             metadata_version: 1,
             metadata_persisted: 0,
@@ -256,6 +319,12 @@ impl Broker {
 
     /// A whole request frame (without its length prefix) arrived on `conn`.
     pub fn handle_request(&mut self, now_ms: i64, conn: ConnId, mut frame: Bytes) {
+        if self.shutdown.is_some() {
+            return self.close(conn, "the broker is shutting down".into());
+        }
+        if self.next_retention_ms == 0 {
+            self.next_retention_ms = now_ms + self.config.retention_check_interval_ms.max(1);
+        }
         let Some((api_key_raw, version)) = frame.get(0..4).map(|b| {
             (
                 i16::from_be_bytes([b[0], b[1]]),
@@ -377,6 +446,31 @@ impl Broker {
             InFlight::Sync { topic, partition } => {
                 self.on_sync_done(now_ms, topic, partition, result)
             }
+            InFlight::Seal { topic, partition } => self.on_seal_done(topic, partition, result),
+            InFlight::Checkpoint {
+                topic,
+                partition,
+                log_end,
+            } => self.on_checkpoint_done(topic, partition, log_end, result),
+            InFlight::CleanShutdownMark => {
+                if let IoResult::Failed(error) = result {
+                    self.log(
+                        Level::Warn,
+                        format!("cannot write the clean-shutdown mark: {error}; the next start scans the active segments"),
+                    );
+                }
+                if let Some(shutdown) = self.shutdown.as_mut() {
+                    shutdown.mark = MarkState::Written;
+                }
+            }
+            InFlight::RemoveSegments => {
+                if let IoResult::Failed(error) = result {
+                    self.log(
+                        Level::Warn,
+                        format!("could not remove a deleted segment: {error}"),
+                    );
+                }
+            }
             InFlight::Read { fetch, slot } => self.on_read_done(now_ms, fetch, slot, result),
             InFlight::TimestampRead { list, slot } => {
                 self.on_timestamp_read_done(list, slot, result)
@@ -398,6 +492,12 @@ impl Broker {
     pub fn handle_timeout(&mut self, now_ms: i64) {
         self.start_group_sessions(now_ms);
         self.retry_storage(now_ms);
+        if self.next_retention_ms == 0 || now_ms >= self.next_retention_ms {
+            if self.next_retention_ms > 0 {
+                self.apply_retention(now_ms);
+            }
+            self.next_retention_ms = now_ms + self.config.retention_check_interval_ms.max(1);
+        }
         self.expire_groups(now_ms);
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
@@ -443,14 +543,40 @@ impl Broker {
             .chain(fetch)
             .chain(retry)
             .chain(groups)
+            .chain((self.next_retention_ms > 0).then_some(self.next_retention_ms))
             .min()
     }
 
-    /// Whether any data or metadata is still waiting to be written and synced.
+    /// Whether any data or metadata is still waiting to be written and synced, or, once
+    /// `begin_shutdown` was called, the clean-shutdown checkpoint is not yet written.
     pub fn is_flushing(&self) -> bool {
         !self.dirty.is_empty()
             || self.metadata_persisted < self.metadata_version
             || !self.in_flight.is_empty()
+            || self
+                .shutdown
+                .as_ref()
+                .is_some_and(|s| s.mark != MarkState::Written)
+    }
+
+    /// Starts a clean shutdown: new requests are refused (their connections closed), writes in
+    /// flight finish, and once every partition is flushed its active segment's index file and
+    /// then the clean-shutdown mark are written, so the next start need not scan. The shell
+    /// waits for `is_flushing` to turn false.
+    pub fn begin_shutdown(&mut self) {
+        if self.shutdown.is_none() {
+            self.shutdown = Some(ShutdownState::default());
+            self.pump_io();
+        }
+    }
+
+    /// Memory held for reads, in bytes: every partition's tail cache and read-ahead.
+    pub fn cached_bytes(&self) -> usize {
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .map(crate::log::PartitionLog::cached_bytes)
+            .sum()
     }
 
     // ---- helpers shared by the handlers ----
@@ -584,7 +710,7 @@ impl Broker {
         })
     }
 
-    /// Hands out every write, sync and metadata persist that may start now.
+    /// Hands out every write, sync, seal and metadata persist that may start now.
     fn pump_io(&mut self) {
         if self.metadata_in_flight.is_none() && self.metadata_persisted < self.metadata_version {
             let version = self.metadata_version;
@@ -596,33 +722,50 @@ impl Broker {
             );
         }
         let dirty: Vec<(String, i32)> = self.dirty.iter().cloned().collect();
-        for (name, partition) in dirty {
-            self.pump_partition(&name, partition);
+        for (name, partition) in &dirty {
+            self.pump_partition(name, *partition);
+        }
+        if self.sync_round.is_empty() {
+            self.start_sync_round(&dirty);
+        }
+        if self.shutdown.is_some() {
+            self.pump_shutdown();
         }
     }
 
-    fn pump_partition(&mut self, name: &str, partition: i32) {
-        let Some(topic) = self.topics.get_mut(name) else {
-            self.dirty.remove(&(name.to_string(), partition));
-            return;
-        };
+    /// The partition's log, its topic id and directory, if it may do I/O now.
+    fn writable_log(&mut self, name: &str, partition: i32) -> Option<(TopicId, String)> {
+        let topic = self.topics.get(name)?;
         let (id, dir) = (topic.id, topic.dir_name());
-        if topic.created_in_version > self.metadata_persisted
-            || self.offline.contains(&(id, partition))
-        {
+        let ready = topic.created_in_version <= self.metadata_persisted
+            && !self.offline.contains(&(id, partition));
+        ready.then_some((id, dir))
+    }
+
+    fn pump_partition(&mut self, name: &str, partition: i32) {
+        let key = (name.to_string(), partition);
+        if !self.topics.contains_key(name) {
+            self.dirty.remove(&key);
             return;
         }
-        let log = &mut topic.partitions[partition as usize];
-        let mut ops = Vec::new();
-        if let Some(write) = log.poll_write() {
-            let file = SegmentFile {
-                topic_dir: dir.clone(),
-                partition,
-                base_offset: write.segment_base_offset,
-            };
-            ops.push((
+        let Some((id, dir)) = self.writable_log(name, partition) else {
+            return;
+        };
+        let log = &mut self.topics.get_mut(name).expect("checked").partitions[partition as usize];
+        let write = log.poll_write();
+        let seal = log.poll_seal();
+        if !log.is_dirty() && !log.wants_seal() {
+            self.dirty.remove(&key);
+        }
+        let file = |base_offset| SegmentFile {
+            topic_dir: dir.clone(),
+            partition,
+            base_offset,
+        };
+        if let Some(write) = write {
+            self.issue(
                 IoOp::Write {
-                    file,
+                    file: file(write.segment_base_offset),
                     position: write.position,
                     data: write.data,
                 },
@@ -630,28 +773,67 @@ impl Broker {
                     topic: id,
                     partition,
                 },
-            ));
+            );
         }
-        if log.poll_sync() {
-            let file = SegmentFile {
-                topic_dir: dir,
-                partition,
-                base_offset: log.segment_base_offset(),
-            };
-            ops.push((
-                IoOp::Sync { file },
-                InFlight::Sync {
+        if let Some((base, data)) = seal {
+            self.issue(
+                IoOp::WriteFile {
+                    path: file(base).index_path(),
+                    data,
+                },
+                InFlight::Seal {
                     topic: id,
                     partition,
                 },
-            ));
+            );
         }
-        if !log.is_dirty() {
-            self.dirty.remove(&(name.to_string(), partition));
+    }
+
+    /// Group commit: one flush window syncs every partition with written, unflushed data, all
+    /// at once; each partition's produces are answered as soon as its own fsyncs are done.
+    fn start_sync_round(&mut self, candidates: &[(String, i32)]) {
+        for (name, partition) in candidates {
+            let Some((id, dir)) = self.writable_log(name, *partition) else {
+                continue;
+            };
+            let log = &mut self
+                .topics
+                .get_mut(name.as_str())
+                .expect("writable")
+                .partitions[*partition as usize];
+            let Some(segments) = log.poll_sync() else {
+                continue;
+            };
+            if segments.is_empty() {
+                // Nothing new reached a file since the last sync (a rewrite after a failure).
+                log.handle_sync_done();
+                continue;
+            }
+            self.sync_round.insert((id, *partition), segments.len());
+            for base_offset in segments {
+                let file = SegmentFile {
+                    topic_dir: dir.clone(),
+                    partition: *partition,
+                    base_offset,
+                };
+                self.issue(
+                    IoOp::Sync { file },
+                    InFlight::Sync {
+                        topic: id,
+                        partition: *partition,
+                    },
+                );
+            }
         }
-        for (op, what) in ops {
-            self.issue(op, what);
-        }
+    }
+
+    fn partition_log_mut(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Option<&mut crate::log::PartitionLog> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get_mut(topic)?.partitions.get_mut(index)
     }
 
     fn topic_by_id_mut(&mut self, id: TopicId) -> Option<&mut Topic> {
@@ -683,22 +865,201 @@ impl Broker {
     }
 
     fn on_sync_done(&mut self, now_ms: i64, id: TopicId, partition: i32, result: IoResult) {
+        let key = (id, partition);
+        if let IoResult::Failed(error) = &result {
+            self.sync_failed.insert(key);
+            if let Some(name) = self
+                .topics
+                .values()
+                .find(|t| t.id == id)
+                .map(|t| t.name.clone())
+            {
+                // After a failed fsync nothing is known about what reached the disk: the
+                // partition stays offline until a restart recovers it from what is there.
+                let error = format!("{error}; offline until restart");
+                self.take_offline(now_ms, id, &name, partition, &error);
+            }
+        }
+        let Some(left) = self.sync_round.get_mut(&key) else {
+            return;
+        };
+        *left -= 1;
+        if *left > 0 {
+            return;
+        }
+        self.sync_round.remove(&key);
+        if self.sync_failed.remove(&key) {
+            return;
+        }
+        let Some(topic) = self.topic_by_id_mut(id) else {
+            return;
+        };
+        let log = &mut topic.partitions[partition as usize];
+        let moved = log.handle_sync_done();
+        if log.wants_seal() {
+            let name = topic.name.clone();
+            self.dirty.insert((name, partition));
+        }
+        if moved {
+            self.complete_produces(now_ms);
+            self.wake_fetches(now_ms);
+        }
+    }
+
+    fn on_seal_done(&mut self, id: TopicId, partition: i32, result: IoResult) {
         let Some(topic) = self.topic_by_id_mut(id) else {
             return;
         };
         let name = topic.name.clone();
+        topic.partitions[partition as usize].handle_seal_done(result == IoResult::Done);
+        if let IoResult::Failed(error) = result {
+            self.log(
+                Level::Warn,
+                format!("{name}-{partition}: cannot write a segment's index file: {error}; a restart will scan the segment"),
+            );
+        }
+    }
+
+    /// Deletes the segments retention no longer keeps, in every partition. The new log start
+    /// offsets are persisted in the metadata before any file is removed, so a crash never
+    /// leaves a partition whose offsets restart lower.
+    fn apply_retention(&mut self, now_ms: i64) {
+        let mut removals = Vec::new();
+        let mut rolled = Vec::new();
+        for topic in self.topics.values_mut() {
+            if !topic.config("cleanup.policy").contains("delete") {
+                continue; // compacted topics (the offsets topic) keep every segment
+            }
+            let retention_ms = topic.config_i64("retention.ms");
+            let retention_bytes = topic.config_i64("retention.bytes");
+            let dir = topic.dir_name();
+            for (partition, log) in topic.partitions.iter_mut().enumerate() {
+                let start = log.log_start_offset();
+                let segments = log.segment_bases().len();
+                let deleted = log.apply_retention(now_ms, retention_ms, retention_bytes);
+                if log.segment_bases().len() > segments - deleted.len() {
+                    rolled.push((topic.name.clone(), partition as i32));
+                }
+                if deleted.is_empty() {
+                    continue;
+                }
+                let paths = deleted
+                    .iter()
+                    .flat_map(|&base_offset| {
+                        let file = SegmentFile {
+                            topic_dir: dir.clone(),
+                            partition: partition as i32,
+                            base_offset,
+                        };
+                        [file.relative_path(), file.index_path()]
+                    })
+                    .collect();
+                removals.push((
+                    format!(
+                        "{}-{partition}: retention deleted {} segment(s); log start {start} -> {}",
+                        topic.name,
+                        deleted.len(),
+                        log.log_start_offset()
+                    ),
+                    paths,
+                ));
+            }
+        }
+        self.dirty.extend(rolled);
+        if removals.is_empty() {
+            return;
+        }
+        self.metadata_version += 1;
+        for (message, paths) in removals {
+            self.log(Level::Info, message);
+            self.after_metadata.push((
+                self.metadata_version,
+                Output::Io(IoCommand {
+                    token: 0,
+                    op: IoOp::RemoveFiles { paths },
+                }),
+            ));
+        }
+    }
+
+    /// At a clean shutdown: each flushed partition's active segment gets its index file, then
+    /// the mark that says they are all current.
+    fn pump_shutdown(&mut self) {
+        if !self.offline.is_empty() {
+            // A partition that cannot write cannot checkpoint: the next start scans.
+            self.shutdown.as_mut().expect("shutting down").mark = MarkState::Written;
+            return;
+        }
+        let mut checkpoints = Vec::new();
+        let mut all_current =
+            self.dirty.is_empty() && self.metadata_persisted >= self.metadata_version;
+        let shutdown = self.shutdown.as_ref().expect("shutting down");
+        for topic in self.topics.values() {
+            for (partition, log) in topic.partitions.iter().enumerate() {
+                let key = (topic.id, partition as i32);
+                if shutdown.checkpointed.get(&key) == Some(&log.log_end_offset()) {
+                    continue;
+                }
+                all_current = false;
+                if shutdown.in_flight.contains(&key) || self.offline.contains(&key) {
+                    continue;
+                }
+                if let Some((base_offset, data)) = log.checkpoint_index() {
+                    let file = SegmentFile {
+                        topic_dir: topic.dir_name(),
+                        partition: partition as i32,
+                        base_offset,
+                    };
+                    checkpoints.push((key, file.index_path(), data, log.log_end_offset()));
+                } else if !log.is_dirty() {
+                    // An empty active segment: the segments before it are sealed.
+                    checkpoints.push((key, String::new(), Vec::new(), log.log_end_offset()));
+                }
+            }
+        }
+        for (key, path, data, log_end) in checkpoints {
+            let shutdown = self.shutdown.as_mut().expect("shutting down");
+            if path.is_empty() {
+                shutdown.checkpointed.insert(key, log_end);
+                continue;
+            }
+            shutdown.in_flight.insert(key);
+            self.issue(
+                IoOp::WriteFile { path, data },
+                InFlight::Checkpoint {
+                    topic: key.0,
+                    partition: key.1,
+                    log_end,
+                },
+            );
+        }
+        let shutdown = self.shutdown.as_ref().expect("shutting down");
+        if all_current && shutdown.mark == MarkState::NotYet && self.in_flight.is_empty() {
+            self.shutdown.as_mut().expect("shutting down").mark = MarkState::Writing;
+            self.issue(
+                IoOp::WriteFile {
+                    path: crate::io::CLEAN_SHUTDOWN_FILE.into(),
+                    data: b"spate clean shutdown\n".to_vec(),
+                },
+                InFlight::CleanShutdownMark,
+            );
+        }
+    }
+
+    fn on_checkpoint_done(&mut self, id: TopicId, partition: i32, log_end: i64, result: IoResult) {
+        let shutdown = self.shutdown.as_mut().expect("only written at shutdown");
+        shutdown.in_flight.remove(&(id, partition));
         match result {
-            IoResult::Failed(error) => {
-                // After a failed fsync nothing is known about what reached the disk: the
-                // partition stays offline until a restart recovers it from what is there.
-                let error = format!("{error}; offline until restart");
-                self.take_offline(now_ms, id, &name, partition, &error)
+            IoResult::Done => {
+                shutdown.checkpointed.insert((id, partition), log_end);
             }
             _ => {
-                if topic.partitions[partition as usize].handle_sync_done() {
-                    self.complete_produces(now_ms);
-                    self.wake_fetches(now_ms);
-                }
+                // Without its index file the segment is scanned at the next start: no mark.
+                shutdown.mark = MarkState::Written;
+                self.log(
+                    Level::Warn,
+                    "cannot write an index file at shutdown; the next start scans the active segments".into(),
+                );
             }
         }
     }
@@ -751,6 +1112,10 @@ impl Broker {
         self.after_metadata = waiting;
         for (_, output) in ready {
             match output {
+                Output::Io(IoCommand {
+                    op: op @ IoOp::RemoveFiles { .. },
+                    ..
+                }) => self.issue(op, InFlight::RemoveSegments),
                 Output::Io(IoCommand { op, .. }) => self.issue(op, InFlight::RemoveDir),
                 other => self.outputs.push_back(other),
             }

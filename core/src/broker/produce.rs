@@ -190,8 +190,8 @@ impl Broker {
             // A retry of a batch already in the log: answer with where it went.
             return Ok((id, base, last, -1, log.log_start_offset()));
         }
-        let log_append_time =
-            (topic.config("message.timestamp.type") == "LogAppendTime").then_some(ctx.now_ms);
+        let log_append_time = topic.config("message.timestamp.type") == "LogAppendTime";
+        let policy = topic.segment_policy();
         let log = &mut self.topics.get_mut(name).expect("checked above").partitions[index as usize];
         let mut position = 0;
         let mut first = None;
@@ -199,14 +199,15 @@ impl Broker {
         for info in &batches {
             let bytes = BytesMut::from(&records[position..position + info.size_bytes]);
             position += info.size_bytes;
-            let appended = log.append(bytes, info, log_append_time);
+            let appended = log.append(bytes, info, ctx.now_ms, log_append_time, &policy);
             first.get_or_insert(appended.base_offset);
             last = appended.last_offset;
         }
         let log_start = log.log_start_offset();
         self.dirty.insert((name.to_string(), index));
         let base = first.expect("at least one batch");
-        Ok((id, base, last, log_append_time.unwrap_or(-1), log_start))
+        let append_time = if log_append_time { ctx.now_ms } else { -1 };
+        Ok((id, base, last, append_time, log_start))
     }
 
     /// Where one awaited partition stands: `Some(code)` once its answer is final (NONE when its

@@ -1,49 +1,70 @@
 //! Start-up: rebuilding the topic table and the partition logs from what the disk kept.
 //!
-//! The shell reads the metadata file and hands it to [`Broker::recover_metadata`], which names the
-//! segment files to load; the shell reads each (empty when missing) and hands it to
-//! [`Broker::recover_partition`], then truncates and syncs the file as the report says before it
-//! serves a request. Directories that belong to no topic are named by [`Broker::orphan_dirs`].
+//! [`Broker::start_up`] reads the metadata file, then each partition's directory: closed
+//! segments are loaded from their index files when those are sound (the last segment too after
+//! a clean shutdown); every other segment is scanned batch by batch, a torn or corrupt tail is
+//! truncated, and segments after a gap are removed. Directories that belong to no topic are
+//! removed last.
 
 use super::Broker;
-use crate::io::{Level, SegmentFile};
+use crate::batch;
+use crate::io::{self, Level, SegmentFile};
 use crate::log::{PartitionLog, RecoveryReport};
+use crate::segment::Segment;
 use crate::topics::{self, Topic};
+use std::collections::BTreeSet;
 
-/// A segment file the shell must read at start-up.
-pub type PartitionToLoad = SegmentFile;
-
-/// The disk as start-up needs it: plain reads and the repairs recovery decides. Each shell
-/// implements it with its own I/O (blocking is fine: it runs before serving) and calls
-/// [`Broker::start_up`], so the order of recovery lives in one place.
+/// The disk as start-up needs it: plain reads and the repairs recovery decides, by paths
+/// relative to the data directory. Each shell implements it with its own I/O (blocking is fine:
+/// it runs before serving) and calls [`Broker::start_up`], so the order of recovery lives in
+/// one place.
 pub trait StartupDisk {
     /// The metadata file, or `None` for a new data directory.
     fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String>;
-    /// A segment file's bytes; empty when it does not exist.
-    fn read_segment(&mut self, file: &SegmentFile) -> Result<Vec<u8>, String>;
+    /// A file's bytes, or `None` when it does not exist.
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String>;
+    /// A file's length, or `None` when it does not exist.
+    fn file_len(&mut self, path: &str) -> Result<Option<u64>, String>;
+    /// The names of the files in a directory; empty when it does not exist.
+    fn list_files(&mut self, dir: &str) -> Result<Vec<String>, String>;
     /// Cuts the file to `len` bytes, durably.
-    fn truncate_segment(&mut self, file: &SegmentFile, len: u64) -> Result<(), String>;
+    fn truncate_file(&mut self, path: &str, len: u64) -> Result<(), String>;
     /// Makes what the file holds durable (writes from before a crash may not be yet).
-    fn sync_segment(&mut self, file: &SegmentFile) -> Result<(), String>;
+    fn sync_file(&mut self, path: &str) -> Result<(), String>;
+    /// Removes a file durably; a missing file is not an error.
+    fn remove_file(&mut self, path: &str) -> Result<(), String>;
     /// The directories in the data directory.
     fn list_dirs(&mut self) -> Result<Vec<String>, String>;
     fn remove_dir(&mut self, dir: &str) -> Result<(), String>;
 }
 
+/// What start-up did, for tests and the start-up log line.
+#[derive(Debug, Default)]
+pub struct StartupReport {
+    /// Whether the last shutdown was clean (its checkpoint was used).
+    pub clean: bool,
+    /// Segments loaded from their index files, without a scan.
+    pub loaded: usize,
+    /// Segments scanned, each with what the scan found.
+    pub scanned: Vec<(SegmentFile, RecoveryReport)>,
+}
+
 impl Broker {
     /// Brings a new broker up from what the disk kept: metadata, then every partition (torn
     /// tails truncated, the rest synced), then directories of deleted topics removed. Call it
-    /// once, before the first request.
-    pub fn start_up(&mut self, disk: &mut impl StartupDisk) -> Result<(), String> {
+    /// once, before the first request; `now_ms` starts the new active segments' clocks.
+    pub fn start_up(
+        &mut self,
+        disk: &mut impl StartupDisk,
+        now_ms: i64,
+    ) -> Result<StartupReport, String> {
         let metadata = disk.read_metadata()?;
-        for file in self.recover_metadata(metadata.as_deref())? {
-            let data = disk.read_segment(&file)?;
-            let report = self.recover_partition(&file, &data);
-            if report.needs_truncate() {
-                disk.truncate_segment(&file, report.valid_bytes)?;
-            } else if !data.is_empty() {
-                disk.sync_segment(&file)?;
-            }
+        let mut report = StartupReport {
+            clean: disk.file_len(io::CLEAN_SHUTDOWN_FILE)?.is_some(),
+            ..StartupReport::default()
+        };
+        for (topic_dir, partition) in self.recover_metadata(metadata.as_deref())? {
+            self.recover_partition(disk, &topic_dir, partition, now_ms, &mut report)?;
         }
         for orphan in self.orphan_dirs(&disk.list_dirs()?) {
             self.log(
@@ -52,14 +73,35 @@ impl Broker {
             );
             disk.remove_dir(&orphan)?;
         }
-        Ok(())
+        if report.clean {
+            // From here on the index files of active segments go stale.
+            disk.remove_file(io::CLEAN_SHUTDOWN_FILE)?;
+        }
+        self.log(
+            Level::Info,
+            format!(
+                "recovered {} partition(s) after a{} shutdown: {} segment(s) from their index files, {} scanned",
+                self.topics.values().map(|t| t.partitions.len()).sum::<usize>(),
+                if report.clean { " clean" } else { "n unclean" },
+                report.loaded,
+                report.scanned.len()
+            ),
+        );
+        // Closed segments found without a sound index file get one.
+        for topic in self.topics.values() {
+            for (partition, log) in topic.partitions.iter().enumerate() {
+                if log.wants_seal() {
+                    self.dirty.insert((topic.name.clone(), partition as i32));
+                }
+            }
+        }
+        self.pump_io();
+        Ok(report)
     }
 
     /// Restores the topic table from the metadata file, or starts a fresh one when there is none.
-    pub fn recover_metadata(
-        &mut self,
-        data: Option<&[u8]>,
-    ) -> Result<Vec<PartitionToLoad>, String> {
+    /// Returns the partitions to load: (topic directory, partition).
+    pub fn recover_metadata(&mut self, data: Option<&[u8]>) -> Result<Vec<(String, i32)>, String> {
         let Some(data) = data else {
             self.log(
                 Level::Info,
@@ -94,71 +136,193 @@ impl Broker {
                 created_in_version: 0,
             };
             for partition in 0..record.partitions {
-                to_load.push(SegmentFile {
-                    topic_dir: topic.dir_name(),
-                    partition,
-                    base_offset: 0,
-                });
+                to_load.push((topic.dir_name(), partition));
             }
             self.topics.insert(record.name, topic);
         }
         Ok(to_load)
     }
 
-    /// Rebuilds one partition from its segment file's bytes. The shell must cut the file to
-    /// `valid_bytes` (when `needs_truncate`) and sync it before serving.
-    pub fn recover_partition(&mut self, file: &SegmentFile, data: &[u8]) -> RecoveryReport {
-        let tail_bytes_max = self.config.tail_cache_bytes_per_partition;
-        let (mut log, mut report) = PartitionLog::recover(file.base_offset, data, tail_bytes_max);
-        if let (Some(super::PlantedBug::LoseLastBatchOnRecovery), Some(last)) =
-            (self.config.planted_bug, report.last_batch_position)
-        {
-            let file_bytes = report.file_bytes;
-            (log, report) =
-                PartitionLog::recover(file.base_offset, &data[..last as usize], tail_bytes_max);
-            report.file_bytes = file_bytes;
+    /// Rebuilds one partition from its directory.
+    fn recover_partition(
+        &mut self,
+        disk: &mut impl StartupDisk,
+        topic_dir: &str,
+        partition: i32,
+        now_ms: i64,
+        report: &mut StartupReport,
+    ) -> Result<(), String> {
+        let topic = self
+            .topics
+            .values()
+            .find(|t| t.dir_name() == topic_dir)
+            .expect("named by recover_metadata");
+        let (id, name) = (topic.id, format!("{}-{partition}", topic.name));
+        let index_interval_bytes = topic.segment_policy().index_interval_bytes;
+        let is_offsets_topic = topic.name == crate::groups::OFFSETS_TOPIC;
+        let dir = io::partition_dir(topic_dir, partition);
+        let mut logs = BTreeSet::new();
+        let mut indexes = BTreeSet::new();
+        for file in disk.list_files(&dir)? {
+            match io::parse_segment_name(&file) {
+                Some((base, false)) => logs.insert(base),
+                Some((base, true)) => indexes.insert(base),
+                None => false,
+            };
         }
+        let segment = |base_offset| SegmentFile {
+            topic_dir: topic_dir.to_string(),
+            partition,
+            base_offset,
+        };
+        for orphan in indexes.difference(&logs) {
+            disk.remove_file(&segment(*orphan).index_path())?;
+        }
+        let mut recorded_start = self
+            .recovered_log_starts
+            .remove(&(id, partition))
+            .unwrap_or(0);
+        if recorded_start > OFFSET_MAX {
+            self.log(
+                Level::Error,
+                format!("{name}: ignoring the impossible log start offset {recorded_start} in the metadata"),
+            );
+            recorded_start = 0;
+        }
+        let bases: Vec<i64> = logs.into_iter().collect();
+        let first = bases.first().copied().unwrap_or(recorded_start);
+        let mut log = PartitionLog::empty_at(first, self.config.tail_cache_bytes_per_partition);
+        let mut replay = Vec::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let file = segment(base);
+            if base != log.log_end_offset() {
+                self.log(
+                    Level::Error,
+                    format!(
+                        "{name}: segment {base} does not follow the log end {}: removing it and {} later segment(s)",
+                        log.log_end_offset(),
+                        bases.len() - i - 1
+                    ),
+                );
+                for &later in &bases[i..] {
+                    disk.remove_file(&segment(later).relative_path())?;
+                    disk.remove_file(&segment(later).index_path())?;
+                }
+                break;
+            }
+            let is_last = i + 1 == bases.len();
+            let next_base = bases.get(i + 1).copied();
+            if indexes.contains(&base) && (report.clean || !is_last) {
+                match self.load_index(disk, &file, next_base)? {
+                    Ok((loaded, producers)) => {
+                        let bytes = loaded.bytes;
+                        log.recover_sealed(loaded, producers);
+                        report.loaded += 1;
+                        if is_offsets_topic {
+                            let data = disk.read_file(&file.relative_path())?.unwrap_or_default();
+                            replay.push(data[..(bytes as usize).min(data.len())].to_vec());
+                        }
+                        continue;
+                    }
+                    Err(why) => self.log(
+                        Level::Warn,
+                        format!("{name}: index file of segment {base} not used ({why}); scanning the segment"),
+                    ),
+                }
+            }
+            let mut data = disk.read_file(&file.relative_path())?.unwrap_or_default();
+            if is_last
+                && self.config.planted_bug == Some(super::PlantedBug::LoseLastBatchOnRecovery)
+            {
+                if let Some(last) = last_batch_start(&data) {
+                    data.truncate(last);
+                }
+            }
+            let scan = log.recover_segment(base, &data, index_interval_bytes);
+            if scan.torn_bytes > 0 {
+                self.log(
+                    Level::Warn,
+                    format!(
+                        "{name}: truncating torn tail of segment {base}: keeping {} bytes (offsets below {}), dropping {} bytes: {}",
+                        scan.valid_bytes,
+                        scan.next_offset,
+                        scan.torn_bytes,
+                        scan.stop_reason.as_deref().unwrap_or("unreadable batch"),
+                    ),
+                );
+            }
+            if scan.needs_truncate() {
+                disk.truncate_file(&file.relative_path(), scan.valid_bytes)?;
+            } else if !data.is_empty() {
+                disk.sync_file(&file.relative_path())?;
+            }
+            if is_offsets_topic {
+                replay.push(data[..scan.valid_bytes as usize].to_vec());
+            }
+            report.scanned.push((file, scan));
+        }
+        log.finish_recovery(now_ms);
+        // DeleteRecords and retention only move the start to committed offsets, so the start is
+        // within the recovered log unless acknowledged data was lost; then the log starts at its
+        // end.
+        let start = recorded_start.max(first);
+        if start > log.high_watermark() {
+            if bases.is_empty() {
+                log = PartitionLog::empty_at(start, self.config.tail_cache_bytes_per_partition);
+                log.finish_recovery(now_ms);
+            } else {
+                self.log(
+                    Level::Error,
+                    format!(
+                        "{name}: the log start offset {start} is beyond the recovered log end {}; starting at the end",
+                        log.high_watermark()
+                    ),
+                );
+            }
+        }
+        log.advance_log_start(start.min(log.high_watermark()));
         let topic = self
             .topics
             .values_mut()
-            .find(|t| t.dir_name() == file.topic_dir)
-            .expect("recover_partition is called for files named by recover_metadata");
-        let name = format!("{}-{}", topic.name, file.partition);
-        let is_offsets_topic = topic.name == crate::groups::OFFSETS_TOPIC;
-        let log_start = self
-            .recovered_log_starts
-            .remove(&(topic.id, file.partition))
-            .unwrap_or(0);
-        // DeleteRecords only moves the start to committed offsets, so the start is within the
-        // recovered log unless acknowledged data was lost; then the log starts at its end.
-        let lost = log_start > log.high_watermark();
-        let applied = log_start.min(log.high_watermark());
-        log.advance_log_start(applied);
-        topic.partitions[file.partition as usize] = log;
-        if lost {
-            self.log(
-                Level::Error,
-                format!(
-                    "{name}: the log start offset {log_start} is beyond the recovered log end {applied}; starting at {applied}"
-                ),
-            );
+            .find(|t| t.id == id)
+            .expect("found above");
+        topic.partitions[partition as usize] = log;
+        for data in replay {
+            self.replay_offsets_partition(&data);
         }
-        if is_offsets_topic {
-            self.replay_offsets_partition(&data[..report.valid_bytes as usize]);
+        Ok(())
+    }
+
+    /// A segment's index file, if it can be trusted: sound, and agreeing with the segment file's
+    /// length and with where the next segment starts. `Err` inside says why not.
+    #[allow(clippy::type_complexity)]
+    fn load_index(
+        &mut self,
+        disk: &mut impl StartupDisk,
+        file: &SegmentFile,
+        next_base: Option<i64>,
+    ) -> Result<Result<(Segment, crate::producers::ProducerStates), String>, String> {
+        let Some(data) = disk.read_file(&file.index_path())? else {
+            return Ok(Err("missing".into()));
+        };
+        let (segment, producers) = match Segment::decode_index(file.base_offset, &data) {
+            Ok(loaded) => loaded,
+            Err(why) => return Ok(Err(why)),
+        };
+        let file_len = disk.file_len(&file.relative_path())?.unwrap_or(0);
+        if file_len < segment.bytes {
+            return Ok(Err(format!(
+                "it describes {} bytes, the segment file has {file_len}",
+                segment.bytes
+            )));
         }
-        if report.torn_bytes > 0 {
-            self.log(
-                Level::Warn,
-                format!(
-                    "{name}: truncating torn tail: keeping {} bytes (offsets below {}), dropping {} bytes: {}",
-                    report.valid_bytes,
-                    report.next_offset,
-                    report.torn_bytes,
-                    report.stop_reason.as_deref().unwrap_or("unreadable batch"),
-                ),
-            );
+        if let Some(next) = next_base.filter(|&next| next != segment.next_offset) {
+            return Ok(Err(format!(
+                "it ends at offset {}, the next segment starts at {next}",
+                segment.next_offset
+            )));
         }
-        report
+        Ok(Ok((segment, producers)))
     }
 
     /// Of the directories in the data directory, those that belong to no topic: deleted topics
@@ -171,4 +335,18 @@ impl Broker {
             .cloned()
             .collect()
     }
+}
+
+/// Offsets a log could reach: a log start above it in the metadata is damage, not history.
+const OFFSET_MAX: i64 = i64::MAX / 4;
+
+/// Where the last whole batch of a segment's bytes starts (for the planted bug that loses it).
+fn last_batch_start(data: &[u8]) -> Option<usize> {
+    let mut position = 0;
+    let mut last = None;
+    while let Ok(info) = batch::validate(&data[position..]) {
+        last = Some(position);
+        position += info.size_bytes;
+    }
+    last
 }

@@ -10,52 +10,11 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
-/// The harness's disk as start-up reads it.
-struct MemoryDisk {
-    files: BTreeMap<String, Vec<u8>>,
-    metadata: Option<Vec<u8>>,
-}
-
-impl StartupDisk for MemoryDisk {
-    fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String> {
-        Ok(self.metadata.clone())
-    }
-    fn read_segment(&mut self, file: &SegmentFile) -> Result<Vec<u8>, String> {
-        Ok(self
-            .files
-            .get(&file.relative_path())
-            .cloned()
-            .unwrap_or_default())
-    }
-    fn truncate_segment(&mut self, file: &SegmentFile, len: u64) -> Result<(), String> {
-        if let Some(bytes) = self.files.get_mut(&file.relative_path()) {
-            bytes.truncate(len as usize);
-        }
-        Ok(())
-    }
-    fn sync_segment(&mut self, _file: &SegmentFile) -> Result<(), String> {
-        Ok(())
-    }
-    fn list_dirs(&mut self) -> Result<Vec<String>, String> {
-        let mut dirs: Vec<String> = self
-            .files
-            .keys()
-            .filter_map(|p| p.split_once('/').map(|(d, _)| d.to_string()))
-            .collect();
-        dirs.dedup();
-        Ok(dirs)
-    }
-    fn remove_dir(&mut self, dir: &str) -> Result<(), String> {
-        self.files
-            .retain(|path, _| !path.starts_with(&format!("{dir}/")));
-        Ok(())
-    }
-}
+use crate::memory_disk::MemoryDisk;
 
 struct Harness {
     broker: Broker,
-    files: BTreeMap<String, Vec<u8>>,
-    metadata: Option<Vec<u8>>,
+    disk: MemoryDisk,
     responses: Vec<(ConnId, Bytes)>,
     closed: Vec<ConnId>,
     no_response: Vec<ConnId>,
@@ -71,8 +30,7 @@ impl Harness {
         broker.recover_metadata(None).unwrap();
         let mut harness = Harness {
             broker,
-            files: BTreeMap::new(),
-            metadata: None,
+            disk: MemoryDisk::default(),
             responses: Vec::new(),
             closed: Vec::new(),
             no_response: Vec::new(),
@@ -88,16 +46,12 @@ impl Harness {
     /// A broker restarted on this harness's disk.
     fn restart(&self, config: Config) -> Harness {
         let mut broker = Broker::new(config);
-        let mut disk = MemoryDisk {
-            files: self.files.clone(),
-            metadata: self.metadata.clone(),
-        };
-        broker.start_up(&mut disk).unwrap();
-        let files = disk.files;
+        let mut disk = self.disk.clone();
+        broker.start_up(&mut disk, self.now_ms).unwrap();
         let mut harness = Harness {
             broker,
-            files,
-            metadata: self.metadata.clone(),
+            disk,
+            now_ms: self.now_ms,
             ..Harness::new(Config::default())
         };
         harness.responses.clear();
@@ -158,43 +112,20 @@ impl Harness {
     }
 
     fn perform(&mut self, op: IoOp) -> IoResult {
-        match op {
-            IoOp::Write {
-                file,
-                position,
-                data,
-            } => {
-                assert_eq!(position % crate::log::BLOCK_BYTES, 0);
-                assert_eq!(data.len() as u64 % crate::log::BLOCK_BYTES, 0);
-                let bytes = self.files.entry(file.relative_path()).or_default();
-                let end = position as usize + data.len();
-                if bytes.len() < end {
-                    bytes.resize(end, 0);
-                }
-                bytes[position as usize..end].copy_from_slice(&data);
-                IoResult::Done
-            }
-            IoOp::Sync { .. } => IoResult::Done,
-            IoOp::Read {
-                file,
-                position,
-                len,
-            } => {
-                let bytes = &self.files[&file.relative_path()];
-                IoResult::Data(Bytes::copy_from_slice(
-                    &bytes[position as usize..position as usize + len],
-                ))
-            }
-            IoOp::PersistMetadata { data } => {
-                self.metadata = Some(data);
-                IoResult::Done
-            }
-            IoOp::RemoveTopicDir { topic_dir } => {
-                self.files
-                    .retain(|path, _| !path.starts_with(&format!("{topic_dir}/")));
-                IoResult::Done
-            }
+        if let IoOp::Write { position, data, .. } = &op {
+            assert_eq!(position % crate::log::BLOCK_BYTES, 0);
+            assert_eq!(data.len() as u64 % crate::log::BLOCK_BYTES, 0);
         }
+        self.disk.perform(op)
+    }
+
+    /// The data files (everything but the metadata file).
+    fn data_files(&self) -> Vec<&String> {
+        self.disk
+            .files
+            .keys()
+            .filter(|p| p.as_str() != crate::io::METADATA_FILE)
+            .collect()
     }
 
     fn response<R: Decodable>(&mut self, conn: ConnId, api_key: ApiKey, version: i16) -> R {
@@ -509,13 +440,13 @@ fn deleted_topics_disappear_and_their_files_go() {
     h.create_topic("t", 1);
     h.produce(1, "t", 0, -1, make_batch(&[b"a"], 5));
     h.produce_result(1);
-    assert!(!h.files.is_empty());
+    assert!(!h.data_files().is_empty());
     let request = DeleteTopicsRequest::default()
         .with_topic_names(vec![TopicName(StrBytes::from_static_str("t"))]);
     h.send(9, ApiKey::DeleteTopics, 5, &request);
     let response: DeleteTopicsResponse = h.response(9, ApiKey::DeleteTopics, 5);
     assert_eq!(response.responses[0].error_code, errors::NONE);
-    assert!(h.files.is_empty());
+    assert!(h.data_files().is_empty());
     h.fetch(2, "t", 0, 0);
     assert_eq!(h.fetch_result(2).0, errors::UNKNOWN_TOPIC_OR_PARTITION);
     let h = h.restart(Config::default());
@@ -1323,7 +1254,7 @@ fn create_partitions_writes_nothing_before_its_metadata_is_durable() {
     let response: CreatePartitionsResponse = h.response(ADMIN, ApiKey::CreatePartitions, 3);
     assert_eq!(response.results[0].error_code, errors::NONE);
     assert!(
-        h.files.keys().any(|path| path.contains("/1/")),
+        h.data_files().iter().any(|path| path.contains("/1/")),
         "written after it"
     );
 }
@@ -2077,4 +2008,217 @@ fn offsets_for_times_find_the_record_inside_a_batch_from_cache_and_disk() {
         (-1, -1),
         "nothing that late"
     );
+}
+
+// ---- storage: segments, retention, checkpoints ----
+
+mod storage {
+    use super::*;
+
+    /// A topic `t` with small segments, and `batches` acks=all batches of two records each with
+    /// timestamps 5 and 6 produced into it.
+    fn small_segments(batches: usize) -> Harness {
+        let mut h = Harness::new(Config {
+            tail_cache_bytes_per_partition: 1,
+            retention_check_interval_ms: 1_000,
+            ..Config::default()
+        });
+        h.create_topic("t", 1);
+        let ops = [
+            ("segment.bytes", 0, Some("1000")),
+            ("index.interval.bytes", 0, Some("200")),
+        ];
+        assert_eq!(h.incremental_alter(2, "t", &ops, false).0, errors::NONE);
+        for _ in 0..batches {
+            h.produce(1, "t", 0, -1, make_batch(&[&[b'v'; 150], b"w"], 5));
+            assert_eq!(h.produce_result(1).0, errors::NONE);
+        }
+        h
+    }
+
+    fn segment_files(h: &Harness, suffix: &str) -> Vec<String> {
+        h.data_files()
+            .into_iter()
+            .filter(|p| p.ends_with(suffix))
+            .cloned()
+            .collect()
+    }
+
+    /// Every offset from `from` read back through Fetch, in order.
+    fn read_all(h: &mut Harness, from: i64) -> Vec<i64> {
+        let mut offsets = Vec::new();
+        let mut next = from;
+        loop {
+            h.fetch(3, "t", next, 0);
+            let (error, _, records) = h.fetch_result(3);
+            assert_eq!(error, errors::NONE);
+            let batches = batch::validate_all(&records).unwrap();
+            let got: Vec<i64> = batches
+                .iter()
+                .flat_map(|b| b.base_offset..=b.last_offset())
+                .filter(|o| *o >= next)
+                .collect();
+            let Some(&last) = got.last() else {
+                return offsets;
+            };
+            offsets.extend(got);
+            next = last + 1;
+        }
+    }
+
+    #[test]
+    fn segments_roll_at_segment_bytes_and_reads_cross_them_from_disk() {
+        let mut h = small_segments(30);
+        let logs = segment_files(&h, ".log");
+        assert!(logs.len() >= 6, "~4 batches a 1,000-byte segment: {logs:?}");
+        // Every closed segment has its index file.
+        assert_eq!(segment_files(&h, ".index").len(), logs.len() - 1);
+        assert_eq!(read_all(&mut h, 0), (0..60).collect::<Vec<_>>());
+        assert_eq!(read_all(&mut h, 37), (37..60).collect::<Vec<_>>());
+        assert_eq!(h.list_offset("t", 0, 5), (errors::NONE, 0));
+    }
+
+    #[test]
+    fn retention_ms_deletes_old_segments_and_fetch_below_the_start_is_out_of_range() {
+        let mut h = small_segments(30);
+        let files = segment_files(&h, ".log").len();
+        // The records' timestamps are 5 and 6 ms; now is ~1,000,000 ms.
+        let ops = [("retention.ms", 0, Some("100000"))];
+        assert_eq!(h.incremental_alter(2, "t", &ops, false).0, errors::NONE);
+        h.now_ms += 2_000;
+        h.broker.handle_timeout(h.now_ms);
+        h.step();
+        // Every closed segment went; the active one was rolled, to go at the next pass.
+        assert_eq!(segment_files(&h, ".log").len(), 1, "of {files}");
+        h.now_ms += 2_000;
+        h.broker.handle_timeout(h.now_ms);
+        h.step();
+        assert!(segment_files(&h, ".log").is_empty());
+        assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 60));
+        h.fetch(3, "t", 10, 0);
+        assert_eq!(h.fetch_result(3).0, errors::OFFSET_OUT_OF_RANGE);
+        // Offsets carry on after a restart, from the start persisted in the metadata.
+        let mut h = h.restart(Config::default());
+        assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 60));
+        assert_eq!(h.produce_ok("t", 0, 1), 60);
+    }
+
+    #[test]
+    fn retention_bytes_keeps_the_newest_segments() {
+        let mut h = small_segments(30);
+        let ops = [("retention.bytes", 0, Some("3000"))];
+        assert_eq!(h.incremental_alter(2, "t", &ops, false).0, errors::NONE);
+        h.now_ms += 2_000;
+        h.broker.handle_timeout(h.now_ms);
+        h.step();
+        let (_, start) = h.list_offset("t", 0, -2);
+        assert!(start > 20 && start < 60, "log start {start}");
+        assert_eq!(read_all(&mut h, start), (start..60).collect::<Vec<_>>());
+        let log = &h.broker.topics["t"].partitions[0];
+        assert!(log.size_bytes() >= 3000 && log.size_bytes() < 3000 + 1000);
+    }
+
+    #[test]
+    fn delete_records_then_retention_removes_the_segments_below_the_start() {
+        let mut h = small_segments(30);
+        let before = segment_files(&h, ".log").len();
+        assert_eq!(h.delete_records("t", 0, 30), (errors::NONE, 30));
+        h.now_ms += 2_000;
+        h.broker.handle_timeout(h.now_ms);
+        h.step();
+        let after = segment_files(&h, ".log").len();
+        assert!(after < before && after > 1, "{before} -> {after}");
+        assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 30));
+        assert_eq!(read_all(&mut h, 30), (30..60).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_clean_shutdown_checkpoints_so_the_next_start_scans_nothing() {
+        let mut h = small_segments(10);
+        h.broker.begin_shutdown();
+        h.step();
+        assert!(!h.broker.is_flushing());
+        assert!(h.disk.files.contains_key(crate::io::CLEAN_SHUTDOWN_FILE));
+        let mut broker = Broker::new(Config::default());
+        let mut disk = h.disk.clone();
+        let report = broker.start_up(&mut disk, h.now_ms).unwrap();
+        assert!(report.clean);
+        assert!(report.scanned.is_empty(), "{:?}", report.scanned);
+        assert!(report.loaded >= 3);
+        assert!(!disk.files.contains_key(crate::io::CLEAN_SHUTDOWN_FILE));
+        let mut h = Harness {
+            broker,
+            disk,
+            now_ms: h.now_ms,
+            ..Harness::new(Config::default())
+        };
+        h.step();
+        assert_eq!(read_all(&mut h, 0), (0..20).collect::<Vec<_>>());
+        assert_eq!(h.produce_ok("t", 0, 1), 20);
+        // Without the mark, the last segment is scanned again.
+        let h = h.restart(Config::default());
+        assert_eq!(h.broker.high_watermark("t", 0), Some(21));
+    }
+
+    #[test]
+    fn after_a_crash_closed_segments_load_from_their_index_and_only_the_last_is_scanned() {
+        let h = small_segments(30);
+        let mut broker = Broker::new(Config::default());
+        let mut disk = h.disk.clone();
+        let report = broker.start_up(&mut disk, h.now_ms).unwrap();
+        assert!(!report.clean);
+        assert_eq!(report.scanned.len(), 1);
+        assert_eq!(report.loaded, segment_files(&h, ".index").len());
+        // A damaged index file is not trusted: its segment is scanned and the index rewritten.
+        let mut damaged = h.disk.clone();
+        let index = segment_files(&h, ".index")[1].clone();
+        damaged.files.get_mut(&index).unwrap()[10] ^= 1;
+        let mut broker = Broker::new(Config::default());
+        let report = broker.start_up(&mut damaged, h.now_ms).unwrap();
+        assert_eq!(report.scanned.len(), 2);
+        let mut h2 = Harness {
+            broker,
+            disk: damaged,
+            now_ms: h.now_ms,
+            ..Harness::new(Config::default())
+        };
+        h2.step();
+        let base = crate::io::parse_segment_name(index.rsplit('/').next().unwrap())
+            .unwrap()
+            .0;
+        let (rebuilt, _) =
+            crate::segment::Segment::decode_index(base, &h2.disk.files[&index]).unwrap();
+        let (original, _) =
+            crate::segment::Segment::decode_index(base, &h.disk.files[&index]).unwrap();
+        assert_eq!(
+            (rebuilt.next_offset, rebuilt.bytes, rebuilt.index_entries()),
+            (
+                original.next_offset,
+                original.bytes,
+                original.index_entries()
+            ),
+            "the index file is rebuilt"
+        );
+        assert_eq!(read_all(&mut h2, 0), (0..60).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_torn_closed_segment_drops_the_segments_after_it() {
+        let h = small_segments(30);
+        let mut disk = h.disk.clone();
+        let logs = segment_files(&h, ".log");
+        let index = segment_files(&h, ".index");
+        // The third segment lost its index and its last bytes (its sync never happened).
+        disk.files.remove(&index[2]);
+        let third = disk.files.get_mut(&logs[2]).unwrap();
+        let len = third.len();
+        third[len - 4096..].fill(0);
+        third.truncate(len - 10);
+        let mut broker = Broker::new(Config::default());
+        broker.start_up(&mut disk, h.now_ms).unwrap();
+        let hw = broker.high_watermark("t", 0).unwrap();
+        assert!(hw < 60 && hw > 8, "{hw}");
+        let remaining = disk.files.keys().filter(|p| p.ends_with(".log")).count();
+        assert_eq!(remaining, 3, "the segments after the torn one are gone");
+    }
 }

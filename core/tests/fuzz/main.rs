@@ -607,7 +607,9 @@ fn check_batch_bytes(data: &[u8]) {
         assert_eq!(at, data.len(), "validate_all accepted trailing bytes");
     }
     let _ = spate_core::log::verify_read(data, 0);
-    let (mut log, report) = PartitionLog::recover(0, data, 1 << 20);
+    let mut log = PartitionLog::empty_at(0, 1 << 20);
+    let report = log.recover_segment(0, data, 4096);
+    log.finish_recovery(0);
     shell::check_recovery(data, &report, 0);
     assert_eq!(log.log_end_offset(), report.next_offset);
     assert_eq!(log.high_watermark(), report.next_offset);
@@ -621,7 +623,13 @@ fn check_batch_bytes(data: &[u8]) {
         0,
     );
     let info = batch::validate(&next).expect("a valid batch");
-    let appended = log.append(BytesMut::from(&next[..]), &info, None);
+    let appended = log.append(
+        BytesMut::from(&next[..]),
+        &info,
+        0,
+        false,
+        &spate_core::log::SegmentPolicy::default(),
+    );
     assert_eq!(appended.base_offset, report.next_offset);
     let write = log.poll_write().expect("a write after an append");
     let valid = report.valid_bytes as usize;

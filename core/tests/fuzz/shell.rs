@@ -9,8 +9,9 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, FetchResponse, JoinGroupResponse, ResponseHeader};
 use kafka_protocol::protocol::Decodable;
 use spate_core::broker::{supported_versions, Broker, Config, STORAGE_RETRY_MS};
-use spate_core::io::{ConnId, IoCommand, IoOp, IoResult, Output};
+use spate_core::io::{ConnId, IoCommand, IoOp, IoResult, Output, METADATA_FILE};
 use spate_core::log::{self, RecoveryReport, BLOCK_BYTES};
+use spate_core::memory_disk::MemoryDisk;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `SPATE_FUZZ_STATS=1`: how each API's requests were answered, per target (to see that the
@@ -345,6 +346,18 @@ impl Shell {
             IoOp::RemoveTopicDir { topic_dir } => {
                 assert!(safe(topic_dir), "removal of unsafe dir {topic_dir:?}");
             }
+            IoOp::WriteFile { path, .. } => assert!(
+                path.split('/').all(safe),
+                "a file written at an unsafe path {path:?}"
+            ),
+            IoOp::RemoveFiles { paths } => {
+                for path in paths {
+                    assert!(
+                        path.split('/').all(safe),
+                        "removal of an unsafe path {path:?}"
+                    );
+                }
+            }
         }
     }
 
@@ -425,6 +438,19 @@ impl Shell {
             IoOp::RemoveTopicDir { topic_dir } => {
                 let prefix = format!("{topic_dir}/");
                 self.files.retain(|path, _| !path.starts_with(&prefix));
+                IoResult::Done
+            }
+            IoOp::WriteFile { path, data } => {
+                if fail {
+                    return IoResult::Failed("injected: no space left on device".into());
+                }
+                self.files.insert(path.clone(), data.clone());
+                IoResult::Done
+            }
+            IoOp::RemoveFiles { paths } => {
+                for path in paths {
+                    self.files.remove(path);
+                }
                 IoResult::Done
             }
         }
@@ -564,29 +590,27 @@ impl Shell {
     pub fn boot(&mut self) -> Result<(), String> {
         self.responses.clear();
         let mut broker = Broker::new(self.config.clone());
-        let to_load = broker.recover_metadata(self.metadata.as_deref())?;
-        for file in to_load {
+        let mut disk = MemoryDisk {
+            files: self.files.clone(),
+        };
+        if let Some(metadata) = &self.metadata {
+            disk.files.insert(METADATA_FILE.into(), metadata.clone());
+        }
+        let report = broker.start_up(&mut disk, self.now_ms)?;
+        for (file, scan) in &report.scanned {
             let path = file.relative_path();
             let data = self.files.get(&path).cloned().unwrap_or_default();
-            let report = broker.recover_partition(&file, &data);
-            check_recovery(&data, &report, file.base_offset);
-            if report.needs_truncate() {
-                if let Some(bytes) = self.files.get_mut(&path) {
-                    bytes.truncate(report.valid_bytes as usize);
-                }
-            }
+            check_recovery(&data, scan, file.base_offset);
+            let kept = disk.files.get(&path).map_or(0, Vec::len);
+            let expected = if scan.needs_truncate() {
+                scan.valid_bytes
+            } else {
+                data.len() as u64
+            };
+            assert_eq!(kept as u64, expected, "{path} is cut as the report says");
         }
-        let dirs: BTreeSet<String> = self
-            .files
-            .keys()
-            .filter_map(|p| p.split('/').next())
-            .map(str::to_string)
-            .collect();
-        let dirs: Vec<String> = dirs.into_iter().collect();
-        for dir in broker.orphan_dirs(&dirs) {
-            let prefix = format!("{dir}/");
-            self.files.retain(|path, _| !path.starts_with(&prefix));
-        }
+        disk.files.remove(METADATA_FILE);
+        self.files = disk.files;
         self.broker = broker;
         self.drain();
         Ok(())

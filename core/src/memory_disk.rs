@@ -1,0 +1,119 @@
+//! A data directory held in memory, for tests and harnesses that need no crash model: files by
+//! path relative to the data directory, the metadata file, and every I/O command performed at
+//! once and durably. The simulator keeps its own disk, which models what a crash loses.
+
+use crate::broker::StartupDisk;
+use crate::io::{IoOp, IoResult, METADATA_FILE};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryDisk {
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl MemoryDisk {
+    /// Performs an I/O command the way the production shell would, on the map.
+    pub fn perform(&mut self, op: IoOp) -> IoResult {
+        match op {
+            IoOp::Write {
+                file,
+                position,
+                data,
+            } => {
+                let bytes = self.files.entry(file.relative_path()).or_default();
+                let end = position as usize + data.len();
+                if bytes.len() < end {
+                    bytes.resize(end, 0);
+                }
+                bytes[position as usize..end].copy_from_slice(&data);
+                IoResult::Done
+            }
+            IoOp::Sync { .. } => IoResult::Done,
+            IoOp::Read {
+                file,
+                position,
+                len,
+            } => {
+                let path = file.relative_path();
+                match self.files.get(&path) {
+                    Some(bytes) if bytes.len() >= position as usize + len => IoResult::Data(
+                        Bytes::copy_from_slice(&bytes[position as usize..position as usize + len]),
+                    ),
+                    _ => IoResult::Failed(format!(
+                        "{path} ends before byte {}",
+                        position as usize + len
+                    )),
+                }
+            }
+            IoOp::PersistMetadata { data } => {
+                self.files.insert(METADATA_FILE.into(), data);
+                IoResult::Done
+            }
+            IoOp::WriteFile { path, data } => {
+                self.files.insert(path, data);
+                IoResult::Done
+            }
+            IoOp::RemoveFiles { paths } => {
+                for path in paths {
+                    self.files.remove(&path);
+                }
+                IoResult::Done
+            }
+            IoOp::RemoveTopicDir { topic_dir } => {
+                self.files
+                    .retain(|path, _| !path.starts_with(&format!("{topic_dir}/")));
+                IoResult::Done
+            }
+        }
+    }
+}
+
+impl StartupDisk for MemoryDisk {
+    fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.files.get(METADATA_FILE).cloned())
+    }
+    fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.files.get(path).cloned())
+    }
+    fn file_len(&mut self, path: &str) -> Result<Option<u64>, String> {
+        Ok(self.files.get(path).map(|f| f.len() as u64))
+    }
+    fn list_files(&mut self, dir: &str) -> Result<Vec<String>, String> {
+        let prefix = format!("{dir}/");
+        Ok(self
+            .files
+            .keys()
+            .filter_map(|p| p.strip_prefix(&prefix))
+            .filter(|name| !name.contains('/'))
+            .map(str::to_string)
+            .collect())
+    }
+    fn truncate_file(&mut self, path: &str, len: u64) -> Result<(), String> {
+        if let Some(bytes) = self.files.get_mut(path) {
+            bytes.truncate(len as usize);
+        }
+        Ok(())
+    }
+    fn sync_file(&mut self, _path: &str) -> Result<(), String> {
+        Ok(())
+    }
+    fn remove_file(&mut self, path: &str) -> Result<(), String> {
+        self.files.remove(path);
+        Ok(())
+    }
+    fn list_dirs(&mut self) -> Result<Vec<String>, String> {
+        let mut dirs: Vec<String> = self
+            .files
+            .keys()
+            .filter_map(|p| p.split_once('/').map(|(d, _)| d.to_string()))
+            .collect();
+        dirs.dedup();
+        Ok(dirs)
+    }
+    fn remove_dir(&mut self, dir: &str) -> Result<(), String> {
+        self.files
+            .retain(|path, _| !path.starts_with(&format!("{dir}/")));
+        Ok(())
+    }
+}
