@@ -144,6 +144,10 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
         "tail.cache.bytes.per.partition" => {
             settings.broker.tail_cache_bytes_per_partition = parse(key, value, "a number of bytes")?
         }
+        "log.retention.check.interval.ms" => {
+            settings.broker.retention_check_interval_ms =
+                parse(key, value, "a number of milliseconds")?
+        }
         _ => return Err(format!("unknown setting '{key}'")),
     }
     Ok(())

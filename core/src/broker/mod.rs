@@ -320,7 +320,9 @@ impl Broker {
     /// A whole request frame (without its length prefix) arrived on `conn`.
     pub fn handle_request(&mut self, now_ms: i64, conn: ConnId, mut frame: Bytes) {
         if self.shutdown.is_some() {
-            return self.close(conn, "the broker is shutting down".into());
+            // Clients reconnect and retry elsewhere; one log line said the broker stops.
+            self.handle_disconnect(conn);
+            return self.outputs.push_back(Output::Close { conn });
         }
         if self.next_retention_ms == 0 {
             self.next_retention_ms = now_ms + self.config.retention_check_interval_ms.max(1);
@@ -985,6 +987,12 @@ impl Broker {
     /// At a clean shutdown: each flushed partition's active segment gets its index file, then
     /// the mark that says they are all current.
     fn pump_shutdown(&mut self) {
+        // Partitions with nothing to write are current at once; then the rest.
+        self.checkpoint_partitions();
+        self.checkpoint_partitions();
+    }
+
+    fn checkpoint_partitions(&mut self) {
         if !self.offline.is_empty() {
             // A partition that cannot write cannot checkpoint: the next start scans.
             self.shutdown.as_mut().expect("shutting down").mark = MarkState::Written;
