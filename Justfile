@@ -31,9 +31,14 @@ run *ARGS:
 sim *ARGS:
     cargo run --release -q -p spate-sim-tests --bin spate-sim -- {{ARGS}}
 
-# The load generator and benchmarks (not there yet: issue 3).
+# `storage`: the broker beside a plain direct-I/O writer on the same disk (~2 min, `--quick`
+# ~20 s); `memory`: the broker's RSS under load (`--secs N`). Options: `just bench storage
+# --help`; results and method: docs/PERFORMANCE.md.
+
+# Benchmarks against the release broker: `just bench storage`, `just bench memory`.
 bench *ARGS:
-    @echo "just bench: the benchmarks arrive with issue 3; nothing to run yet" >&2; exit 1
+    cargo build --release -p spate -p spate-bench
+    "{{justfile_directory()}}/target/release/spate-bench" {{ARGS}}
 
 # Format all Rust code.
 fmt:

@@ -163,3 +163,42 @@ def run_spate(*args: str, input: str | None = None, timeout: float = 30.0) -> su
 
 def describe(cp: subprocess.CompletedProcess) -> str:
     return f"exit={cp.returncode}\n--- stdout ---\n{cp.stdout}\n--- stderr ---\n{cp.stderr}"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def sigkill_broker(broker, port_timeout: float = 5.0) -> None:
+    """SIGKILL a running `Broker` (a crash: no shutdown path runs), reap it, and wait until its
+    port can be bound again, so that `broker.start()` can follow at once.
+
+    The wait is needed: after SIGKILL the io_uring shell's listening socket outlives the reaped
+    process by a few (5-20) ms, still in LISTEN and even accepting connections (the ring is torn
+    down asynchronously and its pending accept holds the socket). A broker started on the same
+    port in that window exits with "Address already in use", and conftest's readiness check can
+    mistake the dying listener for the new broker."""
+    assert broker.alive(), (
+        f"broker died on its own before the SIGKILL (exit {broker.proc.returncode})\n"
+        f"{broker.stderr_tail()}"
+    )
+    broker.proc.kill()
+    broker.proc.wait(timeout=10)
+    deadline = time.monotonic() + port_timeout
+    while not port_is_free(broker.host, broker.port):
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"port {broker.port} still bound {port_timeout:.0f}s after the broker was killed",
+                pytrace=False,
+            )
+        time.sleep(0.005)
