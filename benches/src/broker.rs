@@ -74,11 +74,12 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Starts the broker so that the first segment it opens holds data: a first start writes one
-    /// batch to a topic, and after a restart the first I/O is one more batch to that topic.
-    /// glommio then probes polled I/O on a non-empty file and gets the device's true answer,
-    /// where an empty new segment makes the probe pass on any disk (see
-    /// `plain::prime_iopoll_probe`). The same binary; only the order of its file opens differs.
+    /// Starts the broker so that the first segment it opens may hold data: a first start writes
+    /// one batch to a topic, and after a restart the first I/O is one more batch to that topic.
+    /// If that is the first file the broker opens through glommio, glommio probes polled I/O on
+    /// a non-empty file and gets the device's true answer, where an empty new file makes the
+    /// probe pass on any disk (see `plain::prime_iopoll_probe`). Whether it is depends on the
+    /// broker: a diagnostic, not a fix.
     pub fn start_primed(
         bin: &Path,
         data_dir: &Path,

@@ -117,8 +117,9 @@ struct StorageArgs {
     #[arg(long)]
     plain_empty_probe: bool,
     /// Start the broker, write one batch, restart it and write one more before the cases, so
-    /// that glommio's polled-I/O probe in the broker sees a segment holding data (a diagnostic:
-    /// see docs/PERFORMANCE.md)
+    /// that glommio's polled-I/O probe in the broker may see a segment holding data (a
+    /// diagnostic that depends on the order in which the broker opens files: see
+    /// docs/PERFORMANCE.md)
     #[arg(long)]
     prime_broker: bool,
 }
@@ -146,8 +147,9 @@ struct MemoryArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     tail_cache: Option<u64>,
     /// Start the broker, write one batch, restart it and write one more before the load, so
-    /// that glommio's polled-I/O probe in the broker sees a segment holding data (a diagnostic:
-    /// see docs/PERFORMANCE.md)
+    /// that glommio's polled-I/O probe in the broker may see a segment holding data (a
+    /// diagnostic that depends on the order in which the broker opens files: see
+    /// docs/PERFORMANCE.md)
     #[arg(long)]
     prime_broker: bool,
 }
@@ -169,13 +171,21 @@ fn run(command: Command) -> Result<(), String> {
             if args.sizes.is_empty() {
                 return Err("--sizes needs at least one batch size".into());
             }
+            // Everything that can be refused is checked before the run directory exists.
+            let spate_bin = spate_bin(&args.common)?;
+            let sizes = batch_sizes(&args.sizes)?;
+            let concurrent_sizes = if args.no_concurrent {
+                Vec::new()
+            } else {
+                batch_sizes(&args.concurrent_sizes)?
+            };
             let run_dir = RunDir::create(&args.common)?;
             let quick = args.quick;
             let options = storage::Options {
                 run_dir: run_dir.path.clone(),
-                spate_bin: spate_bin(&args.common)?,
+                spate_bin,
                 broker_cpu: args.common.broker_cpu,
-                sizes: batch_sizes(&args.sizes)?,
+                sizes,
                 bytes: args.bytes,
                 case_secs: args.case_secs.unwrap_or(if quick { 1.0 } else { 5.0 }),
                 quick,
@@ -183,11 +193,7 @@ fn run(command: Command) -> Result<(), String> {
                 acks_all_in_flight: args.acks_all_in_flight.max(1),
                 rounds: args.rounds.max(1),
                 producers: args.producers.max(1),
-                concurrent_sizes: if args.no_concurrent {
-                    Vec::new()
-                } else {
-                    batch_sizes(&args.concurrent_sizes)?
-                },
+                concurrent_sizes,
                 tcp: !args.no_tcp,
                 plain_empty_probe: args.plain_empty_probe,
                 prime_broker: args.prime_broker,
@@ -205,14 +211,16 @@ fn run(command: Command) -> Result<(), String> {
             if args.partitions == 0 || args.secs <= 0.0 {
                 return Err("--partitions and --secs must be positive".into());
             }
+            let spate_bin = spate_bin(&args.common)?;
+            let batch_bytes = batch_sizes(&[args.batch])?[0];
             let run_dir = RunDir::create(&args.common)?;
             let options = memory::Options {
                 run_dir: run_dir.path.clone(),
-                spate_bin: spate_bin(&args.common)?,
+                spate_bin,
                 broker_cpu: args.common.broker_cpu,
                 secs: args.secs,
                 partitions: args.partitions,
-                batch_bytes: batch_sizes(&[args.batch])?[0],
+                batch_bytes,
                 in_flight: args.in_flight.max(1),
                 rate: (args.rate > 0.0).then_some(args.rate * 1e6),
                 tail_cache: args.tail_cache,

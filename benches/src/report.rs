@@ -499,7 +499,7 @@ impl StorageReport {
                     format!(
                         "{} {}",
                         times(c.p99_ratio()),
-                        verdict(c.p99_ratio() <= LATENCY_TARGET, "")
+                        verdict(shown(c.p99_ratio(), 100.0) <= LATENCY_TARGET, "")
                     ),
                     times(c.p99_ratio_many()),
                     cpu_cell(&s.cpu),
@@ -581,7 +581,7 @@ impl StorageReport {
                 ),
                 format!("{:.0}% of plain", r * 100.0),
                 format!(">= {:.0}%", THROUGHPUT_TARGET * 100.0),
-                verdict(r >= THROUGHPUT_TARGET, ""),
+                verdict(shown(r, 100.0) >= THROUGHPUT_TARGET, ""),
             ]);
         }
         for c in &self.concurrent {
@@ -594,7 +594,7 @@ impl StorageReport {
                 ),
                 format!("{} of 1-file fdatasync p99", times(r)),
                 format!("<= {LATENCY_TARGET:.0}x"),
-                verdict(r <= LATENCY_TARGET, ""),
+                verdict(shown(r, 100.0) <= LATENCY_TARGET, ""),
             ]);
         }
         table.render(&mut out);
@@ -722,6 +722,12 @@ impl StorageReport {
             ),
         ])
     }
+}
+
+/// `x` rounded as the tables print it (`scale` 100: two decimals, or a whole percent), so that a
+/// verdict never contradicts the number beside it.
+fn shown(x: f64, scale: f64) -> f64 {
+    (x * scale).round() / scale
 }
 
 fn verdict(ok: bool, suffix: &str) -> String {
