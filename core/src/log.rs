@@ -154,7 +154,8 @@ impl DiskRead {
     pub fn complete(&self, data: &Bytes) -> ReadOutcome {
         let mut position = 0usize;
         let mut expected = self.first_offset;
-        let mut kept: Option<(usize, usize)> = None;
+        // The bytes of the batches kept, and the offset after them.
+        let mut kept: Option<(usize, usize, i64)> = None;
         let data_end = self.position + data.len() as u64;
         while position < data.len() {
             let rest = &data[position..];
@@ -192,9 +193,9 @@ impl DiskRead {
                 Want::Offset { offset, max_bytes } => {
                     if info.last_offset() >= offset {
                         match kept {
-                            None => kept = Some((position, position + size)),
-                            Some((start, end)) if end - start + size <= max_bytes => {
-                                kept = Some((start, end + size))
+                            None => kept = Some((position, position + size, expected)),
+                            Some((start, end, _)) if end - start + size <= max_bytes => {
+                                kept = Some((start, end + size, expected))
                             }
                             Some(_) => break,
                         }
@@ -214,11 +215,11 @@ impl DiskRead {
             }
             position += size;
         }
-        if let Some((start, end)) = kept {
+        if let Some((start, end, next_offset)) = kept {
             let rest = (end < data.len()).then(|| ReadAhead {
                 segment_base_offset: self.segment_base_offset,
                 position: self.position + end as u64,
-                first_offset: expected_after(data, start, end, self.first_offset),
+                first_offset: next_offset,
                 data: data.slice(end..),
             });
             return ReadOutcome::Found {
@@ -246,18 +247,6 @@ impl DiskRead {
             ..self.clone()
         })
     }
-}
-
-/// The offset after the batches in `data[start..end]`, which follow batches from `first`.
-fn expected_after(data: &[u8], start: usize, end: usize, first: i64) -> i64 {
-    let mut position = start;
-    let mut next = first;
-    while position < end {
-        let info = batch::validate(&data[position..end]).expect("checked by complete");
-        next = info.last_offset() + 1;
-        position += info.size_bytes;
-    }
-    next
 }
 
 /// Where the batch holding the first record at or after a timestamp is to be found.
@@ -522,11 +511,15 @@ impl PartitionLog {
 
     /// Whether a closed segment waits for its index file.
     pub fn wants_seal(&self) -> bool {
+        self.seal_in_flight.is_none() && self.next_to_seal().is_some()
+    }
+
+    /// The first closed, durable segment without its index file.
+    fn next_to_seal(&self) -> Option<&Segment> {
         let active = self.segments.len() - 1;
-        self.seal_in_flight.is_none()
-            && self.segments.iter().take(active).any(|s| {
-                !s.sealed && s.producers_at_end.is_some() && s.next_offset <= self.flushed_offset
-            })
+        self.segments.iter().take(active).find(|s| {
+            !s.sealed && s.producers_at_end.is_some() && s.next_offset <= self.flushed_offset
+        })
     }
 
     fn mark_recovered(&mut self) {
@@ -881,14 +874,11 @@ impl PartitionLog {
         if self.seal_in_flight.is_some() {
             return None;
         }
-        let active = self.segments.len() - 1;
-        let segment = self.segments.iter().take(active).find(|s| {
-            !s.sealed && s.producers_at_end.is_some() && s.next_offset <= self.flushed_offset
-        })?;
+        let segment = self.next_to_seal()?;
         let producers = segment.producers_at_end.as_ref().expect("checked above");
-        let data = segment.encode_index(producers);
-        self.seal_in_flight = Some(segment.base_offset);
-        Some((segment.base_offset, data))
+        let (base, data) = (segment.base_offset, segment.encode_index(producers));
+        self.seal_in_flight = Some(base);
+        Some((base, data))
     }
 
     /// The index file from `poll_seal` is durable, or could not be written (then the segment

@@ -25,6 +25,25 @@ impl Files {
         }
     }
 
+    /// Lets glommio decide, once per process and device, whether the data directory's disk takes
+    /// polled I/O, by opening a file that holds data before any segment. glommio probes with
+    /// the first `DmaFile` it opens on a device; an empty file (a new segment) answers the probe
+    /// without reaching the device, so a disk without poll queues (`queue/io_poll` 0, as virtio
+    /// disks) is taken as pollable, and every later direct read then fails with EOPNOTSUPP.
+    pub(crate) async fn prime_poll_probe(&self) -> Result<(), String> {
+        let probe = self.data_dir.join(".io-probe");
+        std::fs::write(&probe, vec![0x5a; spate_core::log::BLOCK_BYTES as usize])
+            .map_err(|e| format!("cannot write {}: {e}", probe.display()))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .dma_open(&probe)
+            .await
+            .map_err(|e| format!("cannot open {} with O_DIRECT: {e}", probe.display()))?;
+        let _ = file.close().await;
+        let _ = std::fs::remove_file(&probe);
+        Ok(())
+    }
+
     pub(crate) async fn perform(&self, op: IoOp) -> IoResult {
         let outcome = match op {
             IoOp::Write {
@@ -122,37 +141,10 @@ impl Files {
                 }
                 Ok(read) => out.extend_from_slice(&read),
                 Err(e) => {
-                    // Seen on this project's CI machines: a direct read answered EOPNOTSUPP
-                    // (glommio's polled ring) for a file it had read before. The bytes are
-                    // still there: read the rest through the kernel, once, and say so.
-                    crate::log_line(
-                        spate_core::io::Level::Warn,
-                        &format!(
-                            "direct read of {chunk} bytes at {at} in {} failed ({e}); reading it buffered",
-                            segment.relative_path()
-                        ),
-                    );
-                    let path = self.data_dir.join(segment.relative_path());
-                    let rest = len - out.len();
-                    let buffered = glommio::executor()
-                        .spawn_blocking(move || {
-                            use std::os::unix::fs::FileExt;
-                            let mut buf = vec![0u8; rest];
-                            std::fs::File::open(&path)
-                                .and_then(|f| f.read_exact_at(&mut buf, at))
-                                .map(|()| buf)
-                                .map_err(|e| {
-                                    format!(
-                                        "read of {rest} bytes at {at} in {} failed: {e}",
-                                        path.display()
-                                    )
-                                })
-                        })
-                        .await;
-                    match buffered {
-                        Ok(bytes) => out.extend_from_slice(&bytes),
-                        Err(error) => return IoResult::Failed(error),
-                    }
+                    return IoResult::Failed(format!(
+                        "read of {chunk} bytes at {at} in {} failed: {e}",
+                        segment.relative_path()
+                    ))
                 }
             }
         }

@@ -163,12 +163,14 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
     // connect during recovery wait in the listen backlog.
     let listener = net::listen(config.listen)?;
     let _lock = startup::lock_data_dir(&config.data_dir)?;
+    let files = files::Files::new(config.data_dir.clone());
+    files.prime_poll_probe().await?;
     let mut broker = Broker::new(config.broker.clone());
     broker.start_up(&mut startup::DataDir(&config.data_dir), now_ms())?;
     let shell = Rc::new(Shell {
         broker: RefCell::new(broker),
         conns: RefCell::new(BTreeMap::new()),
-        files: files::Files::new(config.data_dir.clone()),
+        files,
         next_conn: Cell::new(1),
     });
     shell.drain();
