@@ -10,8 +10,11 @@
 //! - `written_offset`: everything below has been written to its segment file (not yet durable).
 //! - `flushed_offset`: everything below is fsynced.
 //! - `high_watermark`: everything below is committed and visible to consumers. On a single node
-//!   the quorum is this node's disk, so the high watermark is the flushed offset: a consumer
-//!   never sees a record that a crash could take back.
+//!   the quorum is this node's disk. Under the default flush policy (every write synced at once,
+//!   group-committed) the high watermark is the flushed offset: a consumer never sees a record
+//!   that a crash could take back. A relaxed policy (`flush.messages` > 1 and `flush.ms` > 0,
+//!   see [`FlushPolicy`]) makes records visible once written, as Kafka does with its page
+//!   cache: a process crash keeps them (the device has them), a power loss may not.
 //!
 //! Segments: a partition is a run of segments (see [`crate::segment`]); the last one takes
 //! appends. A segment is rolled when the next batch would take it past `segment.bytes`, or when
@@ -82,6 +85,35 @@ impl Default for SegmentPolicy {
             segment_ms: 7 * 24 * 3_600_000,
             index_interval_bytes: 4096,
         }
+    }
+}
+
+/// When appended records are fsynced: Kafka's per-topic `flush.messages` and `flush.ms`. A
+/// sync is due when as many records wait unflushed, or the oldest has waited as long; always
+/// when an acks=all produce or a group commit waits on it, when a rolled segment holds unflushed
+/// records (as Kafka flushes a segment it rolls), and at a clean shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushPolicy {
+    pub messages: i64,
+    pub ms: i64,
+}
+
+impl FlushPolicy {
+    /// Spate's default: every write is synced as soon as it is done (one group-commit round
+    /// covers every partition), and consumers see only synced records.
+    pub const IMMEDIATE: FlushPolicy = FlushPolicy {
+        messages: 1,
+        ms: i64::MAX,
+    };
+
+    pub fn is_immediate(&self) -> bool {
+        self.messages <= 1 || self.ms <= 0
+    }
+}
+
+impl Default for FlushPolicy {
+    fn default() -> Self {
+        FlushPolicy::IMMEDIATE
     }
 }
 
@@ -323,6 +355,12 @@ pub struct PartitionLog {
     /// Where the written and the flushed bytes end.
     written_position: Position,
     flushed_position: Position,
+    /// Where the visible bytes (below the high watermark) end.
+    visible_position: Position,
+    /// Records below this offset have a waiter that needs them fsynced (acks=all, a commit).
+    durable_wanted: i64,
+    /// When the oldest record not yet flushed was appended (or a bound below it).
+    unflushed_since_ms: Option<i64>,
     /// Appended batches not yet handed out in a write: (segment, offset after it, bytes).
     unwritten: VecDeque<(i64, i64, Bytes)>,
     write_in_flight: Option<PendingWrite>,
@@ -330,10 +368,11 @@ pub struct PartitionLog {
     failed_write: Option<PendingWrite>,
     /// Segments written since the last sync began; the next sync covers them all.
     unsynced: BTreeSet<i64>,
-    sync_in_flight: Option<(i64, Position)>,
-    /// Batches not yet flushed, with their max timestamps: they become visible to ListOffsets
+    /// The sync in flight: the offset and position it makes durable, and when it started.
+    sync_in_flight: Option<(i64, Position, i64)>,
+    /// Batches not yet visible, with their max timestamps: they become visible to ListOffsets
     /// (max timestamp) as the high watermark passes them.
-    unflushed: VecDeque<(i64, i64, i64)>,
+    invisible: VecDeque<(i64, i64, i64)>,
     /// The segment whose index file is being written.
     seal_in_flight: Option<i64>,
     /// The newest batches, served to readers at the tail without touching the disk.
@@ -369,12 +408,15 @@ impl PartitionLog {
             high_watermark: offset,
             written_position: (offset, 0),
             flushed_position: (offset, 0),
+            visible_position: (offset, 0),
+            durable_wanted: offset,
+            unflushed_since_ms: None,
             unwritten: VecDeque::new(),
             write_in_flight: None,
             failed_write: None,
             unsynced: BTreeSet::new(),
             sync_in_flight: None,
-            unflushed: VecDeque::new(),
+            invisible: VecDeque::new(),
             seal_in_flight: None,
             tail: VecDeque::new(),
             tail_bytes: 0,
@@ -527,6 +569,9 @@ impl PartitionLog {
         self.flushed_offset = self.log_end_offset;
         self.high_watermark = self.log_end_offset;
         self.flushed_position = self.written_position;
+        self.visible_position = self.written_position;
+        self.durable_wanted = self.log_end_offset;
+        self.unflushed_since_ms = None;
         for segment in &mut self.segments {
             segment.visible_max_timestamp = segment.max_timestamp;
             segment.visible_max_offset = segment.max_timestamp_offset;
@@ -608,7 +653,7 @@ impl PartitionLog {
 
     /// Bytes of the segment below the high watermark.
     fn visible_end(&self, segment: &Segment) -> u64 {
-        let (hw_segment, hw_bytes) = self.flushed_position;
+        let (hw_segment, hw_bytes) = self.visible_position;
         match segment.base_offset.cmp(&hw_segment) {
             std::cmp::Ordering::Less => segment.bytes,
             std::cmp::Ordering::Equal => hw_bytes,
@@ -700,8 +745,9 @@ impl PartitionLog {
         self.log_end_offset = info.last_offset() + 1;
         self.unwritten
             .push_back((segment, self.log_end_offset, bytes.clone()));
-        self.unflushed
+        self.invisible
             .push_back((info.last_offset(), info.max_timestamp, segment));
+        self.unflushed_since_ms.get_or_insert(now_ms);
         self.cache(&info, bytes);
         self.check_invariants();
         Appended {
@@ -812,13 +858,54 @@ impl PartitionLog {
         Some(write)
     }
 
-    /// The write handed out last is on disk (not yet durable).
-    pub fn handle_write_done(&mut self) {
+    /// The write handed out last is on disk (not yet durable). Under a relaxed flush policy
+    /// its records become visible now; returns whether the high watermark moved.
+    pub fn handle_write_done(&mut self, policy: &FlushPolicy) -> bool {
         let done = self.write_in_flight.take().expect("a write was in flight");
         assert!(done.end_offset >= self.written_offset);
         self.written_offset = done.end_offset;
         self.written_position = (done.segment, done.logical_end);
         self.unsynced.insert(done.segment);
+        if policy.is_immediate() {
+            return false;
+        }
+        self.advance_high_watermark(self.written_offset, self.written_position)
+    }
+
+    /// A waiter needs every record below `end_offset` fsynced: the next sync round takes this
+    /// partition whatever its flush policy says.
+    pub fn want_durable(&mut self, end_offset: i64) {
+        self.durable_wanted = self.durable_wanted.max(end_offset);
+    }
+
+    /// Whether the flush policy (or a waiter, or a rolled segment) wants a sync now.
+    fn sync_due(&self, now_ms: i64, policy: &FlushPolicy) -> bool {
+        let rolled_unflushed = self
+            .segments
+            .iter()
+            .rev()
+            .nth(1)
+            .is_some_and(|closed| closed.next_offset > self.flushed_offset);
+        policy.is_immediate()
+            || self.durable_wanted > self.flushed_offset
+            || self.written_offset - self.flushed_offset >= policy.messages
+            || self
+                .unflushed_since_ms
+                .is_some_and(|since| now_ms.saturating_sub(since) >= policy.ms)
+            || rolled_unflushed
+    }
+
+    /// When `flush.ms` makes a sync due, if a sync could start then (written records wait and
+    /// no sync is in flight); `None` under the immediate policy, which syncs without waiting.
+    pub fn sync_deadline(&self, policy: &FlushPolicy) -> Option<i64> {
+        if policy.is_immediate()
+            || self.sync_in_flight.is_some()
+            || self.written_offset <= self.flushed_offset
+        {
+            return None;
+        }
+        self.unflushed_since_ms
+            .map(|since| since.saturating_add(policy.ms))
     }
 
     /// The write handed out last failed; the next `poll_write` hands it out again. Later
@@ -828,30 +915,52 @@ impl PartitionLog {
         self.failed_write = Some(failed);
     }
 
-    /// The segments to fsync now, if something is written that is not flushed and no sync is in
-    /// flight. The sync, once every one of them is done, covers every write completed before
-    /// it was asked for.
-    pub fn poll_sync(&mut self) -> Option<Vec<i64>> {
-        if self.sync_in_flight.is_some() || self.written_offset <= self.flushed_offset {
+    /// The segments to fsync now, if something is written that is not flushed, no sync is in
+    /// flight, and the flush policy wants it (or `force`, at a clean shutdown). The sync, once
+    /// every one of them is done, covers every write completed before it was asked for.
+    pub fn poll_sync(
+        &mut self,
+        now_ms: i64,
+        policy: &FlushPolicy,
+        force: bool,
+    ) -> Option<Vec<i64>> {
+        if self.sync_in_flight.is_some()
+            || self.written_offset <= self.flushed_offset
+            || !(force || self.sync_due(now_ms, policy))
+        {
             return None;
         }
-        self.sync_in_flight = Some((self.written_offset, self.written_position));
+        self.sync_in_flight = Some((self.written_offset, self.written_position, now_ms));
         Some(std::mem::take(&mut self.unsynced).into_iter().collect())
     }
 
     /// The sync asked for last is done. Returns whether the high watermark moved.
     pub fn handle_sync_done(&mut self) -> bool {
-        let (target, position) = self.sync_in_flight.take().expect("a sync was in flight");
+        let (target, position, started_ms) =
+            self.sync_in_flight.take().expect("a sync was in flight");
         assert!(target >= self.flushed_offset);
         self.flushed_offset = target;
         self.flushed_position = position;
-        let moved = self.high_watermark < self.flushed_offset;
-        self.high_watermark = self.flushed_offset;
-        while let Some(&(last, timestamp, segment)) = self.unflushed.front() {
+        // What is still unflushed was appended after the sync started (at the earliest).
+        self.unflushed_since_ms = (self.flushed_offset < self.log_end_offset).then_some(started_ms);
+        let moved = self.advance_high_watermark(target, position);
+        self.check_invariants();
+        moved
+    }
+
+    /// Makes the records below `offset` (ending at `position`) visible; returns whether the
+    /// high watermark moved.
+    fn advance_high_watermark(&mut self, offset: i64, position: Position) -> bool {
+        if offset <= self.high_watermark {
+            return false;
+        }
+        self.high_watermark = offset;
+        self.visible_position = position;
+        while let Some(&(last, timestamp, segment)) = self.invisible.front() {
             if last >= self.high_watermark {
                 break;
             }
-            self.unflushed.pop_front();
+            self.invisible.pop_front();
             let index = self.segment_index(segment);
             let segment = &mut self.segments[index];
             if timestamp > segment.visible_max_timestamp || segment.visible_max_offset < 0 {
@@ -859,8 +968,7 @@ impl PartitionLog {
                 segment.visible_max_offset = last;
             }
         }
-        self.check_invariants();
-        moved
+        true
     }
 
     /// Whether writes or syncs are waiting or in flight.
@@ -1054,7 +1162,7 @@ impl PartitionLog {
 
     fn check_invariants(&self) {
         assert!(self.log_start_offset <= self.high_watermark);
-        assert!(self.high_watermark <= self.flushed_offset);
+        assert!(self.high_watermark <= self.written_offset);
         assert!(self.flushed_offset <= self.written_offset);
         assert!(self.written_offset <= self.log_end_offset);
         let active = self.segments.back().expect("never empty");
@@ -1125,10 +1233,10 @@ mod tests {
                     file.resize(end, 0);
                 }
                 file[write.position as usize..end].copy_from_slice(&write.data);
-                log.handle_write_done();
+                log.handle_write_done(&FlushPolicy::IMMEDIATE);
                 progress = true;
             }
-            if log.poll_sync().is_some() {
+            if log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_some() {
                 log.handle_sync_done();
                 progress = true;
             }
@@ -1198,10 +1306,19 @@ mod tests {
         assert_eq!(log.read(0, 1024), ReadPlan::Empty);
         let write = log.poll_write().unwrap();
         assert!(log.poll_write().is_none(), "one write in flight at a time");
-        assert!(log.poll_sync().is_none(), "nothing written yet");
-        log.handle_write_done();
-        assert_eq!(log.poll_sync(), Some(vec![0]));
-        assert!(log.poll_sync().is_none(), "one sync in flight at a time");
+        assert!(
+            log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_none(),
+            "nothing written yet"
+        );
+        log.handle_write_done(&FlushPolicy::IMMEDIATE);
+        assert_eq!(
+            log.poll_sync(0, &FlushPolicy::IMMEDIATE, false),
+            Some(vec![0])
+        );
+        assert!(
+            log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_none(),
+            "one sync in flight at a time"
+        );
         assert!(log.handle_sync_done());
         assert_eq!(log.high_watermark(), 1);
         assert_eq!(write.position, 0);
@@ -1216,18 +1333,18 @@ mod tests {
         let mut log = PartitionLog::new(1 << 20);
         append_values(&mut log, &[b"a"]);
         log.poll_write().unwrap();
-        log.handle_write_done();
-        assert!(log.poll_sync().is_some());
+        log.handle_write_done(&FlushPolicy::IMMEDIATE);
+        assert!(log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_some());
         append_values(&mut log, &[b"b"]);
         log.poll_write().unwrap();
-        log.handle_write_done();
+        log.handle_write_done(&FlushPolicy::IMMEDIATE);
         log.handle_sync_done();
         assert_eq!(
             log.flushed_offset(),
             1,
             "the second batch was written after the sync began"
         );
-        assert!(log.poll_sync().is_some());
+        assert!(log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_some());
         log.handle_sync_done();
         assert_eq!(log.flushed_offset(), 2);
     }

@@ -33,7 +33,8 @@ impl TopicId {
 pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
     ("cleanup.policy", "delete"),
     ("compression.type", "producer"),
-    ("flush.messages", "9223372036854775807"),
+    // Spate syncs every write at once by default (group-committed); see `log::FlushPolicy`.
+    ("flush.messages", "1"),
     ("flush.ms", "9223372036854775807"),
     ("index.interval.bytes", "4096"),
     ("max.message.bytes", "1048588"),
@@ -86,7 +87,7 @@ pub const TOPIC_CONFIG_SPECS: &[ConfigSpec] = &[
         "flush.messages",
         ConfigType::Long,
         "log.flush.interval.messages",
-        "9223372036854775807",
+        "1",
         ConfigType::Long,
     ),
     spec(
@@ -208,7 +209,8 @@ pub fn validate_config(key: &str, value: &str) -> Result<(), String> {
         "message.timestamp.type" => matches!(value, "CreateTime" | "LogAppendTime")
             .then_some(())
             .ok_or_else(|| format!("invalid value '{value}' for message.timestamp.type: expected CreateTime or LogAppendTime")),
-        "flush.messages" | "flush.ms" | "min.insync.replicas" | "segment.ms" => numeric(1),
+        "flush.messages" | "min.insync.replicas" | "segment.ms" => numeric(1),
+        "flush.ms" => numeric(0),
         "max.message.bytes" | "index.interval.bytes" => numeric(0),
         "segment.bytes" => numeric(14),
         "retention.bytes" | "retention.ms" => numeric(-1),
@@ -285,6 +287,14 @@ impl Topic {
             segment_bytes: self.config_i64("segment.bytes").max(1) as u64,
             segment_ms: self.config_i64("segment.ms"),
             index_interval_bytes: self.config_i64("index.interval.bytes").max(0) as u64,
+        }
+    }
+
+    /// When the topic's records are fsynced (`flush.messages`, `flush.ms`).
+    pub fn flush_policy(&self) -> crate::log::FlushPolicy {
+        crate::log::FlushPolicy {
+            messages: self.config_i64("flush.messages"),
+            ms: self.config_i64("flush.ms"),
         }
     }
 

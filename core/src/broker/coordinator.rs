@@ -537,6 +537,8 @@ impl Broker {
             position += info.size_bytes;
             last_offset = log.append(one, info, now_ms, false, &policy).last_offset;
         }
+        // Commits and group assignments are answered after their fsync.
+        log.want_durable(last_offset + 1);
         self.dirty.insert((OFFSETS_TOPIC.to_string(), partition));
         self.pump_io();
         Some((id, partition, last_offset))

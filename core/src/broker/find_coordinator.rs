@@ -1,5 +1,10 @@
-//! FindCoordinator (key 10): this broker coordinates every group (and would every transaction).
-//! v4+ asks for several keys at once.
+//! FindCoordinator (key 10): this broker coordinates every group. v4+ asks for several keys
+//! at once.
+//!
+//! Transactions are not served yet. A transaction coordinator lookup answers
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so: clients treat that error as
+//! fatal (librdkafka, the Java client and kafka-python fail `init_transactions` at once),
+//! whereas COORDINATOR_NOT_AVAILABLE would have them retry until their timeout.
 
 use super::{Broker, RequestContext};
 use crate::errors;
@@ -8,6 +13,9 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 const KEY_TYPE_GROUP: i8 = 0;
+
+const NO_TRANSACTIONS: &str =
+    "transactions are not supported by this Spate broker yet; use an idempotent producer (enable.idempotence=true) without transactional.id";
 
 impl Broker {
     pub(super) fn on_find_coordinator(
@@ -18,13 +26,13 @@ impl Broker {
         let node = BrokerId(self.config.node_id);
         let host = StrBytes::from_string(self.config.advertised_host.clone());
         let port = self.config.advertised_port;
-        // Transactions are not served yet: their coordinator is not available.
-        let error = if request.key_type == KEY_TYPE_GROUP {
-            errors::NONE
-        } else {
-            errors::COORDINATOR_NOT_AVAILABLE
-        };
-        if error == errors::NONE {
+        let refusal = (request.key_type != KEY_TYPE_GROUP).then(|| {
+            (
+                errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                Some(StrBytes::from_static_str(NO_TRANSACTIONS)),
+            )
+        });
+        if refusal.is_none() {
             self.ensure_offsets_topic();
         }
         let mut response = FindCoordinatorResponse::default();
@@ -33,30 +41,29 @@ impl Broker {
                 .coordinator_keys
                 .into_iter()
                 .map(|key| {
-                    Coordinator::default()
-                        .with_key(key)
-                        .with_node_id(if error == errors::NONE {
-                            node
-                        } else {
-                            BrokerId(-1)
-                        })
-                        .with_host(if error == errors::NONE {
-                            host.clone()
-                        } else {
-                            StrBytes::default()
-                        })
-                        .with_port(if error == errors::NONE { port } else { -1 })
-                        .with_error_code(error)
+                    let coordinator = Coordinator::default().with_key(key);
+                    match &refusal {
+                        None => coordinator
+                            .with_node_id(node)
+                            .with_host(host.clone())
+                            .with_port(port),
+                        Some((code, message)) => coordinator
+                            .with_node_id(BrokerId(-1))
+                            .with_port(-1)
+                            .with_error_code(*code)
+                            .with_error_message(message.clone()),
+                    }
                 })
                 .collect();
-        } else if error == errors::NONE {
+        } else if let Some((code, message)) = refusal {
+            response.error_code = code;
+            response.error_message = message;
+            response.node_id = BrokerId(-1);
+            response.port = -1;
+        } else {
             response.node_id = node;
             response.host = host;
             response.port = port;
-        } else {
-            response.error_code = error;
-            response.node_id = BrokerId(-1);
-            response.port = -1;
         }
         self.respond(ctx, &response);
     }

@@ -33,6 +33,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod recovery;
+mod security;
 mod sync_group;
 
 pub use api_versions::{supported_versions, SUPPORTED_APIS};
@@ -226,6 +227,8 @@ pub struct Broker {
     coordinator: coordinator::Coordinator,
     /// Peer addresses the shell told us of, for DescribeGroups' client host.
     conn_hosts: BTreeMap<ConnId, String>,
+    /// The time of the latest input that carried one (flush policy decisions use it).
+    now_ms: i64,
 }
 
 /// A clean shutdown in progress.
@@ -280,6 +283,7 @@ impl Broker {
             list_offsets: BTreeMap::new(),
             coordinator: coordinator::Coordinator::default(),
             conn_hosts: BTreeMap::new(),
+            now_ms: 0,
         }
     }
 
@@ -319,6 +323,7 @@ impl Broker {
 
     /// A whole request frame (without its length prefix) arrived on `conn`.
     pub fn handle_request(&mut self, now_ms: i64, conn: ConnId, mut frame: Bytes) {
+        self.now_ms = self.now_ms.max(now_ms);
         if self.shutdown.is_some() {
             // Clients reconnect and retry elsewhere; one log line said the broker stops.
             self.handle_disconnect(conn);
@@ -428,6 +433,11 @@ impl Broker {
             ApiKey::DescribeGroups => self.on_describe_groups(ctx, decode(body, ctx.version)?),
             ApiKey::DeleteGroups => self.on_delete_groups(ctx, decode(body, ctx.version)?),
             ApiKey::OffsetDelete => self.on_offset_delete(ctx, decode(body, ctx.version)?),
+            ApiKey::DescribeAcls => self.on_describe_acls(ctx, decode(body, ctx.version)?),
+            ApiKey::CreateAcls => self.on_create_acls(ctx, decode(body, ctx.version)?),
+            ApiKey::DeleteAcls => self.on_delete_acls(ctx, decode(body, ctx.version)?),
+            ApiKey::SaslHandshake => self.on_sasl_handshake(ctx, decode(body, ctx.version)?),
+            ApiKey::SaslAuthenticate => self.on_sasl_authenticate(ctx, decode(body, ctx.version)?),
             other => unreachable!("{other:?} is advertised but has no handler"),
         }
         Ok(())
@@ -435,6 +445,7 @@ impl Broker {
 
     /// An I/O command finished.
     pub fn handle_io_done(&mut self, now_ms: i64, token: IoToken, result: IoResult) {
+        self.now_ms = self.now_ms.max(now_ms);
         let Some(what) = self.in_flight.remove(&token) else {
             return self.log(
                 Level::Error,
@@ -492,6 +503,7 @@ impl Broker {
 
     /// Time has reached a deadline from [`Broker::poll_timeout`].
     pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.now_ms = self.now_ms.max(now_ms);
         self.start_group_sessions(now_ms);
         self.retry_storage(now_ms);
         if self.next_retention_ms == 0 || now_ms >= self.next_retention_ms {
@@ -545,7 +557,27 @@ impl Broker {
             .chain(fetch)
             .chain(retry)
             .chain(groups)
+            .chain(self.flush_deadline_ms())
             .chain((self.next_retention_ms > 0).then_some(self.next_retention_ms))
+            .min()
+    }
+
+    /// When `flush.ms` makes a partition's sync due, if the next round could take it then.
+    fn flush_deadline_ms(&self) -> Option<i64> {
+        if !self.sync_round.is_empty() {
+            return None; // the round's end starts the next one
+        }
+        self.dirty
+            .iter()
+            .filter_map(|(name, partition)| {
+                let topic = self.topics.get(name)?;
+                let ready = topic.created_in_version <= self.metadata_persisted
+                    && !self.offline.contains(&(topic.id, *partition));
+                let log = topic.partitions.get(*partition as usize)?;
+                ready
+                    .then(|| log.sync_deadline(&topic.flush_policy()))
+                    .flatten()
+            })
             .min()
     }
 
@@ -793,17 +825,17 @@ impl Broker {
 
     /// Group commit: one flush window syncs every partition with written, unflushed data, all
     /// at once; each partition's produces are answered as soon as its own fsyncs are done.
+    /// Partitions whose flush policy does not want a sync yet wait for a later round.
     fn start_sync_round(&mut self, candidates: &[(String, i32)]) {
+        let force = self.shutdown.is_some();
         for (name, partition) in candidates {
             let Some((id, dir)) = self.writable_log(name, *partition) else {
                 continue;
             };
-            let log = &mut self
-                .topics
-                .get_mut(name.as_str())
-                .expect("writable")
-                .partitions[*partition as usize];
-            let Some(segments) = log.poll_sync() else {
+            let topic = self.topics.get_mut(name.as_str()).expect("writable");
+            let policy = topic.flush_policy();
+            let log = &mut topic.partitions[*partition as usize];
+            let Some(segments) = log.poll_sync(self.now_ms, &policy, force) else {
                 continue;
             };
             if segments.is_empty() {
@@ -858,9 +890,14 @@ impl Broker {
                 self.take_offline(now_ms, id, &name, partition, &retry);
             }
             _ => {
-                log.handle_write_done();
+                let policy = topic.flush_policy();
+                let log = &mut topic.partitions[partition as usize];
+                let visible = log.handle_write_done(&policy);
                 if self.config.planted_bug == Some(PlantedBug::AckBeforeFsync) {
                     self.complete_produces(now_ms);
+                }
+                if visible {
+                    self.wake_fetches(now_ms);
                 }
             }
         }
@@ -902,8 +939,10 @@ impl Broker {
             let name = topic.name.clone();
             self.dirty.insert((name, partition));
         }
+        // A sync always moves the flushed offset, which acks=all produces and commits wait
+        // on; the high watermark moves with it only under the immediate flush policy.
+        self.complete_produces(now_ms);
         if moved {
-            self.complete_produces(now_ms);
             self.wake_fetches(now_ms);
         }
     }

@@ -60,6 +60,10 @@ impl Broker {
                             result.log_start_offset = log_start_offset;
                         }
                         if acks == -1 {
+                            // acks=all waits for the fsync whatever the flush policy says.
+                            if let Some(log) = self.partition_log_mut(&name, index) {
+                                log.want_durable(last_offset + 1);
+                            }
                             waits.push((ti, pi, id, index, last_offset));
                         }
                     }

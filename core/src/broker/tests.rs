@@ -1503,15 +1503,14 @@ fn describe_log_dirs_reports_each_partitions_size_in_bytes() {
 }
 
 #[test]
-fn unserved_transaction_and_acl_apis_close_the_connection_with_one_log_line() {
+fn unserved_transaction_apis_close_the_connection_with_one_log_line() {
+    // Clients send these only after FindCoordinator found a transaction coordinator, which it
+    // never does here (see `transactions_and_acls_are_refused_with_named_errors`).
     let unserved = [
         (ApiKey::AddPartitionsToTxn, 3),
         (ApiKey::AddOffsetsToTxn, 3),
         (ApiKey::EndTxn, 3),
         (ApiKey::TxnOffsetCommit, 3),
-        (ApiKey::DescribeAcls, 2),
-        (ApiKey::CreateAcls, 2),
-        (ApiKey::DeleteAcls, 2),
     ];
     for (conn, (api_key, version)) in (20..).zip(unserved) {
         assert_eq!(
@@ -1529,6 +1528,95 @@ fn unserved_transaction_and_acl_apis_close_the_connection_with_one_log_line() {
             .unwrap();
         assert_closes_with_one_log_line(conn, api_key, frame.freeze());
     }
+}
+
+#[test]
+fn transactions_and_acls_are_refused_with_named_errors() {
+    let mut h = Harness::new(Config::default());
+    // A transaction coordinator lookup fails fatally (for clients) with a message, in the old
+    // single-key form and in the v4 batch form.
+    let old = FindCoordinatorRequest::default()
+        .with_key(text("tx-1"))
+        .with_key_type(1);
+    h.send(ADMIN, ApiKey::FindCoordinator, 3, &old);
+    let response: FindCoordinatorResponse = h.response(ADMIN, ApiKey::FindCoordinator, 3);
+    assert_eq!(
+        response.error_code,
+        errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    );
+    assert_eq!(response.node_id.0, -1);
+    assert!(response
+        .error_message
+        .unwrap()
+        .contains("transactions are not supported"));
+    let batch = FindCoordinatorRequest::default()
+        .with_coordinator_keys(vec![text("tx-1"), text("tx-2")])
+        .with_key_type(1);
+    h.send(ADMIN, ApiKey::FindCoordinator, 4, &batch);
+    let response: FindCoordinatorResponse = h.response(ADMIN, ApiKey::FindCoordinator, 4);
+    assert_eq!(response.coordinators.len(), 2);
+    for c in &response.coordinators {
+        assert_eq!(c.error_code, errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+        assert!(c.error_message.is_some());
+    }
+    // A group lookup on the same connection still works.
+    let group = FindCoordinatorRequest::default()
+        .with_coordinator_keys(vec![text("g")])
+        .with_key_type(0);
+    h.send(ADMIN, ApiKey::FindCoordinator, 4, &group);
+    let response: FindCoordinatorResponse = h.response(ADMIN, ApiKey::FindCoordinator, 4);
+    assert_eq!(response.coordinators[0].error_code, errors::NONE);
+
+    // ACLs: SECURITY_DISABLED, per creation and per filter, as Kafka without an authorizer.
+    h.send(
+        ADMIN,
+        ApiKey::DescribeAcls,
+        3,
+        &DescribeAclsRequest::default(),
+    );
+    let response: DescribeAclsResponse = h.response(ADMIN, ApiKey::DescribeAcls, 3);
+    assert_eq!(response.error_code, errors::SECURITY_DISABLED);
+    assert!(response.error_message.unwrap().contains("No Authorizer"));
+    let creations = CreateAclsRequest::default().with_creations(vec![
+        create_acls_request::AclCreation::default(),
+        create_acls_request::AclCreation::default(),
+    ]);
+    h.send(ADMIN, ApiKey::CreateAcls, 2, &creations);
+    let response: CreateAclsResponse = h.response(ADMIN, ApiKey::CreateAcls, 2);
+    assert_eq!(response.results.len(), 2);
+    assert!(response
+        .results
+        .iter()
+        .all(|r| r.error_code == errors::SECURITY_DISABLED));
+    let filters = DeleteAclsRequest::default()
+        .with_filters(vec![delete_acls_request::DeleteAclsFilter::default()]);
+    h.send(ADMIN, ApiKey::DeleteAcls, 1, &filters);
+    let response: DeleteAclsResponse = h.response(ADMIN, ApiKey::DeleteAcls, 1);
+    assert_eq!(response.filter_results.len(), 1);
+    assert_eq!(
+        response.filter_results[0].error_code,
+        errors::SECURITY_DISABLED
+    );
+
+    // SASL on a PLAINTEXT listener: ILLEGAL_SASL_STATE, as Kafka answers.
+    h.send(
+        ADMIN,
+        ApiKey::SaslHandshake,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(text("PLAIN")),
+    );
+    let response: SaslHandshakeResponse = h.response(ADMIN, ApiKey::SaslHandshake, 1);
+    assert_eq!(response.error_code, errors::ILLEGAL_SASL_STATE);
+    assert!(response.mechanisms.is_empty());
+    h.send(
+        ADMIN,
+        ApiKey::SaslAuthenticate,
+        2,
+        &SaslAuthenticateRequest::default(),
+    );
+    let response: SaslAuthenticateResponse = h.response(ADMIN, ApiKey::SaslAuthenticate, 2);
+    assert_eq!(response.error_code, errors::ILLEGAL_SASL_STATE);
+    assert!(response.error_message.unwrap().contains("PLAINTEXT"));
 }
 
 /// Sends `frame` to a fresh broker and checks it closes `conn` with exactly one log line.
@@ -2011,6 +2099,149 @@ fn offsets_for_times_find_the_record_inside_a_batch_from_cache_and_disk() {
 }
 
 // ---- storage: segments, retention, checkpoints ----
+
+mod flush_policy {
+    use super::*;
+
+    /// Performs every held I/O command, and what it causes, until none is left; returns how
+    /// many fsyncs were among them.
+    fn run_held(h: &mut Harness) -> usize {
+        let mut syncs = 0;
+        while !h.held.is_empty() {
+            for command in std::mem::take(&mut h.held) {
+                syncs += usize::from(matches!(command.op, IoOp::Sync { .. }));
+                let result = h.perform(command.op);
+                h.broker.handle_io_done(h.now_ms, command.token, result);
+            }
+            h.step();
+        }
+        syncs
+    }
+
+    /// A topic `lazy` with `flush.messages=5`, `flush.ms=1000`, I/O held from here on.
+    fn lazy_topic() -> Harness {
+        let mut h = Harness::new(Config::default());
+        h.create_topic("lazy", 1);
+        let (code, message) = h.alter_configs(
+            2,
+            "lazy",
+            &[("flush.messages", Some("5")), ("flush.ms", Some("1000"))],
+            false,
+        );
+        assert_eq!(code, errors::NONE, "{message:?}");
+        h.hold_io = true;
+        h
+    }
+
+    #[test]
+    fn the_default_policy_syncs_every_write_and_shows_only_synced_records() {
+        let mut h = Harness::new(Config::default());
+        h.create_topic("t", 1);
+        assert_eq!(h.topic_config("t", "flush.messages").0, "1");
+        h.hold_io = true;
+        h.produce(1, "t", 0, 1, make_batch(&[b"a"], 5));
+        assert_eq!(h.produce_result(1), (errors::NONE, 0));
+        assert_eq!(run_held(&mut h), 1, "an acks=1 write is synced at once");
+        h.fetch(2, "t", 0, 0);
+        assert_eq!(h.fetch_result(2).1, 1);
+    }
+
+    #[test]
+    fn a_relaxed_policy_shows_written_records_and_syncs_after_flush_ms() {
+        let mut h = lazy_topic();
+        h.produce(1, "lazy", 0, 1, make_batch(&[b"a", b"b"], 5));
+        assert_eq!(h.produce_result(1), (errors::NONE, 0));
+        assert_eq!(
+            run_held(&mut h),
+            0,
+            "2 of 5 messages, 0 of 1000 ms: no sync yet"
+        );
+        // Visible once written, as with Kafka's page cache.
+        h.fetch(2, "lazy", 0, 0);
+        let (code, high_watermark, records) = h.fetch_result(2);
+        assert_eq!((code, high_watermark), (errors::NONE, 2));
+        assert_eq!(offsets_in(&records), vec![0], "the one batch, at offset 0");
+        let log = &h.broker.topics["lazy"].partitions[0];
+        assert_eq!(log.flushed_offset(), 0);
+        // The broker asks to be woken when flush.ms runs out, and syncs then.
+        assert_eq!(h.broker.poll_timeout(), Some(h.now_ms + 1000));
+        h.now_ms += 999;
+        h.broker.handle_timeout(h.now_ms);
+        h.step();
+        assert_eq!(run_held(&mut h), 0, "not yet");
+        h.now_ms += 1;
+        h.broker.handle_timeout(h.now_ms);
+        h.step();
+        assert_eq!(run_held(&mut h), 1);
+        assert_eq!(h.broker.topics["lazy"].partitions[0].flushed_offset(), 2);
+        assert_eq!(
+            h.broker.poll_timeout().filter(|&t| t <= h.now_ms + 1000),
+            None
+        );
+    }
+
+    #[test]
+    fn a_relaxed_policy_syncs_after_flush_messages() {
+        let mut h = lazy_topic();
+        h.produce(1, "lazy", 0, 1, make_batch(&[b"1", b"2", b"3"], 5));
+        assert_eq!(run_held(&mut h), 0);
+        h.produce(1, "lazy", 0, 1, make_batch(&[b"4", b"5"], 5));
+        assert_eq!(
+            run_held(&mut h),
+            1,
+            "the fifth unflushed message makes a sync due"
+        );
+        assert_eq!(h.broker.topics["lazy"].partitions[0].flushed_offset(), 5);
+    }
+
+    #[test]
+    fn acks_all_and_commits_always_wait_for_their_fsync() {
+        let mut h = lazy_topic();
+        h.produce(1, "lazy", 0, 1, make_batch(&[b"a"], 5));
+        assert_eq!(run_held(&mut h), 0);
+        h.produce(3, "lazy", 0, -1, make_batch(&[b"b"], 5));
+        assert!(
+            !h.has_response(3),
+            "acks=all is not answered before its fsync"
+        );
+        // The unflushed acks=1 write may get its own sync first; then the acks=all write's.
+        assert!(run_held(&mut h) >= 1, "acks=all makes a sync due at once");
+        assert_eq!(h.produce_result(3), (errors::NONE, 1));
+        assert_eq!(h.broker.topics["lazy"].partitions[0].flushed_offset(), 2);
+    }
+
+    #[test]
+    fn a_clean_shutdown_syncs_what_a_relaxed_policy_left_unflushed() {
+        let mut h = lazy_topic();
+        h.produce(1, "lazy", 0, 1, make_batch(&[b"a"], 5));
+        assert_eq!(run_held(&mut h), 0);
+        h.broker.begin_shutdown();
+        h.step();
+        assert_eq!(run_held(&mut h), 1);
+        assert!(!h.broker.is_flushing());
+        let restarted = h.restart(Config::default());
+        assert_eq!(restarted.broker.high_watermark("lazy", 0), Some(1));
+    }
+
+    #[test]
+    fn flush_ms_zero_is_immediate_and_flush_messages_zero_is_refused() {
+        let mut h = Harness::new(Config::default());
+        h.create_topic("t", 1);
+        let (code, _) = h.alter_configs(
+            2,
+            "t",
+            &[("flush.messages", Some("100")), ("flush.ms", Some("0"))],
+            false,
+        );
+        assert_eq!(code, errors::NONE);
+        h.hold_io = true;
+        h.produce(1, "t", 0, 1, make_batch(&[b"a"], 5));
+        assert_eq!(run_held(&mut h), 1);
+        let (code, message) = h.alter_configs(2, "t", &[("flush.messages", Some("0"))], false);
+        assert_eq!(code, errors::INVALID_CONFIG);
+        assert!(message.unwrap().contains("flush.messages"));
+    }
+}
 
 mod storage {
     use super::*;

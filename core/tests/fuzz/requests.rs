@@ -583,6 +583,28 @@ pub fn body(rng: &mut Rng, key: ApiKey, version: i16) -> Option<Vec<u8>> {
         ApiKey::DescribeLogDirs => describe_log_dirs(rng, version),
         ApiKey::CreatePartitions => create_partitions(rng, version),
         ApiKey::DescribeCluster => describe_cluster(rng, version),
+        ApiKey::DescribeAcls => enc(DescribeAclsRequest::default(), version),
+        ApiKey::CreateAcls => enc(
+            CreateAclsRequest::default().with_creations(
+                (0..rng.below(3))
+                    .map(|_| create_acls_request::AclCreation::default())
+                    .collect(),
+            ),
+            version,
+        ),
+        ApiKey::DeleteAcls => enc(
+            DeleteAclsRequest::default().with_filters(
+                (0..rng.below(3))
+                    .map(|_| delete_acls_request::DeleteAclsFilter::default())
+                    .collect(),
+            ),
+            version,
+        ),
+        ApiKey::SaslHandshake => enc(
+            SaslHandshakeRequest::default().with_mechanism(pick_text(rng, &["PLAIN", ""])),
+            version,
+        ),
+        ApiKey::SaslAuthenticate => enc(SaslAuthenticateRequest::default(), version),
         other => group_api(rng, other, version),
     }
 }
