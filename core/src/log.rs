@@ -26,7 +26,8 @@
 //! block boundary. The next write starts again at the last partial block, carrying its bytes, so
 //! the file holds the batches back to back with only zeros after the logical end. One write per
 //! partition is in flight at a time, so two writes of the same block never race; a write takes
-//! every batch appended while the one before it was in flight (the write grows with the load).
+//! every batch appended while the one before it was in flight (the write grows with the load, up
+//! to [`WRITE_BYTES_MAX`]).
 use crate::batch::{self, BatchInfo};
 use crate::producers::{ProducerStates, SequenceCheck};
 use crate::segment::Segment;
@@ -64,6 +65,11 @@ pub fn first_record_at_or_after(
         .find(|r| r.offset >= log_start_offset && r.timestamp >= timestamp)
         .map(|r| (r.offset, r.timestamp))
 }
+
+/// A write carries at most this many appended bytes (and always at least one batch): a write
+/// is copied twice on its way to the disk (into one buffer, then into an aligned DMA buffer),
+/// so its size bounds that memory, while a few MiB already run a disk at full speed.
+pub const WRITE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 /// Reads from disk fetch at least this much (the consumer's limit if larger): what is not
 /// served now is kept as the partition's read-ahead for the next fetch.
@@ -337,6 +343,8 @@ struct PendingWrite {
     segment: i64,
     /// The segment's logical end once it is done.
     logical_end: u64,
+    /// Appended bytes (batches) it carries.
+    batch_bytes: usize,
     write: SegmentWrite,
 }
 
@@ -363,6 +371,8 @@ pub struct PartitionLog {
     unflushed_since_ms: Option<i64>,
     /// Appended batches not yet handed out in a write: (segment, offset after it, bytes).
     unwritten: VecDeque<(i64, i64, Bytes)>,
+    /// Bytes of the batches in `unwritten` and in the write in flight (or failed).
+    unwritten_bytes: usize,
     write_in_flight: Option<PendingWrite>,
     /// A write that failed (disk full, say): handed out again by the next `poll_write`.
     failed_write: Option<PendingWrite>,
@@ -412,6 +422,7 @@ impl PartitionLog {
             durable_wanted: offset,
             unflushed_since_ms: None,
             unwritten: VecDeque::new(),
+            unwritten_bytes: 0,
             write_in_flight: None,
             failed_write: None,
             unsynced: BTreeSet::new(),
@@ -743,6 +754,7 @@ impl PartitionLog {
         let segment = segment.base_offset;
         self.producers.record(&info);
         self.log_end_offset = info.last_offset() + 1;
+        self.unwritten_bytes += bytes.len();
         self.unwritten
             .push_back((segment, self.log_end_offset, bytes.clone()));
         self.invisible
@@ -798,7 +810,7 @@ impl PartitionLog {
     }
 
     /// The next write to hand to the shell, if appended bytes wait and no write is in flight:
-    /// every waiting batch of the oldest segment with any.
+    /// the waiting batches of the oldest segment with any, up to [`WRITE_BYTES_MAX`].
     pub fn poll_write(&mut self) -> Option<SegmentWrite> {
         if self.write_in_flight.is_some() {
             return None;
@@ -809,10 +821,15 @@ impl PartitionLog {
             return Some(write);
         }
         let &(segment_base, _, _) = self.unwritten.front()?;
+        let mut taken = 0usize;
         let count = self
             .unwritten
             .iter()
-            .take_while(|(s, _, _)| *s == segment_base)
+            .take_while(|(s, _, b)| {
+                let fits = taken == 0 || taken + b.len() <= WRITE_BYTES_MAX;
+                taken += b.len();
+                *s == segment_base && fits
+            })
             .count();
         let index = self.segment_index(segment_base);
         let segment = &mut self.segments[index];
@@ -828,6 +845,7 @@ impl PartitionLog {
             .map(|(_, _, b)| b.len())
             .sum();
         let logical_len = segment.partial_block.len() + pending;
+        let batch_bytes = pending;
         let mut data = Vec::with_capacity(align_up(logical_len as u64) as usize);
         data.extend_from_slice(&segment.partial_block);
         let mut end_offset = self.written_offset;
@@ -853,6 +871,7 @@ impl PartitionLog {
             end_offset,
             segment: segment_base,
             logical_end,
+            batch_bytes,
             write: write.clone(),
         });
         Some(write)
@@ -865,11 +884,17 @@ impl PartitionLog {
         assert!(done.end_offset >= self.written_offset);
         self.written_offset = done.end_offset;
         self.written_position = (done.segment, done.logical_end);
+        self.unwritten_bytes -= done.batch_bytes;
         self.unsynced.insert(done.segment);
         if policy.is_immediate() {
             return false;
         }
         self.advance_high_watermark(self.written_offset, self.written_position)
+    }
+
+    /// Appended bytes not yet written to their segment file (queued, or in a write).
+    pub fn unwritten_bytes(&self) -> usize {
+        self.unwritten_bytes
     }
 
     /// A waiter needs every record below `end_offset` fsynced: the next sync round takes this

@@ -10,16 +10,32 @@ use spate_core::broker::check_frame_size;
 use spate_core::io::{ConnId, Level};
 use std::rc::Rc;
 
+/// How long a port in use is tried again before giving up: a broker killed a moment ago leaves
+/// its listening socket behind for a few milliseconds (its io_uring is torn down
+/// asynchronously), and a restart at once must not fail on it.
+const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Binds the listener. Not with glommio's `bind`, which sets SO_REUSEPORT and so lets a second
 /// broker start on a port already in use and silently share its connections: std's bind fails
-/// with "address in use" as Kafka does.
+/// with "address in use" as Kafka does (after [`BIND_RETRY`]).
 pub(crate) fn listen(address: std::net::SocketAddr) -> Result<TcpListener, String> {
     use std::os::fd::{FromRawFd, IntoRawFd};
-    let listener = std::net::TcpListener::bind(address).map_err(|e| {
-        format!(
-            "cannot listen on {address}: {e} (is another broker running? use --listen HOST:PORT)"
-        )
-    })?;
+    let started = std::time::Instant::now();
+    let listener = loop {
+        match std::net::TcpListener::bind(address) {
+            Ok(listener) => break listener,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse && started.elapsed() < BIND_RETRY =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot listen on {address}: {e} (is another broker running? use --listen HOST:PORT)"
+                ))
+            }
+        }
+    };
     // SAFETY: the descriptor is a bound, listening TCP socket that we own and hand over whole.
     Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }

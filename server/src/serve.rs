@@ -144,6 +144,13 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
         "tail.cache.bytes.per.partition" => {
             settings.broker.tail_cache_bytes_per_partition = parse(key, value, "a number of bytes")?
         }
+        "unwritten.bytes.max" => {
+            let bytes: usize = parse(key, value, "a number of bytes")?;
+            if bytes == 0 {
+                return Err(format!("{key}: must be at least 1, got 0"));
+            }
+            settings.broker.unwritten_bytes_max = bytes
+        }
         "log.retention.check.interval.ms" => {
             settings.broker.retention_check_interval_ms =
                 parse(key, value, "a number of milliseconds")?

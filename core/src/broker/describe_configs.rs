@@ -199,6 +199,12 @@ impl Broker {
                 config.tail_cache_bytes_per_partition == defaults.tail_cache_bytes_per_partition,
             ),
             (
+                "unwritten.bytes.max",
+                config.unwritten_bytes_max.to_string(),
+                ConfigType::Long,
+                config.unwritten_bytes_max == defaults.unwritten_bytes_max,
+            ),
+            (
                 "socket.request.max.bytes",
                 REQUEST_BYTES_MAX.to_string(),
                 ConfigType::Int,

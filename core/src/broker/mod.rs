@@ -75,6 +75,9 @@ pub struct Config {
     pub groups: crate::groups::GroupConfig,
     /// `log.retention.check.interval.ms`: how often retention deletes old segments.
     pub retention_check_interval_ms: i64,
+    /// Appended bytes waiting for their writes, across partitions, beyond which acks=0/1
+    /// produces are held until their own batches are written (`unwritten.bytes.max`).
+    pub unwritten_bytes_max: usize,
     /// A known bug switched on, so the simulator can show its checkers catch it. Never set in
     /// production.
     pub planted_bug: Option<PlantedBug>,
@@ -108,6 +111,7 @@ impl Default for Config {
             log_dir: "./spate-data".into(),
             groups: crate::groups::GroupConfig::default(),
             retention_check_interval_ms: 300_000,
+            unwritten_bytes_max: 64 * 1024 * 1024,
             planted_bug: None,
         }
     }
@@ -893,7 +897,9 @@ impl Broker {
                 let policy = topic.flush_policy();
                 let log = &mut topic.partitions[partition as usize];
                 let visible = log.handle_write_done(&policy);
-                if self.config.planted_bug == Some(PlantedBug::AckBeforeFsync) {
+                if self.config.planted_bug == Some(PlantedBug::AckBeforeFsync)
+                    || self.produces_wait_for_writes()
+                {
                     self.complete_produces(now_ms);
                 }
                 if visible {

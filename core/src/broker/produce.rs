@@ -1,5 +1,10 @@
 //! Produce (key 0): validate each partition's batches, append them, and answer by `acks`:
 //! 0 never, 1 at once, -1 (all) once every appended batch is flushed.
+//!
+//! Backpressure: while more than `Config::unwritten_bytes_max` appended bytes wait for their
+//! writes (the disk is slower than the producers), acks=0 and acks=1 produces are held until
+//! their own batches are written. A connection has one request in the core at a time, so that
+//! holds the producer: unwritten memory stays within the bound plus one request per connection.
 
 use super::{Broker, RequestContext};
 use crate::batch::{self, BatchInfo};
@@ -13,14 +18,18 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
-/// An acks=all response waiting for its batches to be flushed.
+/// A produce response waiting for its batches: acks=all for their fsync, acks=0/1 held by
+/// backpressure for their write.
 pub(super) struct PendingProduce {
     ctx: RequestContext,
     deadline_ms: i64,
     response: ProduceResponse,
     /// (topic index, partition index) in `response`, the partition, and the last offset that
-    /// must be flushed.
+    /// must be flushed (or written).
     waits: Vec<(usize, usize, TopicId, i32, i64)>,
+    /// Held by backpressure: waits for the write only, and acks=0 gets no response.
+    until_written: bool,
+    acks: i16,
 }
 
 impl PendingProduce {
@@ -64,8 +73,8 @@ impl Broker {
                             if let Some(log) = self.partition_log_mut(&name, index) {
                                 log.want_durable(last_offset + 1);
                             }
-                            waits.push((ti, pi, id, index, last_offset));
                         }
+                        waits.push((ti, pi, id, index, last_offset));
                     }
                     Err((code, message)) => {
                         result.error_code = code;
@@ -79,22 +88,45 @@ impl Broker {
             response.responses.push(topic_response);
         }
         self.pump_io();
-        match acks {
-            0 => self
-                .outputs
-                .push_back(Output::NoResponse { conn: ctx.conn }),
-            -1 if !waits.is_empty() => {
-                let deadline_ms = ctx.now_ms + i64::from(request.timeout_ms.max(0));
-                self.produces.push(PendingProduce {
-                    ctx: ctx.clone(),
-                    deadline_ms,
-                    response,
-                    waits,
-                });
-                self.complete_produces(ctx.now_ms);
-            }
-            _ => self.respond(ctx, &response),
+        let held = acks == -1 || self.unwritten_bytes() > self.config.unwritten_bytes_max;
+        if held && !waits.is_empty() {
+            let deadline_ms = ctx.now_ms + i64::from(request.timeout_ms.max(0));
+            self.produces.push(PendingProduce {
+                ctx: ctx.clone(),
+                deadline_ms,
+                response,
+                waits,
+                until_written: acks != -1,
+                acks,
+            });
+            return self.complete_produces(ctx.now_ms);
         }
+        self.answer_produce(ctx, acks, &response);
+    }
+
+    fn answer_produce(&mut self, ctx: &RequestContext, acks: i16, response: &ProduceResponse) {
+        if acks == 0 {
+            self.outputs
+                .push_back(Output::NoResponse { conn: ctx.conn });
+        } else {
+            self.respond(ctx, response);
+        }
+    }
+
+    /// Appended bytes of every partition still waiting for (or in) their write.
+    fn unwritten_bytes(&self) -> usize {
+        self.dirty
+            .iter()
+            .filter_map(|(name, partition)| {
+                let log = self.topics.get(name)?.partitions.get(*partition as usize)?;
+                Some(log.unwritten_bytes())
+            })
+            .sum()
+    }
+
+    /// Whether a produce held by backpressure waits for a write.
+    pub(super) fn produces_wait_for_writes(&self) -> bool {
+        self.produces.iter().any(|p| p.until_written)
     }
 
     /// Auto-creates an unknown topic when allowed; otherwise the error for its partitions.
@@ -216,7 +248,13 @@ impl Broker {
 
     /// Where one awaited partition stands: `Some(code)` once its answer is final (NONE when its
     /// batches are flushed), `None` while it still waits.
-    fn wait_status(&self, id: TopicId, partition: i32, last_offset: i64) -> Option<i16> {
+    fn wait_status(
+        &self,
+        id: TopicId,
+        partition: i32,
+        last_offset: i64,
+        until_written: bool,
+    ) -> Option<i16> {
         let Some(topic) = self.topics.values().find(|t| t.id == id) else {
             return Some(errors::UNKNOWN_TOPIC_OR_PARTITION);
         };
@@ -225,6 +263,7 @@ impl Broker {
         }
         let log = &topic.partitions[partition as usize];
         let durable = match self.config.planted_bug {
+            _ if until_written => log.written_offset(),
             Some(super::PlantedBug::AckBeforeFsync) => log.written_offset(),
             _ => log.flushed_offset(),
         };
@@ -238,7 +277,7 @@ impl Broker {
         let mut done = true;
         for &(ti, pi, id, partition, last_offset) in &pending.waits {
             let result = &mut pending.response.responses[ti].partition_responses[pi];
-            match self.wait_status(id, partition, last_offset) {
+            match self.wait_status(id, partition, last_offset, pending.until_written) {
                 Some(code) => result.error_code = code,
                 None if expired => result.error_code = errors::REQUEST_TIMED_OUT,
                 None => done = false,
@@ -255,7 +294,7 @@ impl Broker {
         for mut produce in pending {
             let expired = produce.deadline_ms <= now_ms;
             if self.settle(&mut produce, expired) {
-                self.respond(&produce.ctx, &produce.response);
+                self.answer_produce(&produce.ctx.clone(), produce.acks, &produce.response);
             } else {
                 self.produces.push(produce);
             }

@@ -2224,6 +2224,45 @@ mod flush_policy {
     }
 
     #[test]
+    fn backpressure_holds_acks_0_and_1_until_their_write_once_unwritten_bytes_pass_the_bound() {
+        let big = vec![b'x'; 3000];
+        let mut h = Harness::new(Config {
+            unwritten_bytes_max: 4000,
+            ..Config::default()
+        });
+        h.create_topic("t", 1);
+        h.hold_io = true;
+        // Under the bound: answered at append, the write still held.
+        h.produce(1, "t", 0, 1, make_batch(&[&big], 5));
+        assert_eq!(h.produce_result(1), (errors::NONE, 0));
+        // Past the bound: held until its own batch is written (not synced).
+        h.produce(2, "t", 0, 1, make_batch(&[&big], 5));
+        assert!(!h.has_response(2), "held by backpressure");
+        h.produce(3, "t", 0, 0, make_batch(&[&big], 5));
+        assert!(h.no_response.is_empty(), "acks=0 is held too");
+        // The first write takes batch 0 only (the others were appended while it was in flight).
+        let first = h.held.remove(0);
+        assert!(matches!(first.op, IoOp::Write { .. }));
+        let result = h.perform(first.op);
+        h.broker.handle_io_done(h.now_ms, first.token, result);
+        h.step();
+        assert!(!h.has_response(2), "its own batch is not written yet");
+        // The next write carries batches 1 and 2: both producers go on, before any fsync.
+        let next = h
+            .held
+            .iter()
+            .position(|c| matches!(c.op, IoOp::Write { .. }))
+            .expect("the second write");
+        let next = h.held.remove(next);
+        let result = h.perform(next.op);
+        h.broker.handle_io_done(h.now_ms, next.token, result);
+        h.step();
+        assert_eq!(h.produce_result(2), (errors::NONE, 1));
+        assert_eq!(h.no_response, vec![3]);
+        assert!(h.broker.topics["t"].partitions[0].flushed_offset() < 3);
+    }
+
+    #[test]
     fn flush_ms_zero_is_immediate_and_flush_messages_zero_is_refused() {
         let mut h = Harness::new(Config::default());
         h.create_topic("t", 1);
