@@ -53,11 +53,17 @@ pub(super) struct Coordinator {
     /// Groups replayed from the log get fresh session deadlines from the first `now` seen.
     pub sessions_need_start: bool,
     pub retention_check_at_ms: i64,
+    /// The `now` of the last request or timeout; a later `now` below it is the wall clock
+    /// stepping back.
+    last_now_ms: Option<i64>,
 }
 
 impl Broker {
-    /// Starts the sessions of recovered groups from the first time the broker is told of.
+    /// Called with the `now` of every request and timeout: keeps group timers running through
+    /// a step back of the wall clock, and starts the sessions of recovered groups from the first
+    /// time the broker is told of.
     pub(super) fn start_group_sessions(&mut self, now_ms: i64) {
+        self.follow_clock_step_back(now_ms);
         if !self.coordinator.sessions_need_start {
             return;
         }
@@ -69,6 +75,52 @@ impl Broker {
         }
         self.coordinator.retention_check_at_ms =
             now_ms + self.config.groups.offsets_retention_check_interval_ms;
+    }
+
+    /// Kafka runs sessions, rebalance timeouts and its other group timers on a monotonic clock,
+    /// so a step of the wall clock does not move them. The core is told wall time only: when
+    /// `now` goes back, every group deadline goes back by as much, keeping the time each timer
+    /// had left. Otherwise a step back of N seconds would keep a member that stopped
+    /// heartbeating, and a rebalance waiting on it, alive N seconds past their timeouts. Time
+    /// between the step and the next input is not counted (timers run that much late), and a
+    /// step forward cannot be told from time passing (it ends timers early).
+    fn follow_clock_step_back(&mut self, now_ms: i64) {
+        let last_ms = self.coordinator.last_now_ms.replace(now_ms);
+        let Some(step_ms) = last_ms.map(|last| last - now_ms).filter(|step| *step > 0) else {
+            return;
+        };
+        // Sessions of recovered members not started yet stay unstarted.
+        let back = |deadline: &mut i64| {
+            if *deadline != i64::MAX {
+                *deadline -= step_ms;
+            }
+        };
+        let coordinator = &mut self.coordinator;
+        for group in coordinator.groups.values_mut() {
+            group
+                .members
+                .values_mut()
+                .for_each(|m| back(&mut m.session_deadline_ms));
+            group.pending_members.values_mut().for_each(back);
+            if let Some(deadline_ms) = group.rebalance_deadline_ms.as_mut() {
+                back(deadline_ms);
+            }
+        }
+        for commit in &mut coordinator.commits {
+            back(&mut commit.deadline_ms);
+        }
+        for (_, deadline_ms) in coordinator.sync_waits.values_mut() {
+            back(deadline_ms);
+        }
+        if coordinator.retention_check_at_ms > 0 {
+            back(&mut coordinator.retention_check_at_ms);
+        }
+        self.log(
+            Level::Warn,
+            format!(
+                "the clock stepped back {step_ms} ms; group timers keep the time they had left"
+            ),
+        );
     }
 
     pub(super) fn group_deadline_ms(&self) -> Option<i64> {
@@ -180,6 +232,10 @@ impl Broker {
                 &SyncGroupResponse::default().with_error_code(errors::REBALANCE_IN_PROGRESS),
             );
         }
+        // An assignment still being stored belongs to the generation this rebalance ends; its
+        // syncs were just told to rejoin. Its flush must not answer the next generation's syncs
+        // (Kafka hands out a stored assignment only if its generation is still current).
+        self.coordinator.sync_waits.remove(group_id);
         self.log(
             Level::Info,
             format!("group '{group_id}' (generation {generation}) is rebalancing: {reason}"),
