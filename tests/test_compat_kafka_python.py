@@ -211,3 +211,45 @@ def test_admin_describe_cluster_delete_records_and_offsets(broker, admin, topic)
         assert [m.offset for m in take(consumer, 4)] == [6, 7, 8, 9]
     finally:
         consumer.close()
+
+
+def test_admin_describe_log_dirs(broker, admin, topic):
+    admin.create_topics([NewTopic(topic, 2, 1)], timeout_ms=TIMEOUT * 1000)
+    produce(broker, topic, [{"value": b"x" * 100, "partition": 0} for _ in range(10)])
+
+    def topics_of(answer) -> dict:
+        (per_broker,) = answer
+        assert per_broker["broker"] == 1
+        (log_dir,) = per_broker["log_dirs"]
+        assert log_dir["error_code"] == 0
+        assert log_dir["log_dir"] == str(broker.data_dir)
+        return {t["name"]: {p["partition_index"]: p["partition_size"] for p in t["partitions"]} for t in log_dir["topics"]}
+
+    everything = topics_of(admin.describe_log_dirs())
+    sizes = everything[topic]
+    assert set(sizes) == {0, 1}
+    # Ten 100-byte records in v2 batches: more than their values, and partition 1 is empty.
+    assert sizes[0] > 1000 and sizes[1] == 0, sizes
+    assert topics_of(admin.describe_log_dirs(topic_partitions={topic: [0]})) == {topic: {0: sizes[0]}}
+    assert topics_of(admin.describe_log_dirs(topic_partitions={"no-such-topic": [0]})) == {}
+
+
+def test_offset_for_leader_epoch_as_the_fetcher_sends_it(broker, admin, topic):
+    """kafka-python's fetcher validates positions (KIP-320) with this request, built the same way
+    (kafka/consumer/fetcher.py); with one node the only leader epoch is 0."""
+    from kafka.protocol.consumer import OffsetForLeaderEpochRequest
+
+    partition = OffsetForLeaderEpochRequest.OffsetForLeaderTopic.OffsetForLeaderPartition
+    admin.create_topics([NewTopic(topic, 1, 1)], timeout_ms=TIMEOUT * 1000)
+    produce(broker, topic, [{"value": b"%d" % i, "partition": 0} for i in range(7)])
+    request = OffsetForLeaderEpochRequest(
+        replica_id=-1,
+        topics=[
+            (topic, [partition(partition=0, current_leader_epoch=-1, leader_epoch=0)]),
+            ("no-such-topic", [partition(partition=0, current_leader_epoch=-1, leader_epoch=0)]),
+        ],
+    )
+    response = admin._manager.run(admin._manager.send, request, 1)
+    results = {t.topic: t.partitions[0] for t in response.topics}
+    assert (results[topic].error_code, results[topic].leader_epoch, results[topic].end_offset) == (0, 0, 7)
+    assert results["no-such-topic"].error_code == Errors.UnknownTopicOrPartitionError.errno
