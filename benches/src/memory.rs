@@ -90,6 +90,11 @@ fn load(options: &Options, broker: &Broker, machine: Machine) -> Result<MemoryRe
         .ok()
         .flatten()
         .and_then(|v| v.parse::<u64>().ok());
+    let tail_cache_total = admin
+        .broker_config(1, "tail.cache.bytes")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<u64>().ok());
     let tail_cache_per_partition = reported
         .or(options.tail_cache)
         .unwrap_or(TAIL_CACHE_DEFAULT);
@@ -178,6 +183,7 @@ fn load(options: &Options, broker: &Broker, machine: Machine) -> Result<MemoryRe
         rate_limit: options.rate,
         tail_cache_per_partition,
         tail_cache_reported: reported.is_some(),
+        tail_cache_total,
         idle_rss,
         max_rss: samples.iter().copied().max().unwrap_or(0),
         mean_rss: samples.iter().sum::<u64>() as f64 / samples.len() as f64,

@@ -101,6 +101,9 @@ pub struct MemoryReport {
     pub tail_cache_per_partition: u64,
     /// Whether the broker itself reported the tail cache size (DescribeConfigs).
     pub tail_cache_reported: bool,
+    /// The bound on the tail cache of all partitions together (`tail.cache.bytes`), if the
+    /// broker reports one.
+    pub tail_cache_total: Option<u64>,
     pub idle_rss: u64,
     pub max_rss: u64,
     pub mean_rss: f64,
@@ -759,7 +762,10 @@ impl MemoryReport {
                 None => ", unthrottled".into(),
             }
         ));
-        let cache = self.tail_cache_per_partition * self.partitions as u64;
+        let per_partition = self.tail_cache_per_partition * self.partitions as u64;
+        let cache = self
+            .tail_cache_total
+            .map_or(per_partition, |total| total.min(per_partition));
         let mut table = Table::new(&["measure", "value"]);
         table.row(vec![
             "idle RSS after start (fixed overhead)".into(),
@@ -773,14 +779,18 @@ impl MemoryReport {
         ]);
         table.row(vec![
             format!(
-                "configured tail cache: {} partitions x {}{}",
+                "configured tail cache: {} partitions x {}{}{}",
                 self.partitions,
                 mib(self.tail_cache_per_partition as f64),
                 if self.tail_cache_reported {
                     ""
                 } else {
                     " (assumed: not reported)"
-                }
+                },
+                self.tail_cache_total.map_or(String::new(), |t| format!(
+                    ", at most {} in all",
+                    mib(t as f64)
+                ))
             ),
             mib(cache as f64),
         ]);
@@ -875,6 +885,11 @@ impl MemoryReport {
                 Json::num(self.tail_cache_per_partition as f64),
             ),
             ("tail_cache_reported", Json::Bool(self.tail_cache_reported)),
+            (
+                "tail_cache_bytes_total",
+                self.tail_cache_total
+                    .map_or(Json::Null, |t| Json::num(t as f64)),
+            ),
             ("idle_rss_bytes", Json::num(self.idle_rss as f64)),
             ("max_rss_bytes", Json::num(self.max_rss as f64)),
             ("mean_rss_bytes", Json::num(self.mean_rss)),

@@ -332,6 +332,9 @@ struct Cached {
     base_offset: i64,
     last_offset: i64,
     max_timestamp: i64,
+    /// When it was appended (`i64::MIN` when read back at recovery): the broker-wide cache
+    /// bound evicts the oldest first.
+    appended_ms: i64,
     bytes: Bytes,
 }
 
@@ -487,7 +490,8 @@ impl PartitionLog {
                 Ok(info) if info.base_offset == segment.next_offset => {
                     segment.push(&info, index_interval_bytes);
                     self.producers.record(&info);
-                    self.cache(&info, Bytes::copy_from_slice(&rest[..info.size_bytes]));
+                    let bytes = Bytes::copy_from_slice(&rest[..info.size_bytes]);
+                    self.cache(&info, bytes, i64::MIN);
                     last_batch_position = Some(position as u64);
                     batches += 1;
                     position += info.size_bytes;
@@ -616,6 +620,28 @@ impl PartitionLog {
         self.segments.iter().map(|s| s.base_offset).collect()
     }
     /// Bytes held in memory: the tail cache and the read-ahead.
+    /// Bytes of the tail cache alone.
+    pub fn tail_bytes(&self) -> usize {
+        self.tail_bytes
+    }
+
+    /// When the oldest batch the tail cache may give up was appended: never the newest one,
+    /// which a reader at the tail needs.
+    pub fn oldest_evictable_ms(&self) -> Option<i64> {
+        (self.tail.len() > 1).then(|| self.tail[0].appended_ms)
+    }
+
+    /// Drops the oldest cached batch (never the newest); returns the bytes freed. Readers of it
+    /// go to the disk.
+    pub fn evict_oldest_cached(&mut self) -> usize {
+        if self.tail.len() <= 1 {
+            return 0;
+        }
+        let evicted = self.tail.pop_front().expect("more than one");
+        self.tail_bytes -= evicted.bytes.len();
+        evicted.bytes.len()
+    }
+
     pub fn cached_bytes(&self) -> usize {
         self.tail_bytes + self.read_ahead.as_ref().map_or(0, |r| r.data.len())
     }
@@ -760,7 +786,7 @@ impl PartitionLog {
         self.invisible
             .push_back((info.last_offset(), info.max_timestamp, segment));
         self.unflushed_since_ms.get_or_insert(now_ms);
-        self.cache(&info, bytes);
+        self.cache(&info, bytes, now_ms);
         self.check_invariants();
         Appended {
             base_offset,
@@ -794,12 +820,13 @@ impl PartitionLog {
         self.producers.check(info)
     }
 
-    fn cache(&mut self, info: &BatchInfo, bytes: Bytes) {
+    fn cache(&mut self, info: &BatchInfo, bytes: Bytes, appended_ms: i64) {
         self.tail_bytes += bytes.len();
         self.tail.push_back(Cached {
             base_offset: info.base_offset,
             last_offset: info.last_offset(),
             max_timestamp: info.max_timestamp,
+            appended_ms,
             bytes,
         });
         // Keep at least the newest batch, so a reader at the tail always hits memory.

@@ -15,7 +15,11 @@ pub struct ServerArgs {
     /// Data directory [default: ./spate-data] (config: data.dir or log.dirs)
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// A properties file of `key=value` lines (Kafka's server.properties style)
+    /// A properties file of `key=value` lines (Kafka's server.properties style). Keys: listen
+    /// (or listeners), advertised.listener(s), data.dir (or log.dirs), auto.create.topics.enable,
+    /// num.partitions, node.id, default.replication.factor, cpu, log.retention.check.interval.ms,
+    /// and the memory bounds tail.cache.bytes (all partitions, default 256 MiB),
+    /// tail.cache.bytes.per.partition (4 MiB) and unwritten.bytes.max (64 MiB)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Create unknown topics on Metadata and Produce [default: true] (config: auto.create.topics.enable)
@@ -143,6 +147,9 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
         "cpu" => settings.cpu = Some(parse(key, value, "a CPU number")?),
         "tail.cache.bytes.per.partition" => {
             settings.broker.tail_cache_bytes_per_partition = parse(key, value, "a number of bytes")?
+        }
+        "tail.cache.bytes" => {
+            settings.broker.tail_cache_bytes = parse(key, value, "a number of bytes")?
         }
         "unwritten.bytes.max" => {
             let bytes: usize = parse(key, value, "a number of bytes")?;

@@ -595,6 +595,7 @@ impl Broker {
         }
         // Commits and group assignments are answered after their fsync.
         log.want_durable(last_offset + 1);
+        self.note_cached(position);
         self.dirty.insert((OFFSETS_TOPIC.to_string(), partition));
         self.pump_io();
         Some((id, partition, last_offset))

@@ -199,6 +199,12 @@ impl Broker {
                 config.tail_cache_bytes_per_partition == defaults.tail_cache_bytes_per_partition,
             ),
             (
+                "tail.cache.bytes",
+                config.tail_cache_bytes.to_string(),
+                ConfigType::Long,
+                config.tail_cache_bytes == defaults.tail_cache_bytes,
+            ),
+            (
                 "unwritten.bytes.max",
                 config.unwritten_bytes_max.to_string(),
                 ConfigType::Long,

@@ -66,6 +66,9 @@ pub struct Config {
     pub default_replication_factor: i16,
     /// Tail cache per partition, in bytes.
     pub tail_cache_bytes_per_partition: usize,
+    /// Tail cache of all partitions together, in bytes (`tail.cache.bytes`): past it the
+    /// oldest cached batches of any partition go first (each partition keeps its newest).
+    pub tail_cache_bytes: usize,
     /// Seeds topic and cluster ids.
     pub seed: u64,
     /// The data directory as the shell names it (`log.dirs`), for DescribeLogDirs and
@@ -107,6 +110,7 @@ impl Default for Config {
             num_partitions: 1,
             default_replication_factor: 1,
             tail_cache_bytes_per_partition: 4 * 1024 * 1024,
+            tail_cache_bytes: 256 * 1024 * 1024,
             seed: 0,
             log_dir: "./spate-data".into(),
             groups: crate::groups::GroupConfig::default(),
@@ -233,6 +237,9 @@ pub struct Broker {
     conn_hosts: BTreeMap<ConnId, String>,
     /// The time of the latest input that carried one (flush policy decisions use it).
     now_ms: i64,
+    /// The tail cache's size across partitions when last summed, plus the bytes appended
+    /// since: an upper bound, summed again only once it passes `tail_cache_bytes`.
+    tail_cache_estimate: usize,
 }
 
 /// A clean shutdown in progress.
@@ -288,6 +295,7 @@ impl Broker {
             coordinator: coordinator::Coordinator::default(),
             conn_hosts: BTreeMap::new(),
             now_ms: 0,
+            tail_cache_estimate: 0,
         }
     }
 
@@ -746,6 +754,31 @@ impl Broker {
             producer_id_limit: self.producer_id_limit,
             topics: records,
         })
+    }
+
+    /// Batches were appended (`bytes` of them): keeps the tail cache of all partitions within
+    /// `tail_cache_bytes`, evicting the oldest batches of any partition first.
+    pub(super) fn note_cached(&mut self, bytes: usize) {
+        self.tail_cache_estimate += bytes;
+        if self.tail_cache_estimate <= self.config.tail_cache_bytes {
+            return;
+        }
+        // Per-partition limits and retention evict too: sum what is really cached.
+        let logs = || self.topics.values().flat_map(|t| t.partitions.iter());
+        let mut total: usize = logs().map(crate::log::PartitionLog::tail_bytes).sum();
+        while total > self.config.tail_cache_bytes {
+            let oldest = self
+                .topics
+                .values_mut()
+                .flat_map(|t| t.partitions.iter_mut())
+                .filter_map(|log| Some((log.oldest_evictable_ms()?, log)))
+                .min_by_key(|(appended_ms, _)| *appended_ms);
+            let Some((_, log)) = oldest else {
+                break; // every partition is down to its newest batch
+            };
+            total -= log.evict_oldest_cached();
+        }
+        self.tail_cache_estimate = total;
     }
 
     /// Hands out every write, sync, seal and metadata persist that may start now.

@@ -241,6 +241,7 @@ impl Broker {
         }
         let log_start = log.log_start_offset();
         self.dirty.insert((name.to_string(), index));
+        self.note_cached(position);
         let base = first.expect("at least one batch");
         let append_time = if log_append_time { ctx.now_ms } else { -1 };
         Ok((id, base, last, append_time, log_start))

@@ -2263,6 +2263,38 @@ mod flush_policy {
     }
 
     #[test]
+    fn the_tail_cache_of_all_partitions_stays_within_its_bound_oldest_first() {
+        let value = vec![b'v'; 1000];
+        let mut h = Harness::new(Config {
+            tail_cache_bytes: 10_000,
+            ..Config::default()
+        });
+        h.create_topic("t", 3);
+        // 12 batches of about 1 KiB, round robin over the partitions, one millisecond apart.
+        for i in 0..12 {
+            h.now_ms += 1;
+            h.produce(1, "t", i % 3, -1, make_batch(&[&value], 5));
+            assert_eq!(h.produce_result(1).0, errors::NONE);
+        }
+        let logs = &h.broker.topics["t"].partitions;
+        let total: usize = logs.iter().map(|l| l.tail_bytes()).sum();
+        assert!(total <= 10_000, "{total} bytes cached");
+        assert!(total > 7_000, "only what must go is evicted: {total}");
+        // Three batches had to go, the three oldest: each partition's first. Each partition's
+        // oldest cached batch is now its second, appended at 4, 5 and 6 ms.
+        let start = h.now_ms - 12;
+        for (p, log) in logs.iter().enumerate() {
+            assert_eq!(log.tail_bytes(), 3 * total / 9, "partition {p}");
+            assert_eq!(log.oldest_evictable_ms(), Some(start + 4 + p as i64));
+        }
+        // An evicted batch is read back from disk, intact.
+        h.fetch(2, "t", 0, 0);
+        let (code, _, records) = h.fetch_result(2);
+        assert_eq!(code, errors::NONE);
+        assert_eq!(offsets_in(&records), vec![0, 1, 2, 3]);
+    }
+
+    #[test]
     fn flush_ms_zero_is_immediate_and_flush_messages_zero_is_refused() {
         let mut h = Harness::new(Config::default());
         h.create_topic("t", 1);
