@@ -319,6 +319,53 @@ impl RecoveryReport {
     }
 }
 
+/// A batch larger than this is not one the broker wrote (it is over `socket.request.max.bytes`):
+/// a recovery scan takes its length field for damage instead of reading that much.
+pub const SCAN_BATCH_BYTES_MAX: usize = 100 * 1024 * 1024;
+
+/// A recovery scan of one segment file in progress (see [`PartitionLog::begin_scan`]).
+#[derive(Debug)]
+pub struct SegmentScan {
+    segment: Segment,
+    index_interval_bytes: u64,
+    /// Where the valid batches end so far: the next chunk starts here.
+    position: u64,
+    /// Bytes the batch at `position` needs, when the last chunk cut it.
+    needed: usize,
+    stopped: bool,
+    stop_reason: Option<String>,
+    batches: usize,
+    last_batch_position: Option<u64>,
+    /// The bytes from the block boundary at or below `position` up to it.
+    tail_block: Vec<u8>,
+}
+
+impl SegmentScan {
+    /// The next piece of the file to feed, as (position, at least this many bytes), or `None`
+    /// when the scan is over. `file_bytes` is the file's length.
+    pub fn wants(&self, file_bytes: u64) -> Option<(u64, usize)> {
+        (!self.stopped && self.position < file_bytes).then_some((self.position, self.needed))
+    }
+
+    /// Where the valid batches end so far.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    fn stop(&mut self, reason: String) {
+        self.stopped = true;
+        self.stop_reason = Some(reason);
+    }
+}
+
+/// The length of `bytes` up to and including its last non-zero byte.
+pub fn last_nonzero_end(bytes: &[u8]) -> u64 {
+    bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |last| last as u64 + 1)
+}
+
 /// Result of appending one producer batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -465,69 +512,124 @@ impl PartitionLog {
     /// validating length, CRC and offset continuity, and stops at the first that fails. What
     /// follows is a torn or corrupt tail, which the shell truncates (see the report). The
     /// segment must start where the log ends; what it keeps counts as flushed once the shell has
-    /// synced the truncated file.
+    /// synced the truncated file. The whole file at once; start-up reads it in pieces with
+    /// [`PartitionLog::begin_scan`] instead.
     pub fn recover_segment(
         &mut self,
         base_offset: i64,
         data: &[u8],
         index_interval_bytes: u64,
     ) -> RecoveryReport {
+        let mut scan = self.begin_scan(base_offset, index_interval_bytes);
+        self.scan_chunk(&mut scan, data, true);
+        let valid = scan.position as usize;
+        let torn_bytes = last_nonzero_end(&data[valid..]);
+        self.finish_scan(scan, data.len() as u64, torn_bytes)
+    }
+
+    /// Starts rebuilding a segment from its file, read in pieces (so start-up memory does not
+    /// grow with `segment.bytes`): feed [`PartitionLog::scan_chunk`] what
+    /// [`SegmentScan::wants`] asks for, then call [`PartitionLog::finish_scan`].
+    pub fn begin_scan(&mut self, base_offset: i64, index_interval_bytes: u64) -> SegmentScan {
         assert_eq!(base_offset, self.log_end_offset, "segments are dense");
         self.close_recovered();
-        let mut segment = Segment::new(base_offset, 0);
-        let mut position = 0usize;
-        let mut stop_reason = None;
-        let mut last_batch_position = None;
-        let mut batches = 0;
-        while position < data.len() {
-            let rest = &data[position..];
+        SegmentScan {
+            segment: Segment::new(base_offset, 0),
+            index_interval_bytes,
+            position: 0,
+            needed: 0,
+            stopped: false,
+            stop_reason: None,
+            batches: 0,
+            last_batch_position: None,
+            tail_block: Vec::new(),
+        }
+    }
+
+    /// Scans `chunk`, the file's bytes from `scan.position()` on; `eof` when the file ends with
+    /// it. Whole valid batches are taken; a batch cut by the chunk's end is asked for again
+    /// (whole) unless the file ends there.
+    pub fn scan_chunk(&mut self, scan: &mut SegmentScan, chunk: &[u8], eof: bool) {
+        let chunk_start = scan.position;
+        let mut at = 0usize;
+        scan.needed = 0;
+        while at < chunk.len() && !scan.stopped {
+            let rest = &chunk[at..];
+            let position = chunk_start + at as u64;
             if rest.len() >= batch::LOG_OVERHEAD_BYTES
                 && rest[..batch::LOG_OVERHEAD_BYTES].iter().all(|&b| b == 0)
             {
-                break; // zero padding after the logical end
+                scan.stopped = true; // zero padding after the logical end
+                break;
             }
             match batch::validate(rest) {
-                Ok(info) if info.base_offset == segment.next_offset => {
-                    segment.push(&info, index_interval_bytes);
+                Ok(info) if info.base_offset == scan.segment.next_offset => {
+                    scan.segment.push(&info, scan.index_interval_bytes);
                     self.producers.record(&info);
                     let bytes = Bytes::copy_from_slice(&rest[..info.size_bytes]);
                     self.cache(&info, bytes, i64::MIN);
-                    last_batch_position = Some(position as u64);
-                    batches += 1;
-                    position += info.size_bytes;
+                    scan.last_batch_position = Some(position);
+                    scan.batches += 1;
+                    at += info.size_bytes;
                 }
                 Ok(info) => {
-                    stop_reason = Some(format!(
+                    scan.stop(format!(
                         "batch at byte {position} has base offset {}, expected {}",
-                        info.base_offset, segment.next_offset
+                        info.base_offset, scan.segment.next_offset
                     ));
+                }
+                Err(batch::BatchError::Truncated { needed, .. })
+                    if !eof && needed <= SCAN_BATCH_BYTES_MAX =>
+                {
+                    scan.needed = needed;
                     break;
                 }
-                Err(error) => {
-                    stop_reason = Some(format!("at byte {position}: {error}"));
-                    break;
-                }
+                Err(error) => scan.stop(format!("at byte {position}: {error}")),
             }
         }
-        let valid_bytes = position as u64;
-        let torn_bytes = data[position..]
-            .iter()
-            .rposition(|&b| b != 0)
-            .map_or(0, |last| last as u64 + 1);
-        if torn_bytes == 0 {
-            stop_reason = None;
+        if eof && scan.needed == 0 {
+            scan.stopped = true;
         }
+        // Keep the bytes of the block the valid end falls in: the next write rewrites it.
+        let end = chunk_start + at as u64;
+        let block = align_down(end);
+        if block >= chunk_start {
+            scan.tail_block = chunk[(block - chunk_start) as usize..at].to_vec();
+        } else {
+            scan.tail_block.extend_from_slice(&chunk[..at]);
+        }
+        scan.position = end;
+    }
+
+    /// Ends a scan: the segment keeps its valid batches. `file_bytes` is the file's length and
+    /// `torn_bytes` the non-zero bytes after the valid end (see [`RecoveryReport`]).
+    pub fn finish_scan(
+        &mut self,
+        scan: SegmentScan,
+        file_bytes: u64,
+        torn_bytes: u64,
+    ) -> RecoveryReport {
+        let SegmentScan {
+            mut segment,
+            position: valid_bytes,
+            stop_reason,
+            batches,
+            last_batch_position,
+            tail_block,
+            ..
+        } = scan;
+        let base_offset = segment.base_offset;
         segment.submitted_bytes = valid_bytes;
-        segment.partial_block = data[align_down(valid_bytes) as usize..position].to_vec();
+        segment.partial_block = tail_block;
         self.log_end_offset = segment.next_offset;
         self.written_position = (base_offset, valid_bytes);
         self.segments.push_back(segment);
         self.mark_recovered();
         RecoveryReport {
             valid_bytes,
-            file_bytes: data.len() as u64,
+            file_bytes,
             torn_bytes,
-            stop_reason,
+            stop_reason: stop_reason.filter(|_| torn_bytes > 0),
             batches,
             next_offset: self.log_end_offset,
             last_batch_position,

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Default)]
 pub struct MemoryDisk {
     pub files: BTreeMap<String, Vec<u8>>,
+    /// The piece size start-up scans segments in (default: the production size); tests set
+    /// it small so batches fall across pieces.
+    pub scan_chunk_bytes: Option<usize>,
 }
 
 impl MemoryDisk {
@@ -75,6 +78,17 @@ impl StartupDisk for MemoryDisk {
     }
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
         Ok(self.files.get(path).cloned())
+    }
+    fn read_at(&mut self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, String> {
+        let Some(file) = self.files.get(path) else {
+            return Ok(Vec::new());
+        };
+        let start = (offset as usize).min(file.len());
+        Ok(file[start..(start + len).min(file.len())].to_vec())
+    }
+    fn scan_chunk_bytes(&self) -> usize {
+        self.scan_chunk_bytes
+            .unwrap_or(crate::broker::SCAN_CHUNK_BYTES)
     }
     fn file_len(&mut self, path: &str) -> Result<Option<u64>, String> {
         Ok(self.files.get(path).map(|f| f.len() as u64))

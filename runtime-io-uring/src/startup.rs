@@ -56,6 +56,21 @@ impl StartupDisk for DataDir<'_> {
         }
     }
 
+    fn read_at(&mut self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, String> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.0.join(path);
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let mut data = Vec::with_capacity(len);
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.take(len as u64).read_to_end(&mut data))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(data)
+    }
+
     fn file_len(&mut self, path: &str) -> Result<Option<u64>, String> {
         let path = self.0.join(path);
         match fs::metadata(&path) {

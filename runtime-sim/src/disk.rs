@@ -241,6 +241,17 @@ impl StartupDisk for SimDisk {
         Ok(self.durable(path).map(<[u8]>::to_vec))
     }
 
+    fn read_at(&mut self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, String> {
+        let data = self.durable(path).unwrap_or_default();
+        let start = (offset as usize).min(data.len());
+        Ok(data[start..(start + len).min(data.len())].to_vec())
+    }
+
+    /// Small pieces, so that batches fall across them in the simulator's scans.
+    fn scan_chunk_bytes(&self) -> usize {
+        8 * 1024
+    }
+
     fn file_len(&mut self, path: &str) -> Result<Option<u64>, String> {
         Ok(self.durable(path).map(|d| d.len() as u64))
     }

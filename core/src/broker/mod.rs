@@ -37,7 +37,7 @@ mod security;
 mod sync_group;
 
 pub use api_versions::{supported_versions, SUPPORTED_APIS};
-pub use recovery::{StartupDisk, StartupReport};
+pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output, SegmentFile};
 use crate::rng::Rng;

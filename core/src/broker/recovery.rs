@@ -9,7 +9,7 @@
 use super::Broker;
 use crate::batch;
 use crate::io::{self, Level, SegmentFile};
-use crate::log::{PartitionLog, RecoveryReport};
+use crate::log::{self, PartitionLog, RecoveryReport};
 use crate::segment::Segment;
 use crate::topics::{self, Topic};
 use std::collections::BTreeSet;
@@ -23,6 +23,13 @@ pub trait StartupDisk {
     fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String>;
     /// A file's bytes, or `None` when it does not exist.
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String>;
+    /// Up to `len` bytes of a file from `offset` (fewer at its end; none past it or when the
+    /// file does not exist).
+    fn read_at(&mut self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, String>;
+    /// How much of a segment file recovery reads at a time.
+    fn scan_chunk_bytes(&self) -> usize {
+        SCAN_CHUNK_BYTES
+    }
     /// A file's length, or `None` when it does not exist.
     fn file_len(&mut self, path: &str) -> Result<Option<u64>, String>;
     /// The names of the files in a directory; empty when it does not exist.
@@ -37,6 +44,10 @@ pub trait StartupDisk {
     fn list_dirs(&mut self) -> Result<Vec<String>, String>;
     fn remove_dir(&mut self, dir: &str) -> Result<(), String>;
 }
+
+/// Segment files are scanned in pieces of this size, so start-up memory does not grow with
+/// `segment.bytes`.
+pub const SCAN_CHUNK_BYTES: usize = 8 * 1024 * 1024;
 
 /// What start-up did, for tests and the start-up log line.
 #[derive(Debug, Default)]
@@ -230,15 +241,24 @@ impl Broker {
                     ),
                 }
             }
-            let mut data = disk.read_file(&file.relative_path())?.unwrap_or_default();
+            let path = file.relative_path();
+            let mut file_bytes = disk.file_len(&path)?.unwrap_or(0);
             if is_last
                 && self.config.planted_bug == Some(super::PlantedBug::LoseLastBatchOnRecovery)
             {
+                let data = disk.read_file(&path)?.unwrap_or_default();
                 if let Some(last) = last_batch_start(&data) {
-                    data.truncate(last);
+                    file_bytes = last as u64;
                 }
             }
-            let scan = log.recover_segment(base, &data, index_interval_bytes);
+            let scan = scan_segment(
+                disk,
+                &path,
+                &mut log,
+                base,
+                file_bytes,
+                index_interval_bytes,
+            )?;
             if scan.torn_bytes > 0 {
                 self.log(
                     Level::Warn,
@@ -252,12 +272,13 @@ impl Broker {
                 );
             }
             if scan.needs_truncate() {
-                disk.truncate_file(&file.relative_path(), scan.valid_bytes)?;
-            } else if !data.is_empty() {
-                disk.sync_file(&file.relative_path())?;
+                disk.truncate_file(&path, scan.valid_bytes)?;
+            } else if file_bytes > 0 {
+                disk.sync_file(&path)?;
             }
             if is_offsets_topic {
-                replay.push(data[..scan.valid_bytes as usize].to_vec());
+                // The offsets topic's records are replayed into the group state, whole.
+                replay.push(disk.read_at(&path, 0, scan.valid_bytes as usize)?);
             }
             report.scanned.push((file, scan));
         }
@@ -349,4 +370,45 @@ fn last_batch_start(data: &[u8]) -> Option<usize> {
         position += info.size_bytes;
     }
     last
+}
+
+/// Scans a segment file `file_bytes` long in pieces of the disk's chunk size: the valid
+/// batches go into `log`; the report says where they end and what follows them.
+fn scan_segment(
+    disk: &mut impl StartupDisk,
+    path: &str,
+    log: &mut PartitionLog,
+    base: i64,
+    file_bytes: u64,
+    index_interval_bytes: u64,
+) -> Result<RecoveryReport, String> {
+    let chunk_bytes = disk.scan_chunk_bytes().max(1);
+    let mut scan = log.begin_scan(base, index_interval_bytes);
+    while let Some((position, needed)) = scan.wants(file_bytes) {
+        let left = file_bytes - position;
+        let want = (needed.max(chunk_bytes) as u64).min(left) as usize;
+        let chunk = disk.read_at(path, position, want)?;
+        let eof = chunk.len() < want || chunk.len() as u64 >= left;
+        log.scan_chunk(&mut scan, &chunk, eof);
+        if eof && scan.wants(file_bytes).is_some() && scan.position() == position {
+            break; // the file is shorter than its length said: nothing more to read
+        }
+    }
+    // What follows the valid batches: zero padding, or a torn or corrupt tail.
+    let valid = scan.position();
+    let mut torn_bytes = 0;
+    let mut at = valid;
+    while at < file_bytes {
+        let want = ((file_bytes - at) as usize).min(chunk_bytes);
+        let chunk = disk.read_at(path, at, want)?;
+        if chunk.is_empty() {
+            break;
+        }
+        let end = log::last_nonzero_end(&chunk);
+        if end > 0 {
+            torn_bytes = at - valid + end;
+        }
+        at += chunk.len() as u64;
+    }
+    Ok(log.finish_scan(scan, file_bytes, torn_bytes))
 }

@@ -590,8 +590,13 @@ impl Shell {
     pub fn boot(&mut self) -> Result<(), String> {
         self.responses.clear();
         let mut broker = Broker::new(self.config.clone());
+        // Start-up scans segments in pieces: small ones put batches across their edges.
+        let chunk = *self
+            .rng
+            .pick(&[1, 7, 512, 4096, spate_core::broker::SCAN_CHUNK_BYTES]);
         let mut disk = MemoryDisk {
             files: self.files.clone(),
+            scan_chunk_bytes: Some(chunk),
         };
         if let Some(metadata) = &self.metadata {
             disk.files.insert(METADATA_FILE.into(), metadata.clone());
