@@ -642,11 +642,20 @@ impl Client {
                             "client {client}: offset {} of {}-{index} out of range: records it could read are gone",
                             c.next_offset[index], c.topic
                         ));
+                        // Then on as a Kafka consumer resets (auto.offset.reset): to the end
+                        // when past it, to the start when below it.
+                        c.next_offset[index] = reset_position(
+                            c.next_offset[index],
+                            partition.log_start_offset,
+                            partition.high_watermark,
+                        );
                         continue;
                     }
                     _ => continue,
                 }
-                c.high_watermark[index] = c.high_watermark[index].max(partition.high_watermark);
+                // The latest, not the largest seen: a crash under a relaxed flush policy may take
+                // the high watermark back.
+                c.high_watermark[index] = partition.high_watermark;
                 let records = partition.records.clone().unwrap_or_default();
                 let next = read_batches(
                     client,
@@ -752,6 +761,12 @@ impl Client {
                         "client {client}: group offset {position} of {}-{index} out of range",
                         member.topic
                     ));
+                    let reset = reset_position(
+                        position,
+                        partition.log_start_offset,
+                        partition.high_watermark,
+                    );
+                    member.positions.insert(index, reset);
                     continue;
                 }
                 if partition.error_code != errors::NONE {
@@ -832,4 +847,16 @@ fn read_batches(
         }
     }
     next
+}
+
+/// Where a consumer goes after OFFSET_OUT_OF_RANGE, as Kafka's `auto.offset.reset` does: the
+/// end when it was past it, the start when below it.
+fn reset_position(position: i64, log_start: i64, high_watermark: i64) -> i64 {
+    if high_watermark >= 0 && position > high_watermark {
+        high_watermark
+    } else if position < log_start {
+        log_start
+    } else {
+        position
+    }
 }

@@ -18,6 +18,12 @@ pub struct Faults {
     /// The workload topic's `segment.bytes` and `index.interval.bytes`, when small segments
     /// are exercised (rolls, sealing, recovery from index files).
     pub segments: Option<(u64, u64)>,
+    /// The workload topic's relaxed flush policy (`flush.messages`, `flush.ms`), when one is
+    /// exercised: records are visible once written, and a crash (this disk loses what was not
+    /// synced) may take back records consumers read; acks=all must still hold. Only on seeds
+    /// without a consumer group: a crash that takes back records moves group members back too,
+    /// which the group-commit checker (monotonic commits) does not model.
+    pub flush: Option<(i64, i64)>,
     pub latency_us: (Micros, Micros),
     pub latency_spike_per_mille: u64,
     /// A lost message breaks its connection (TCP), so the client retries on a new one.
@@ -62,6 +68,15 @@ impl Faults {
                     Some((1 << 20, 4_096)),
                 ])
             },
+            flush: {
+                let mut flush = Stream::derive(seed, "flush");
+                flush.chance(500).then(|| {
+                    (
+                        *flush.pick(&[2i64, 10, 100]),
+                        *flush.pick(&[1i64, 50, 1_000]),
+                    )
+                })
+            },
             latency_us: (rng.range(50, 500), rng.range(1_000, 10_000)),
             latency_spike_per_mille: 0,
             drop_per_mille: 0,
@@ -76,6 +91,9 @@ impl Faults {
             disk_full_windows: 0,
             clock_jumps: 0,
         };
+        if faults.group_members > 0 {
+            faults.flush = None;
+        }
         if enabled {
             faults.latency_spike_per_mille = rng.range(0, 50);
             faults.drop_per_mille = rng.range(0, 20);
@@ -118,6 +136,9 @@ impl fmt::Display for Faults {
                 f,
                 "  storage:  segment.bytes {segment_bytes}, index.interval.bytes {interval}"
             )?;
+        }
+        if let Some((messages, ms)) = self.flush {
+            writeln!(f, "  flush:    flush.messages {messages}, flush.ms {ms}")?;
         }
         writeln!(
             f,

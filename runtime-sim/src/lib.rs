@@ -287,13 +287,17 @@ impl Sim {
     fn add_clients(&mut self) {
         let topic = "events";
         let partitions = self.faults.partitions;
-        let configs = match self.faults.segments {
+        let mut configs = match self.faults.segments {
             Some((segment_bytes, interval)) => vec![
                 ("segment.bytes".to_string(), segment_bytes.to_string()),
                 ("index.interval.bytes".to_string(), interval.to_string()),
             ],
             None => Vec::new(),
         };
+        if let Some((messages, ms)) = self.faults.flush {
+            configs.push(("flush.messages".to_string(), messages.to_string()));
+            configs.push(("flush.ms".to_string(), ms.to_string()));
+        }
         let mut roles = vec![Role::Admin {
             topics: vec![(topic.to_string(), partitions)],
             configs,
