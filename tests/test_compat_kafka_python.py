@@ -253,3 +253,36 @@ def test_offset_for_leader_epoch_as_the_fetcher_sends_it(broker, admin, topic):
     results = {t.topic: t.partitions[0] for t in response.topics}
     assert (results[topic].error_code, results[topic].leader_epoch, results[topic].end_offset) == (0, 0, 7)
     assert results["no-such-topic"].error_code == Errors.UnknownTopicOrPartitionError.errno
+
+
+def test_admin_alter_list_and_delete_group_offsets(broker, admin, topic):
+    """OffsetCommit, OffsetFetch and OffsetDelete through kafka-python's admin client, on a
+    group with no members (as Kafka requires for both)."""
+    from kafka.structs import OffsetAndMetadata
+
+    group = f"offsets-{topic}"
+    admin.create_topics([NewTopic(topic, 3, 1)], timeout_ms=TIMEOUT * 1000)
+    produce(broker, topic, [{"value": b"v", "partition": p} for p in range(3) for _ in range(5)])
+    tps = [TopicPartition(topic, p) for p in range(3)]
+    altered = admin.alter_group_offsets(
+        group, {tp: OffsetAndMetadata(p + 1, "meta", -1) for p, tp in enumerate(tps)}
+    )
+    assert all(error is Errors.NoError for error in altered.values()), altered
+    listed = admin.list_group_offsets({group: None})[group]
+    assert {tp: om.offset for tp, om in listed.items()} == {tps[0]: 1, tps[1]: 2, tps[2]: 3}
+
+    deleted = admin.delete_group_offsets(group, [tps[1]])
+    assert deleted == {tps[1]: Errors.NoError}, deleted
+    listed = admin.list_group_offsets({group: None})[group]
+    assert {tp: om.offset for tp, om in listed.items()} == {tps[0]: 1, tps[2]: 3}
+
+    # An unknown group is GROUP_ID_NOT_FOUND, by Kafka's code.
+    with pytest.raises(Errors.GroupIdNotFoundError):
+        result = admin.delete_group_offsets(f"nobody-{topic}", [tps[0]])
+        raise_first_error(result)
+
+
+def raise_first_error(result: dict) -> None:
+    for error in result.values():
+        if error is not Errors.NoError:
+            raise error()
