@@ -80,11 +80,11 @@ impl StartupDisk for MemoryDisk {
         Ok(self.files.get(path).cloned())
     }
     fn read_at(&mut self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, String> {
-        let Some(file) = self.files.get(path) else {
-            return Ok(Vec::new());
-        };
-        let start = (offset as usize).min(file.len());
-        Ok(file[start..(start + len).min(file.len())].to_vec())
+        Ok(read_range(
+            self.files.get(path).map_or(&[], Vec::as_slice),
+            offset,
+            len,
+        ))
     }
     fn scan_chunk_bytes(&self) -> usize {
         self.scan_chunk_bytes
@@ -94,14 +94,7 @@ impl StartupDisk for MemoryDisk {
         Ok(self.files.get(path).map(|f| f.len() as u64))
     }
     fn list_files(&mut self, dir: &str) -> Result<Vec<String>, String> {
-        let prefix = format!("{dir}/");
-        Ok(self
-            .files
-            .keys()
-            .filter_map(|p| p.strip_prefix(&prefix))
-            .filter(|name| !name.contains('/'))
-            .map(str::to_string)
-            .collect())
+        Ok(files_in(self.files.keys(), dir))
     }
     fn truncate_file(&mut self, path: &str, len: u64) -> Result<(), String> {
         if let Some(bytes) = self.files.get_mut(path) {
@@ -130,4 +123,20 @@ impl StartupDisk for MemoryDisk {
             .retain(|path, _| !path.starts_with(&format!("{dir}/")));
         Ok(())
     }
+}
+
+/// `StartupDisk::read_at` over a file held in memory: up to `len` bytes from `offset`.
+pub fn read_range(data: &[u8], offset: u64, len: usize) -> Vec<u8> {
+    let start = usize::try_from(offset).map_or(data.len(), |o| o.min(data.len()));
+    data[start..start.saturating_add(len).min(data.len())].to_vec()
+}
+
+/// `StartupDisk::list_files` over paths held in memory: the names directly in `dir`.
+pub fn files_in<'a>(paths: impl Iterator<Item = &'a String>, dir: &str) -> Vec<String> {
+    let prefix = format!("{dir}/");
+    paths
+        .filter_map(|p| p.strip_prefix(&prefix))
+        .filter(|name| !name.contains('/'))
+        .map(str::to_string)
+        .collect()
 }

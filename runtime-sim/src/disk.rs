@@ -6,6 +6,7 @@
 use crate::rng::Stream;
 use bytes::Bytes;
 use spate_core::broker::StartupDisk;
+use spate_core::memory_disk;
 use std::collections::BTreeMap;
 
 /// Granularity at which a torn write is cut.
@@ -242,9 +243,11 @@ impl StartupDisk for SimDisk {
     }
 
     fn read_at(&mut self, path: &str, offset: u64, len: usize) -> Result<Vec<u8>, String> {
-        let data = self.durable(path).unwrap_or_default();
-        let start = (offset as usize).min(data.len());
-        Ok(data[start..(start + len).min(data.len())].to_vec())
+        Ok(memory_disk::read_range(
+            self.durable(path).unwrap_or_default(),
+            offset,
+            len,
+        ))
     }
 
     /// Small pieces, so that batches fall across them in the simulator's scans.
@@ -257,14 +260,7 @@ impl StartupDisk for SimDisk {
     }
 
     fn list_files(&mut self, dir: &str) -> Result<Vec<String>, String> {
-        let prefix = format!("{dir}/");
-        Ok(self
-            .files
-            .keys()
-            .filter_map(|p| p.strip_prefix(&prefix))
-            .filter(|name| !name.contains('/'))
-            .map(str::to_string)
-            .collect())
+        Ok(memory_disk::files_in(self.files.keys(), dir))
     }
 
     fn truncate_file(&mut self, path: &str, len: u64) -> Result<(), String> {
