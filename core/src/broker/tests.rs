@@ -1685,7 +1685,7 @@ mod groups {
             .with_metadata(subscription(&["t"]));
         let request = JoinGroupRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group.into())))
-            .with_session_timeout_ms(10_000)
+            .with_session_timeout_ms(SESSION_TIMEOUT_MS as i32)
             .with_rebalance_timeout_ms(20_000)
             .with_member_id(StrBytes::from_string(member.into()))
             .with_protocol_type(StrBytes::from_static_str("consumer"))
@@ -1761,6 +1761,84 @@ mod groups {
         h.now_ms += ms;
         h.broker.handle_timeout(h.now_ms);
         h.step();
+    }
+
+    fn synced(h: &mut Harness, conn: ConnId) -> SyncGroupResponse {
+        h.response(conn, ApiKey::SyncGroup, 5)
+    }
+
+    /// The session timeout `join` asks for.
+    const SESSION_TIMEOUT_MS: i64 = 10_000;
+
+    // Group liveness found by the simulator: timers through a step back of the wall clock (seed
+    // 791: the quiet phase undid 13 s of clock jumps, and a member from before a restart outlived
+    // the quiet phase), and the store of a generation a rebalance ended (seed 1524).
+    #[test]
+    fn a_member_that_never_rejoins_is_dropped_on_time_after_the_clock_steps_back() {
+        let mut h = Harness::new(Config::default());
+        let a = join_new(&mut h, 1, "g");
+        let b = join_new(&mut h, 2, "g");
+        advance(&mut h, 3_000);
+        assert_eq!(joined(&mut h, 1).generation_id, 1);
+        assert_eq!(joined(&mut h, 2).generation_id, 1);
+        sync(&mut h, 2, "g", &b, 1, &[]);
+        sync(&mut h, 1, "g", &a, 1, &[(&a, b"a"), (&b, b"b")]);
+        assert_eq!(synced(&mut h, 1).error_code, errors::NONE);
+        assert_eq!(synced(&mut h, 2).error_code, errors::NONE);
+        // The clock jumps 13 s ahead, the broker restarts with both members, the leader
+        // rejoins and b never comes back.
+        h.now_ms += 13_000;
+        let mut h = h.restart(Config::default());
+        join(&mut h, 1, "g", &a);
+        assert_eq!(
+            h.broker.coordinator.groups["g"].state,
+            GroupState::PreparingRebalance
+        );
+        // The clock is corrected: 13 s back, seen by the next input. Timers keep the time they
+        // had left.
+        h.now_ms -= 13_000;
+        advance(&mut h, 0);
+        advance(&mut h, SESSION_TIMEOUT_MS - 100);
+        assert!(!h.has_response(1), "b's session has 100 ms left");
+        advance(&mut h, 200);
+        let response = joined(&mut h, 1);
+        assert_eq!(
+            (
+                response.error_code,
+                response.generation_id,
+                response.members.len()
+            ),
+            (errors::NONE, 2, 1),
+            "b expired after its session timeout, not 13 s later"
+        );
+        let group = &h.broker.coordinator.groups["g"];
+        assert_eq!(group.members.keys().collect::<Vec<_>>(), vec![&a]);
+    }
+
+    #[test]
+    fn storing_an_ended_generation_does_not_answer_the_next_generations_syncs() {
+        let mut h = Harness::new(Config::default());
+        let a = join_new(&mut h, 1, "g");
+        advance(&mut h, 3_000);
+        assert_eq!(joined(&mut h, 1).generation_id, 1);
+        // a's assignment for generation 1 is being stored when b joins.
+        h.hold_io = true;
+        sync(&mut h, 1, "g", &a, 1, &[(&a, b"all")]);
+        let b = join_new(&mut h, 2, "g");
+        assert_eq!(synced(&mut h, 1).error_code, errors::REBALANCE_IN_PROGRESS);
+        join(&mut h, 1, "g", &a);
+        assert_eq!(joined(&mut h, 1).generation_id, 2);
+        assert_eq!(joined(&mut h, 2).generation_id, 2);
+        // b's sync for generation 2 waits for the leader's, not for generation 1's store.
+        sync(&mut h, 2, "g", &b, 2, &[]);
+        h.release_io();
+        assert!(
+            !h.has_response(2),
+            "generation 1's store answered b before the leader assigned generation 2"
+        );
+        sync(&mut h, 1, "g", &a, 2, &[(&a, b"half a"), (&b, b"half b")]);
+        assert_eq!(&synced(&mut h, 1).assignment[..], b"half a");
+        assert_eq!(&synced(&mut h, 2).assignment[..], b"half b");
     }
 
     fn commit(h: &mut Harness, group: &str, member: &str, generation: i32, offset: i64) -> i16 {
@@ -2614,144 +2692,5 @@ mod storage {
         assert!(hw < 60 && hw > 8, "{hw}");
         let remaining = disk.files.keys().filter(|p| p.ends_with(".log")).count();
         assert_eq!(remaining, 3, "the segments after the torn one are gone");
-    }
-}
-
-/// Group liveness found by the simulator: timers through a step back of the wall clock (seed
-/// 791: the quiet phase undid 13 s of clock jumps, and a member from before a restart outlived
-/// the quiet phase), and the store of a generation a rebalance ended (seed 1524).
-mod group_liveness {
-    use super::*;
-    use crate::groups::GroupState;
-    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
-
-    const TIMEOUT_MS: i64 = 10_000;
-
-    fn join(h: &mut Harness, conn: ConnId, member: &str) {
-        let protocol = JoinGroupRequestProtocol::default()
-            .with_name(text("range"))
-            .with_metadata(Bytes::new());
-        let request = JoinGroupRequest::default()
-            .with_group_id(GroupId(text("g")))
-            .with_session_timeout_ms(TIMEOUT_MS as i32)
-            .with_rebalance_timeout_ms(TIMEOUT_MS as i32)
-            .with_member_id(StrBytes::from_string(member.into()))
-            .with_protocol_type(text("consumer"))
-            .with_protocols(vec![protocol]);
-        h.send(conn, ApiKey::JoinGroup, 7, &request);
-    }
-
-    fn joined(h: &mut Harness, conn: ConnId) -> JoinGroupResponse {
-        h.response(conn, ApiKey::JoinGroup, 7)
-    }
-
-    fn join_new(h: &mut Harness, conn: ConnId) -> String {
-        join(h, conn, "");
-        let member = joined(h, conn).member_id.to_string();
-        join(h, conn, &member);
-        member
-    }
-
-    fn sync(
-        h: &mut Harness,
-        conn: ConnId,
-        member: &str,
-        generation: i32,
-        assignments: &[(&str, &[u8])],
-    ) {
-        let request = SyncGroupRequest::default()
-            .with_group_id(GroupId(text("g")))
-            .with_generation_id(generation)
-            .with_member_id(StrBytes::from_string(member.into()))
-            .with_assignments(
-                assignments
-                    .iter()
-                    .map(|(m, a)| {
-                        SyncGroupRequestAssignment::default()
-                            .with_member_id(StrBytes::from_string(m.to_string()))
-                            .with_assignment(Bytes::copy_from_slice(a))
-                    })
-                    .collect(),
-            );
-        h.send(conn, ApiKey::SyncGroup, 5, &request);
-    }
-
-    fn synced(h: &mut Harness, conn: ConnId) -> SyncGroupResponse {
-        h.response(conn, ApiKey::SyncGroup, 5)
-    }
-
-    fn advance(h: &mut Harness, ms: i64) {
-        h.now_ms += ms;
-        h.broker.handle_timeout(h.now_ms);
-        h.step();
-    }
-
-    #[test]
-    fn a_member_that_never_rejoins_is_dropped_on_time_after_the_clock_steps_back() {
-        let mut h = Harness::new(Config::default());
-        let a = join_new(&mut h, 1);
-        let b = join_new(&mut h, 2);
-        advance(&mut h, 3_000);
-        assert_eq!(joined(&mut h, 1).generation_id, 1);
-        assert_eq!(joined(&mut h, 2).generation_id, 1);
-        sync(&mut h, 2, &b, 1, &[]);
-        sync(&mut h, 1, &a, 1, &[(&a, b"a"), (&b, b"b")]);
-        assert_eq!(synced(&mut h, 1).error_code, errors::NONE);
-        assert_eq!(synced(&mut h, 2).error_code, errors::NONE);
-        // The clock jumps 13 s ahead, the broker restarts with both members, the leader
-        // rejoins and b never comes back.
-        h.now_ms += 13_000;
-        let mut h = h.restart(Config::default());
-        join(&mut h, 1, &a);
-        assert_eq!(
-            h.broker.coordinator.groups["g"].state,
-            GroupState::PreparingRebalance
-        );
-        // The clock is corrected: 13 s back, seen by the next input. Timers keep the time they
-        // had left.
-        h.now_ms -= 13_000;
-        advance(&mut h, 0);
-        advance(&mut h, TIMEOUT_MS - 100);
-        assert!(!h.has_response(1), "b's session has 100 ms left");
-        advance(&mut h, 200);
-        let response = joined(&mut h, 1);
-        assert_eq!(
-            (
-                response.error_code,
-                response.generation_id,
-                response.members.len()
-            ),
-            (errors::NONE, 2, 1),
-            "b expired after its session timeout, not 13 s later"
-        );
-        let group = &h.broker.coordinator.groups["g"];
-        assert_eq!(group.members.keys().collect::<Vec<_>>(), vec![&a]);
-    }
-
-    #[test]
-    fn storing_an_ended_generation_does_not_answer_the_next_generations_syncs() {
-        let mut h = Harness::new(Config::default());
-        let a = join_new(&mut h, 1);
-        advance(&mut h, 3_000);
-        assert_eq!(joined(&mut h, 1).generation_id, 1);
-        // a's assignment for generation 1 is being stored when b joins.
-        h.hold_io = true;
-        sync(&mut h, 1, &a, 1, &[(&a, b"all")]);
-        let b = join_new(&mut h, 2);
-        assert_eq!(synced(&mut h, 1).error_code, errors::REBALANCE_IN_PROGRESS);
-        join(&mut h, 1, &a);
-        assert_eq!(joined(&mut h, 1).generation_id, 2);
-        assert_eq!(joined(&mut h, 2).generation_id, 2);
-        // b's sync for generation 2 waits for the leader's, not for generation 1's store.
-        sync(&mut h, 2, &b, 2, &[]);
-        h.release_io();
-        assert!(
-            !h.has_response(2),
-            "generation 1's store answered b before the leader assigned generation 2"
-        );
-        sync(&mut h, 1, &a, 2, &[(&a, b"half a"), (&b, b"half b")]);
-        assert_eq!(&synced(&mut h, 1).assignment[..], b"half a");
-        assert_eq!(&synced(&mut h, 2).assignment[..], b"half b");
     }
 }
