@@ -45,9 +45,14 @@ impl Harness {
 
     /// A broker restarted on this harness's disk.
     fn restart(&self, config: Config) -> Harness {
+        self.restart_on(self.disk.clone(), config).0
+    }
+
+    /// A broker started on `disk` (a copy of this harness's, changed as a test needs), with
+    /// what its start-up reported.
+    fn restart_on(&self, mut disk: MemoryDisk, config: Config) -> (Harness, StartupReport) {
         let mut broker = Broker::new(config);
-        let mut disk = self.disk.clone();
-        broker.start_up(&mut disk, self.now_ms).unwrap();
+        let report = broker.start_up(&mut disk, self.now_ms).unwrap();
         let mut harness = Harness {
             broker,
             disk,
@@ -56,7 +61,7 @@ impl Harness {
         };
         harness.responses.clear();
         harness.step();
-        harness
+        (harness, report)
     }
 
     fn send<R: Encodable>(
@@ -2415,15 +2420,7 @@ mod chunked_recovery {
     fn restart_scanning_in(h: &Harness, chunk: usize) -> (RecoveryReport, Vec<i64>, Harness) {
         let mut disk = h.disk.clone();
         disk.scan_chunk_bytes = Some(chunk);
-        let mut broker = Broker::new(Config::default());
-        let report = broker.start_up(&mut disk, h.now_ms).unwrap();
-        let mut restarted = Harness {
-            broker,
-            disk,
-            now_ms: h.now_ms,
-            ..Harness::new(Config::default())
-        };
-        restarted.step();
+        let (mut restarted, report) = h.restart_on(disk, Config::default());
         restarted.fetch(2, "t", 0, 0);
         let (code, _, records) = restarted.fetch_result(2);
         assert_eq!(code, errors::NONE);
@@ -2455,6 +2452,7 @@ mod chunked_recovery {
     #[test]
     fn a_torn_tail_is_found_across_pieces() {
         let mut h = produced();
+        let (whole, _, _) = restart_scanning_in(&h, 1 << 30);
         let path = h
             .data_files()
             .into_iter()
@@ -2463,10 +2461,6 @@ mod chunked_recovery {
             .clone();
         // Garbage after the last batch, then zeros, then more garbage further on.
         let file = h.disk.files.get_mut(&path).unwrap();
-        let (whole, _, _) = {
-            let clean = produced();
-            restart_scanning_in(&clean, 1 << 30)
-        };
         let end = whole.valid_bytes as usize;
         file.resize(end + 9000, 0);
         file[end..end + 10].copy_from_slice(b"garbage!!!");
