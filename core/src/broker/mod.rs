@@ -583,10 +583,8 @@ impl Broker {
             .iter()
             .filter_map(|(name, partition)| {
                 let topic = self.topics.get(name)?;
-                let ready = topic.created_in_version <= self.metadata_persisted
-                    && !self.offline.contains(&(topic.id, *partition));
                 let log = topic.partitions.get(*partition as usize)?;
-                ready
+                self.is_writable(topic, *partition)
                     .then(|| log.sync_deadline(&topic.flush_policy()))
                     .flatten()
             })
@@ -805,12 +803,16 @@ impl Broker {
     }
 
     /// The partition's log, its topic id and directory, if it may do I/O now.
-    fn writable_log(&mut self, name: &str, partition: i32) -> Option<(TopicId, String)> {
+    fn writable_log(&self, name: &str, partition: i32) -> Option<(TopicId, String)> {
         let topic = self.topics.get(name)?;
-        let (id, dir) = (topic.id, topic.dir_name());
-        let ready = topic.created_in_version <= self.metadata_persisted
-            && !self.offline.contains(&(id, partition));
-        ready.then_some((id, dir))
+        self.is_writable(topic, partition)
+            .then(|| (topic.id, topic.dir_name()))
+    }
+
+    /// Whether the partition may do I/O now: its topic's metadata is durable, and it is online.
+    fn is_writable(&self, topic: &Topic, partition: i32) -> bool {
+        topic.created_in_version <= self.metadata_persisted
+            && !self.offline.contains(&(topic.id, partition))
     }
 
     fn pump_partition(&mut self, name: &str, partition: i32) {

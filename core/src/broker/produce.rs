@@ -295,7 +295,7 @@ impl Broker {
         for mut produce in pending {
             let expired = produce.deadline_ms <= now_ms;
             if self.settle(&mut produce, expired) {
-                self.answer_produce(&produce.ctx.clone(), produce.acks, &produce.response);
+                self.answer_produce(&produce.ctx, produce.acks, &produce.response);
             } else {
                 self.produces.push(produce);
             }
