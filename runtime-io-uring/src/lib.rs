@@ -4,16 +4,21 @@
 //! the core, outputs are performed (responses written, I/O commands run on O_DIRECT files), and
 //! completions are handed back. The core never waits; this shell never decides.
 //!
-//! One executor for now (issue 3 brings thread-per-core shards).
+//! Thread-per-core: one glommio executor per shard, each pinned to its own CPU (`--cores N`).
+//! Every shard serves connections: shard 0 accepts and hands each new connection to the shards
+//! in turn, and a shard reads its connections' frames and writes their responses. The core's
+//! broker state machine runs on shard 0, which owns every partition for now; the other shards
+//! reach it over glommio's shared channels ([`shards`]). Moving partitions to their own shards
+//! is the next step (docs/ARCHITECTURE.md, "Thread-per-core").
 
 mod files;
 mod net;
+mod shards;
 mod startup;
 
 use spate_core::broker::{Broker, Config};
 use spate_core::io::{ConnId, IoCommand, Level, Output};
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -27,23 +32,48 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub broker: Config,
-    /// The CPU to pin the executor to, if any.
-    pub cpu: Option<usize>,
+    /// The shards: one executor each, pinned to the CPU given (`None`: not pinned). Shard 0
+    /// runs the core.
+    pub shard_cpus: Vec<Option<usize>>,
+}
+
+/// The CPUs for `cores` shards: the first `cores` online CPUs, by number. `None` takes as many
+/// as the process may use.
+pub fn shard_cpus(cores: Option<usize>) -> Result<Vec<Option<usize>>, String> {
+    let mut online: Vec<usize> = glommio::CpuSet::online()
+        .map_err(|e| format!("cannot list the CPUs: {e}"))?
+        .into_iter()
+        .map(|location| location.cpu)
+        .collect();
+    online.sort_unstable();
+    online.dedup();
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores.unwrap_or_else(|| available.min(online.len()).max(1));
+    if cores == 0 {
+        return Err("--cores: must be at least 1".into());
+    }
+    if cores > online.len() {
+        return Err(format!(
+            "--cores {cores}: this machine has {} online CPUs",
+            online.len()
+        ));
+    }
+    Ok(online.into_iter().take(cores).map(Some).collect())
 }
 
 /// What a connection's task is told to do after it handed a request to the core.
-enum ConnEvent {
+pub(crate) enum ConnEvent {
     Respond(bytes::Bytes),
     NoResponse,
     Close,
 }
 
-/// The shell's state, shared by its tasks on one executor.
+/// The core's shard: the broker and the files it performs I/O on.
 struct Shell {
     broker: RefCell<Broker>,
-    conns: RefCell<BTreeMap<ConnId, glommio::channels::local_channel::LocalSender<ConnEvent>>>,
     files: files::Files,
-    next_conn: Cell<ConnId>,
+    /// Shard 0's connections, and the way to the other shards' ones.
+    net: Rc<net::Net>,
 }
 
 /// Milliseconds since the Unix epoch: the `now` the core is given.
@@ -105,10 +135,24 @@ impl Shell {
     }
 
     fn send(&self, conn: ConnId, event: ConnEvent) {
-        if let Some(sender) = self.conns.borrow().get(&conn) {
-            // The receiver is gone only when the connection closed; nothing to tell it then.
-            let _ = sender.try_send(event);
+        self.net.deliver(conn, event);
+    }
+
+    /// A connection's news, from this shard or another.
+    fn on_net(self: &Rc<Self>, message: shards::ShardMsg) {
+        use shards::ShardMsg;
+        {
+            let mut broker = self.broker.borrow_mut();
+            match message {
+                ShardMsg::Connect { conn, peer } => broker.handle_connect(conn, &peer),
+                ShardMsg::Request { conn, frame } => broker.handle_request(now_ms(), conn, frame),
+                ShardMsg::Disconnect { conn } => broker.handle_disconnect(conn),
+                ShardMsg::Connection(_) | ShardMsg::Event { .. } => {
+                    unreachable!("Net::receive keeps connections and events")
+                }
+            }
         }
+        self.drain();
     }
 
     async fn perform(self: Rc<Self>, command: IoCommand) {
@@ -145,20 +189,47 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         signal_hook::flag::register(signal, stop.clone())
             .map_err(|e| format!("cannot install signal handler: {e}"))?;
     }
-    let placement = match config.cpu {
-        Some(cpu) => glommio::Placement::Fixed(cpu),
-        None => glommio::Placement::Unbound,
+    let cpus = match config.shard_cpus.is_empty() {
+        true => vec![None],
+        false => config.shard_cpus.clone(),
     };
-    let handle = glommio::LocalExecutorBuilder::new(placement)
+    let shards = cpus.len();
+    let mut endpoints = shards::mesh(shards);
+    // The other shards first, so that shard 0's channels find them; they serve connections
+    // until the process ends with shard 0.
+    for shard in (1..shards).rev() {
+        let ends = endpoints.pop().expect("one set of ends per shard");
+        glommio::LocalExecutorBuilder::new(placement(cpus[shard]))
+            .name(&format!("spate-shard-{shard}"))
+            .spawn(move || async move {
+                let _net = net::Net::start(shard, shards, ends);
+                std::future::pending::<()>().await
+            })
+            .map_err(|e| format!("cannot start the io_uring executor of shard {shard}: {e}"))?;
+    }
+    let ends = endpoints.pop().expect("shard 0's ends");
+    let handle = glommio::LocalExecutorBuilder::new(placement(cpus[0]))
         .name("spate-shard-0")
-        .spawn(move || async move { serve(config, stop).await })
+        .spawn(move || async move { serve(config, shards, ends, stop).await })
         .map_err(|e| format!("cannot start the io_uring executor: {e}"))?;
     handle
         .join()
         .map_err(|_| "the executor thread panicked".to_string())?
 }
 
-async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String> {
+fn placement(cpu: Option<usize>) -> glommio::Placement {
+    match cpu {
+        Some(cpu) => glommio::Placement::Fixed(cpu),
+        None => glommio::Placement::Unbound,
+    }
+}
+
+async fn serve(
+    config: ServerConfig,
+    shards: usize,
+    ends: shards::Endpoints,
+    stop: Arc<AtomicBool>,
+) -> Result<(), String> {
     // Bind first: a port in use fails fast, before the data directory is touched. Clients that
     // connect during recovery wait in the listen backlog.
     let listener = net::listen(config.listen)?;
@@ -167,20 +238,22 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
     files.prime_poll_probe().await?;
     let mut broker = Broker::new(config.broker.clone());
     broker.start_up(&mut startup::DataDir(&config.data_dir), now_ms())?;
+    let net = net::Net::start(0, shards, ends);
     let shell = Rc::new(Shell {
         broker: RefCell::new(broker),
-        conns: RefCell::new(BTreeMap::new()),
         files,
-        next_conn: Cell::new(1),
+        net: net.clone(),
     });
+    net.attach_core(shell.clone());
     shell.drain();
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     log_line(
         Level::Info,
         &format!(
-            "spate listening on {address}, data in {}, cluster id {}",
+            "spate listening on {address}, data in {}, cluster id {}, {shards} shard{}",
             config.data_dir.display(),
-            shell.broker.borrow().cluster_id()
+            shell.broker.borrow().cluster_id(),
+            if shards == 1 { "" } else { "s" },
         ),
     );
     glommio::spawn_local(shell.clone().run_timers()).detach();
@@ -188,7 +261,7 @@ async fn serve(config: ServerConfig, stop: Arc<AtomicBool>) -> Result<(), String
     // the stop check in one task re-polled the pending accept every 50 ms, and each poll left
     // another waker clone with the listener: after ~32,767 polls, about 27 minutes, glommio's
     // task reference count overflowed and the executor hung.)
-    glommio::spawn_local(net::accept_loop(shell.clone(), listener)).detach();
+    glommio::spawn_local(net::accept_loop(net, listener)).detach();
     while !stop.load(Ordering::Relaxed) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }

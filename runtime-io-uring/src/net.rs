@@ -2,13 +2,104 @@
 //! request) between them and the core. A connection has one request in the core at a time, as in
 //! Kafka, so responses go out in request order.
 
-use crate::{log_line, now_ms, ConnEvent, Shell};
+use crate::shards::{Endpoints, ShardMsg};
+use crate::{log_line, ConnEvent, Shell};
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use spate_core::broker::check_frame_size;
 use spate_core::io::{ConnId, Level};
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
+
+/// One shard's connections, and its way to the core and to the other shards.
+pub(crate) struct Net {
+    shard: usize,
+    shards: usize,
+    /// The connections this shard serves, each waiting for what the core says of its request.
+    conns: RefCell<BTreeMap<ConnId, LocalSender<ConnEvent>>>,
+    next_conn: Cell<u64>,
+    /// The core, on the shard that runs it (shard 0).
+    core: OnceCell<Rc<Shell>>,
+    /// Outboxes to the other shards, indexed by shard (`None` for this one).
+    outbox: Vec<Option<LocalSender<ShardMsg>>>,
+}
+
+impl Net {
+    /// This shard's connection side, with its channels to the other shards started.
+    pub(crate) fn start(shard: usize, shards: usize, mut endpoints: Endpoints) -> Rc<Net> {
+        let net = Rc::new(Net {
+            shard,
+            shards,
+            conns: RefCell::new(BTreeMap::new()),
+            next_conn: Cell::new(1),
+            core: OnceCell::new(),
+            outbox: endpoints.start_senders(),
+        });
+        endpoints.start_receivers(&net);
+        net
+    }
+
+    /// Makes this the core's shard: requests of every shard's connections go to `core`.
+    pub(crate) fn attach_core(&self, core: Rc<Shell>) {
+        let _ = self.core.set(core);
+    }
+
+    /// A new connection id, unique across shards: its remainder by the shard count is the
+    /// shard that serves it.
+    fn new_conn(&self) -> ConnId {
+        let n = self.next_conn.get();
+        self.next_conn.set(n + 1);
+        n * self.shards as u64 + self.shard as u64
+    }
+
+    fn shard_of(&self, conn: ConnId) -> usize {
+        (conn % self.shards as u64) as usize
+    }
+
+    fn send_to(&self, shard: usize, message: ShardMsg) {
+        if let Some(Some(outbox)) = self.outbox.get(shard) {
+            // Fails only once the outbox's task ended, when the process is stopping.
+            let _ = outbox.try_send(message);
+        }
+    }
+
+    /// Tells a connection, on whichever shard serves it, what the core decided.
+    pub(crate) fn deliver(&self, conn: ConnId, event: ConnEvent) {
+        let shard = self.shard_of(conn);
+        if shard != self.shard {
+            return self.send_to(shard, ShardMsg::Event { conn, event });
+        }
+        if let Some(sender) = self.conns.borrow().get(&conn) {
+            // The receiver is gone only when the connection closed; nothing to tell it then.
+            let _ = sender.try_send(event);
+        }
+    }
+
+    /// Hands a connection's news to the core, here or on its shard.
+    fn to_core(&self, message: ShardMsg) {
+        match self.core.get() {
+            Some(core) => core.on_net(message),
+            None => self.send_to(0, message),
+        }
+    }
+
+    /// Something another shard sent this one.
+    pub(crate) fn receive(self: &Rc<Self>, message: ShardMsg) {
+        match message {
+            ShardMsg::Connection(accepted) => self.serve(accepted.bind_to_executor()),
+            ShardMsg::Event { conn, event } => self.deliver(conn, event),
+            core_message => self.to_core(core_message),
+        }
+    }
+
+    fn serve(self: &Rc<Self>, stream: TcpStream) {
+        let conn = self.new_conn();
+        glommio::spawn_local(serve_connection(self.clone(), conn, stream)).detach();
+    }
+}
 
 /// How long a port in use is tried again before giving up: a broker killed a moment ago leaves
 /// its listening socket behind for a few milliseconds (its io_uring is torn down
@@ -40,15 +131,19 @@ pub(crate) fn listen(address: std::net::SocketAddr) -> Result<TcpListener, Strin
     Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
 }
 
-pub(crate) async fn accept_loop(shell: Rc<Shell>, listener: TcpListener) {
+/// Accepts connections on shard 0 and hands them to the shards in turn.
+pub(crate) async fn accept_loop(net: Rc<Net>, listener: TcpListener) {
+    let mut accepted = 0usize;
     loop {
-        match listener.accept().await {
+        match listener.shared_accept().await {
             Ok(stream) => {
-                let conn = shell.next_conn.get();
-                shell.next_conn.set(conn + 1);
-                let shell = shell.clone();
-                glommio::spawn_local(async move { serve_connection(shell, conn, stream).await })
-                    .detach();
+                let shard = accepted % net.shards;
+                accepted = accepted.wrapping_add(1);
+                if shard == net.shard {
+                    net.serve(stream.bind_to_executor());
+                } else {
+                    net.send_to(shard, ShardMsg::Connection(stream));
+                }
             }
             Err(error) => {
                 // Out of file descriptors and the like: log, back off, keep serving.
@@ -59,15 +154,18 @@ pub(crate) async fn accept_loop(shell: Rc<Shell>, listener: TcpListener) {
     }
 }
 
-async fn serve_connection(shell: Rc<Shell>, conn: ConnId, mut stream: TcpStream) {
+async fn serve_connection(net: Rc<Net>, conn: ConnId, mut stream: TcpStream) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     let _ = stream.set_nodelay(true);
-    let (sender, receiver) = glommio::channels::local_channel::new_unbounded();
-    shell.conns.borrow_mut().insert(conn, sender);
-    shell.broker.borrow_mut().handle_connect(conn, &peer);
+    let (sender, receiver) = local_channel::new_unbounded();
+    net.conns.borrow_mut().insert(conn, sender);
+    net.to_core(ShardMsg::Connect {
+        conn,
+        peer: peer.clone(),
+    });
     let reason = loop {
         let mut size = [0u8; 4];
         if let Err(error) = stream.read_exact(&mut size).await {
@@ -89,11 +187,10 @@ async fn serve_connection(shell: Rc<Shell>, conn: ConnId, mut stream: TcpStream)
                 "connection ended inside a {size}-byte frame: {error}"
             ));
         }
-        shell
-            .broker
-            .borrow_mut()
-            .handle_request(now_ms(), conn, frame.freeze());
-        shell.drain();
+        net.to_core(ShardMsg::Request {
+            conn,
+            frame: frame.freeze(),
+        });
         match receiver.recv().await {
             Some(ConnEvent::Respond(frame)) => {
                 if let Err(error) = stream.write_all(&frame).await {
@@ -107,9 +204,8 @@ async fn serve_connection(shell: Rc<Shell>, conn: ConnId, mut stream: TcpStream)
     if let Some(reason) = reason {
         log_line(Level::Info, &format!("conn {conn} from {peer}: {reason}"));
     }
-    shell.conns.borrow_mut().remove(&conn);
-    shell.broker.borrow_mut().handle_disconnect(conn);
-    shell.drain();
+    net.conns.borrow_mut().remove(&conn);
+    net.to_core(ShardMsg::Disconnect { conn });
     let _ = stream.close().await;
 }
 

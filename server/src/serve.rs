@@ -17,7 +17,8 @@ pub struct ServerArgs {
     data_dir: Option<PathBuf>,
     /// A properties file of `key=value` lines (Kafka's server.properties style). Keys: listen
     /// (or listeners), advertised.listener(s), data.dir (or log.dirs), auto.create.topics.enable,
-    /// num.partitions, node.id, default.replication.factor, cpu, log.retention.check.interval.ms,
+    /// num.partitions, node.id, default.replication.factor, cores, cpu,
+    /// log.retention.check.interval.ms,
     /// and the memory bounds tail.cache.bytes (all partitions, default 256 MiB),
     /// tail.cache.bytes.per.partition (4 MiB) and unwritten.bytes.max (64 MiB)
     #[arg(long, value_name = "FILE")]
@@ -34,7 +35,11 @@ pub struct ServerArgs {
     /// Host:port given to clients in Metadata [default: the listen address] (config: advertised.listener)
     #[arg(long, value_name = "HOST:PORT")]
     advertised_listener: Option<String>,
-    /// Pin the executor to this CPU (config: cpu)
+    /// Shards: one io_uring executor each, pinned to CPUs 0..N-1 [default: every CPU the
+    /// process may use] (config: cores)
+    #[arg(long, value_name = "N")]
+    cores: Option<usize>,
+    /// Run one shard, pinned to this CPU (config: cpu); not with --cores above 1
     #[arg(long, value_name = "CPU")]
     cpu: Option<usize>,
 }
@@ -44,6 +49,7 @@ struct Settings {
     listen: String,
     data_dir: PathBuf,
     advertised: Option<String>,
+    cores: Option<usize>,
     cpu: Option<usize>,
     broker: Config,
 }
@@ -60,11 +66,20 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     broker.advertised_port = i32::from(port);
     broker.seed = os_seed();
     broker.log_dir = settings.data_dir.display().to_string();
+    let shard_cpus = match (settings.cpu, settings.cores) {
+        (Some(_), Some(cores)) if cores > 1 => {
+            return Err(format!(
+                "--cpu pins a single shard, but --cores asks for {cores}; use one of them"
+            ))
+        }
+        (Some(cpu), _) => vec![Some(cpu)],
+        (None, cores) => spate_runtime_io_uring::shard_cpus(cores)?,
+    };
     spate_runtime_io_uring::run(ServerConfig {
         listen,
         data_dir: settings.data_dir,
         broker,
-        cpu: settings.cpu,
+        shard_cpus,
     })
 }
 
@@ -73,6 +88,7 @@ fn settings(args: ServerArgs) -> Result<Settings, String> {
         listen: "127.0.0.1:9092".into(),
         data_dir: PathBuf::from("./spate-data"),
         advertised: None,
+        cores: None,
         cpu: None,
         broker: Config::default(),
     };
@@ -110,6 +126,9 @@ fn settings(args: ServerArgs) -> Result<Settings, String> {
     if let Some(value) = args.advertised_listener {
         settings.advertised = Some(value);
     }
+    if let Some(cores) = args.cores {
+        apply(&mut settings, "cores", &cores.to_string()).map_err(|e| format!("--cores: {e}"))?;
+    }
     if args.cpu.is_some() {
         settings.cpu = args.cpu;
     }
@@ -145,6 +164,13 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
             settings.broker.default_replication_factor = parse(key, value, "a whole number")?
         }
         "cpu" => settings.cpu = Some(parse(key, value, "a CPU number")?),
+        "cores" => {
+            let cores: usize = parse(key, value, "a number of shards")?;
+            if cores == 0 {
+                return Err(format!("{key}: must be at least 1, got 0"));
+            }
+            settings.cores = Some(cores);
+        }
         "tail.cache.bytes.per.partition" => {
             settings.broker.tail_cache_bytes_per_partition = parse(key, value, "a number of bytes")?
         }
