@@ -37,9 +37,13 @@ pub struct ServerConfig {
     pub shard_cpus: Vec<Option<usize>>,
 }
 
-/// The CPUs for `cores` shards: the first `cores` online CPUs, by number. `None` takes as many
-/// as the process may use.
+/// The CPUs for `cores` shards: the first `cores` online CPUs, by number. `None` is one shard,
+/// not pinned: until partitions live on their own shards, more shards only add a hop between
+/// executors to every request (docs/ARCHITECTURE.md, "Thread-per-core").
 pub fn shard_cpus(cores: Option<usize>) -> Result<Vec<Option<usize>>, String> {
+    let Some(cores) = cores else {
+        return Ok(vec![None]);
+    };
     let mut online: Vec<usize> = glommio::CpuSet::online()
         .map_err(|e| format!("cannot list the CPUs: {e}"))?
         .into_iter()
@@ -47,8 +51,6 @@ pub fn shard_cpus(cores: Option<usize>) -> Result<Vec<Option<usize>>, String> {
         .collect();
     online.sort_unstable();
     online.dedup();
-    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cores = cores.unwrap_or_else(|| available.min(online.len()).max(1));
     if cores == 0 {
         return Err("--cores: must be at least 1".into());
     }
@@ -200,6 +202,7 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     for shard in (1..shards).rev() {
         let ends = endpoints.pop().expect("one set of ends per shard");
         glommio::LocalExecutorBuilder::new(placement(cpus[shard]))
+            .spin_before_park(idle_poll(shards))
             .name(&format!("spate-shard-{shard}"))
             .spawn(move || async move {
                 let _net = net::Net::start(shard, shards, ends);
@@ -209,12 +212,24 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     }
     let ends = endpoints.pop().expect("shard 0's ends");
     let handle = glommio::LocalExecutorBuilder::new(placement(cpus[0]))
+        .spin_before_park(idle_poll(shards))
         .name("spate-shard-0")
         .spawn(move || async move { serve(config, shards, ends, stop).await })
         .map_err(|e| format!("cannot start the io_uring executor: {e}"))?;
     handle
         .join()
         .map_err(|_| "the executor thread panicked".to_string())?
+}
+
+/// How long an executor with peers polls before it sleeps. Waking a sleeping executor from
+/// another thread costs a round trip of 250-340 us (p50) on the 2-vCPU development VM, and
+/// 23 us when the peer polls for 50 us first (docs/PERFORMANCE.md, "Thread-per-core"); a single
+/// shard has no peers to wait for and sleeps at once.
+fn idle_poll(shards: usize) -> Duration {
+    match shards {
+        1 => Duration::ZERO,
+        _ => Duration::from_micros(100),
+    }
 }
 
 fn placement(cpu: Option<usize>) -> glommio::Placement {

@@ -35,8 +35,8 @@ pub struct ServerArgs {
     /// Host:port given to clients in Metadata [default: the listen address] (config: advertised.listener)
     #[arg(long, value_name = "HOST:PORT")]
     advertised_listener: Option<String>,
-    /// Shards: one io_uring executor each, pinned to CPUs 0..N-1 [default: every CPU the
-    /// process may use] (config: cores)
+    /// Shards: one io_uring executor each, pinned to CPUs 0..N-1 [default: 1, not pinned]
+    /// (config: cores)
     #[arg(long, value_name = "N")]
     cores: Option<usize>,
     /// Run one shard, pinned to this CPU (config: cpu); not with --cores above 1
