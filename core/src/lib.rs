@@ -15,4 +15,5 @@ pub mod memory_disk;
 pub mod producers;
 mod rng;
 pub mod segment;
+pub mod shard;
 pub mod topics;

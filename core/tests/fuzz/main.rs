@@ -21,6 +21,9 @@
 //! - `offsets_records`, `offsets_records_round_trip`: `groups::OffsetsRecord` decoding (what a
 //!   restart replays from `__consumer_offsets`) on damaged records, and encode/decode;
 //! - `metadata_files`: start-up from a damaged metadata file and segment files, then requests;
+//! - `routed_frames`: structured frames, some mutated, through the thread-per-core router
+//!   (`shard::Router`, 2 to 4 shards): each part it sends a shard is answered by a broker, and
+//!   the merged answer passes the checks below as the answer to the original frame;
 //! - `corpus_replays_clean`: every file in `core/fuzz-corpus/` (see its README) replayed as is.
 //!
 //! Besides "no panic", every output is checked against the contract in `core/src/io.rs` by the
@@ -451,6 +454,89 @@ fn structured_frames() {
         check_frame,
     );
     shell::print_stats("frames");
+}
+
+/// A frame routed across shards ([`spate_core::shard::Router`]).
+#[derive(Clone)]
+struct RoutedCase {
+    shards: usize,
+    frame: Vec<u8>,
+}
+
+impl Input for RoutedCase {
+    fn describe(&self) -> String {
+        format!(
+            "frame of {} bytes routed over {} shards:\n{}",
+            self.frame.len(),
+            self.shards,
+            hex_compact(&self.frame)
+        )
+    }
+    fn shrink(&self) -> Vec<Self> {
+        shrink_bytes(&self.frame)
+            .into_iter()
+            .map(|frame| RoutedCase {
+                shards: self.shards,
+                frame,
+            })
+            .collect()
+    }
+    fn corpus_text(&self) -> Option<String> {
+        Some(hex(&self.frame))
+    }
+}
+
+/// The router never panics on a frame; each part it sends a shard is a request the broker
+/// answers; and the client's answer, merged from the parts' answers, passes the same checks
+/// as a broker's own answer to the original frame.
+#[test]
+fn routed_frames() {
+    engine::run(
+        "routed_frames",
+        cases(10_000, 1),
+        KNOWN_BUGS,
+        |rng| {
+            let correlation_id = rng.next_u64() as i32;
+            let mut frame = requests::frame(rng, correlation_id, None).bytes;
+            if rng.percent(30) {
+                mutate::mutate(rng, &mut frame, 8, None);
+            }
+            RoutedCase {
+                shards: 2 + rng.below(3),
+                frame,
+            }
+        },
+        |case| {
+            use spate_core::shard::{Answer, Router};
+            let mut router = Router::new(case.shards);
+            let routed = router.route(1, bytes::Bytes::copy_from_slice(&case.frame));
+            assert!(!routed.to.is_empty(), "a request routed nowhere");
+            let mut shards: Vec<usize> = routed.to.iter().map(|(s, _)| *s).collect();
+            shards.sort_unstable();
+            shards.dedup();
+            assert_eq!(shards.len(), routed.to.len(), "two parts for one shard");
+            assert!(shards.iter().all(|&s| s < case.shards), "{shards:?}");
+            // One broker answers every part, each on its own connection.
+            let mut shell = prepared_shell();
+            let mut answer = None;
+            for (i, (shard, part)) in routed.to.iter().enumerate() {
+                let conn = 100 + i as u64;
+                shell.request(conn, part);
+                shell.settle();
+                let got = match shell.answered.get(&conn).copied() {
+                    Some("Respond") => Answer::Respond(shell.responses[&conn].clone()),
+                    Some("Close") => Answer::Close,
+                    Some(_) => Answer::NoResponse,
+                    None => panic!("part {i} for shard {shard} was not answered"),
+                };
+                let out = router.on_answer(1, *shard, got);
+                assert!(answer.is_none() || out.answer.is_none(), "a second answer");
+                answer = answer.or(out.answer);
+            }
+            let answer = answer.expect("every part answered, so the client is");
+            shell.check_answer(2, &case.frame, &answer);
+        },
+    );
 }
 
 fn generate_sequence(rng: &mut Rng) -> Sequence {

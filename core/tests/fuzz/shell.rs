@@ -12,6 +12,7 @@ use spate_core::broker::{supported_versions, Broker, Config, STORAGE_RETRY_MS};
 use spate_core::io::{ConnId, IoCommand, IoOp, IoResult, Output, METADATA_FILE};
 use spate_core::log::{self, RecoveryReport, BLOCK_BYTES};
 use spate_core::memory_disk::MemoryDisk;
+use spate_core::shard::Answer;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// `SPATE_FUZZ_STATS=1`: how each API's requests were answered, per target (to see that the
@@ -76,6 +77,8 @@ pub struct Shell {
     pub membership: Membership,
     /// Every response frame, by connection (for tests that read answers).
     pub responses: BTreeMap<ConnId, Bytes>,
+    /// How each connection's request was answered: "Respond", "NoResponse" or "Close".
+    pub answered: BTreeMap<ConnId, &'static str>,
     /// `SPATE_FUZZ_TRACE=1`: print every input and output (for replaying one case).
     trace: bool,
 }
@@ -104,6 +107,7 @@ impl Shell {
             metadata_in_flight: false,
             membership: Membership::default(),
             responses: BTreeMap::new(),
+            answered: BTreeMap::new(),
             trace: std::env::var_os("SPATE_FUZZ_TRACE").is_some(),
         };
         shell.drain();
@@ -130,6 +134,23 @@ impl Shell {
         self.broker
             .handle_request(self.now_ms, conn, Bytes::copy_from_slice(frame));
         self.drain();
+    }
+
+    /// Checks an answer the broker did not give, to a request it did not see (the router's
+    /// merge of several shards' answers), as it checks the broker's own.
+    pub fn check_answer(&mut self, conn: ConnId, request: &[u8], answer: &Answer) {
+        self.conns.insert(
+            conn,
+            Pending {
+                head: request[..request.len().min(8)].to_vec(),
+                answers: 0,
+            },
+        );
+        match answer {
+            Answer::Respond(frame) => self.on_respond(conn, frame),
+            Answer::NoResponse => drop(self.on_answer(conn, "NoResponse")),
+            Answer::Close => drop(self.on_answer(conn, "Close")),
+        }
     }
 
     pub fn disconnect(&mut self, conn: ConnId) {
@@ -205,6 +226,15 @@ impl Shell {
                 .or_default() += 1;
         }
         pending.answers += 1;
+        self.answered.insert(
+            conn,
+            match what {
+                "Respond" => "Respond",
+                "Close" => "Close",
+                _ => "NoResponse",
+            },
+        );
+        let pending = self.conns.get(&conn).expect("present");
         assert_eq!(
             pending.answers, 1,
             "a second answer ({what}) for the request on connection {conn}"
