@@ -140,4 +140,10 @@ pub enum Output {
         level: Level,
         message: String,
     },
+    /// Thread-per-core: hand this to shard `shard`'s broker
+    /// ([`crate::broker::Broker::handle_shard_message`]), in order.
+    ToShard {
+        shard: usize,
+        message: crate::shard::ShardMessage,
+    },
 }

@@ -51,6 +51,42 @@ pub fn owner(topic: &str, partition: i32, shards: usize) -> usize {
     ((start % shards as u64 + u64::from(partition.unsigned_abs())) % shards as u64) as usize
 }
 
+/// Whether requests of this API name partitions, and so go to the shards that own them.
+pub fn is_partition_api(api_key: ApiKey) -> bool {
+    matches!(
+        api_key,
+        ApiKey::Produce
+            | ApiKey::Fetch
+            | ApiKey::ListOffsets
+            | ApiKey::DeleteRecords
+            | ApiKey::OffsetForLeaderEpoch
+            | ApiKey::DescribeLogDirs
+    )
+}
+
+/// What one shard's broker tells another's (besides requests and their answers, which go
+/// through the [`Router`]). Between two shards they arrive in the order they were sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardMessage {
+    /// Control shard to the others: metadata version `version` is durable; here it is (the
+    /// metadata file's bytes). Topics, partitions, configs and log start offsets follow it.
+    Metadata { version: u64, data: Bytes },
+    /// To the control shard: this shard runs on `version` now.
+    MetadataApplied { shard: usize, version: u64 },
+    /// To the control shard: DeleteRecords moved a partition's log start here; persist it with
+    /// the metadata (the answer waits for a version that has it).
+    LogStartMoved {
+        topic: crate::topics::TopicId,
+        partition: i32,
+        offset: i64,
+    },
+    /// Control shard to the others: the broker is stopping (see `Broker::begin_shutdown`).
+    BeginShutdown,
+    /// To the control shard: this shard's writes are done and its partitions checkpointed
+    /// (`clean`), or some could not be (an offline partition), so the next start must scan.
+    ShutDown { shard: usize, clean: bool },
+}
+
 /// What a shard's core said about a connection's request: the three answers of
 /// [`crate::io::Output`] that concern a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -646,7 +682,7 @@ fn merge(split: &Split) -> Option<Bytes> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use kafka_protocol::messages::describe_log_dirs_response::DescribeLogDirsPartition;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -726,6 +762,31 @@ mod tests {
             header.correlation_id,
             R::decode(&mut body, version).unwrap(),
         )
+    }
+
+    /// A Fetch of `partitions` of `topic` from `offset`, waiting up to `max_wait_ms` for a byte.
+    pub(crate) fn fetch_request(
+        topic: &str,
+        partitions: &[i32],
+        offset: i64,
+        max_wait_ms: i32,
+    ) -> FetchRequest {
+        let partitions = partitions
+            .iter()
+            .map(|&p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(1 << 20)
+            })
+            .collect();
+        FetchRequest::default()
+            .with_max_wait_ms(max_wait_ms)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(partitions)])
     }
 
     fn produce(topic: &str, partitions: &[i32], acks: i16) -> ProduceRequest {
@@ -890,21 +951,7 @@ mod tests {
     fn a_split_fetch_wakes_the_other_shards_at_the_first_answer() {
         let mut router = Router::new(SHARDS);
         let (a, b) = (owned("t", 0, 1)[0], owned("t", 1, 1)[0]);
-        let fetch = FetchRequest::default()
-            .with_max_wait_ms(500)
-            .with_min_bytes(1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(name("t"))
-                .with_partitions(
-                    [a, b]
-                        .iter()
-                        .map(|&p| {
-                            FetchPartition::default()
-                                .with_partition(p)
-                                .with_fetch_offset(3)
-                        })
-                        .collect(),
-                )]);
+        let fetch = fetch_request("t", &[a, b], 3, 500);
         let routed = router.route(9, request(ApiKey::Fetch, 12, 5, &fetch));
         assert_eq!(routed.to.len(), 2);
         for (_, sub) in &routed.to {

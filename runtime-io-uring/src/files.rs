@@ -30,8 +30,9 @@ impl Files {
     /// the first `DmaFile` it opens on a device; an empty file (a new segment) answers the probe
     /// without reaching the device, so a disk without poll queues (`queue/io_poll` 0, as virtio
     /// disks) is taken as pollable, and every later direct read then fails with EOPNOTSUPP.
-    pub(crate) async fn prime_poll_probe(&self) -> Result<(), String> {
-        let probe = self.data_dir.join(".io-probe");
+    /// Every shard primes its own executor, with its own file.
+    pub(crate) async fn prime_poll_probe(&self, shard: usize) -> Result<(), String> {
+        let probe = self.data_dir.join(format!(".io-probe-{shard}"));
         std::fs::write(&probe, vec![0x5a; spate_core::log::BLOCK_BYTES as usize])
             .map_err(|e| format!("cannot write {}: {e}", probe.display()))?;
         let file = OpenOptions::new()

@@ -16,8 +16,10 @@ mod net;
 mod shards;
 mod startup;
 
+use shards::ShardMsg;
 use spate_core::broker::{Broker, Config};
 use spate_core::io::{ConnId, IoCommand, Level, Output};
+use spate_core::shard::{self, Answer, Routed, Router};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,11 +72,21 @@ pub(crate) enum ConnEvent {
     Close,
 }
 
-/// The core's shard: the broker and the files it performs I/O on.
+/// What a connection's task tells its shard.
+pub(crate) enum ConnNews {
+    Open { conn: ConnId, peer: String },
+    Request { conn: ConnId, frame: bytes::Bytes },
+    Closed { conn: ConnId },
+}
+
+/// One shard: its broker (the partitions it owns; on shard 0 also topics, groups and configs),
+/// the files it performs I/O on, and the router for its connections' requests.
 struct Shell {
+    shard: usize,
     broker: RefCell<Broker>,
     files: files::Files,
-    /// Shard 0's connections, and the way to the other shards' ones.
+    router: RefCell<Router>,
+    /// This shard's connections, and the channels to the other shards.
     net: Rc<net::Net>,
 }
 
@@ -124,35 +136,116 @@ impl Shell {
             let output = self.broker.borrow_mut().poll_output();
             let Some(output) = output else { break };
             match output {
-                Output::Respond { conn, frame } => self.send(conn, ConnEvent::Respond(frame)),
-                Output::NoResponse { conn } => self.send(conn, ConnEvent::NoResponse),
-                Output::Close { conn } => self.send(conn, ConnEvent::Close),
+                Output::Respond { conn, frame } => self.answer(conn, Answer::Respond(frame)),
+                Output::NoResponse { conn } => self.answer(conn, Answer::NoResponse),
+                Output::Close { conn } => self.answer(conn, Answer::Close),
                 Output::Io(command) => {
                     let shell = self.clone();
                     glommio::spawn_local(async move { shell.perform(command).await }).detach();
                 }
                 Output::Log { level, message } => log_line(level, &message),
+                Output::ToShard { shard, message } => {
+                    self.net.send_to(shard, ShardMsg::Core(message))
+                }
             }
         }
     }
 
-    fn send(&self, conn: ConnId, event: ConnEvent) {
-        self.net.deliver(conn, event);
+    /// This shard's broker answered a request of `conn`: the answer goes to the router of
+    /// the connection's shard.
+    fn answer(self: &Rc<Self>, conn: ConnId, answer: Answer) {
+        let home = self.net.shard_of(conn);
+        if home != self.shard {
+            let from = self.shard;
+            return self
+                .net
+                .send_to(home, ShardMsg::Answer { conn, from, answer });
+        }
+        self.on_answer(conn, self.shard, answer);
     }
 
-    /// A connection's news, from this shard or another.
-    fn on_net(self: &Rc<Self>, message: shards::ShardMsg) {
-        use shards::ShardMsg;
-        {
-            let mut broker = self.broker.borrow_mut();
-            match message {
-                ShardMsg::Connect { conn, peer } => broker.handle_connect(conn, &peer),
-                ShardMsg::Request { conn, frame } => broker.handle_request(now_ms(), conn, frame),
-                ShardMsg::Disconnect { conn } => broker.handle_disconnect(conn),
-                ShardMsg::Connection(_) | ShardMsg::Event { .. } => {
-                    unreachable!("Net::receive keeps connections and events")
+    /// A shard's answer to a request of one of this shard's connections.
+    fn on_answer(self: &Rc<Self>, conn: ConnId, from: usize, answer: Answer) {
+        let routed = self.router.borrow_mut().on_answer(conn, from, answer);
+        self.forward(conn, routed);
+    }
+
+    /// Sends a request's parts to their shards, wakes fetches, or answers the client.
+    fn forward(self: &Rc<Self>, conn: ConnId, routed: Routed) {
+        for (shard, frame) in routed.to {
+            if shard == self.shard {
+                self.broker
+                    .borrow_mut()
+                    .handle_request(now_ms(), conn, frame);
+            } else {
+                self.net.send_to(shard, ShardMsg::Request { conn, frame });
+            }
+        }
+        for shard in routed.wake {
+            if shard == self.shard {
+                self.broker.borrow_mut().wake_fetch(now_ms(), conn);
+            } else {
+                self.net.send_to(shard, ShardMsg::Wake { conn });
+            }
+        }
+        if let Some(answer) = routed.answer {
+            self.net.deliver(
+                conn,
+                match answer {
+                    Answer::Respond(frame) => ConnEvent::Respond(frame),
+                    Answer::NoResponse => ConnEvent::NoResponse,
+                    Answer::Close => ConnEvent::Close,
+                },
+            );
+        }
+    }
+
+    /// A connection of this shard opened, sent a request, or closed.
+    fn on_connection(self: &Rc<Self>, event: ConnNews) {
+        match event {
+            ConnNews::Open { conn, peer } => {
+                // Group members are described with their host, by the control shard.
+                match self.shard {
+                    shard::CONTROL_SHARD => self.broker.borrow_mut().handle_connect(conn, &peer),
+                    _ => self
+                        .net
+                        .send_to(shard::CONTROL_SHARD, ShardMsg::Connect { conn, peer }),
                 }
             }
+            ConnNews::Request { conn, frame } => {
+                let routed = self.router.borrow_mut().route(conn, frame);
+                self.forward(conn, routed);
+            }
+            ConnNews::Closed { conn } => {
+                self.router.borrow_mut().forget(conn);
+                self.broker.borrow_mut().handle_disconnect(conn);
+                for shard in (0..self.net.shards()).filter(|&s| s != self.shard) {
+                    self.net.send_to(shard, ShardMsg::Disconnect { conn });
+                }
+            }
+        }
+        self.drain();
+    }
+
+    /// What another shard sent this one's broker or router.
+    fn on_shard_message(self: &Rc<Self>, message: ShardMsg) {
+        match message {
+            ShardMsg::Connect { conn, peer } => {
+                self.broker.borrow_mut().handle_connect(conn, &peer)
+            }
+            ShardMsg::Request { conn, frame } => {
+                self.broker
+                    .borrow_mut()
+                    .handle_request(now_ms(), conn, frame)
+            }
+            ShardMsg::Answer { conn, from, answer } => self.on_answer(conn, from, answer),
+            ShardMsg::Wake { conn } => self.broker.borrow_mut().wake_fetch(now_ms(), conn),
+            ShardMsg::Disconnect { conn } => self.broker.borrow_mut().handle_disconnect(conn),
+            ShardMsg::Core(message) => self
+                .broker
+                .borrow_mut()
+                .handle_shard_message(now_ms(), message),
+            ShardMsg::Connection(_) => unreachable!("Net::receive serves connections"),
         }
         self.drain();
     }
@@ -196,25 +289,42 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
         false => config.shard_cpus.clone(),
     };
     let shards = cpus.len();
+    // Bind first: a port in use fails fast, before the data directory is touched. Clients that
+    // connect during recovery wait in the listen backlog.
+    let listener = net::bind(config.listen)?;
+    let _lock = startup::lock_data_dir(&config.data_dir)?;
+    // Start-up reads and repairs the data directory with blocking calls, one shard after
+    // another: each recovers the partitions it owns, the control shard (0) last, since it
+    // removes the clean-shutdown mark and what deleted topics left behind.
+    let mut brokers: Vec<Option<Broker>> = (0..shards).map(|_| None).collect();
+    for shard in (1..shards).chain([shard::CONTROL_SHARD]) {
+        let mut broker = Broker::new(config.broker.for_shard(shard, shards));
+        broker.start_up(&mut startup::DataDir(&config.data_dir), now_ms())?;
+        brokers[shard] = Some(broker);
+    }
     let mut endpoints = shards::mesh(shards);
-    // The other shards first, so that shard 0's channels find them; they serve connections
-    // until the process ends with shard 0.
+    // The other shards first; they run until the process ends with shard 0.
     for shard in (1..shards).rev() {
         let ends = endpoints.pop().expect("one set of ends per shard");
+        let broker = brokers[shard].take().expect("started up");
+        let data_dir = config.data_dir.clone();
         glommio::LocalExecutorBuilder::new(placement(cpus[shard]))
             .spin_before_park(idle_poll(shards))
             .name(&format!("spate-shard-{shard}"))
             .spawn(move || async move {
-                let _net = net::Net::start(shard, shards, ends);
-                std::future::pending::<()>().await
+                match Shell::start(shard, shards, broker, data_dir, ends).await {
+                    Ok(_shell) => std::future::pending::<()>().await,
+                    Err(error) => log_line(Level::Error, &format!("shard {shard}: {error}")),
+                }
             })
             .map_err(|e| format!("cannot start the io_uring executor of shard {shard}: {e}"))?;
     }
     let ends = endpoints.pop().expect("shard 0's ends");
+    let broker = brokers[0].take().expect("started up");
     let handle = glommio::LocalExecutorBuilder::new(placement(cpus[0]))
         .spin_before_park(idle_poll(shards))
         .name("spate-shard-0")
-        .spawn(move || async move { serve(config, shards, ends, stop).await })
+        .spawn(move || async move { serve(config, shards, broker, ends, listener, stop).await })
         .map_err(|e| format!("cannot start the io_uring executor: {e}"))?;
     handle
         .join()
@@ -239,28 +349,43 @@ fn placement(cpu: Option<usize>) -> glommio::Placement {
     }
 }
 
+impl Shell {
+    /// Starts a shard on its executor: its channels, its timers, its broker's first outputs.
+    async fn start(
+        shard: usize,
+        shards: usize,
+        broker: Broker,
+        data_dir: PathBuf,
+        ends: shards::Endpoints,
+    ) -> Result<Rc<Shell>, String> {
+        let files = files::Files::new(data_dir);
+        files.prime_poll_probe(shard).await?;
+        let net = net::Net::start(shard, shards, ends);
+        let shell = Rc::new(Shell {
+            shard,
+            broker: RefCell::new(broker),
+            files,
+            router: RefCell::new(Router::new(shards)),
+            net: net.clone(),
+        });
+        net.attach(shell.clone());
+        shell.drain();
+        glommio::spawn_local(shell.clone().run_timers()).detach();
+        Ok(shell)
+    }
+}
+
 async fn serve(
     config: ServerConfig,
     shards: usize,
+    broker: Broker,
     ends: shards::Endpoints,
+    listener: std::net::TcpListener,
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
-    // Bind first: a port in use fails fast, before the data directory is touched. Clients that
-    // connect during recovery wait in the listen backlog.
-    let listener = net::listen(config.listen)?;
-    let _lock = startup::lock_data_dir(&config.data_dir)?;
-    let files = files::Files::new(config.data_dir.clone());
-    files.prime_poll_probe().await?;
-    let mut broker = Broker::new(config.broker.clone());
-    broker.start_up(&mut startup::DataDir(&config.data_dir), now_ms())?;
-    let net = net::Net::start(0, shards, ends);
-    let shell = Rc::new(Shell {
-        broker: RefCell::new(broker),
-        files,
-        net: net.clone(),
-    });
-    net.attach_core(shell.clone());
-    shell.drain();
+    let listener = net::listener(listener);
+    let shell = Shell::start(0, shards, broker, config.data_dir.clone(), ends).await?;
+    let net = shell.net.clone();
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     log_line(
         Level::Info,
@@ -271,7 +396,6 @@ async fn serve(
             if shards == 1 { "" } else { "s" },
         ),
     );
-    glommio::spawn_local(shell.clone().run_timers()).detach();
     // The accept loop is its own task, polled only when its socket wakes it. (Racing it against
     // the stop check in one task re-polled the pending accept every 50 ms, and each poll left
     // another waker clone with the listener: after ~32,767 polls, about 27 minutes, glommio's

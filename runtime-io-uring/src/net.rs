@@ -3,7 +3,7 @@
 //! Kafka, so responses go out in request order.
 
 use crate::shards::{Endpoints, ShardMsg};
-use crate::{log_line, ConnEvent, Shell};
+use crate::{log_line, ConnEvent, ConnNews, Shell};
 use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalSender};
@@ -21,8 +21,8 @@ pub(crate) struct Net {
     /// The connections this shard serves, each waiting for what the core says of its request.
     conns: RefCell<BTreeMap<ConnId, LocalSender<ConnEvent>>>,
     next_conn: Cell<u64>,
-    /// The core, on the shard that runs it (shard 0).
-    core: OnceCell<Rc<Shell>>,
+    /// This shard's broker and router.
+    shell: OnceCell<Rc<Shell>>,
     /// Outboxes to the other shards, indexed by shard (`None` for this one).
     outbox: Vec<Option<LocalSender<ShardMsg>>>,
 }
@@ -35,16 +35,20 @@ impl Net {
             shards,
             conns: RefCell::new(BTreeMap::new()),
             next_conn: Cell::new(1),
-            core: OnceCell::new(),
+            shell: OnceCell::new(),
             outbox: endpoints.start_senders(),
         });
         endpoints.start_receivers(&net);
         net
     }
 
-    /// Makes this the core's shard: requests of every shard's connections go to `core`.
-    pub(crate) fn attach_core(&self, core: Rc<Shell>) {
-        let _ = self.core.set(core);
+    /// Connects this shard's connections to its broker and router.
+    pub(crate) fn attach(&self, shell: Rc<Shell>) {
+        let _ = self.shell.set(shell);
+    }
+
+    pub(crate) fn shards(&self) -> usize {
+        self.shards
     }
 
     /// A new connection id, unique across shards: its remainder by the shard count is the
@@ -55,34 +59,29 @@ impl Net {
         n * self.shards as u64 + self.shard as u64
     }
 
-    fn shard_of(&self, conn: ConnId) -> usize {
+    pub(crate) fn shard_of(&self, conn: ConnId) -> usize {
         (conn % self.shards as u64) as usize
     }
 
-    fn send_to(&self, shard: usize, message: ShardMsg) {
+    pub(crate) fn send_to(&self, shard: usize, message: ShardMsg) {
         if let Some(Some(outbox)) = self.outbox.get(shard) {
             // Fails only once the outbox's task ended, when the process is stopping.
             let _ = outbox.try_send(message);
         }
     }
 
-    /// Tells a connection, on whichever shard serves it, what the core decided.
+    /// Tells one of this shard's connections what the answer to its request is.
     pub(crate) fn deliver(&self, conn: ConnId, event: ConnEvent) {
-        let shard = self.shard_of(conn);
-        if shard != self.shard {
-            return self.send_to(shard, ShardMsg::Event { conn, event });
-        }
         if let Some(sender) = self.conns.borrow().get(&conn) {
             // The receiver is gone only when the connection closed; nothing to tell it then.
             let _ = sender.try_send(event);
         }
     }
 
-    /// Hands a connection's news to the core, here or on its shard.
-    fn to_core(&self, message: ShardMsg) {
-        match self.core.get() {
-            Some(core) => core.on_net(message),
-            None => self.send_to(0, message),
+    /// Hands a connection's news to this shard's router and broker.
+    fn tell(&self, news: ConnNews) {
+        if let Some(shell) = self.shell.get() {
+            shell.on_connection(news);
         }
     }
 
@@ -90,8 +89,11 @@ impl Net {
     pub(crate) fn receive(self: &Rc<Self>, message: ShardMsg) {
         match message {
             ShardMsg::Connection(accepted) => self.serve(accepted.bind_to_executor()),
-            ShardMsg::Event { conn, event } => self.deliver(conn, event),
-            core_message => self.to_core(core_message),
+            message => {
+                if let Some(shell) = self.shell.get() {
+                    shell.on_shard_message(message);
+                }
+            }
         }
     }
 
@@ -109,8 +111,7 @@ const BIND_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Binds the listener. Not with glommio's `bind`, which sets SO_REUSEPORT and so lets a second
 /// broker start on a port already in use and silently share its connections: std's bind fails
 /// with "address in use" as Kafka does (after [`BIND_RETRY`]).
-pub(crate) fn listen(address: std::net::SocketAddr) -> Result<TcpListener, String> {
-    use std::os::fd::{FromRawFd, IntoRawFd};
+pub(crate) fn bind(address: std::net::SocketAddr) -> Result<std::net::TcpListener, String> {
     let started = std::time::Instant::now();
     let listener = loop {
         match std::net::TcpListener::bind(address) {
@@ -127,8 +128,14 @@ pub(crate) fn listen(address: std::net::SocketAddr) -> Result<TcpListener, Strin
             }
         }
     };
+    Ok(listener)
+}
+
+/// The bound listener on this executor.
+pub(crate) fn listener(listener: std::net::TcpListener) -> TcpListener {
+    use std::os::fd::{FromRawFd, IntoRawFd};
     // SAFETY: the descriptor is a bound, listening TCP socket that we own and hand over whole.
-    Ok(unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) })
+    unsafe { TcpListener::from_raw_fd(listener.into_raw_fd()) }
 }
 
 /// Accepts connections on shard 0 and hands them to the shards in turn.
@@ -162,7 +169,7 @@ async fn serve_connection(net: Rc<Net>, conn: ConnId, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (sender, receiver) = local_channel::new_unbounded();
     net.conns.borrow_mut().insert(conn, sender);
-    net.to_core(ShardMsg::Connect {
+    net.tell(ConnNews::Open {
         conn,
         peer: peer.clone(),
     });
@@ -187,7 +194,7 @@ async fn serve_connection(net: Rc<Net>, conn: ConnId, mut stream: TcpStream) {
                 "connection ended inside a {size}-byte frame: {error}"
             ));
         }
-        net.to_core(ShardMsg::Request {
+        net.tell(ConnNews::Request {
             conn,
             frame: frame.freeze(),
         });
@@ -205,7 +212,7 @@ async fn serve_connection(net: Rc<Net>, conn: ConnId, mut stream: TcpStream) {
         log_line(Level::Info, &format!("conn {conn} from {peer}: {reason}"));
     }
     net.conns.borrow_mut().remove(&conn);
-    net.to_core(ShardMsg::Disconnect { conn });
+    net.tell(ConnNews::Closed { conn });
     let _ = stream.close().await;
 }
 

@@ -6,12 +6,12 @@
 //! peer is behind. Messages between two shards arrive in the order they were sent.
 
 use crate::net::Net;
-use crate::ConnEvent;
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::net::AcceptedTcpStream;
 use spate_core::io::ConnId;
+use spate_core::shard::{Answer, ShardMessage};
 use std::rc::Rc;
 
 /// Messages between shards in flight at once, per ordered pair, before the sender waits.
@@ -21,14 +21,23 @@ const CHANNEL_CAPACITY: usize = 1024;
 pub(crate) enum ShardMsg {
     /// A connection accepted on shard 0, for this shard to serve.
     Connection(AcceptedTcpStream),
-    /// To the core: a connection opened from `peer`.
+    /// To the control shard: a connection opened from `peer`.
     Connect { conn: ConnId, peer: String },
-    /// To the core: a request frame (without its length prefix) read on `conn`.
+    /// To the owning shard: a request (or the part of one) for its partitions, from the
+    /// router of the connection's shard.
     Request { conn: ConnId, frame: Bytes },
-    /// To the core: the connection closed.
+    /// To the connection's shard: what shard `from` answered.
+    Answer {
+        conn: ConnId,
+        from: usize,
+        answer: Answer,
+    },
+    /// To a shard holding part of a split Fetch: answer it now.
+    Wake { conn: ConnId },
+    /// To every shard: the connection closed.
     Disconnect { conn: ConnId },
-    /// From the core, for the connection's shard: what to do with the connection.
-    Event { conn: ConnId, event: ConnEvent },
+    /// One broker to another ([`spate_core::io::Output::ToShard`]).
+    Core(ShardMessage),
 }
 
 /// One shard's ends of the mesh: a sender to every other shard and a receiver from each.

@@ -24,6 +24,10 @@ pub struct Faults {
     /// without a consumer group: a crash that takes back records moves group members back too,
     /// which the group-commit checker (monotonic commits) does not model.
     pub flush: Option<(i64, i64)>,
+    /// The node's shards (thread-per-core): one broker each behind one router, their
+    /// messages to each other delivered in order after `shard_hop_us`.
+    pub shards: usize,
+    pub shard_hop_us: (Micros, Micros),
     pub latency_us: (Micros, Micros),
     pub latency_spike_per_mille: u64,
     /// A lost message breaks its connection (TCP), so the client retries on a new one.
@@ -76,6 +80,14 @@ impl Faults {
                         *flush.pick(&[1i64, 50, 1_000]),
                     )
                 })
+            },
+            shards: {
+                let mut shards = Stream::derive(seed, "shards");
+                *shards.pick(&[1usize, 1, 2, 3])
+            },
+            shard_hop_us: {
+                let mut hops = Stream::derive(seed, "shard-hops");
+                (hops.range(1, 20), hops.range(20, 2_000))
             },
             latency_us: (rng.range(50, 500), rng.range(1_000, 10_000)),
             latency_spike_per_mille: 0,
@@ -131,6 +143,13 @@ impl fmt::Display for Faults {
             self.initial_rebalance_delay_ms,
             self.tail_cache_bytes
         )?;
+        if self.shards > 1 {
+            writeln!(
+                f,
+                "  shards:   {} (messages between them in {}-{} us)",
+                self.shards, self.shard_hop_us.0, self.shard_hop_us.1
+            )?;
+        }
         if let Some((segment_bytes, interval)) = self.segments {
             writeln!(
                 f,

@@ -25,6 +25,7 @@ use disk::SimDisk;
 use rng::Stream;
 use spate_core::broker::{Broker, Config, PlantedBug};
 use spate_core::io::{ConnId, IoOp, IoResult, IoToken, Output};
+use spate_core::shard::{self, Answer, Router, ShardMessage};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The node's wall clock at virtual time zero (a date in 2023, in Kafka's milliseconds).
@@ -109,8 +110,15 @@ enum Event {
     },
     IoDone {
         incarnation: u64,
+        shard: usize,
         token: IoToken,
         io: PendingIo,
+    },
+    /// One shard's broker to another's.
+    ToShard {
+        incarnation: u64,
+        shard: usize,
+        message: ShardMessage,
     },
     NodeTimer {
         incarnation: u64,
@@ -153,6 +161,7 @@ impl Event {
             Event::FinalCrash => 13,
             Event::Verify => 14,
             Event::End => 15,
+            Event::ToShard { .. } => 16,
         }
     }
 }
@@ -207,8 +216,30 @@ struct Conn {
     to_client_at: Micros,
 }
 
+/// The node's shards, one broker each, and the router in front of them (one router serves
+/// every connection: the production shell's per-shard routers hold no state across
+/// connections).
+struct Shards {
+    brokers: Vec<Broker>,
+    router: Router,
+}
+
+impl Shards {
+    fn control(&self) -> &Broker {
+        &self.brokers[shard::CONTROL_SHARD]
+    }
+
+    /// A partition's high watermark, from the shard that owns it.
+    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.brokers[shard::owner(topic, partition, self.brokers.len())]
+            .high_watermark(topic, partition)
+    }
+}
+
 struct Node {
-    broker: Option<Broker>,
+    broker: Option<Shards>,
+    /// When the last message between each ordered pair of shards arrives: they keep order.
+    shard_link_at: BTreeMap<(usize, usize), Micros>,
     incarnation: u64,
     clock_skew_ms: i64,
     timer_generation: u64,
@@ -258,6 +289,7 @@ impl Sim {
             client_rngs: Vec::new(),
             node: Node {
                 broker: None,
+                shard_link_at: BTreeMap::new(),
                 incarnation: 0,
                 clock_skew_ms: 0,
                 timer_generation: 0,
@@ -418,9 +450,23 @@ impl Sim {
             }
             Event::IoDone {
                 incarnation,
+                shard,
                 token,
                 io,
-            } => self.io_done(incarnation, token, io),
+            } => self.io_done(incarnation, shard, token, io),
+            Event::ToShard {
+                incarnation,
+                shard,
+                message,
+            } => {
+                if incarnation == self.node.incarnation {
+                    let now_ms = self.now_ms();
+                    if let Some(node) = self.node.broker.as_mut() {
+                        node.brokers[shard].handle_shard_message(now_ms, message);
+                        self.drain();
+                    }
+                }
+            }
             Event::NodeTimer {
                 incarnation,
                 generation,
@@ -428,8 +474,10 @@ impl Sim {
                 if incarnation == self.node.incarnation && generation == self.node.timer_generation
                 {
                     let now_ms = self.now_ms();
-                    if let Some(broker) = self.node.broker.as_mut() {
-                        broker.handle_timeout(now_ms);
+                    if let Some(node) = self.node.broker.as_mut() {
+                        for broker in &mut node.brokers {
+                            broker.handle_timeout(now_ms);
+                        }
                         self.drain();
                     }
                 }
@@ -539,8 +587,9 @@ impl Sim {
         );
         self.client_conn[client] = Some(conn);
         self.clients[client].on_connected();
-        if let Some(broker) = self.node.broker.as_mut() {
-            broker.handle_connect(conn, &format!("10.0.0.{client}:40000"));
+        if let Some(node) = self.node.broker.as_mut() {
+            node.brokers[shard::CONTROL_SHARD]
+                .handle_connect(conn, &format!("10.0.0.{client}:40000"));
         }
         let latency = self.latency();
         self.schedule_tick(client, latency);
@@ -592,8 +641,11 @@ impl Sim {
                 c.open = false;
                 c.closed_at = Some(self.now);
                 if c.incarnation == self.node.incarnation {
-                    if let Some(broker) = self.node.broker.as_mut() {
-                        broker.handle_disconnect(conn);
+                    if let Some(node) = self.node.broker.as_mut() {
+                        node.router.forget(conn);
+                        for broker in &mut node.brokers {
+                            broker.handle_disconnect(conn);
+                        }
                     }
                 }
             }
@@ -629,41 +681,94 @@ impl Sim {
             .get(0..2)
             .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
         let now_ms = self.now_ms();
-        if let Some(broker) = self.node.broker.as_mut() {
-            broker.handle_request(now_ms, conn, frame);
+        if let Some(node) = self.node.broker.as_mut() {
+            let routed = node.router.route(conn, frame);
+            for (shard, part) in routed.to {
+                node.brokers[shard].handle_request(now_ms, conn, part);
+            }
             self.drain();
         }
     }
 
     fn drain(&mut self) {
         loop {
-            let Some(output) = self.node.broker.as_mut().and_then(Broker::poll_output) else {
+            let next = self.node.broker.as_mut().and_then(|node| {
+                node.brokers
+                    .iter_mut()
+                    .enumerate()
+                    .find_map(|(shard, broker)| broker.poll_output().map(|o| (shard, o)))
+            });
+            let Some((shard, output)) = next else {
                 break;
             };
             match output {
-                Output::Respond { conn, frame } => self.respond(conn, frame),
-                Output::NoResponse { conn } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.busy = false;
-                    }
-                    self.pump_conn(conn);
+                Output::Respond { conn, frame } => self.answer(conn, shard, Answer::Respond(frame)),
+                Output::NoResponse { conn } => self.answer(conn, shard, Answer::NoResponse),
+                Output::Close { conn } => self.answer(conn, shard, Answer::Close),
+                Output::Io(command) => self.start_io(shard, command.token, command.op),
+                Output::ToShard { shard: to, message } => {
+                    self.send_between_shards(shard, to, message)
                 }
-                Output::Close { conn } => {
-                    self.history
-                        .problems
-                        .push(format!("the broker closed connection {conn}"));
-                    self.break_conn(conn);
-                }
-                Output::Io(command) => self.start_io(command.token, command.op),
                 Output::Log { level, message } => {
                     self.stats.log_lines += 1;
                     if self.options.verbose {
-                        eprintln!("{:>10.6} node {level:?}: {message}", self.now as f64 / 1e6);
+                        eprintln!(
+                            "{:>10.6} node shard {shard} {level:?}: {message}",
+                            self.now as f64 / 1e6
+                        );
                     }
                 }
             }
         }
         self.arm_timer();
+    }
+
+    /// A shard answered a connection's request (or its part of it): the router decides what
+    /// the client hears, and which other shards answer their parts of a Fetch now.
+    fn answer(&mut self, conn: ConnId, shard: usize, answer: Answer) {
+        let now_ms = self.now_ms();
+        let Some(node) = self.node.broker.as_mut() else {
+            return;
+        };
+        let routed = node.router.on_answer(conn, shard, answer);
+        for woken in routed.wake {
+            node.brokers[woken].wake_fetch(now_ms, conn);
+        }
+        match routed.answer {
+            Some(Answer::Respond(frame)) => self.respond(conn, frame),
+            Some(Answer::NoResponse) => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.busy = false;
+                }
+                self.pump_conn(conn);
+            }
+            Some(Answer::Close) => {
+                self.history
+                    .problems
+                    .push(format!("the broker closed connection {conn}"));
+                self.break_conn(conn);
+            }
+            None => {}
+        }
+    }
+
+    /// A message from one shard's broker to another's, in order with the ones before it.
+    fn send_between_shards(&mut self, from: usize, to: usize, message: ShardMessage) {
+        let hop = self
+            .net
+            .range(self.faults.shard_hop_us.0, self.faults.shard_hop_us.1);
+        let link = self.node.shard_link_at.entry((from, to)).or_insert(0);
+        let at = (self.now + hop).max(*link);
+        *link = at;
+        let incarnation = self.node.incarnation;
+        self.push(
+            at,
+            Event::ToShard {
+                incarnation,
+                shard: to,
+                message,
+            },
+        );
     }
 
     fn respond(&mut self, conn: ConnId, frame: Bytes) {
@@ -707,7 +812,12 @@ impl Sim {
     }
 
     fn arm_timer(&mut self) {
-        let Some(deadline_ms) = self.node.broker.as_ref().and_then(Broker::poll_timeout) else {
+        let deadline = self
+            .node
+            .broker
+            .as_ref()
+            .and_then(|node| node.brokers.iter().filter_map(Broker::poll_timeout).min());
+        let Some(deadline_ms) = deadline else {
             return;
         };
         self.node.timer_generation += 1;
@@ -726,7 +836,7 @@ impl Sim {
         self.faulty && self.now < self.disk_full_until
     }
 
-    fn start_io(&mut self, token: IoToken, op: IoOp) {
+    fn start_io(&mut self, shard: usize, token: IoToken, op: IoOp) {
         let (pending, latency) = match op {
             IoOp::Write {
                 file,
@@ -805,13 +915,14 @@ impl Sim {
             self.now + latency,
             Event::IoDone {
                 incarnation,
+                shard,
                 token,
                 io: pending,
             },
         );
     }
 
-    fn io_done(&mut self, incarnation: u64, token: IoToken, io: PendingIo) {
+    fn io_done(&mut self, incarnation: u64, shard: usize, token: IoToken, io: PendingIo) {
         if incarnation != self.node.incarnation || self.node.broker.is_none() {
             return; // the node that asked crashed; the disk already decided what survived
         }
@@ -874,8 +985,8 @@ impl Sim {
             }
         };
         let now_ms = self.now_ms();
-        if let Some(broker) = self.node.broker.as_mut() {
-            broker.handle_io_done(now_ms, token, result);
+        if let Some(node) = self.node.broker.as_mut() {
+            node.brokers[shard].handle_io_done(now_ms, token, result);
         }
         self.drain();
     }
@@ -921,17 +1032,29 @@ impl Sim {
             },
             ..Config::default()
         };
-        let mut broker = Broker::new(config);
+        // Every shard starts up on the disk, the control shard last, as the shell does.
+        let shards = self.faults.shards;
         let now_ms = self.now_ms();
-        if let Err(error) = broker.start_up(&mut self.disk, now_ms) {
-            self.history
-                .problems
-                .push(format!("recovery failed: {error}"));
-            self.done = true;
-            return;
+        let mut brokers: Vec<Option<Broker>> = (0..shards).map(|_| None).collect();
+        for shard in (1..shards).chain([shard::CONTROL_SHARD]) {
+            let mut broker = Broker::new(config.for_shard(shard, shards));
+            if let Err(error) = broker.start_up(&mut self.disk, now_ms) {
+                self.history
+                    .problems
+                    .push(format!("recovery of shard {shard} failed: {error}"));
+                self.done = true;
+                return;
+            }
+            brokers[shard] = Some(broker);
         }
+        let broker = Shards {
+            brokers: brokers.into_iter().map(|b| b.expect("started")).collect(),
+            router: Router::new(shards),
+        };
+        self.node.shard_link_at.clear();
         if let Some(crashed_at) = self.last_crash_at.take() {
             let recovered = broker
+                .control()
                 .committed_offsets(GROUP)
                 .into_iter()
                 .map(|((_, p), o)| (p, o))
@@ -1001,7 +1124,7 @@ impl Sim {
             .node
             .broker
             .as_ref()
-            .and_then(|b| b.group_summary(GROUP));
+            .and_then(|b| b.control().group_summary(GROUP));
         match summary {
             Some(("Stable", generation, count)) => {
                 if count != members.len() {
@@ -1041,7 +1164,7 @@ impl Sim {
     fn verify(&mut self) {
         self.restart();
         if let Some(broker) = self.node.broker.as_ref() {
-            for ((_, partition), offset) in broker.committed_offsets(GROUP) {
+            for ((_, partition), offset) in broker.control().committed_offsets(GROUP) {
                 self.history
                     .final_commits
                     .insert((GROUP.to_string(), partition), offset);

@@ -29,6 +29,25 @@ fn a_swarm_of_200_seeds_with_crashes_torn_writes_and_network_faults_is_green() {
     );
 }
 
+/// The swarm above runs sharded nodes (thread-per-core: a router in front of two or three
+/// brokers) often enough, with the workload's partitions spread over several shards.
+#[test]
+fn the_swarm_runs_sharded_nodes_with_partitions_on_several_shards() {
+    let spread = (1..201u64)
+        .map(|seed| spate_runtime_sim::Faults::derive(seed, true))
+        .filter(|f| {
+            let owners: std::collections::BTreeSet<usize> = (0..f.partitions)
+                .map(|p| spate_core::shard::owner("events", p, f.shards))
+                .collect();
+            f.shards > 1 && owners.len() > 1
+        })
+        .count();
+    assert!(
+        spread >= 50,
+        "only {spread} of 200 seeds spread partitions over shards"
+    );
+}
+
 #[test]
 fn the_same_seed_gives_the_same_trace_hash() {
     for seed in [1, 42, 777] {

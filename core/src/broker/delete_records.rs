@@ -27,7 +27,7 @@ impl Broker {
         ctx: &RequestContext,
         request: DeleteRecordsRequest,
     ) {
-        let mut moved = false;
+        let mut moved = Vec::new();
         let mut topics = Vec::with_capacity(request.topics.len());
         for topic in &request.topics {
             let name = topic.name.0.as_str();
@@ -39,7 +39,10 @@ impl Broker {
                 match self.move_log_start(name, wanted.partition_index, wanted.offset) {
                     Ok((low_watermark, changed)) => {
                         result.low_watermark = low_watermark;
-                        moved |= changed;
+                        if changed {
+                            let id = self.topics[name].id;
+                            moved.push((id, wanted.partition_index, low_watermark));
+                        }
                     }
                     Err(code) => result.error_code = code,
                 }
@@ -51,11 +54,20 @@ impl Broker {
                     .with_partitions(partitions),
             );
         }
-        if moved {
-            self.metadata_version += 1;
-            self.pump_io();
+        let response = DeleteRecordsResponse::default().with_topics(topics);
+        if moved.is_empty() {
+            return self.respond(ctx, &response);
         }
-        self.respond_after_metadata(ctx, &DeleteRecordsResponse::default().with_topics(topics));
+        if !self.is_control() {
+            // The control shard persists this shard's log starts (see `shards.rs`).
+            if let Some(answer) = self.encode_response(ctx, &response) {
+                self.await_log_starts(moved, answer);
+            }
+            return;
+        }
+        self.metadata_version += 1;
+        self.pump_io();
+        self.respond_after_metadata(ctx, &response);
     }
 
     /// Moves one partition's log start; the new start (the low watermark) and whether it moved.
@@ -70,6 +82,9 @@ impl Broker {
         };
         if partition < 0 || partition as usize >= topic.partitions.len() {
             return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        if crate::shard::owner(name, partition, self.config.shards) != self.config.shard {
+            return Err(errors::NOT_LEADER_OR_FOLLOWER);
         }
         if self.offline.contains(&(topic.id, partition)) {
             return Err(errors::KAFKA_STORAGE_ERROR);

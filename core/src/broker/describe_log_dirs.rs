@@ -19,18 +19,26 @@ impl Broker {
         ctx: &RequestContext,
         request: DescribeLogDirsRequest,
     ) {
-        let topics = match &request.topics {
+        // Each shard describes the partitions it owns (the router merges them).
+        let (shard, shards) = (self.config.shard, self.config.shards);
+        let owned = |topic: &Topic, p: i32| crate::shard::owner(&topic.name, p, shards) == shard;
+        let topics: Vec<DescribeLogDirsTopic> = match &request.topics {
             None => self
                 .topics
                 .values()
-                .map(|topic| describe_partitions(topic, 0..topic.partitions.len() as i32))
+                .map(|topic| {
+                    let all = 0..topic.partitions.len() as i32;
+                    describe_partitions(topic, all.filter(|&p| owned(topic, p)))
+                })
+                .filter(|t| shards == 1 || !t.partitions.is_empty())
                 .collect(),
             // Unknown topics and partitions are left out, as Kafka does.
             Some(wanted) => wanted
                 .iter()
                 .filter_map(|w| {
                     let topic = self.topics.get(w.topic.0.as_str())?;
-                    Some(describe_partitions(topic, w.partitions.iter().copied()))
+                    let mine = w.partitions.iter().copied().filter(|&p| owned(topic, p));
+                    Some(describe_partitions(topic, mine))
                 })
                 .collect(),
         };

@@ -169,6 +169,11 @@ impl Broker {
             slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
             return None;
         };
+        if crate::shard::owner(&topic.name, slot.partition, self.config.shards) != self.config.shard
+        {
+            slot.data.error_code = errors::NOT_LEADER_OR_FOLLOWER;
+            return None;
+        }
         if self.offline.contains(&(topic.id, slot.partition)) {
             slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
             return None;
@@ -268,6 +273,14 @@ impl Broker {
             let fetch = self.fetches.remove(&id).expect("listed above");
             self.evaluate_fetch(id, fetch, now_ms);
         }
+    }
+
+    /// The connection's fetches are due now (thread-per-core: see `Broker::wake_fetch`).
+    pub(super) fn hurry_fetches(&mut self, conn: ConnId, now_ms: i64) {
+        for fetch in self.fetches.values_mut().filter(|f| f.conn() == conn) {
+            fetch.deadline_ms = fetch.deadline_ms.min(now_ms);
+        }
+        self.expire_fetches(now_ms);
     }
 
     pub(super) fn expire_fetches(&mut self, now_ms: i64) {

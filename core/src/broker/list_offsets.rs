@@ -111,6 +111,9 @@ impl Broker {
             .partitions
             .get(partition as usize)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+        if !self.owns(&topic.name, partition) {
+            return Err(errors::NOT_LEADER_OR_FOLLOWER);
+        }
         if self.offline.contains(&(topic.id, partition)) {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }

@@ -54,6 +54,11 @@ impl Broker {
         if ctx.version >= 2 {
             response.cluster_id = Some(StrBytes::from_string(self.cluster_id.clone()));
         }
+        if self.config.shards > 1 {
+            // A topic created here is served by other shards too: the client hears of it
+            // once they all have it (at once when nothing was created).
+            return self.respond_after_metadata(ctx, &response);
+        }
         self.respond(ctx, &response);
     }
 

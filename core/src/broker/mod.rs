@@ -34,6 +34,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod recovery;
 mod security;
+mod shards;
 mod sync_group;
 
 pub use api_versions::{supported_versions, SUPPORTED_APIS};
@@ -84,6 +85,10 @@ pub struct Config {
     /// A known bug switched on, so the simulator can show its checkers catch it. Never set in
     /// production.
     pub planted_bug: Option<PlantedBug>,
+    /// This broker's shard, and how many there are (thread-per-core, see [`crate::shard`]):
+    /// a shard serves the partitions it owns; shard 0 also the topics, groups and configs.
+    pub shard: usize,
+    pub shards: usize,
 }
 
 /// Bugs the simulator plants to prove its checkers are checking (a `--buggify` switch).
@@ -117,6 +122,23 @@ impl Default for Config {
             retention_check_interval_ms: 300_000,
             unwritten_bytes_max: 64 * 1024 * 1024,
             planted_bug: None,
+            shard: 0,
+            shards: 1,
+        }
+    }
+}
+
+impl Config {
+    /// The configuration of one of `shards` shards: the memory bounds (`tail.cache.bytes`,
+    /// `unwritten.bytes.max`) are the broker's, shared evenly.
+    pub fn for_shard(&self, shard: usize, shards: usize) -> Config {
+        let shards = shards.max(1);
+        Config {
+            shard,
+            shards,
+            tail_cache_bytes: self.tail_cache_bytes / shards,
+            unwritten_bytes_max: (self.unwritten_bytes_max / shards).max(1),
+            ..self.clone()
         }
     }
 }
@@ -240,6 +262,8 @@ pub struct Broker {
     /// The tail cache's size across partitions when last summed, plus the bytes appended
     /// since: an upper bound, summed again only once it passes `tail_cache_bytes`.
     tail_cache_estimate: usize,
+    /// Thread-per-core state (see `shards.rs`).
+    sharding: shards::Sharding,
 }
 
 /// A clean shutdown in progress.
@@ -296,6 +320,7 @@ impl Broker {
             conn_hosts: BTreeMap::new(),
             now_ms: 0,
             tail_cache_estimate: 0,
+            sharding: shards::Sharding::default(),
         }
     }
 
@@ -407,6 +432,12 @@ impl Broker {
     fn dispatch(&mut self, ctx: &RequestContext, body: &mut Bytes) -> Result<(), String> {
         fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, String> {
             T::decode(body, version).map_err(|e| e.to_string())
+        }
+        if !self.is_control() && !crate::shard::is_partition_api(ctx.api_key) {
+            return Err(format!(
+                "shard {} serves partition requests only; the router sends the rest to shard 0",
+                self.config.shard
+            ));
         }
         match ctx.api_key {
             ApiKey::Produce if ctx.version < 3 => {
@@ -610,6 +641,7 @@ impl Broker {
     pub fn begin_shutdown(&mut self) {
         if self.shutdown.is_none() {
             self.shutdown = Some(ShutdownState::default());
+            self.share_shutdown();
             self.pump_io();
         }
     }
@@ -679,7 +711,7 @@ impl Broker {
         body: &R,
     ) {
         if let Some(output) = self.encode_response(ctx, body) {
-            if self.metadata_persisted >= self.metadata_version {
+            if self.metadata_visible() >= self.metadata_version {
                 self.outputs.push_back(output);
             } else {
                 self.after_metadata.push((self.metadata_version, output));
@@ -742,8 +774,14 @@ impl Broker {
                     .partitions
                     .iter()
                     .enumerate()
-                    .filter(|(_, log)| log.log_start_offset() > 0)
-                    .map(|(p, log)| (p as i32, log.log_start_offset()))
+                    .map(|(p, log)| {
+                        let p = p as i32;
+                        match self.owns(&t.name, p) {
+                            true => (p, log.log_start_offset()),
+                            false => (p, self.sharding.foreign_log_start(t.id, p)),
+                        }
+                    })
+                    .filter(|(_, start)| *start > 0)
                     .collect(),
             })
             .collect();
@@ -781,10 +819,16 @@ impl Broker {
 
     /// Hands out every write, sync, seal and metadata persist that may start now.
     fn pump_io(&mut self) {
-        if self.metadata_in_flight.is_none() && self.metadata_persisted < self.metadata_version {
+        if self.metadata_in_flight.is_none()
+            && self.metadata_persisted < self.metadata_version
+            && self.is_control()
+        {
             let version = self.metadata_version;
             self.metadata_in_flight = Some(version);
             let data = self.metadata_bytes();
+            if self.config.shards > 1 {
+                self.sharding.persisting = Some(Bytes::from(data.clone()));
+            }
             self.issue(
                 IoOp::PersistMetadata { data },
                 InFlight::Metadata { version },
@@ -1044,6 +1088,7 @@ impl Broker {
                         log.log_start_offset()
                     ),
                     paths,
+                    (topic.id, partition as i32, log.log_start_offset()),
                 ));
             }
         }
@@ -1051,8 +1096,20 @@ impl Broker {
         if removals.is_empty() {
             return;
         }
+        if !self.is_control() {
+            // The control shard persists the new log starts; the files go once it has.
+            for (message, paths, start) in removals {
+                self.log(Level::Info, message);
+                let remove = Output::Io(IoCommand {
+                    token: 0,
+                    op: IoOp::RemoveFiles { paths },
+                });
+                self.await_log_starts(vec![start], remove);
+            }
+            return;
+        }
         self.metadata_version += 1;
-        for (message, paths) in removals {
+        for (message, paths, _) in removals {
             self.log(Level::Info, message);
             self.after_metadata.push((
                 self.metadata_version,
@@ -1075,7 +1132,13 @@ impl Broker {
     fn checkpoint_partitions(&mut self) {
         if !self.offline.is_empty() {
             // A partition that cannot write cannot checkpoint: the next start scans.
-            self.shutdown.as_mut().expect("shutting down").mark = MarkState::Written;
+            let shutdown = self.shutdown.as_mut().expect("shutting down");
+            if shutdown.mark != MarkState::Written {
+                shutdown.mark = MarkState::Written;
+                if !self.is_control() {
+                    self.report_shut_down(false);
+                }
+            }
             return;
         }
         let mut checkpoints = Vec::new();
@@ -1123,6 +1186,20 @@ impl Broker {
         }
         let shutdown = self.shutdown.as_ref().expect("shutting down");
         if all_current && shutdown.mark == MarkState::NotYet && self.in_flight.is_empty() {
+            if !self.is_control() {
+                // The control shard writes the one mark once every shard is here.
+                self.shutdown.as_mut().expect("shutting down").mark = MarkState::Written;
+                return self.report_shut_down(true);
+            }
+            match self.peers_shut_down() {
+                None => return, // other shards are still writing
+                Some(false) => {
+                    // Another shard could not checkpoint: the next start scans.
+                    self.shutdown.as_mut().expect("shutting down").mark = MarkState::Written;
+                    return;
+                }
+                Some(true) => {}
+            }
             self.shutdown.as_mut().expect("shutting down").mark = MarkState::Writing;
             self.issue(
                 IoOp::WriteFile {
@@ -1193,6 +1270,13 @@ impl Broker {
             return;
         }
         self.metadata_persisted = version;
+        self.share_metadata(version);
+        self.release_after_metadata();
+    }
+
+    /// Performs what waited for a metadata version that every shard now has.
+    fn release_after_metadata(&mut self) {
+        let version = self.metadata_visible();
         let (ready, waiting): (Vec<_>, Vec<_>) = self
             .after_metadata
             .drain(..)
@@ -1211,5 +1295,7 @@ impl Broker {
     }
 }
 
+#[cfg(test)]
+mod sharded_tests;
 #[cfg(test)]
 mod tests;

@@ -81,6 +81,9 @@ impl Broker {
             .get(partition as usize)
             .filter(|_| partition >= 0)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+        if !self.owns(name, partition) {
+            return Err(errors::NOT_LEADER_OR_FOLLOWER);
+        }
         if self.offline.contains(&(topic.id, partition)) {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }

@@ -142,7 +142,8 @@ impl Broker {
         if topics::validate_name(name).is_err() {
             return Err(errors::INVALID_TOPIC_EXCEPTION);
         }
-        if !self.config.auto_create_topics {
+        // Only the control shard creates topics; the client's metadata request does it there.
+        if !self.config.auto_create_topics || !self.is_control() {
             return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
         }
         self.create_topic(name, self.config.num_partitions, BTreeMap::new());
@@ -163,6 +164,9 @@ impl Broker {
         let id = topic.id;
         if index < 0 || index as usize >= topic.partitions.len() {
             return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None));
+        }
+        if !self.owns(name, index) {
+            return Err((errors::NOT_LEADER_OR_FOLLOWER, None));
         }
         if self.offline.contains(&(id, index)) {
             return Err((

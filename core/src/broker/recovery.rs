@@ -74,25 +74,43 @@ impl Broker {
             clean: disk.file_len(io::CLEAN_SHUTDOWN_FILE)?.is_some(),
             ..StartupReport::default()
         };
+        let mut recovered = 0;
         for (topic_dir, partition) in self.recover_metadata(metadata.as_deref())? {
-            self.recover_partition(disk, &topic_dir, partition, now_ms, &mut report)?;
+            let name = self
+                .topics
+                .values()
+                .find(|t| t.dir_name() == topic_dir)
+                .map(|t| t.name.clone())
+                .unwrap_or_default();
+            if self.owns(&name, partition) {
+                self.recover_partition(disk, &topic_dir, partition, now_ms, &mut report)?;
+                recovered += 1;
+            }
         }
-        for orphan in self.orphan_dirs(&disk.list_dirs()?) {
-            self.log(
-                Level::Info,
-                format!("removing directory of a deleted topic: {orphan}"),
-            );
-            disk.remove_dir(&orphan)?;
+        self.keep_foreign_log_starts();
+        if self.is_control() {
+            // The other shards started up first (their partitions only): what is left is the
+            // control shard's, as is the mark.
+            for orphan in self.orphan_dirs(&disk.list_dirs()?) {
+                self.log(
+                    Level::Info,
+                    format!("removing directory of a deleted topic: {orphan}"),
+                );
+                disk.remove_dir(&orphan)?;
+            }
+            if report.clean {
+                // From here on the index files of active segments go stale.
+                disk.remove_file(io::CLEAN_SHUTDOWN_FILE)?;
+            }
         }
-        if report.clean {
-            // From here on the index files of active segments go stale.
-            disk.remove_file(io::CLEAN_SHUTDOWN_FILE)?;
-        }
+        let shard = match self.config.shards {
+            1 => String::new(),
+            _ => format!("shard {}: ", self.config.shard),
+        };
         self.log(
             Level::Info,
             format!(
-                "recovered {} partition(s) after a{} shutdown: {} segment(s) from their index files, {} scanned",
-                self.topics.values().map(|t| t.partitions.len()).sum::<usize>(),
+                "{shard}recovered {recovered} partition(s) after a{} shutdown: {} segment(s) from their index files, {} scanned",
                 if report.clean { " clean" } else { "n unclean" },
                 report.loaded,
                 report.scanned.len()

@@ -96,6 +96,9 @@ impl Harness {
                 Output::Close { conn } => self.closed.push(conn),
                 Output::NoResponse { conn } => self.no_response.push(conn),
                 Output::Log { .. } => {}
+                Output::ToShard { shard, message } => {
+                    panic!("a single shard told shard {shard}: {message:?}")
+                }
                 Output::Io(command) if self.hold_io => self.held.push(command),
                 Output::Io(command) => {
                     let result = self.perform(command.op);

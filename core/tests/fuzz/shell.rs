@@ -198,6 +198,9 @@ impl Shell {
                 Output::Log { message, .. } => {
                     assert!(!message.is_empty(), "an empty log line");
                 }
+                Output::ToShard { shard, message } => {
+                    panic!("a single shard told shard {shard}: {message:?}")
+                }
             }
         }
         count

@@ -1,0 +1,275 @@
+//! Thread-per-core: a broker that is one shard of several (see [`crate::shard`]).
+//!
+//! Every shard runs a whole `Broker` over the same topic table, and serves the partitions
+//! [`crate::shard::owner`] gives it: their logs, writes, flush rounds, reads and retention.
+//! Shard 0, the control shard, also owns the topic table, the groups (their offsets topic is
+//! its own) and producer ids, and it alone writes the metadata file. Each version it makes
+//! durable goes to the other shards ([`ShardMessage::Metadata`]); they apply it, and an answer
+//! that waited for the version (CreateTopics, say) goes out only once every shard runs on it,
+//! so a client that was told a topic exists finds it on every shard.
+//!
+//! The other shards keep no metadata of their own. A DeleteRecords on one of their partitions
+//! sends the new log start to the control shard, which persists it with the metadata; the
+//! answer waits for a version that carries it. A clean shutdown writes the clean-shutdown mark
+//! only once every shard has checkpointed its partitions.
+
+use super::{Broker, InFlight, Output};
+use crate::io::{ConnId, Level};
+use crate::log::PartitionLog;
+use crate::shard::{owner, ShardMessage, CONTROL_SHARD};
+use crate::topics::{self, Topic, TopicId};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What waits on a non-control shard for its log starts to be persisted: a DeleteRecords
+/// answer, or the removal of segments retention deleted.
+struct AwaitedLogStarts {
+    starts: Vec<(TopicId, i32, i64)>,
+    then: Output,
+}
+
+/// What a broker keeps because it is one shard of several.
+#[derive(Default)]
+pub(super) struct Sharding {
+    /// Control: the metadata bytes being persisted, shared with the other shards once durable.
+    pub(super) persisting: Option<Bytes>,
+    /// Control: the metadata version each other shard runs on (1, the version every shard
+    /// loads at start-up, until it says otherwise).
+    applied: BTreeMap<usize, u64>,
+    /// Control: log start offsets of the partitions other shards own.
+    foreign_log_starts: BTreeMap<(TopicId, i32), i64>,
+    /// Control: shards that finished their part of a clean shutdown, and whether cleanly.
+    shut_down: BTreeMap<usize, bool>,
+    /// Other shards: what waits for log starts to be persisted.
+    awaited_log_starts: Vec<AwaitedLogStarts>,
+}
+
+impl Sharding {
+    pub(super) fn foreign_log_start(&self, topic: TopicId, partition: i32) -> i64 {
+        self.foreign_log_starts
+            .get(&(topic, partition))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Broker {
+    pub(super) fn is_control(&self) -> bool {
+        self.config.shard == CONTROL_SHARD
+    }
+
+    /// Whether this shard serves the partition.
+    pub(super) fn owns(&self, topic: &str, partition: i32) -> bool {
+        owner(topic, partition, self.config.shards) == self.config.shard
+    }
+
+    /// The metadata version every shard runs on: answers that wait for a version go out once
+    /// it is here.
+    pub(super) fn metadata_visible(&self) -> u64 {
+        (0..self.config.shards)
+            .filter(|&s| s != self.config.shard)
+            .map(|s| self.sharding.applied.get(&s).copied().unwrap_or(1))
+            .fold(self.metadata_persisted, u64::min)
+    }
+
+    /// Control: a metadata version is durable; the other shards get it.
+    pub(super) fn share_metadata(&mut self, version: u64) {
+        let Some(data) = self.sharding.persisting.take() else {
+            return;
+        };
+        for shard in (0..self.config.shards).filter(|&s| s != self.config.shard) {
+            self.outputs.push_back(Output::ToShard {
+                shard,
+                message: ShardMessage::Metadata {
+                    version,
+                    data: data.clone(),
+                },
+            });
+        }
+    }
+
+    /// Start-up: log starts of partitions another shard recovers are kept for the metadata.
+    pub(super) fn keep_foreign_log_starts(&mut self) {
+        let foreign: Vec<((TopicId, i32), i64)> = std::mem::take(&mut self.recovered_log_starts)
+            .into_iter()
+            .collect();
+        for ((id, partition), offset) in foreign {
+            self.sharding
+                .foreign_log_starts
+                .insert((id, partition), offset);
+        }
+        if !self.is_control() {
+            // The control shard writes the metadata; the others run on what it wrote.
+            self.metadata_persisted = self.metadata_version;
+        }
+    }
+
+    /// Another shard's broker told this one something ([`Output::ToShard`]).
+    pub fn handle_shard_message(&mut self, now_ms: i64, message: ShardMessage) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match message {
+            ShardMessage::Metadata { version, data } => self.apply_metadata(version, &data),
+            ShardMessage::MetadataApplied { shard, version } => {
+                let applied = self.sharding.applied.entry(shard).or_insert(1);
+                *applied = (*applied).max(version);
+                self.release_after_metadata();
+            }
+            ShardMessage::LogStartMoved {
+                topic,
+                partition,
+                offset,
+            } => {
+                let start = self
+                    .sharding
+                    .foreign_log_starts
+                    .entry((topic, partition))
+                    .or_insert(0);
+                *start = (*start).max(offset);
+                self.metadata_version += 1;
+            }
+            ShardMessage::BeginShutdown => self.begin_shutdown(),
+            ShardMessage::ShutDown { shard, clean } => {
+                self.sharding.shut_down.insert(shard, clean);
+            }
+        }
+        self.pump_io();
+    }
+
+    /// Whether every other shard finished its part of a clean shutdown, and all cleanly.
+    pub(super) fn peers_shut_down(&self) -> Option<bool> {
+        let peers = self.config.shards.saturating_sub(1);
+        (self.sharding.shut_down.len() >= peers)
+            .then(|| self.sharding.shut_down.values().all(|&clean| clean))
+    }
+
+    /// A non-control shard finished its part of a clean shutdown.
+    pub(super) fn report_shut_down(&mut self, clean: bool) {
+        self.outputs.push_back(Output::ToShard {
+            shard: CONTROL_SHARD,
+            message: ShardMessage::ShutDown {
+                shard: self.config.shard,
+                clean,
+            },
+        });
+    }
+
+    /// Control: the other shards stop too.
+    pub(super) fn share_shutdown(&mut self) {
+        if !self.is_control() {
+            return;
+        }
+        for shard in 1..self.config.shards {
+            self.outputs.push_back(Output::ToShard {
+                shard,
+                message: ShardMessage::BeginShutdown,
+            });
+        }
+    }
+
+    /// A non-control shard moved log starts (DeleteRecords, retention): the control shard
+    /// persists them, and `then` (the answer, the segment removal) waits for a metadata
+    /// version that has them.
+    pub(super) fn await_log_starts(&mut self, starts: Vec<(TopicId, i32, i64)>, then: Output) {
+        for &(topic, partition, offset) in &starts {
+            self.outputs.push_back(Output::ToShard {
+                shard: CONTROL_SHARD,
+                message: ShardMessage::LogStartMoved {
+                    topic,
+                    partition,
+                    offset,
+                },
+            });
+        }
+        self.sharding
+            .awaited_log_starts
+            .push(AwaitedLogStarts { starts, then });
+    }
+
+    /// A non-control shard takes the control shard's metadata version `version`: topics
+    /// created, deleted or re-created, partitions added, configs changed.
+    fn apply_metadata(&mut self, version: u64, data: &[u8]) {
+        if self.is_control() {
+            return;
+        }
+        let image = match topics::decode_metadata(data) {
+            Ok(image) => image,
+            Err(error) => {
+                // Cannot happen: the control shard wrote these bytes. Stay on the old version.
+                return self.log(
+                    Level::Error,
+                    format!("metadata version {version} from the control shard does not decode: {error}"),
+                );
+            }
+        };
+        let ids: BTreeMap<&str, TopicId> = image
+            .topics
+            .iter()
+            .map(|r| (r.name.as_str(), r.id))
+            .collect();
+        let gone: Vec<String> = self
+            .topics
+            .values()
+            .filter(|t| ids.get(t.name.as_str()) != Some(&t.id))
+            .map(|t| t.name.clone())
+            .collect();
+        for name in gone {
+            let topic = self.topics.remove(&name).expect("listed above");
+            self.dirty.retain(|(n, _)| *n != name);
+            self.offline.retain(|(id, _)| *id != topic.id);
+            self.storage_retry_at.retain(|(id, _), _| *id != topic.id);
+        }
+        let cache = self.config.tail_cache_bytes_per_partition;
+        let mut starts = BTreeMap::new();
+        for record in image.topics {
+            for (&partition, &offset) in &record.log_start_offsets {
+                starts.insert((record.id, partition), offset);
+            }
+            let topic = self.topics.entry(record.name.clone()).or_insert(Topic {
+                name: record.name,
+                id: record.id,
+                configs: BTreeMap::new(),
+                partitions: Vec::new(),
+                created_in_version: version,
+            });
+            topic.configs = record.configs;
+            while (topic.partitions.len() as i32) < record.partitions {
+                topic.partitions.push(PartitionLog::new(cache));
+            }
+        }
+        self.metadata_version = version;
+        self.metadata_persisted = version;
+        let topic_ids: BTreeSet<TopicId> = self.topics.values().map(|t| t.id).collect();
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.sharding.awaited_log_starts)
+                .into_iter()
+                .partition(|awaited| {
+                    awaited.starts.iter().all(|&(id, partition, offset)| {
+                        // A deleted topic's records are gone anyway.
+                        !topic_ids.contains(&id)
+                            || starts.get(&(id, partition)).is_some_and(|&s| s >= offset)
+                    })
+                });
+        self.sharding.awaited_log_starts = waiting;
+        for awaited in ready {
+            match awaited.then {
+                Output::Io(command) => self.issue(command.op, InFlight::RemoveSegments),
+                answer => self.outputs.push_back(answer),
+            }
+        }
+        self.outputs.push_back(Output::ToShard {
+            shard: CONTROL_SHARD,
+            message: ShardMessage::MetadataApplied {
+                shard: self.config.shard,
+                version,
+            },
+        });
+    }
+
+    /// The connection's split Fetch is answered now with what this shard has, instead of
+    /// waiting out its `max_wait_ms`: another shard already answered its part.
+    pub fn wake_fetch(&mut self, now_ms: i64, conn: ConnId) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.hurry_fetches(conn, now_ms);
+        self.pump_io();
+    }
+}
