@@ -12,11 +12,13 @@ default:
 build:
     cargo build --release
 
-# Unit tests, then the integration suite against the real broker binary.
+# Unit tests, then the integration suite against the real broker binary: once with one
+# shard (the default), once with two (`--cores 2`, where the machine has two CPUs).
 test:
     cargo build --release --workspace --bins
     cargo test --release --workspace
     SPATE_BIN="{{spate_bin}}" python3 -m pytest -q tests/
+    if [ "$(nproc)" -ge 2 ]; then SPATE_BIN="{{spate_bin}}" SPATE_SERVER_ARGS="--cores 2" python3 -m pytest -q tests/; else echo "one CPU: the two-shard run of the suite needs two"; fi
 
 # Only the Python integration suite (expects an already-built binary); extra args go to pytest.
 test-integration *ARGS:

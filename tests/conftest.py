@@ -2,7 +2,9 @@
 
 Every test talks to a real `spate server` process started from the binary named by
 $SPATE_BIN (default: <repo>/target/release/spate), on a free port, with a fresh
-data directory. At teardown the broker gets SIGTERM and must exit 0.
+data directory. At teardown the broker gets SIGTERM and must exit 0. $SPATE_SERVER_ARGS adds
+flags to every broker a test starts without its own shard flags: `just test` runs the suite
+again with `--cores 2`, so every client test also runs against a broker of two shards.
 
 On a failing test, the tail of the broker's stderr is attached to the report.
 """
@@ -22,6 +24,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SPATE_BIN = Path(os.environ.get("SPATE_BIN", REPO / "target" / "release" / "spate"))
+
+SERVER_ARGS = os.environ.get("SPATE_SERVER_ARGS", "").split()
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
@@ -68,6 +72,8 @@ class Broker:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.extra_args = list(extra_args or [])
+        if not {"--cores", "--cpu"} & set(self.extra_args):
+            self.extra_args += SERVER_ARGS
         self.proc: subprocess.Popen | None = None
         self.generation = 0
         self.stderr_path = workdir / "broker-0.stderr"

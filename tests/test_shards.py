@@ -3,7 +3,6 @@ both, and serves every request of every connection as one shard would: produce, 
 groups, a clean restart. Configuration mistakes are refused with a message naming them."""
 
 import os
-import re
 import threading
 
 import pytest
@@ -30,7 +29,7 @@ def sharded(tmp_path):
 
 
 def test_two_shards_serve_many_connections_exactly_once(sharded, topic):
-    assert re.search(r"listening on .* 2 shards", sharded.stderr_text()), sharded.stderr_tail()
+    assert sharded.wait_for_log(r"listening on .* 2 shards", timeout=10), sharded.stderr_tail()
     create_topic(sharded.bootstrap, topic, PARTITIONS)
 
     # Four producers at once, two libraries: their connections land on both shards.

@@ -26,7 +26,7 @@ impl Broker {
         bin: &Path,
         data_dir: &Path,
         config: Option<&Path>,
-        cpu: Option<usize>,
+        placement: &[String],
     ) -> Result<Broker, String> {
         if !bin.is_file() {
             return Err(format!(
@@ -59,9 +59,7 @@ impl Broker {
         if let Some(config) = config {
             command.arg("--config").arg(config);
         }
-        if let Some(cpu) = cpu {
-            command.arg("--cpu").arg(cpu.to_string());
-        }
+        command.args(placement);
         let child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
@@ -84,7 +82,7 @@ impl Broker {
         bin: &Path,
         data_dir: &Path,
         config: Option<&Path>,
-        cpu: Option<usize>,
+        placement: &[String],
     ) -> Result<Broker, String> {
         const TOPIC: &str = "bench-prime";
         let batch = crate::batch::exact_batch(4096)?;
@@ -95,11 +93,11 @@ impl Broker {
             conn.send_frame(frame.with_id(id))?;
             check_produce_response(conn.read_frame()?, id)
         };
-        let first = Broker::start(bin, data_dir, config, cpu)?;
+        let first = Broker::start(bin, data_dir, config, placement)?;
         Conn::connect(first.addr)?.create_topic(TOPIC, 1)?;
         produce_one(&first)?;
         first.stop()?;
-        let broker = Broker::start(bin, data_dir, config, cpu)?;
+        let broker = Broker::start(bin, data_dir, config, placement)?;
         produce_one(&broker)?;
         Ok(broker)
     }

@@ -60,14 +60,28 @@ struct Common {
     #[arg(long, value_name = "PATH")]
     spate_bin: Option<PathBuf>,
     /// Pin the broker's executor to this CPU (spate server --cpu)
-    #[arg(long, value_name = "CPU")]
+    #[arg(long, value_name = "CPU", conflicts_with = "broker_cores")]
     broker_cpu: Option<usize>,
+    /// Run the broker with N shards (spate server --cores N)
+    #[arg(long, value_name = "N")]
+    broker_cores: Option<usize>,
     /// Keep the run directory (broker data and log) afterwards
     #[arg(long)]
     keep: bool,
     /// Also write the results as JSON to FILE ("-" for standard output)
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+}
+
+impl Common {
+    /// The broker's placement flags.
+    fn broker_args(&self) -> Vec<String> {
+        match (self.broker_cpu, self.broker_cores) {
+            (Some(cpu), _) => vec!["--cpu".into(), cpu.to_string()],
+            (None, Some(cores)) => vec!["--cores".into(), cores.to_string()],
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -184,7 +198,7 @@ fn run(command: Command) -> Result<(), String> {
             let options = storage::Options {
                 run_dir: run_dir.path.clone(),
                 spate_bin,
-                broker_cpu: args.common.broker_cpu,
+                broker_args: args.common.broker_args(),
                 sizes,
                 bytes: args.bytes,
                 case_secs: args.case_secs.unwrap_or(if quick { 1.0 } else { 5.0 }),
@@ -217,7 +231,7 @@ fn run(command: Command) -> Result<(), String> {
             let options = memory::Options {
                 run_dir: run_dir.path.clone(),
                 spate_bin,
-                broker_cpu: args.common.broker_cpu,
+                broker_args: args.common.broker_args(),
                 secs: args.secs,
                 partitions: args.partitions,
                 batch_bytes,

@@ -31,7 +31,7 @@ const KAFKA_STORAGE_ERROR: i16 = 56;
 pub struct Options {
     pub run_dir: PathBuf,
     pub spate_bin: PathBuf,
-    pub broker_cpu: Option<usize>,
+    pub broker_args: Vec<String>,
     pub secs: f64,
     pub partitions: usize,
     pub batch_bytes: usize,
@@ -61,14 +61,14 @@ pub fn run(options: &Options) -> Result<MemoryReport, String> {
             &options.spate_bin,
             &data_dir,
             config.as_deref(),
-            options.broker_cpu,
+            &options.broker_args,
         )?
     } else {
         Broker::start(
             &options.spate_bin,
             &data_dir,
             config.as_deref(),
-            options.broker_cpu,
+            &options.broker_args,
         )?
     };
     let outcome = load(options, &broker, machine);

@@ -24,7 +24,7 @@ pub struct Options {
     /// A fresh directory for this run: the plain file and the broker's data dir go inside.
     pub run_dir: PathBuf,
     pub spate_bin: PathBuf,
-    pub broker_cpu: Option<usize>,
+    pub broker_args: Vec<String>,
     pub sizes: Vec<usize>,
     /// Bytes per case; `None` picks by batch size.
     pub bytes: Option<u64>,
@@ -74,9 +74,9 @@ pub fn run(options: &Options) -> Result<StorageReport, String> {
     }
     let data_dir = options.run_dir.join("spate");
     let broker = if options.prime_broker {
-        Broker::start_primed(&options.spate_bin, &data_dir, None, options.broker_cpu)?
+        Broker::start_primed(&options.spate_bin, &data_dir, None, &options.broker_args)?
     } else {
-        Broker::start(&options.spate_bin, &data_dir, None, options.broker_cpu)?
+        Broker::start(&options.spate_bin, &data_dir, None, &options.broker_args)?
     };
     let outcome = run_cases(options, &broker);
     // Read the log before stopping: shutdown lines are not the benchmark's business.
