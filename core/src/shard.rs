@@ -124,10 +124,17 @@ struct Split {
     closed: bool,
 }
 
+/// Partition requests in a row, all for one other shard, after which a connection moves to
+/// that shard ([`Router::migration`]).
+pub const MIGRATE_AFTER: u32 = 4;
+
 /// One shard's router for the connections it serves (see the module comment).
 pub struct Router {
     shards: usize,
     splits: BTreeMap<ConnId, Split>,
+    /// Per connection, the shard its latest partition requests went to whole, and how many
+    /// in a row.
+    streaks: BTreeMap<ConnId, (usize, u32)>,
 }
 
 impl Router {
@@ -135,6 +142,7 @@ impl Router {
         Router {
             shards: shards.max(1),
             splits: BTreeMap::new(),
+            streaks: BTreeMap::new(),
         }
     }
 
@@ -220,8 +228,15 @@ impl Router {
             Err(()) => return whole(CONTROL_SHARD),
         };
         if plan.parts.len() == 1 {
-            return whole(plan.parts[0].0);
+            let shard = plan.parts[0].0;
+            let streak = self.streaks.entry(conn).or_insert((shard, 0));
+            *streak = match *streak {
+                (same, n) if same == shard => (shard, n.saturating_add(1)),
+                _ => (shard, 1),
+            };
+            return whole(shard);
         }
+        self.streaks.remove(&conn);
         let parts: Option<Vec<(usize, Bytes)>> = plan
             .parts
             .into_iter()
@@ -318,6 +333,24 @@ impl Router {
     /// The connection closed: its split request, if any, is forgotten.
     pub fn forget(&mut self, conn: ConnId) {
         self.splits.remove(&conn);
+        self.streaks.remove(&conn);
+    }
+
+    /// Where the connection, served `here` and idle between requests, should move: its last
+    /// [`MIGRATE_AFTER`] partition requests all went to one other shard, so served there they
+    /// take no hop between executors. A producer to one partition moves to that partition's
+    /// shard; a consumer of partitions on several shards stays.
+    pub fn migration(&mut self, conn: ConnId, here: usize) -> Option<usize> {
+        if self.splits.contains_key(&conn) {
+            return None;
+        }
+        match self.streaks.get(&conn) {
+            Some(&(shard, n)) if n >= MIGRATE_AFTER && shard != here => {
+                self.streaks.remove(&conn);
+                Some(shard)
+            }
+            _ => None,
+        }
     }
 
     /// Plans a split: which shards get which partitions.
@@ -1074,6 +1107,47 @@ pub(crate) mod tests {
             .map(|p| (p.partition_index, p.partition_size))
             .collect();
         assert_eq!(sizes, vec![(0, 0), (1, 100)]);
+    }
+
+    #[test]
+    fn a_connection_whose_partition_requests_go_to_one_other_shard_moves_there() {
+        let mut router = Router::new(SHARDS);
+        let (a, b) = (owned("t", 0, 1)[0], owned("t", 1, 1)[0]);
+        let produce_to = |router: &mut Router, partitions: &[i32]| {
+            router.route(
+                1,
+                request(ApiKey::Produce, 9, 1, &produce("t", partitions, -1)),
+            );
+        };
+        for i in 1..=MIGRATE_AFTER {
+            assert_eq!(router.migration(1, 0), None, "after {} requests", i - 1);
+            produce_to(&mut router, &[b]);
+            // Requests for the control shard do not break the streak.
+            router.route(
+                1,
+                request(
+                    ApiKey::Metadata,
+                    12,
+                    2,
+                    &kafka_protocol::messages::MetadataRequest::default(),
+                ),
+            );
+        }
+        assert_eq!(router.migration(1, 1), None, "already on the owner");
+        assert_eq!(router.migration(1, 0), Some(1));
+        assert_eq!(router.migration(1, 0), None, "asked once");
+        // A split request, or one for another shard, starts the count again.
+        for _ in 0..MIGRATE_AFTER {
+            produce_to(&mut router, &[b]);
+        }
+        produce_to(&mut router, &[a, b]);
+        router.on_answer(1, 0, Answer::NoResponse);
+        router.on_answer(1, 1, Answer::NoResponse);
+        assert_eq!(router.migration(1, 0), None);
+        for _ in 0..MIGRATE_AFTER {
+            produce_to(&mut router, &[a]);
+        }
+        assert_eq!(router.migration(1, 1), Some(0));
     }
 
     #[test]

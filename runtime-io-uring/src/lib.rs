@@ -245,7 +245,9 @@ impl Shell {
                 .broker
                 .borrow_mut()
                 .handle_shard_message(now_ms(), message),
-            ShardMsg::Connection(_) => unreachable!("Net::receive serves connections"),
+            ShardMsg::Connection(_) | ShardMsg::Moved(_) => {
+                unreachable!("Net::receive serves connections")
+            }
         }
         self.drain();
     }

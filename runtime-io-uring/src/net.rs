@@ -78,6 +78,13 @@ impl Net {
         }
     }
 
+    /// Where the idle connection should move, if its requests belong to another shard.
+    fn migration(&self, conn: ConnId) -> Option<usize> {
+        let shell = self.shell.get()?;
+        let to = shell.router.borrow_mut().migration(conn, self.shard);
+        to
+    }
+
     /// Hands a connection's news to this shard's router and broker.
     fn tell(&self, news: ConnNews) {
         if let Some(shell) = self.shell.get() {
@@ -89,6 +96,11 @@ impl Net {
     pub(crate) fn receive(self: &Rc<Self>, message: ShardMsg) {
         match message {
             ShardMsg::Connection(accepted) => self.serve(accepted.bind_to_executor()),
+            ShardMsg::Moved(socket) => {
+                use std::os::fd::{FromRawFd, IntoRawFd};
+                // SAFETY: a connected TCP socket's descriptor, handed over whole.
+                self.serve(unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) });
+            }
             message => {
                 if let Some(shell) = self.shell.get() {
                     shell.on_shard_message(message);
@@ -173,6 +185,7 @@ async fn serve_connection(net: Rc<Net>, conn: ConnId, mut stream: TcpStream) {
         conn,
         peer: peer.clone(),
     });
+    let mut move_to = None;
     let reason = loop {
         let mut size = [0u8; 4];
         if let Err(error) = stream.read_exact(&mut size).await {
@@ -207,12 +220,32 @@ async fn serve_connection(net: Rc<Net>, conn: ConnId, mut stream: TcpStream) {
             Some(ConnEvent::NoResponse) => {}
             Some(ConnEvent::Close) | None => break None,
         }
+        // Between requests: a connection whose requests all go to one other shard moves there.
+        move_to = net.migration(conn);
+        if move_to.is_some() {
+            break None;
+        }
     };
     if let Some(reason) = reason {
         log_line(Level::Info, &format!("conn {conn} from {peer}: {reason}"));
     }
     net.conns.borrow_mut().remove(&conn);
     net.tell(ConnNews::Closed { conn });
+    if let Some(shard) = move_to {
+        // The socket goes on as a duplicate descriptor; this one is dropped, not closed, since
+        // closing would shut the socket down for the duplicate too. Bytes the client already
+        // sent wait in the kernel's buffer for the new shard to read.
+        use std::os::fd::{AsRawFd, BorrowedFd};
+        // SAFETY: the descriptor is the stream's own, open while `stream` lives.
+        let socket = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+        match socket.try_clone_to_owned() {
+            Ok(socket) => return net.send_to(shard, ShardMsg::Moved(socket)),
+            Err(error) => log_line(
+                Level::Warn,
+                &format!("conn {conn} from {peer}: cannot move it to shard {shard}: {error}"),
+            ),
+        }
+    }
     let _ = stream.close().await;
 }
 

@@ -21,6 +21,8 @@ const CHANNEL_CAPACITY: usize = 1024;
 pub(crate) enum ShardMsg {
     /// A connection accepted on shard 0, for this shard to serve.
     Connection(AcceptedTcpStream),
+    /// A connection moved here from another shard (`Router::migration`), idle between requests.
+    Moved(std::os::fd::OwnedFd),
     /// To the control shard: a connection opened from `peer`.
     Connect { conn: ConnId, peer: String },
     /// To the owning shard: a request (or the part of one) for its partitions, from the
