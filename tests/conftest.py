@@ -4,7 +4,8 @@ Every test talks to a real `spate server` process started from the binary named 
 $SPATE_BIN (default: <repo>/target/release/spate), on a free port, with a fresh
 data directory. At teardown the broker gets SIGTERM and must exit 0. $SPATE_SERVER_ARGS adds
 flags to every broker a test starts without its own shard flags: `just test` runs the suite
-again with `--cores 2`, so every client test also runs against a broker of two shards.
+again with `--cores 1`, so every client test runs against one shard as well as against the
+default (one shard per CPU).
 
 On a failing test, the tail of the broker's stderr is attached to the report.
 """

@@ -120,7 +120,7 @@ def test_two_shards_restart_cleanly_and_keep_the_records(sharded, topic):
     [
         (["--cores", "0"], "must be at least 1"),
         (["--cores", "2", "--cpu", "1"], "--cpu pins a single shard"),
-        (["--cores", "100000"], "online CPUs"),
+        (["--cores", "100000"], "this process may run on"),
     ],
 )
 def test_bad_shard_settings_are_refused_with_a_message(tmp_path, args, problem):

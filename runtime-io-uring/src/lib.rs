@@ -4,12 +4,11 @@
 //! the core, outputs are performed (responses written, I/O commands run on O_DIRECT files), and
 //! completions are handed back. The core never waits; this shell never decides.
 //!
-//! Thread-per-core: one glommio executor per shard, each pinned to its own CPU (`--cores N`).
-//! Every shard serves connections: shard 0 accepts and hands each new connection to the shards
-//! in turn, and a shard reads its connections' frames and writes their responses. The core's
-//! broker state machine runs on shard 0, which owns every partition for now; the other shards
-//! reach it over glommio's shared channels ([`shards`]). Moving partitions to their own shards
-//! is the next step (docs/ARCHITECTURE.md, "Thread-per-core").
+//! Thread-per-core: one glommio executor per shard, each pinned to its own CPU (`--cores N`,
+//! default one per CPU the process may use). Each shard runs its own broker over the partitions
+//! it owns and routes its connections' requests (`spate_core::shard`); shard 0 accepts and
+//! hands new connections to the shards in turn. Shards talk over glommio's shared channels
+//! ([`shards`]); see docs/ARCHITECTURE.md, "Thread-per-core".
 
 mod files;
 mod net;
@@ -39,30 +38,58 @@ pub struct ServerConfig {
     pub shard_cpus: Vec<Option<usize>>,
 }
 
-/// The CPUs for `cores` shards: the first `cores` online CPUs, by number. `None` is one shard,
-/// not pinned: until partitions live on their own shards, more shards only add a hop between
-/// executors to every request (docs/ARCHITECTURE.md, "Thread-per-core").
+/// The CPUs for `cores` shards, one each: the first `cores` CPUs this process may run on (its
+/// affinity, as `taskset` or a container's cpuset leave it). `None` is one shard per such CPU,
+/// bounded by the CPU quota `available_parallelism` reports.
 pub fn shard_cpus(cores: Option<usize>) -> Result<Vec<Option<usize>>, String> {
-    let Some(cores) = cores else {
-        return Ok(vec![None]);
+    let allowed = allowed_cpus()?;
+    let cores = match cores {
+        Some(0) => return Err("--cores: must be at least 1".into()),
+        Some(cores) => cores,
+        None => {
+            let quota = std::thread::available_parallelism().map_or(1, |n| n.get());
+            quota.min(allowed.len()).max(1)
+        }
     };
-    let mut online: Vec<usize> = glommio::CpuSet::online()
-        .map_err(|e| format!("cannot list the CPUs: {e}"))?
-        .into_iter()
-        .map(|location| location.cpu)
-        .collect();
-    online.sort_unstable();
-    online.dedup();
-    if cores == 0 {
-        return Err("--cores: must be at least 1".into());
-    }
-    if cores > online.len() {
+    if cores > allowed.len() {
         return Err(format!(
-            "--cores {cores}: this machine has {} online CPUs",
-            online.len()
+            "--cores {cores}: this process may run on {} CPU{} ({})",
+            allowed.len(),
+            if allowed.len() == 1 { "" } else { "s" },
+            list_cpus(&allowed)
         ));
     }
-    Ok(online.into_iter().take(cores).map(Some).collect())
+    Ok(allowed.into_iter().take(cores).map(Some).collect())
+}
+
+/// The CPUs this process may run on, from `Cpus_allowed_list` in /proc/self/status
+/// (e.g. `0-3,8`).
+fn allowed_cpus() -> Result<Vec<usize>, String> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status for the CPUs to use: {e}"))?;
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .ok_or("no Cpus_allowed_list in /proc/self/status")?;
+    parse_cpu_list(list.trim()).ok_or_else(|| format!("cannot read the CPU list '{}'", list.trim()))
+}
+
+fn parse_cpu_list(list: &str) -> Option<Vec<usize>> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((first, last)) => cpus.extend(first.parse::<usize>().ok()?..=last.parse().ok()?),
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    (!cpus.is_empty()).then_some(cpus)
+}
+
+fn list_cpus(cpus: &[usize]) -> String {
+    let names: Vec<String> = cpus.iter().map(usize::to_string).collect();
+    format!("CPU {}", names.join(", "))
 }
 
 /// What a connection's task is told to do after it handed a request to the core.
@@ -428,6 +455,25 @@ async fn serve(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cpu_lists_read_as_the_kernel_writes_them() {
+        assert_eq!(super::parse_cpu_list("0-1"), Some(vec![0, 1]));
+        assert_eq!(
+            super::parse_cpu_list("0-3,8,10-11"),
+            Some(vec![0, 1, 2, 3, 8, 10, 11])
+        );
+        assert_eq!(super::parse_cpu_list("5"), Some(vec![5]));
+        assert_eq!(super::parse_cpu_list(""), None);
+        assert_eq!(super::parse_cpu_list("x"), None);
+        let allowed = super::allowed_cpus().unwrap();
+        assert!(!allowed.is_empty());
+        assert_eq!(super::shard_cpus(None).unwrap().len(), {
+            let quota = std::thread::available_parallelism().map_or(1, |n| n.get());
+            quota.min(allowed.len())
+        });
+        assert!(super::shard_cpus(Some(allowed.len() + 1)).is_err());
+    }
+
     #[test]
     fn timestamps_are_utc_iso8601() {
         assert_eq!(super::utc_timestamp(0), "1970-01-01T00:00:00.000Z");

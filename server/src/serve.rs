@@ -35,8 +35,8 @@ pub struct ServerArgs {
     /// Host:port given to clients in Metadata [default: the listen address] (config: advertised.listener)
     #[arg(long, value_name = "HOST:PORT")]
     advertised_listener: Option<String>,
-    /// Shards: one io_uring executor each, pinned to CPUs 0..N-1 [default: 1, not pinned]
-    /// (config: cores)
+    /// Shards: one io_uring executor each, pinned to the first N CPUs the process may use
+    /// [default: one per such CPU] (config: cores)
     #[arg(long, value_name = "N")]
     cores: Option<usize>,
     /// Run one shard, pinned to this CPU (config: cpu); not with --cores above 1

@@ -132,10 +132,12 @@ impl Broker {
     /// Returns the partitions to load: (topic directory, partition).
     pub fn recover_metadata(&mut self, data: Option<&[u8]>) -> Result<Vec<(String, i32)>, String> {
         let Some(data) = data else {
-            self.log(
-                Level::Info,
-                format!("new data directory, cluster id {}", self.cluster_id),
-            );
+            if self.is_control() {
+                self.log(
+                    Level::Info,
+                    format!("new data directory, cluster id {}", self.cluster_id),
+                );
+            }
             self.pump_io(); // persist the cluster id now, so it survives a restart
             return Ok(Vec::new());
         };
