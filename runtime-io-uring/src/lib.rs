@@ -19,7 +19,7 @@ use shards::ShardMsg;
 use spate_core::broker::{Broker, Config};
 use spate_core::io::{ConnId, IoCommand, Level, Output};
 use spate_core::shard::{self, Answer, Routed, Router};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -113,6 +113,8 @@ struct Shell {
     broker: RefCell<Broker>,
     files: files::Files,
     router: RefCell<Router>,
+    /// The earliest deadline a timer task sleeps until (`i64::MAX`: none).
+    timer_at: Cell<i64>,
     /// This shard's connections, and the channels to the other shards.
     net: Rc<net::Net>,
 }
@@ -176,6 +178,42 @@ impl Shell {
                 }
             }
         }
+        self.arm_timer();
+    }
+
+    /// Makes sure a timer wakes this shard at the core's next deadline. Every input ends in
+    /// `drain`, and only an input adds a deadline, so arming here misses none. A deadline more
+    /// than a second away is checked again after a second (a wall-clock step moves deadlines).
+    fn arm_timer(self: &Rc<Self>) {
+        let Some(deadline) = self.broker.borrow().poll_timeout() else {
+            return;
+        };
+        if deadline >= self.timer_at.get() {
+            return; // a timer already wakes the shard by then
+        }
+        self.timer_at.set(deadline);
+        let shell = self.clone();
+        glommio::spawn_local(async move {
+            let wait_ms = (deadline - now_ms()).clamp(0, 1_000) as u64;
+            glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
+            shell.on_timer();
+        })
+        .detach();
+    }
+
+    /// A timer went off: the core's due deadlines fire, and the next one is armed.
+    fn on_timer(self: &Rc<Self>) {
+        self.timer_at.set(i64::MAX);
+        let now = now_ms();
+        let due = self
+            .broker
+            .borrow()
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= now);
+        if due {
+            self.broker.borrow_mut().handle_timeout(now);
+        }
+        self.drain();
     }
 
     /// This shard's broker answered a request of `conn`: the answer goes to the router of
@@ -286,23 +324,6 @@ impl Shell {
             .handle_io_done(now_ms(), command.token, result);
         self.drain();
     }
-
-    /// Fires the core's deadlines (acks=all timeouts, fetch waits) with a 5 ms resolution.
-    async fn run_timers(self: Rc<Self>) {
-        loop {
-            glommio::timer::sleep(Duration::from_millis(5)).await;
-            let now = now_ms();
-            let due = self
-                .broker
-                .borrow()
-                .poll_timeout()
-                .is_some_and(|deadline| deadline <= now);
-            if due {
-                self.broker.borrow_mut().handle_timeout(now);
-                self.drain();
-            }
-        }
-    }
 }
 
 /// Runs the broker until SIGTERM or SIGINT, then shuts down cleanly: stops accepting, lets the
@@ -395,11 +416,11 @@ impl Shell {
             broker: RefCell::new(broker),
             files,
             router: RefCell::new(Router::new(shards)),
+            timer_at: Cell::new(i64::MAX),
             net: net.clone(),
         });
         net.attach(shell.clone());
         shell.drain();
-        glommio::spawn_local(shell.clone().run_timers()).detach();
         Ok(shell)
     }
 }
