@@ -129,17 +129,20 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The configuration of one of `shards` shards: the memory bounds (`tail.cache.bytes`,
-    /// `unwritten.bytes.max`) are the broker's, shared evenly.
+    /// The configuration of one of `shards` shards. The memory bounds (`tail.cache.bytes`,
+    /// `unwritten.bytes.max`) stay the broker's, as DescribeConfigs reports them; each shard
+    /// keeps to its even share ([`Config::shard_share`]).
     pub fn for_shard(&self, shard: usize, shards: usize) -> Config {
-        let shards = shards.max(1);
         Config {
             shard,
-            shards,
-            tail_cache_bytes: self.tail_cache_bytes / shards,
-            unwritten_bytes_max: (self.unwritten_bytes_max / shards).max(1),
+            shards: shards.max(1),
             ..self.clone()
         }
+    }
+
+    /// This shard's share of a broker-wide bound.
+    pub fn shard_share(&self, bound: usize) -> usize {
+        (bound / self.shards.max(1)).max(1)
     }
 }
 
@@ -796,13 +799,14 @@ impl Broker {
     /// `tail_cache_bytes`, evicting the oldest batches of any partition first.
     pub(super) fn note_cached(&mut self, bytes: usize) {
         self.tail_cache_estimate += bytes;
-        if self.tail_cache_estimate <= self.config.tail_cache_bytes {
+        let bound = self.config.shard_share(self.config.tail_cache_bytes);
+        if self.tail_cache_estimate <= bound {
             return;
         }
         // Per-partition limits and retention evict too: sum what is really cached.
         let logs = || self.topics.values().flat_map(|t| t.partitions.iter());
         let mut total: usize = logs().map(crate::log::PartitionLog::tail_bytes).sum();
-        while total > self.config.tail_cache_bytes {
+        while total > bound {
             let oldest = self
                 .topics
                 .values_mut()

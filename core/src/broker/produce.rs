@@ -88,7 +88,8 @@ impl Broker {
             response.responses.push(topic_response);
         }
         self.pump_io();
-        let held = acks == -1 || self.unwritten_bytes() > self.config.unwritten_bytes_max;
+        let bound = self.config.shard_share(self.config.unwritten_bytes_max);
+        let held = acks == -1 || self.unwritten_bytes() > bound;
         if held && !waits.is_empty() {
             let deadline_ms = ctx.now_ms + i64::from(request.timeout_ms.max(0));
             self.produces.push(PendingProduce {

@@ -389,3 +389,25 @@ fn a_request_on_the_wrong_shard_is_refused() {
     shards.step();
     assert_eq!(shards.answers, vec![(6, Answer::Close)]);
 }
+
+#[test]
+fn each_shard_keeps_to_its_share_of_the_brokers_memory_bounds() {
+    let config = Config {
+        tail_cache_bytes: 1000,
+        unwritten_bytes_max: 64,
+        ..Config::default()
+    };
+    let shard = config.for_shard(2, 3);
+    // The broker's bounds stay what DescribeConfigs reports; the shard keeps to a third.
+    assert_eq!(
+        (shard.tail_cache_bytes, shard.unwritten_bytes_max),
+        (1000, 64)
+    );
+    assert_eq!(shard.shard_share(shard.tail_cache_bytes), 333);
+    assert_eq!(shard.shard_share(shard.unwritten_bytes_max), 21);
+    assert_eq!(
+        config.shard_share(1000),
+        1000,
+        "one shard keeps the whole bound"
+    );
+}
