@@ -124,6 +124,46 @@ struct Split {
     closed: bool,
 }
 
+/// `$then!(request type, its topics field, a topic's name field, its partitions field, a
+/// partition's index field)` for a request that names partitions (all but DescribeLogDirs, whose
+/// partitions are bare numbers), else `$otherwise`.
+macro_rules! with_partition_fields {
+    ($api_key:expr, $then:ident, $otherwise:expr) => {
+        match $api_key {
+            ApiKey::Produce => $then!(ProduceRequest, topic_data, name, partition_data, index),
+            ApiKey::Fetch => $then!(FetchRequest, topics, topic, partitions, partition),
+            ApiKey::ListOffsets => {
+                $then!(
+                    ListOffsetsRequest,
+                    topics,
+                    name,
+                    partitions,
+                    partition_index
+                )
+            }
+            ApiKey::DeleteRecords => {
+                $then!(
+                    DeleteRecordsRequest,
+                    topics,
+                    name,
+                    partitions,
+                    partition_index
+                )
+            }
+            ApiKey::OffsetForLeaderEpoch => {
+                $then!(
+                    OffsetForLeaderEpochRequest,
+                    topics,
+                    topic,
+                    partitions,
+                    partition
+                )
+            }
+            _ => $otherwise,
+        }
+    };
+}
+
 /// Partition requests in a row, all for one other shard, after which a connection moves to
 /// that shard ([`Router::migration`]).
 pub const MIGRATE_AFTER: u32 = 4;
@@ -160,50 +200,18 @@ impl Router {
             return whole(CONTROL_SHARD);
         };
         let (api_key, version, header, mut body) = parsed;
-        let split = match api_key {
-            ApiKey::Produce => self.split::<ProduceRequest>(&mut body, version, |r| {
-                r.topic_data
-                    .iter()
-                    .map(|t| (t.name.clone(), t.partition_data.iter().map(|p| p.index)))
-                    .map(collect)
-                    .collect()
-            }),
-            ApiKey::Fetch => self.split::<FetchRequest>(&mut body, version, |r| {
-                r.topics
-                    .iter()
-                    .map(|t| (t.topic.clone(), t.partitions.iter().map(|p| p.partition)))
-                    .map(collect)
-                    .collect()
-            }),
-            ApiKey::ListOffsets => self.split::<ListOffsetsRequest>(&mut body, version, |r| {
-                r.topics
-                    .iter()
-                    .map(|t| {
-                        let indexes = t.partitions.iter().map(|p| p.partition_index);
-                        (t.name.clone(), indexes)
-                    })
-                    .map(collect)
-                    .collect()
-            }),
-            ApiKey::DeleteRecords => self.split::<DeleteRecordsRequest>(&mut body, version, |r| {
-                r.topics
-                    .iter()
-                    .map(|t| {
-                        let indexes = t.partitions.iter().map(|p| p.partition_index);
-                        (t.name.clone(), indexes)
-                    })
-                    .map(collect)
-                    .collect()
-            }),
-            ApiKey::OffsetForLeaderEpoch => {
-                self.split::<OffsetForLeaderEpochRequest>(&mut body, version, |r| {
-                    r.topics
+        // The (topic, partitions) a request names, in its order.
+        macro_rules! order {
+            ($ty:ty, $topics:ident, $name:ident, $parts:ident, $index:ident) => {
+                self.split::<$ty>(&mut body, version, |r| {
+                    r.$topics
                         .iter()
-                        .map(|t| (t.topic.clone(), t.partitions.iter().map(|p| p.partition)))
-                        .map(collect)
+                        .map(|t| (t.$name.clone(), t.$parts.iter().map(|p| p.$index).collect()))
                         .collect()
                 })
-            }
+            };
+        }
+        let split = match api_key {
             ApiKey::DescribeLogDirs => {
                 match DescribeLogDirsRequest::decode(&mut body.clone(), version) {
                     // Every partition: every shard describes its own.
@@ -215,13 +223,12 @@ impl Router {
                         r.topics
                             .iter()
                             .flatten()
-                            .map(|t| (t.topic.clone(), t.partitions.iter().copied()))
-                            .map(collect)
+                            .map(|t| (t.topic.clone(), t.partitions.clone()))
                             .collect()
                     }),
                 }
             }
-            _ => return whole(CONTROL_SHARD),
+            _ => with_partition_fields!(api_key, order, return whole(CONTROL_SHARD)),
         };
         let plan = match split {
             Ok(plan) => plan,
@@ -393,10 +400,6 @@ struct Plan {
     order: Vec<(TopicName, Vec<i32>)>,
 }
 
-fn collect((topic, indexes): (TopicName, impl Iterator<Item = i32>)) -> (TopicName, Vec<i32>) {
-    (topic, indexes.collect())
-}
-
 /// The API key, version, header and body of a request frame, if its header decodes.
 fn parse(frame: &Bytes) -> Option<(ApiKey, i16, RequestHeader, Bytes)> {
     let raw = frame.get(0..4)?;
@@ -430,47 +433,18 @@ fn subset(api_key: ApiKey, version: i16, body: &Bytes, keep: &PartitionSet) -> O
         Some(buf.freeze())
     }
     let mut body = body.clone();
+    // The request with only the kept partitions; topics left with none are dropped.
+    macro_rules! keep {
+        ($ty:ty, $topics:ident, $name:ident, $parts:ident, $index:ident) => {{
+            let mut r = <$ty>::decode(&mut body, version).ok()?;
+            for t in &mut r.$topics {
+                t.$parts.retain(|p| kept(&t.$name, p.$index));
+            }
+            r.$topics.retain(|t| !t.$parts.is_empty());
+            encode(&r, version)
+        }};
+    }
     match api_key {
-        ApiKey::Produce => {
-            let mut r = ProduceRequest::decode(&mut body, version).ok()?;
-            for t in &mut r.topic_data {
-                t.partition_data.retain(|p| kept(&t.name, p.index));
-            }
-            r.topic_data.retain(|t| !t.partition_data.is_empty());
-            encode(&r, version)
-        }
-        ApiKey::Fetch => {
-            let mut r = FetchRequest::decode(&mut body, version).ok()?;
-            for t in &mut r.topics {
-                t.partitions.retain(|p| kept(&t.topic, p.partition));
-            }
-            r.topics.retain(|t| !t.partitions.is_empty());
-            encode(&r, version)
-        }
-        ApiKey::ListOffsets => {
-            let mut r = ListOffsetsRequest::decode(&mut body, version).ok()?;
-            for t in &mut r.topics {
-                t.partitions.retain(|p| kept(&t.name, p.partition_index));
-            }
-            r.topics.retain(|t| !t.partitions.is_empty());
-            encode(&r, version)
-        }
-        ApiKey::DeleteRecords => {
-            let mut r = DeleteRecordsRequest::decode(&mut body, version).ok()?;
-            for t in &mut r.topics {
-                t.partitions.retain(|p| kept(&t.name, p.partition_index));
-            }
-            r.topics.retain(|t| !t.partitions.is_empty());
-            encode(&r, version)
-        }
-        ApiKey::OffsetForLeaderEpoch => {
-            let mut r = OffsetForLeaderEpochRequest::decode(&mut body, version).ok()?;
-            for t in &mut r.topics {
-                t.partitions.retain(|p| kept(&t.topic, p.partition));
-            }
-            r.topics.retain(|t| !t.partitions.is_empty());
-            encode(&r, version)
-        }
         ApiKey::DescribeLogDirs => {
             let mut r = DescribeLogDirsRequest::decode(&mut body, version).ok()?;
             if let Some(topics) = r.topics.as_mut() {
@@ -481,7 +455,7 @@ fn subset(api_key: ApiKey, version: i16, body: &Bytes, keep: &PartitionSet) -> O
             }
             encode(&r, version)
         }
-        _ => None,
+        _ => with_partition_fields!(api_key, keep, None),
     }
 }
 
@@ -553,113 +527,95 @@ fn merge(split: &Split) -> Option<Bytes> {
         };
     }
     let order = &split.order;
+    // One answer from the parts' answers: their partitions in the client's order, the longest
+    // throttle.
+    macro_rules! merged {
+        ($parts:expr, $ty:ty, $topic:ty, $topics:ident, $name:ident, $partitions:ident, $index:ident) => {{
+            let parts: Vec<$ty> = $parts;
+            let mut merged = <$ty>::default();
+            merged.throttle_time_ms = parts.iter().map(|p| p.throttle_time_ms).max().unwrap_or(0);
+            merged.$topics = in_order(
+                order,
+                parts.into_iter().flat_map(|p| p.$topics),
+                |t| (t.$name, t.$partitions),
+                |p| p.$index,
+                |name, partitions| {
+                    let mut topic = <$topic>::default();
+                    topic.$name = name;
+                    topic.$partitions = partitions;
+                    topic
+                },
+            );
+            merged
+        }};
+    }
     match split.api_key {
         ApiKey::Produce => {
             let parts = answers!(ProduceResponse);
-            let throttle = parts.iter().map(|p| p.throttle_time_ms).max().unwrap_or(0);
-            let responses = in_order(
-                order,
-                parts.into_iter().flat_map(|p| p.responses),
-                |t| (t.name, t.partition_responses),
-                |p| p.index,
-                |name, partitions| {
-                    TopicProduceResponse::default()
-                        .with_name(name)
-                        .with_partition_responses(partitions)
-                },
+            let merged = merged!(
+                parts,
+                ProduceResponse,
+                TopicProduceResponse,
+                responses,
+                name,
+                partition_responses,
+                index
             );
-            encode_response(
-                split,
-                &ProduceResponse::default()
-                    .with_responses(responses)
-                    .with_throttle_time_ms(throttle),
-            )
+            encode_response(split, &merged)
         }
         ApiKey::Fetch => {
             let parts = answers!(FetchResponse);
-            let throttle = parts.iter().map(|p| p.throttle_time_ms).max().unwrap_or(0);
             let error = parts.iter().map(|p| p.error_code).find(|&e| e != 0);
-            let responses = in_order(
-                order,
-                parts.into_iter().flat_map(|p| p.responses),
-                |t| (t.topic, t.partitions),
-                |p| p.partition_index,
-                |name, partitions| {
-                    FetchableTopicResponse::default()
-                        .with_topic(name)
-                        .with_partitions(partitions)
-                },
+            let mut merged = merged!(
+                parts,
+                FetchResponse,
+                FetchableTopicResponse,
+                responses,
+                topic,
+                partitions,
+                partition_index
             );
-            encode_response(
-                split,
-                &FetchResponse::default()
-                    .with_responses(responses)
-                    .with_throttle_time_ms(throttle)
-                    .with_error_code(error.unwrap_or(0)),
-            )
+            merged.error_code = error.unwrap_or(0);
+            encode_response(split, &merged)
         }
         ApiKey::ListOffsets => {
             let parts = answers!(ListOffsetsResponse);
-            let throttle = parts.iter().map(|p| p.throttle_time_ms).max().unwrap_or(0);
-            let topics = in_order(
-                order,
-                parts.into_iter().flat_map(|p| p.topics),
-                |t| (t.name, t.partitions),
-                |p| p.partition_index,
-                |name, partitions| {
-                    ListOffsetsTopicResponse::default()
-                        .with_name(name)
-                        .with_partitions(partitions)
-                },
+            let merged = merged!(
+                parts,
+                ListOffsetsResponse,
+                ListOffsetsTopicResponse,
+                topics,
+                name,
+                partitions,
+                partition_index
             );
-            encode_response(
-                split,
-                &ListOffsetsResponse::default()
-                    .with_topics(topics)
-                    .with_throttle_time_ms(throttle),
-            )
+            encode_response(split, &merged)
         }
         ApiKey::DeleteRecords => {
             let parts = answers!(DeleteRecordsResponse);
-            let throttle = parts.iter().map(|p| p.throttle_time_ms).max().unwrap_or(0);
-            let topics = in_order(
-                order,
-                parts.into_iter().flat_map(|p| p.topics),
-                |t| (t.name, t.partitions),
-                |p| p.partition_index,
-                |name, partitions| {
-                    DeleteRecordsTopicResult::default()
-                        .with_name(name)
-                        .with_partitions(partitions)
-                },
+            let merged = merged!(
+                parts,
+                DeleteRecordsResponse,
+                DeleteRecordsTopicResult,
+                topics,
+                name,
+                partitions,
+                partition_index
             );
-            encode_response(
-                split,
-                &DeleteRecordsResponse::default()
-                    .with_topics(topics)
-                    .with_throttle_time_ms(throttle),
-            )
+            encode_response(split, &merged)
         }
         ApiKey::OffsetForLeaderEpoch => {
             let parts = answers!(OffsetForLeaderEpochResponse);
-            let throttle = parts.iter().map(|p| p.throttle_time_ms).max().unwrap_or(0);
-            let topics = in_order(
-                order,
-                parts.into_iter().flat_map(|p| p.topics),
-                |t| (t.topic, t.partitions),
-                |p| p.partition,
-                |name, partitions| {
-                    OffsetForLeaderTopicResult::default()
-                        .with_topic(name)
-                        .with_partitions(partitions)
-                },
+            let merged = merged!(
+                parts,
+                OffsetForLeaderEpochResponse,
+                OffsetForLeaderTopicResult,
+                topics,
+                topic,
+                partitions,
+                partition
             );
-            encode_response(
-                split,
-                &OffsetForLeaderEpochResponse::default()
-                    .with_topics(topics)
-                    .with_throttle_time_ms(throttle),
-            )
+            encode_response(split, &merged)
         }
         ApiKey::DescribeLogDirs => {
             let parts = answers!(DescribeLogDirsResponse);
