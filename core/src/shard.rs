@@ -437,10 +437,14 @@ fn subset(api_key: ApiKey, version: i16, body: &Bytes, keep: &PartitionSet) -> O
     macro_rules! keep {
         ($ty:ty, $topics:ident, $name:ident, $parts:ident, $index:ident) => {{
             let mut r = <$ty>::decode(&mut body, version).ok()?;
+            let count = |r: &$ty| r.$topics.iter().map(|t| t.$parts.len()).sum::<usize>();
+            let all = count(&r);
             for t in &mut r.$topics {
                 t.$parts.retain(|p| kept(&t.$name, p.$index));
             }
             r.$topics.retain(|t| !t.$parts.is_empty());
+            let part = count(&r);
+            r.limit_to_share(part, all);
             encode(&r, version)
         }};
     }
@@ -456,6 +460,26 @@ fn subset(api_key: ApiKey, version: i16, body: &Bytes, keep: &PartitionSet) -> O
             encode(&r, version)
         }
         _ => with_partition_fields!(api_key, keep, None),
+    }
+}
+
+/// A request's limits when it is one shard's part of a request for `all` partitions, `part`
+/// of them here.
+trait PartLimits {
+    fn limit_to_share(&mut self, _part: usize, _all: usize) {}
+}
+
+impl PartLimits for ProduceRequest {}
+impl PartLimits for ListOffsetsRequest {}
+impl PartLimits for DeleteRecordsRequest {}
+impl PartLimits for OffsetForLeaderEpochRequest {}
+
+/// A Fetch's `max_bytes` is shared by its parts in proportion to their partitions, so that the
+/// merged answer stays within it (a client sizes its receive buffer by it).
+impl PartLimits for FetchRequest {
+    fn limit_to_share(&mut self, part: usize, all: usize) {
+        let share = i64::from(self.max_bytes.max(0)) * part as i64 / all.max(1) as i64;
+        self.max_bytes = share.clamp(1, i64::from(i32::MAX)) as i32;
     }
 }
 
@@ -947,6 +971,8 @@ pub(crate) mod tests {
             let (_, sub): (_, FetchRequest) = decode_request(sub);
             assert_eq!((sub.max_wait_ms, sub.min_bytes), (500, 1));
             assert_eq!(sub.topics[0].partitions.len(), 1);
+            // Half the partitions, half the response limit: the merged answer stays within it.
+            assert_eq!(sub.max_bytes, 1 << 19);
         }
         let answer = |p: i32, records: &'static [u8]| {
             response(
