@@ -343,15 +343,16 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     // connect during recovery wait in the listen backlog.
     let listener = net::bind(config.listen)?;
     let _lock = startup::lock_data_dir(&config.data_dir)?;
-    // Start-up reads and repairs the data directory with blocking calls, one shard after
-    // another: each recovers the partitions it owns, the control shard (0) last, since it
-    // removes the clean-shutdown mark and what deleted topics left behind.
-    let mut brokers: Vec<Option<Broker>> = (0..shards).map(|_| None).collect();
-    for shard in (1..shards).chain([shard::CONTROL_SHARD]) {
-        let mut broker = Broker::new(config.broker.for_shard(shard, shards));
-        broker.start_up(&mut startup::DataDir(&config.data_dir), now_ms())?;
-        brokers[shard] = Some(broker);
-    }
+    // Start-up reads and repairs the data directory with blocking calls, before any executor.
+    let mut brokers: Vec<Option<Broker>> = Broker::start_shards(
+        &config.broker,
+        shards,
+        &mut startup::DataDir(&config.data_dir),
+        now_ms(),
+    )?
+    .into_iter()
+    .map(|(broker, _)| Some(broker))
+    .collect();
     let mut endpoints = shards::mesh(shards);
     // The other shards first; they run until the process ends with shard 0.
     for shard in (1..shards).rev() {

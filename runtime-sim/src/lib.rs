@@ -1032,23 +1032,20 @@ impl Sim {
             },
             ..Config::default()
         };
-        // Every shard starts up on the disk, the control shard last, as the shell does.
         let shards = self.faults.shards;
         let now_ms = self.now_ms();
-        let mut brokers: Vec<Option<Broker>> = (0..shards).map(|_| None).collect();
-        for shard in (1..shards).chain([shard::CONTROL_SHARD]) {
-            let mut broker = Broker::new(config.for_shard(shard, shards));
-            if let Err(error) = broker.start_up(&mut self.disk, now_ms) {
+        let brokers = match Broker::start_shards(&config, shards, &mut self.disk, now_ms) {
+            Ok(started) => started.into_iter().map(|(broker, _)| broker).collect(),
+            Err(error) => {
                 self.history
                     .problems
-                    .push(format!("recovery of shard {shard} failed: {error}"));
+                    .push(format!("recovery failed: {error}"));
                 self.done = true;
                 return;
             }
-            brokers[shard] = Some(broker);
-        }
+        };
         let broker = Shards {
-            brokers: brokers.into_iter().map(|b| b.expect("started")).collect(),
+            brokers,
             router: Router::new(shards),
         };
         self.node.shard_link_at.clear();

@@ -40,15 +40,13 @@ fn name(s: &str) -> TopicName {
 impl Shards {
     /// Every shard started up on `disk`, the control shard last (as the shell does).
     fn start(mut disk: MemoryDisk) -> Shards {
-        let mut brokers: Vec<Option<Broker>> = (0..SHARDS).map(|_| None).collect();
-        let mut reports = Vec::new();
-        for shard in (1..SHARDS).chain([0]) {
-            let mut broker = Broker::new(Config::default().for_shard(shard, SHARDS));
-            reports.push(broker.start_up(&mut disk, 1_000_000).unwrap());
-            brokers[shard] = Some(broker);
-        }
+        let (brokers, reports) =
+            Broker::start_shards(&Config::default(), SHARDS, &mut disk, 1_000_000)
+                .unwrap()
+                .into_iter()
+                .unzip();
         let mut shards = Shards {
-            brokers: brokers.into_iter().map(Option::unwrap).collect(),
+            brokers,
             router: Router::new(SHARDS),
             disk,
             now_ms: 1_000_000,

@@ -54,6 +54,35 @@ impl Sharding {
 }
 
 impl Broker {
+    /// Starts every shard's broker up on the data directory, one after another: each recovers
+    /// the partitions it owns, and the control shard goes last, since it removes the
+    /// clean-shutdown mark and what deleted topics left behind. The brokers and their reports
+    /// come back indexed by shard; an error names the shard.
+    pub fn start_shards(
+        config: &super::Config,
+        shards: usize,
+        disk: &mut impl super::StartupDisk,
+        now_ms: i64,
+    ) -> Result<Vec<(Broker, super::StartupReport)>, String> {
+        let shards = shards.max(1);
+        let mut started: Vec<Option<(Broker, super::StartupReport)>> =
+            (0..shards).map(|_| None).collect();
+        for shard in (1..shards).chain([CONTROL_SHARD]) {
+            let mut broker = Broker::new(config.for_shard(shard, shards));
+            let report = broker
+                .start_up(disk, now_ms)
+                .map_err(|error| match shards {
+                    1 => error,
+                    _ => format!("shard {shard}: {error}"),
+                })?;
+            started[shard] = Some((broker, report));
+        }
+        Ok(started
+            .into_iter()
+            .map(|s| s.expect("every shard started"))
+            .collect())
+    }
+
     pub(super) fn is_control(&self) -> bool {
         self.config.shard == CONTROL_SHARD
     }
