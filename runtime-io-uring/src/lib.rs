@@ -115,8 +115,26 @@ struct Shell {
     router: RefCell<Router>,
     /// The earliest deadline a timer task sleeps until (`i64::MAX`: none).
     timer_at: Cell<i64>,
+    /// The core left a deadline due after its last timeout: the next timer waits at least
+    /// [`OVERDUE_RETRY_MS`].
+    overdue: Cell<bool>,
     /// This shard's connections, and the channels to the other shards.
     net: Rc<net::Net>,
+}
+
+/// How soon a timer fires again when the core left a deadline due after its timeout.
+const OVERDUE_RETRY_MS: i64 = 10;
+
+/// Spawns a task that first runs on a later turn of the executor, never on the caller's stack:
+/// glommio's `spawn_local` polls a new task at once, so a task spawned from a callback that the
+/// task itself calls again (a timer that fires at once, an I/O that completes at once) would
+/// otherwise nest one level deeper each turn until the stack overflows (issue 12).
+pub(crate) fn spawn_later(task: impl std::future::Future<Output = ()> + 'static) {
+    glommio::spawn_local(async move {
+        futures_lite::future::yield_now().await;
+        task.await
+    })
+    .detach();
 }
 
 /// Milliseconds since the Unix epoch: the `now` the core is given.
@@ -170,7 +188,7 @@ impl Shell {
                 Output::Close { conn } => self.answer(conn, Answer::Close),
                 Output::Io(command) => {
                     let shell = self.clone();
-                    glommio::spawn_local(async move { shell.perform(command).await }).detach();
+                    spawn_later(async move { shell.perform(command).await });
                 }
                 Output::Log { level, message } => log_line(level, &message),
                 Output::ToShard { shard, message } => {
@@ -184,21 +202,27 @@ impl Shell {
     /// Makes sure a timer wakes this shard at the core's next deadline. Every input ends in
     /// `drain`, and only an input adds a deadline, so arming here misses none. A deadline more
     /// than a second away is checked again after a second (a wall-clock step moves deadlines).
+    ///
+    /// The timer's task never runs on this stack ([`spawn_later`]), and a deadline the core left
+    /// due after its timeout (a core bug, which the core logs once) is retried only every
+    /// [`OVERDUE_RETRY_MS`], so such a bug cannot make the shard recurse or spin.
     fn arm_timer(self: &Rc<Self>) {
-        let Some(deadline) = self.broker.borrow().poll_timeout() else {
+        let Some(mut deadline) = self.broker.borrow().poll_timeout() else {
             return;
         };
+        if self.overdue.get() {
+            deadline = deadline.max(now_ms() + OVERDUE_RETRY_MS);
+        }
         if deadline >= self.timer_at.get() {
             return; // a timer already wakes the shard by then
         }
         self.timer_at.set(deadline);
         let shell = self.clone();
-        glommio::spawn_local(async move {
+        spawn_later(async move {
             let wait_ms = (deadline - now_ms()).clamp(0, 1_000) as u64;
             glommio::timer::sleep(Duration::from_millis(wait_ms)).await;
             shell.on_timer();
-        })
-        .detach();
+        });
     }
 
     /// A timer went off: the core's due deadlines fire, and the next one is armed.
@@ -211,7 +235,11 @@ impl Shell {
             .poll_timeout()
             .is_some_and(|deadline| deadline <= now);
         if due {
-            self.broker.borrow_mut().handle_timeout(now);
+            let mut broker = self.broker.borrow_mut();
+            broker.handle_timeout(now);
+            self.overdue.set(!broker.overdue_deadlines(now).is_empty());
+        } else {
+            self.overdue.set(false);
         }
         self.drain();
     }
@@ -418,6 +446,7 @@ impl Shell {
             files,
             router: RefCell::new(Router::new(shards)),
             timer_at: Cell::new(i64::MAX),
+            overdue: Cell::new(false),
             net: net.clone(),
         });
         net.attach(shell.clone());

@@ -69,6 +69,8 @@ struct Waiting {
     api_key: ApiKey,
     version: i16,
     sent_us: Micros,
+    /// When the client gives up on the answer and resets the connection.
+    timeout_us: Micros,
 }
 
 #[derive(Debug, Clone)]
@@ -195,7 +197,7 @@ impl Client {
         topics_ready: bool,
     ) -> Step {
         if let Some(waiting) = self.waiting {
-            if now >= waiting.sent_us + REQUEST_TIMEOUT_US {
+            if now >= waiting.sent_us + waiting.timeout_us {
                 self.on_reset();
                 return Step {
                     reset: true,
@@ -204,7 +206,7 @@ impl Client {
                 };
             }
             return Step {
-                wake_after_us: Some(waiting.sent_us + REQUEST_TIMEOUT_US - now),
+                wake_after_us: Some(waiting.sent_us + waiting.timeout_us - now),
                 ..Step::default()
             };
         }
@@ -226,6 +228,14 @@ impl Client {
         };
         match request {
             Some((frame, api_key, version, expects_response)) => {
+                // A JoinGroup waits for the rebalance: clients give it the rebalance timeout
+                // and a margin (the Java client's 5 s), not the usual request timeout.
+                let timeout_us = match &self.role {
+                    Role::GroupMember(m) if api_key == ApiKey::JoinGroup => {
+                        m.rebalance_timeout_ms as Micros * 1_000 + 5_000_000
+                    }
+                    _ => REQUEST_TIMEOUT_US,
+                };
                 if expects_response {
                     let correlation_id = self.next_correlation - 1;
                     self.waiting = Some(Waiting {
@@ -233,10 +243,11 @@ impl Client {
                         api_key,
                         version,
                         sent_us: now,
+                        timeout_us,
                     });
                 }
                 let wake = if expects_response {
-                    REQUEST_TIMEOUT_US
+                    timeout_us
                 } else {
                     rng.range(1_000, 20_000)
                 };

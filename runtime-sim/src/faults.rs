@@ -14,6 +14,8 @@ pub struct Faults {
     pub group_members: usize,
     /// `group.initial.rebalance.delay.ms`: Kafka's 3 s, or the 0 test setups often use.
     pub initial_rebalance_delay_ms: i64,
+    /// How the group's members behave.
+    pub group: GroupProfile,
     pub tail_cache_bytes: usize,
     /// The workload topic's `segment.bytes` and `index.interval.bytes`, when small segments
     /// are exercised (rolls, sealing, recovery from index files).
@@ -49,6 +51,44 @@ pub struct Faults {
     pub clock_jumps: u32,
 }
 
+/// The group members' settings and habits, from their own stream of the seed.
+#[derive(Debug, Clone)]
+pub struct GroupProfile {
+    /// `session.timeout.ms`.
+    pub session_timeout_ms: i32,
+    /// The rebalance timeout (`max.poll.interval.ms`): often longer than the session, so a
+    /// member may wait in JoinGroup past its session timeout while another is slow to rejoin.
+    pub rebalance_timeout_ms: i32,
+    /// Members have a `group.instance.id` (KIP-345): they do not leave when they stop, and
+    /// come back into their old place.
+    pub static_members: bool,
+    /// In the fault phase, per thousand rebalances a member sees, its application is slow to
+    /// poll: it keeps heartbeating but rejoins only after up to 1.5 rebalance timeouts (past
+    /// the timeout, the coordinator drops it and it joins again as new).
+    pub slow_rejoin_per_mille: u64,
+    /// Member `i` starts `i` times this late, so later members join a group already formed.
+    pub join_stagger_us: Micros,
+}
+
+impl GroupProfile {
+    fn derive(seed: u64) -> GroupProfile {
+        let mut rng = Stream::derive(seed, "group");
+        let (session_timeout_ms, rebalance_timeout_ms) = *rng.pick(&[
+            (10_000, 10_000),
+            (6_000, 20_000),
+            (6_000, 10_000),
+            (10_000, 30_000),
+        ]);
+        GroupProfile {
+            session_timeout_ms,
+            rebalance_timeout_ms,
+            static_members: rng.chance(300),
+            slow_rejoin_per_mille: *rng.pick(&[0, 200, 500]),
+            join_stagger_us: *rng.pick(&[0, 500_000, 4_000_000]),
+        }
+    }
+}
+
 impl Faults {
     pub fn derive(seed: u64, enabled: bool) -> Faults {
         let mut rng = Stream::derive(seed, "faults");
@@ -61,6 +101,7 @@ impl Faults {
             consumers: rng.range(1, 3) as usize,
             group_members: rng.range(0, 3) as usize,
             initial_rebalance_delay_ms: *rng.pick(&[0, 300, 3_000]),
+            group: GroupProfile::derive(seed),
             tail_cache_bytes: *rng.pick(&[1usize, 4096, 64 * 1024, 4 << 20]),
             // Its own stream, so the other parameters of a seed stay what they were.
             segments: {
@@ -143,6 +184,18 @@ impl fmt::Display for Faults {
             self.initial_rebalance_delay_ms,
             self.tail_cache_bytes
         )?;
+        if self.group_members > 0 {
+            let g = &self.group;
+            writeln!(
+                f,
+                "  group:    session {} ms, rebalance timeout {} ms, {} members, slow rejoins {}/1000, joins {} us apart",
+                g.session_timeout_ms,
+                g.rebalance_timeout_ms,
+                if g.static_members { "static" } else { "dynamic" },
+                g.slow_rejoin_per_mille,
+                g.join_stagger_us
+            )?;
+        }
         if self.shards > 1 {
             writeln!(
                 f,

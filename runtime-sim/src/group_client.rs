@@ -2,10 +2,14 @@
 //! client and librdkafka do: JoinGroup (with the KIP-394 member-id round), the leader computes
 //! a range assignment, SyncGroup, OffsetFetch, then fetch, commit every half second and
 //! heartbeat every second; REBALANCE_IN_PROGRESS means rejoin, UNKNOWN_MEMBER_ID means start
-//! over. Under faults it also leaves the group, or stalls past its session timeout as a hung
-//! process would.
+//! over. Under faults it also leaves the group (a static member just stops, KIP-345), stalls
+//! past its session timeout as a hung process would, or is slow to rejoin a rebalance while it
+//! keeps heartbeating, as a consumer whose application is slow to poll
+//! (`max.poll.interval.ms`, the rebalance timeout). Its timeouts and habits come from the
+//! seed's [`GroupProfile`].
 
 use crate::client::Micros;
+use crate::faults::GroupProfile;
 use crate::history::{Assignment, Commit, History, OffsetRead};
 use crate::rng::Stream;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -23,13 +27,18 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use spate_core::errors;
 use std::collections::BTreeMap;
 
-pub const SESSION_TIMEOUT_MS: i32 = 10_000;
 const HEARTBEAT_US: Micros = 1_000_000;
 const COMMIT_US: Micros = 500_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Joining,
+    /// Told a rebalance is on: rejoin now, or (slow to poll) later.
+    Rebalancing,
+    /// Heartbeating, but rejoining only at `at`: the application has not polled yet.
+    RejoinAt {
+        at: Micros,
+    },
     Syncing,
     FetchingOffsets,
     Consuming,
@@ -56,6 +65,11 @@ pub struct GroupMember {
     pub topic: String,
     pub partitions: i32,
     pub member_id: String,
+    /// `group.instance.id`, for a static member.
+    pub instance_id: Option<String>,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    slow_rejoin_per_mille: u64,
     pub generation: i32,
     pub phase: Phase,
     leader_members: Vec<String>,
@@ -74,12 +88,24 @@ fn group_id(name: &str) -> GroupId {
 }
 
 impl GroupMember {
-    pub fn new(group: &str, topic: &str, partitions: i32) -> GroupMember {
+    pub fn new(
+        group: &str,
+        topic: &str,
+        partitions: i32,
+        index: usize,
+        profile: &GroupProfile,
+    ) -> GroupMember {
         GroupMember {
             group: group.to_string(),
             topic: topic.to_string(),
             partitions,
             member_id: String::new(),
+            instance_id: profile
+                .static_members
+                .then(|| format!("{group}-instance-{index}")),
+            session_timeout_ms: profile.session_timeout_ms,
+            rebalance_timeout_ms: profile.rebalance_timeout_ms,
+            slow_rejoin_per_mille: profile.slow_rejoin_per_mille,
             generation: -1,
             phase: Phase::Joining,
             leader_members: Vec::new(),
@@ -156,25 +182,49 @@ impl GroupMember {
         }
         if faulty && self.phase == Phase::Consuming {
             if rng.chance(2) {
-                // Leave, and come back later as a new member.
+                // Stop, and come back later: a dynamic member leaves and returns as a new one;
+                // a static member sends no LeaveGroup and returns into its old place.
                 let member = MemberIdentity::default()
-                    .with_member_id(StrBytes::from_string(self.member_id.clone()));
+                    .with_member_id(StrBytes::from_string(self.member_id.clone()))
+                    .with_group_instance_id(self.instance_id.clone().map(StrBytes::from_string));
                 let request = LeaveGroupRequest::default()
                     .with_group_id(group_id(&self.group))
                     .with_members(vec![member]);
                 self.reset(now + rng.range(100_000, 3_000_000));
-                return Some(GroupRequest::Leave(request));
+                return match self.instance_id {
+                    Some(_) => None,
+                    None => Some(GroupRequest::Leave(request)),
+                };
             }
             if rng.chance(2) {
                 // Hang past the session timeout: the coordinator must expire this member.
+                let session_us = self.session_timeout_ms as Micros * 1_000;
                 self.phase = Phase::Paused {
-                    until: now + rng.range(11_000_000, 15_000_000),
+                    until: now + session_us + rng.range(1_000_000, 5_000_000),
                 };
                 return None;
             }
         }
+        if self.phase == Phase::Rebalancing {
+            self.phase = Phase::Joining;
+            if faulty && rng.chance(self.slow_rejoin_per_mille) {
+                let rebalance_us = self.rebalance_timeout_ms as Micros * 1_000;
+                self.phase = Phase::RejoinAt {
+                    at: now + rng.range(0, rebalance_us * 3 / 2),
+                };
+            }
+        }
+        if let Phase::RejoinAt { at } = self.phase {
+            // Once the faults stop, a slow member polls within 5 s, so the group settles in
+            // the quiet phase.
+            let at = if faulty { at } else { at.min(now + 5_000_000) };
+            self.phase = match now >= at {
+                true => Phase::Joining,
+                false => Phase::RejoinAt { at },
+            };
+        }
         match self.phase {
-            Phase::Paused { .. } => None,
+            Phase::Paused { .. } | Phase::Rebalancing => None,
             Phase::Joining => {
                 let protocol = JoinGroupRequestProtocol::default()
                     .with_name(StrBytes::from_static_str("range"))
@@ -182,13 +232,19 @@ impl GroupMember {
                 Some(GroupRequest::Join(
                     JoinGroupRequest::default()
                         .with_group_id(group_id(&self.group))
-                        .with_session_timeout_ms(SESSION_TIMEOUT_MS)
-                        .with_rebalance_timeout_ms(SESSION_TIMEOUT_MS)
+                        .with_session_timeout_ms(self.session_timeout_ms)
+                        .with_rebalance_timeout_ms(self.rebalance_timeout_ms)
                         .with_member_id(StrBytes::from_string(self.member_id.clone()))
+                        .with_group_instance_id(self.instance_id())
                         .with_protocol_type(StrBytes::from_static_str("consumer"))
                         .with_protocols(vec![protocol]),
                 ))
             }
+            Phase::RejoinAt { .. } if now >= self.last_heartbeat + HEARTBEAT_US => {
+                self.last_heartbeat = now;
+                Some(self.heartbeat())
+            }
+            Phase::RejoinAt { .. } => None,
             Phase::Syncing => {
                 let assignments = if self.leader_members.is_empty() {
                     Vec::new()
@@ -200,6 +256,7 @@ impl GroupMember {
                         .with_group_id(group_id(&self.group))
                         .with_generation_id(self.generation)
                         .with_member_id(StrBytes::from_string(self.member_id.clone()))
+                        .with_group_instance_id(self.instance_id())
                         .with_assignments(assignments),
                 ))
             }
@@ -216,12 +273,7 @@ impl GroupMember {
             }
             Phase::Consuming if now >= self.last_heartbeat + HEARTBEAT_US => {
                 self.last_heartbeat = now;
-                Some(GroupRequest::Heartbeat(
-                    HeartbeatRequest::default()
-                        .with_group_id(group_id(&self.group))
-                        .with_generation_id(self.generation)
-                        .with_member_id(StrBytes::from_string(self.member_id.clone())),
-                ))
+                Some(self.heartbeat())
             }
             Phase::Consuming
                 if now >= self.last_commit + COMMIT_US
@@ -249,6 +301,7 @@ impl GroupMember {
                         .with_group_id(group_id(&self.group))
                         .with_generation_id_or_member_epoch(self.generation)
                         .with_member_id(StrBytes::from_string(self.member_id.clone()))
+                        .with_group_instance_id(self.instance_id())
                         .with_topics(vec![topic]),
                 ))
             }
@@ -279,6 +332,20 @@ impl GroupMember {
         }
     }
 
+    fn instance_id(&self) -> Option<StrBytes> {
+        self.instance_id.clone().map(StrBytes::from_string)
+    }
+
+    fn heartbeat(&self) -> GroupRequest {
+        GroupRequest::Heartbeat(
+            HeartbeatRequest::default()
+                .with_group_id(group_id(&self.group))
+                .with_generation_id(self.generation)
+                .with_member_id(StrBytes::from_string(self.member_id.clone()))
+                .with_group_instance_id(self.instance_id()),
+        )
+    }
+
     /// Forgets the membership: the next join is as a new member.
     fn reset(&mut self, pause_until: Micros) {
         self.member_id.clear();
@@ -289,12 +356,17 @@ impl GroupMember {
     }
 
     fn rejoin(&mut self, code: i16) {
-        if code == errors::UNKNOWN_MEMBER_ID {
+        if matches!(code, errors::UNKNOWN_MEMBER_ID | errors::FENCED_INSTANCE_ID) {
             self.member_id.clear();
         }
         self.assigned.clear();
         self.positions.clear();
-        self.phase = Phase::Joining;
+        self.phase = match (code, self.phase) {
+            // Still heartbeating until the application polls.
+            (errors::REBALANCE_IN_PROGRESS, Phase::RejoinAt { at }) => Phase::RejoinAt { at },
+            (errors::REBALANCE_IN_PROGRESS, _) => Phase::Rebalancing,
+            _ => Phase::Joining,
+        };
     }
 
     pub fn on_join(&mut self, response: JoinGroupResponse) {

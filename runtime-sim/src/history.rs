@@ -70,6 +70,8 @@ pub struct History {
     pub final_log: BTreeMap<(String, i32, i64), String>,
     /// Protocol-level problems the clients met: corrupt batches, gaps, undecodable answers.
     pub problems: Vec<String>,
+    /// Deadlines a broker still reported due right after `handle_timeout` (the first few).
+    pub overdue: Vec<String>,
     /// What was still pending when the quiet phase ended.
     pub liveness: Vec<String>,
     /// Times an idempotent producer had to start a new session.

@@ -32,6 +32,10 @@ use std::collections::{BTreeMap, VecDeque};
 const EPOCH_MS: i64 = 1_700_000_000_000;
 /// The consumer group the simulated group members form.
 pub const GROUP: &str = "workers";
+/// How soon the node's timer fires again when a deadline was left due (as in production).
+const OVERDUE_RETRY_MS: i64 = 10;
+/// Overdue-deadline reports kept in the history.
+const OVERDUE_KEPT: usize = 10;
 /// The verify phase must finish within this much virtual time.
 const VERIFY_US: Micros = 30_000_000;
 
@@ -243,6 +247,8 @@ struct Node {
     incarnation: u64,
     clock_skew_ms: i64,
     timer_generation: u64,
+    /// A deadline was still due after the last timeout (a core bug the checkers report).
+    overdue: bool,
 }
 
 pub struct Sim {
@@ -293,6 +299,7 @@ impl Sim {
                 incarnation: 0,
                 clock_skew_ms: 0,
                 timer_generation: 0,
+                overdue: false,
             },
             disk: SimDisk::default(),
             clients: Vec::new(),
@@ -343,13 +350,15 @@ impl Sim {
         for _ in 0..self.faults.consumers {
             roles.push(Client::consumer(topic, partitions, false));
         }
-        for _ in 0..self.faults.group_members {
-            roles.push(Role::GroupMember(group_client::GroupMember::new(
-                GROUP, topic, partitions,
-            )));
+        let mut starts = vec![0; roles.len()];
+        for i in 0..self.faults.group_members {
+            let member =
+                group_client::GroupMember::new(GROUP, topic, partitions, i, &self.faults.group);
+            roles.push(Role::GroupMember(member));
+            starts.push(i as Micros * self.faults.group.join_stagger_us);
         }
-        for role in roles {
-            self.add_client(role, 0);
+        for (role, start_at) in roles.into_iter().zip(starts) {
+            self.add_client(role, start_at);
         }
     }
 
@@ -475,9 +484,22 @@ impl Sim {
                 {
                     let now_ms = self.now_ms();
                     if let Some(node) = self.node.broker.as_mut() {
-                        for broker in &mut node.brokers {
+                        let mut overdue = Vec::new();
+                        for (shard, broker) in node.brokers.iter_mut().enumerate() {
                             broker.handle_timeout(now_ms);
+                            let kinds = broker.overdue_deadlines(now_ms);
+                            if !kinds.is_empty() {
+                                overdue.push(format!(
+                                    "shard {shard} at {:.3} s: {} still due after handle_timeout",
+                                    self.now as f64 / 1e6,
+                                    kinds.join(", ")
+                                ));
+                            }
                         }
+                        self.node.overdue = !overdue.is_empty();
+                        // The first few are enough to show the bug.
+                        let room = OVERDUE_KEPT.saturating_sub(self.history.overdue.len());
+                        self.history.overdue.extend(overdue.into_iter().take(room));
                         self.drain();
                     }
                 }
@@ -817,9 +839,13 @@ impl Sim {
             .broker
             .as_ref()
             .and_then(|node| node.brokers.iter().filter_map(Broker::poll_timeout).min());
-        let Some(deadline_ms) = deadline else {
+        let Some(mut deadline_ms) = deadline else {
             return;
         };
+        if self.node.overdue {
+            // As the production shell does: a deadline left due is retried at a bounded rate.
+            deadline_ms = deadline_ms.max(self.now_ms() + OVERDUE_RETRY_MS);
+        }
         self.node.timer_generation += 1;
         let wait_ms = (deadline_ms - self.now_ms()).max(0) as u64;
         let (incarnation, generation) = (self.node.incarnation, self.node.timer_generation);

@@ -6,6 +6,7 @@
 //!   the same offset;
 //! - no phantom data: nothing read that no producer sent, no corrupt batch served;
 //! - exactly once: an idempotent acks=all producer's record is in the log at most once;
+//! - deadlines: after `handle_timeout(now)` no deadline of the broker is still due at `now`;
 //! - liveness: after the faults stop, every producer's records are acknowledged, every consumer
 //!   catches up, and the verifier reads everything within a bounded virtual time.
 
@@ -231,6 +232,15 @@ pub fn check_group_commits(history: &History) -> Verdict {
     }
 }
 
+/// After `handle_timeout(now)` no deadline is at or before `now`: one left due makes a shell
+/// fire its timer again at once, forever (issue 12).
+pub fn check_deadlines(history: &History) -> Verdict {
+    Verdict {
+        checker: "deadlines",
+        violations: history.overdue.clone(),
+    }
+}
+
 pub fn check_liveness(history: &History) -> Verdict {
     Verdict {
         checker: "liveness",
@@ -248,6 +258,7 @@ pub fn check(outcome: &Outcome) -> Vec<Verdict> {
         check_exactly_once(h),
         check_group_assignments(h),
         check_group_commits(h),
+        check_deadlines(h),
         check_liveness(h),
     ]
 }
@@ -268,8 +279,9 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "ack-before-fsync" => Ok(PlantedBug::AckBeforeFsync),
         "lose-last-batch" => Ok(PlantedBug::LoseLastBatchOnRecovery),
         "commit-before-flush" => Ok(PlantedBug::CommitBeforeFlush),
+        "stuck-group-deadline" => Ok(PlantedBug::StuckGroupDeadline),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch or commit-before-flush"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush or stuck-group-deadline"
         )),
     }
 }

@@ -26,7 +26,8 @@ struct Args {
     /// Stop a run after this many events.
     #[arg(long)]
     steps: Option<u64>,
-    /// Plant a known bug: ack-before-fsync, lose-last-batch or commit-before-flush.
+    /// Plant a known bug: ack-before-fsync, lose-last-batch, commit-before-flush or
+    /// stuck-group-deadline.
     #[arg(long)]
     buggify: Option<String>,
     /// No faults at all (a baseline run).

@@ -124,3 +124,15 @@ fn regression_a_generation_is_never_handed_out_twice() {
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+/// Issue 12: a member waiting in JoinGroup past its session timeout while another is slow to
+/// rejoin left a group deadline due after every timeout (the production shard spun and
+/// overflowed its stack). The planted form of that bug must be caught by the deadline checker.
+#[test]
+fn a_planted_deadline_that_never_moves_past_now_is_caught_within_40_seeds() {
+    let caught = failures(1..41, Some("stuck-group-deadline"));
+    assert!(
+        caught.iter().any(|(_, why)| why.starts_with("deadlines")),
+        "a group deadline left due went unnoticed in 40 seeds: {caught:?}"
+    );
+}

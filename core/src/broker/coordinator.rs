@@ -8,7 +8,7 @@
 //! moving to CompletingRebalance; the leader's SyncGroup hands out the assignment and makes the
 //! group Stable. A member whose session expires is removed and the group rebalances.
 
-use super::{Broker, RequestContext};
+use super::{Broker, PlantedBug, RequestContext};
 use crate::batch;
 use crate::errors;
 use crate::groups::{
@@ -444,22 +444,27 @@ impl Broker {
                 self.complete_join(&group_id, now_ms);
                 continue;
             }
-            let Some(group) = self.coordinator.groups.get(&group_id) else {
+            let Some(group) = self.coordinator.groups.get_mut(&group_id) else {
                 continue;
             };
-            // A member waiting in JoinGroup or SyncGroup is alive: its session starts again
-            // with the answer.
-            let expired: Vec<String> = group
-                .members
-                .values()
-                .filter(|m| m.session_deadline_ms <= now_ms)
-                .filter(|m| {
-                    let key = (group_id.clone(), m.member_id.clone());
-                    !self.coordinator.joins.contains_key(&key)
-                        && !self.coordinator.syncs.contains_key(&key)
-                })
-                .map(|m| m.member_id.clone())
-                .collect();
+            // A member waiting in JoinGroup or SyncGroup is alive (the rebalance timeout bounds
+            // its wait): its session is renewed, as Kafka's heartbeat expiry keeps a member
+            // awaiting join or sync, so the session deadline moves past `now` rather than staying
+            // due (issue 12: a due deadline that never moved made the shard spin and recurse).
+            let mut expired: Vec<String> = Vec::new();
+            for member in group.members.values_mut() {
+                if member.session_deadline_ms > now_ms {
+                    continue;
+                }
+                let key = (group_id.clone(), member.member_id.clone());
+                let parked = self.coordinator.joins.contains_key(&key)
+                    || self.coordinator.syncs.contains_key(&key);
+                if parked && self.config.planted_bug != Some(PlantedBug::StuckGroupDeadline) {
+                    member.session_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
+                } else if !parked {
+                    expired.push(member.member_id.clone());
+                }
+            }
             for member_id in expired {
                 self.log(
                     Level::Info,

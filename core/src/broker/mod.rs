@@ -100,6 +100,9 @@ pub enum PlantedBug {
     LoseLastBatchOnRecovery,
     /// Apply and answer an offset commit before its record is flushed.
     CommitBeforeFlush,
+    /// Keep reporting the session deadline of a member waiting in JoinGroup or SyncGroup once
+    /// it has passed, without renewing it (issue 12): a deadline `handle_timeout` never moves.
+    StuckGroupDeadline,
 }
 
 /// How long a partition whose write failed (disk full, say) waits before writing again.
@@ -234,6 +237,8 @@ pub struct Broker {
     sync_failed: BTreeSet<(TopicId, i32)>,
     /// When retention runs next (0: at the first timeout).
     next_retention_ms: i64,
+    /// Whether a deadline left due after `handle_timeout` was logged (once per broker).
+    overdue_logged: bool,
     /// Set by `begin_shutdown`: requests are refused, and every partition's active segment
     /// gets its index file, then the clean-shutdown mark is written.
     shutdown: Option<ShutdownState>,
@@ -303,6 +308,7 @@ impl Broker {
             sync_round: BTreeMap::new(),
             sync_failed: BTreeSet::new(),
             next_retention_ms: 0,
+            overdue_logged: false,
             shutdown: None,
             // Version 1 is the empty table of a fresh data directory; it is persisted first.
             metadata_version: 1,
@@ -562,6 +568,18 @@ impl Broker {
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
         self.pump_io();
+        let overdue = self.overdue_deadlines(now_ms);
+        if !overdue.is_empty() && !self.overdue_logged {
+            self.overdue_logged = true;
+            self.log(
+                Level::Error,
+                format!(
+                    "internal: deadlines still due after the timeout at {now_ms} ms: {} \
+                     (logged once; the shell retries them at a bounded rate)",
+                    overdue.join(", ")
+                ),
+            );
+        }
     }
 
     /// The connection closed: its waiting requests are dropped (their writes still complete).
@@ -588,24 +606,48 @@ impl Broker {
         self.outputs.pop_front()
     }
 
-    /// The earliest deadline of a waiting request, if any.
+    /// The earliest deadline of a waiting request, if any. After `handle_timeout(now)` it is
+    /// later than `now`: every deadline due then was consumed (the shells and the simulator
+    /// check this, see [`Broker::overdue_deadlines`]).
     pub fn poll_timeout(&self) -> Option<i64> {
-        let produce = self.produces.iter().map(|p| p.deadline_ms()).min();
-        let fetch = self
-            .fetches
-            .values()
-            .filter_map(|f| f.parked_deadline_ms())
-            .min();
-        let retry = self.storage_retry_at.values().copied().min();
-        let groups = self.group_deadline_ms();
-        produce
+        self.deadlines().into_iter().filter_map(|(_, d)| d).min()
+    }
+
+    /// The kinds of deadline at or before `now`: empty right after `handle_timeout(now)`,
+    /// unless a bug leaves one due (which would make a shell fire its timer again at once).
+    pub fn overdue_deadlines(&self, now_ms: i64) -> Vec<&'static str> {
+        self.deadlines()
             .into_iter()
-            .chain(fetch)
-            .chain(retry)
-            .chain(groups)
-            .chain(self.flush_deadline_ms())
-            .chain((self.next_retention_ms > 0).then_some(self.next_retention_ms))
-            .min()
+            .filter(|(_, d)| d.is_some_and(|d| d <= now_ms))
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Each kind of deadline with its earliest instance.
+    fn deadlines(&self) -> [(&'static str, Option<i64>); 6] {
+        [
+            (
+                "produce timeout",
+                self.produces.iter().map(|p| p.deadline_ms()).min(),
+            ),
+            (
+                "fetch max wait",
+                self.fetches
+                    .values()
+                    .filter_map(|f| f.parked_deadline_ms())
+                    .min(),
+            ),
+            (
+                "storage retry",
+                self.storage_retry_at.values().copied().min(),
+            ),
+            ("group timers", self.group_deadline_ms()),
+            ("flush.ms", self.flush_deadline_ms()),
+            (
+                "retention check",
+                (self.next_retention_ms > 0).then_some(self.next_retention_ms),
+            ),
+        ]
     }
 
     /// When `flush.ms` makes a partition's sync due, if the next round could take it then.

@@ -109,6 +109,19 @@ impl Harness {
         }
     }
 
+    /// The time has come for the deadlines due at `now_ms`: they fire, and none is left due
+    /// (one left due would make a shell fire its timer again at once, forever: issue 12).
+    fn handle_timeout(&mut self) {
+        self.broker.handle_timeout(self.now_ms);
+        assert_eq!(
+            self.broker.overdue_deadlines(self.now_ms),
+            Vec::<&str>::new(),
+            "deadlines still due after handle_timeout({})",
+            self.now_ms
+        );
+        self.step();
+    }
+
     fn release_io(&mut self) {
         self.hold_io = false;
         for command in std::mem::take(&mut self.held) {
@@ -272,8 +285,7 @@ fn a_waiting_fetch_times_out_empty() {
     h.fetch(3, "t", 0, 500);
     assert_eq!(h.broker.poll_timeout(), Some(h.now_ms + 500));
     h.now_ms += 500;
-    h.broker.handle_timeout(h.now_ms);
-    h.step();
+    h.handle_timeout();
     let (error, _, records) = h.fetch_result(3);
     assert_eq!(error, errors::NONE);
     assert!(records.is_empty());
@@ -531,8 +543,7 @@ fn a_failed_write_answers_storage_error_then_is_retried_and_recovers() {
         "the retry is armed"
     );
     h.now_ms += STORAGE_RETRY_MS;
-    h.broker.handle_timeout(h.now_ms);
-    h.step();
+    h.handle_timeout();
     h.fetch(2, "t", 0, 0);
     let (error, high_watermark, records) = h.fetch_result(2);
     assert_eq!(
@@ -1767,8 +1778,7 @@ mod groups {
 
     fn advance(h: &mut Harness, ms: i64) {
         h.now_ms += ms;
-        h.broker.handle_timeout(h.now_ms);
-        h.step();
+        h.handle_timeout();
     }
 
     fn synced(h: &mut Harness, conn: ConnId) -> SyncGroupResponse {
@@ -1777,6 +1787,40 @@ mod groups {
 
     /// The session timeout `join` asks for.
     const SESSION_TIMEOUT_MS: i64 = 10_000;
+
+    /// Issue 12: a member parked in JoinGroup longer than its session timeout (while another
+    /// takes up to its rebalance timeout to rejoin, as a librdkafka consumer does whose
+    /// application is slow to poll) kept its passed session deadline in `poll_timeout` while
+    /// `handle_timeout` skipped it: the shard's timer fired again at once, forever, and the
+    /// production shell recursed until its stack overflowed. Its session is renewed instead.
+    #[test]
+    fn a_member_waiting_in_join_longer_than_its_session_keeps_deadlines_in_the_future() {
+        let mut h = Harness::new(Config::default());
+        let a = join_new(&mut h, 1, "g");
+        advance(&mut h, DELAY_MS);
+        assert_eq!(joined(&mut h, 1).generation_id, 1);
+        sync(&mut h, 1, "g", &a, 1, &[(&a, b"a")]);
+        assert_eq!(synced(&mut h, 1).error_code, errors::NONE);
+        // b joins and waits; a keeps heartbeating but takes 15 s (rebalance timeout 20 s,
+        // b's session 10 s) to rejoin.
+        let b = join_new(&mut h, 2, "g");
+        for _ in 0..15 {
+            advance(&mut h, 1_000); // checks that no deadline is left due
+            let deadline = h.broker.poll_timeout().expect("the rebalance deadline");
+            assert!(deadline > h.now_ms, "deadline {deadline} at {}", h.now_ms);
+            assert_eq!(
+                heartbeat(&mut h, 1, "g", &a, 1),
+                errors::REBALANCE_IN_PROGRESS
+            );
+        }
+        assert!(!h.has_response(2), "b waits for a to rejoin");
+        join(&mut h, 1, "g", &a);
+        let (ja, jb) = (joined(&mut h, 1), joined(&mut h, 2));
+        assert_eq!((ja.error_code, jb.error_code), (errors::NONE, errors::NONE));
+        assert_eq!((ja.generation_id, jb.generation_id), (2, 2));
+        assert_eq!(ja.members.len(), 2, "b is still a member");
+        assert_eq!(jb.member_id.to_string(), b);
+    }
 
     // Group liveness found by the simulator: timers through a step back of the wall clock (seed
     // 791: the quiet phase undid 13 s of clock jumps, and a member from before a restart outlived
@@ -2252,12 +2296,10 @@ mod flush_policy {
         // The broker asks to be woken when flush.ms runs out, and syncs then.
         assert_eq!(h.broker.poll_timeout(), Some(h.now_ms + 1000));
         h.now_ms += 999;
-        h.broker.handle_timeout(h.now_ms);
-        h.step();
+        h.handle_timeout();
         assert_eq!(run_held(&mut h), 0, "not yet");
         h.now_ms += 1;
-        h.broker.handle_timeout(h.now_ms);
-        h.step();
+        h.handle_timeout();
         assert_eq!(run_held(&mut h), 1);
         assert_eq!(h.broker.topics["lazy"].partitions[0].flushed_offset(), 2);
         assert_eq!(
@@ -2555,13 +2597,11 @@ mod storage {
         let ops = [("retention.ms", 0, Some("100000"))];
         assert_eq!(h.incremental_alter(2, "t", &ops, false).0, errors::NONE);
         h.now_ms += 2_000;
-        h.broker.handle_timeout(h.now_ms);
-        h.step();
+        h.handle_timeout();
         // Every closed segment went; the active one was rolled, to go at the next pass.
         assert_eq!(segment_files(&h, ".log").len(), 1, "of {files}");
         h.now_ms += 2_000;
-        h.broker.handle_timeout(h.now_ms);
-        h.step();
+        h.handle_timeout();
         assert!(segment_files(&h, ".log").is_empty());
         assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 60));
         h.fetch(3, "t", 10, 0);
@@ -2578,8 +2618,7 @@ mod storage {
         let ops = [("retention.bytes", 0, Some("3000"))];
         assert_eq!(h.incremental_alter(2, "t", &ops, false).0, errors::NONE);
         h.now_ms += 2_000;
-        h.broker.handle_timeout(h.now_ms);
-        h.step();
+        h.handle_timeout();
         let (_, start) = h.list_offset("t", 0, -2);
         assert!(start > 20 && start < 60, "log start {start}");
         assert_eq!(read_all(&mut h, start), (start..60).collect::<Vec<_>>());
@@ -2593,8 +2632,7 @@ mod storage {
         let before = segment_files(&h, ".log").len();
         assert_eq!(h.delete_records("t", 0, 30), (errors::NONE, 30));
         h.now_ms += 2_000;
-        h.broker.handle_timeout(h.now_ms);
-        h.step();
+        h.handle_timeout();
         let after = segment_files(&h, ".log").len();
         assert!(after < before && after > 1, "{before} -> {after}");
         assert_eq!(h.list_offset("t", 0, -2), (errors::NONE, 30));

@@ -163,7 +163,19 @@ impl Shell {
 
     pub fn advance(&mut self, ms: i64) {
         self.now_ms += ms;
+        self.handle_timeout();
+    }
+
+    /// The deadlines due now fire, and none is left due: one left due would make a shell fire
+    /// its timer again at once, forever (issue 12).
+    fn handle_timeout(&mut self) {
         self.broker.handle_timeout(self.now_ms);
+        let overdue = self.broker.overdue_deadlines(self.now_ms);
+        assert!(
+            overdue.is_empty(),
+            "deadlines still due after handle_timeout({}): {overdue:?}",
+            self.now_ms
+        );
         self.drain();
     }
 
@@ -568,8 +580,7 @@ impl Shell {
             if self.trace {
                 eprintln!("settle: timeout at {}", self.now_ms);
             }
-            self.broker.handle_timeout(self.now_ms);
-            self.drain();
+            self.handle_timeout();
         }
         for (conn, pending) in &self.conns {
             assert_eq!(
