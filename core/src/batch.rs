@@ -122,6 +122,44 @@ pub fn peek_size(bytes: &[u8]) -> Option<i64> {
     )
 }
 
+/// The length of the longest run of whole batches at the start of `records` that fits in
+/// `budget` bytes; with `at_least_one`, the first batch counts whatever its size. A length field
+/// that runs past the end stops the run there.
+pub fn whole_batches_within(records: &[u8], budget: usize, at_least_one: bool) -> usize {
+    let mut end = 0usize;
+    while let Some(size) = peek_size(&records[end..]) {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let next = end.saturating_add(size);
+        let fits = next <= budget || (at_least_one && end == 0);
+        if size < LOG_OVERHEAD_BYTES || next > records.len() || !fits {
+            break;
+        }
+        end = next;
+    }
+    end
+}
+
+/// Kafka's Fetch limits (KIP-74) over the partitions of a response, in its order: together they
+/// carry at most `max_bytes`, each at most its own limit, in whole batches; only the first
+/// partition with records keeps its first batch whatever its size, so a consumer always moves
+/// on. Records cut off are left for the next fetch.
+pub fn limit_fetch_records<'a>(
+    partitions: impl Iterator<Item = (&'a mut Option<bytes::Bytes>, usize)>,
+    max_bytes: usize,
+) {
+    let mut budget = max_bytes;
+    let mut first = true;
+    for (records, partition_max) in partitions {
+        let Some(bytes) = records.as_mut().filter(|b| !b.is_empty()) else {
+            continue;
+        };
+        let keep = whole_batches_within(bytes, budget.min(partition_max), first);
+        bytes.truncate(keep);
+        budget = budget.saturating_sub(keep);
+        first &= keep == 0;
+    }
+}
+
 /// Validates the batch at the start of `bytes` (length, magic, record count, CRC) and returns its
 /// header fields. Bytes after the batch are ignored.
 pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
@@ -215,11 +253,21 @@ pub(crate) mod tests {
     /// Builds an uncompressed v2 batch of `count` records with the given values, the way a
     /// producer does: zigzag varints, CreateTime, base offset 0.
     pub fn make_batch(values: &[&[u8]], base_timestamp: i64) -> Vec<u8> {
+        let timestamps: Vec<i64> = (0..values.len() as i64)
+            .map(|i| base_timestamp + i)
+            .collect();
+        make_batch_at(values, &timestamps)
+    }
+
+    /// As [`make_batch`], with each record's own timestamp (in any order).
+    pub fn make_batch_at(values: &[&[u8]], timestamps: &[i64]) -> Vec<u8> {
+        assert_eq!(values.len(), timestamps.len());
+        let base_timestamp = timestamps[0];
         let mut records = Vec::new();
         for (i, value) in values.iter().enumerate() {
             let mut body = Vec::new();
             body.push(0u8); // record attributes
-            put_varint(&mut body, i as i64); // timestamp delta
+            put_varint(&mut body, timestamps[i] - base_timestamp); // timestamp delta
             put_varint(&mut body, i as i64); // offset delta
             put_varint(&mut body, -1); // null key
             put_varint(&mut body, value.len() as i64);
@@ -238,7 +286,8 @@ pub(crate) mod tests {
             h.magic = 2;
             h.last_offset_delta.set(count - 1);
             h.base_timestamp.set(base_timestamp);
-            h.max_timestamp.set(base_timestamp + i64::from(count) - 1);
+            h.max_timestamp
+                .set(*timestamps.iter().max().expect("one record"));
             h.producer_id.set(-1);
             h.producer_epoch.set(-1);
             h.base_sequence.set(-1);

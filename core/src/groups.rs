@@ -146,6 +146,22 @@ impl Group {
         }
     }
 
+    /// Kafka's check of the member a request comes from: a `group.instance.id` that belongs
+    /// to another member id is a fenced instance (a newer process with the same instance id
+    /// took its place: FENCED_INSTANCE_ID, so the old one stops instead of rejoining), checked
+    /// before the member id is looked up (UNKNOWN_MEMBER_ID).
+    pub fn check_member(&self, member_id: &str, instance_id: Option<&str>) -> Result<(), i16> {
+        if let Some(owner) = instance_id.and_then(|i| self.member_by_instance(i)) {
+            if owner.member_id != member_id {
+                return Err(crate::errors::FENCED_INSTANCE_ID);
+            }
+        }
+        match self.members.contains_key(member_id) {
+            true => Ok(()),
+            false => Err(crate::errors::UNKNOWN_MEMBER_ID),
+        }
+    }
+
     pub fn member_by_instance(&self, instance_id: &str) -> Option<&Member> {
         self.members
             .values()

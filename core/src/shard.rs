@@ -122,6 +122,9 @@ struct Split {
     woken: bool,
     /// A shard closed the connection: the client was told, the other answers are dropped.
     closed: bool,
+    /// A Fetch's `max_bytes`: the merged answer keeps to it (each part answers its share, but
+    /// every part may return one batch beyond it; KIP-74 allows that to the first only).
+    fetch_max_bytes: Option<i32>,
 }
 
 /// `$then!(request type, its topics field, a topic's name field, its partitions field, a
@@ -259,6 +262,12 @@ impl Router {
             // A request that decodes but does not encode again: the control shard answers it.
             return whole(CONTROL_SHARD);
         };
+        let fetch_max_bytes = match api_key {
+            ApiKey::Fetch => FetchRequest::decode(&mut body.clone(), version)
+                .ok()
+                .map(|r| r.max_bytes),
+            _ => None,
+        };
         self.splits.insert(
             conn,
             Split {
@@ -271,6 +280,7 @@ impl Router {
                 no_response: false,
                 woken: false,
                 closed: false,
+                fetch_max_bytes,
             },
         );
         Routed {
@@ -475,7 +485,8 @@ impl PartLimits for DeleteRecordsRequest {}
 impl PartLimits for OffsetForLeaderEpochRequest {}
 
 /// A Fetch's `max_bytes` is shared by its parts in proportion to their partitions, so that the
-/// merged answer stays within it (a client sizes its receive buffer by it).
+/// shards read about what the merged answer may carry (which `merge` then keeps to: a client
+/// sizes its receive buffer by it).
 impl PartLimits for FetchRequest {
     fn limit_to_share(&mut self, part: usize, all: usize) {
         let share = i64::from(self.max_bytes.max(0)) * part as i64 / all.max(1) as i64;
@@ -600,6 +611,16 @@ fn merge(split: &Split) -> Option<Bytes> {
                 partition_index
             );
             merged.error_code = error.unwrap_or(0);
+            if let Some(max_bytes) = split.fetch_max_bytes.filter(|m| *m > 0) {
+                crate::batch::limit_fetch_records(
+                    merged
+                        .responses
+                        .iter_mut()
+                        .flat_map(|t| t.partitions.iter_mut())
+                        .map(|p| (&mut p.records, usize::MAX)),
+                    max_bytes as usize,
+                );
+            }
             encode_response(split, &merged)
         }
         ApiKey::ListOffsets => {
@@ -758,6 +779,7 @@ pub(crate) mod tests {
             no_response: false,
             woken: false,
             closed: false,
+            fetch_max_bytes: None,
         };
         Answer::Respond(encode_response(&split, body).unwrap())
     }
@@ -974,23 +996,11 @@ pub(crate) mod tests {
             // Half the partitions, half the response limit: the merged answer stays within it.
             assert_eq!(sub.max_bytes, 1 << 19);
         }
-        let answer = |p: i32, records: &'static [u8]| {
-            response(
-                ApiKey::Fetch,
-                12,
-                5,
-                &FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
-                    .with_topic(name("t"))
-                    .with_partitions(vec![PartitionData::default()
-                        .with_partition_index(p)
-                        .with_high_watermark(10)
-                        .with_records(Some(Bytes::from_static(records)))])]),
-            )
-        };
-        let first = router.on_answer(9, 1, answer(b, b"batch"));
+        let batch = Bytes::from(crate::batch::tests::make_batch(&[b"v"], 0));
+        let first = router.on_answer(9, 1, fetch_answer(b, batch.clone()));
         assert_eq!(first.wake, vec![0]);
         assert_eq!(first.answer, None);
-        let done = router.on_answer(9, 0, answer(a, b""));
+        let done = router.on_answer(9, 0, fetch_answer(a, Bytes::new()));
         let (_, merged): (_, FetchResponse) =
             decode_answer(ApiKey::Fetch, 12, done.answer.unwrap());
         let parts = &merged.responses[0].partitions;
@@ -998,7 +1008,55 @@ pub(crate) mod tests {
             parts.iter().map(|p| p.partition_index).collect::<Vec<_>>(),
             vec![a, b]
         );
-        assert_eq!(parts[1].records.as_deref(), Some(&b"batch"[..]));
+        assert_eq!(parts[1].records, Some(batch));
+    }
+
+    fn fetch_answer(partition: i32, records: Bytes) -> Answer {
+        response(
+            ApiKey::Fetch,
+            12,
+            5,
+            &FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(name("t"))
+                .with_partitions(vec![PartitionData::default()
+                    .with_partition_index(partition)
+                    .with_high_watermark(10)
+                    .with_records(Some(records))])]),
+        )
+    }
+
+    /// Issue 13: each shard may return a first batch beyond its share of `max_bytes` (a librdkafka
+    /// consumer with `fetch.max.bytes` 1 MB got 1.84 MB and stalled). The merged answer keeps the
+    /// first partition's batch whole and drops what does not fit after it (KIP-74).
+    #[test]
+    fn a_split_fetch_answer_keeps_to_the_requests_max_bytes() {
+        let (a, b) = (owned("t", 0, 1)[0], owned("t", 1, 1)[0]);
+        let big = Bytes::from(crate::batch::tests::make_batch(&[&[7u8; 700]], 0));
+        let small = Bytes::from(crate::batch::tests::make_batch(&[b"v"], 0));
+        let two = Bytes::from([small.clone(), small.clone()].concat());
+        // (max_bytes, what the second partition keeps)
+        let cases = [
+            (big.len() + small.len() + 10, small.clone()),
+            (big.len() - 100, Bytes::new()),
+        ];
+        for (max_bytes, kept) in cases {
+            let mut router = Router::new(SHARDS);
+            let mut fetch = fetch_request("t", &[a, b], 3, 0);
+            fetch.max_bytes = max_bytes as i32;
+            router.route(9, request(ApiKey::Fetch, 12, 5, &fetch));
+            router.on_answer(9, 1, fetch_answer(b, two.clone()));
+            let done = router.on_answer(9, 0, fetch_answer(a, big.clone()));
+            let (_, merged): (_, FetchResponse) =
+                decode_answer(ApiKey::Fetch, 12, done.answer.unwrap());
+            let parts = &merged.responses[0].partitions;
+            assert_eq!(
+                parts[0].records,
+                Some(big.clone()),
+                "the first batch, whole"
+            );
+            assert_eq!(parts[1].records, Some(kept), "max_bytes {max_bytes}");
+            assert_eq!(parts[1].high_watermark, 10, "offsets still answered");
+        }
     }
 
     #[test]

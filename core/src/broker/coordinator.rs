@@ -381,10 +381,8 @@ impl Broker {
         let key = (group_id.to_string(), member_id.to_string());
         // A request the member left waiting is answered, as Kafka does, never left to hang.
         if let Some(ctx) = self.coordinator.joins.remove(&key) {
-            let response = JoinGroupResponse::default()
-                .with_error_code(errors::UNKNOWN_MEMBER_ID)
-                .with_generation_id(-1)
-                .with_member_id(StrBytes::from_string(member_id.to_string()));
+            let response =
+                super::join_group::join_error(errors::UNKNOWN_MEMBER_ID, member_id, ctx.version);
             self.respond(&ctx, &response);
         }
         if let Some(ctx) = self.coordinator.syncs.remove(&key) {

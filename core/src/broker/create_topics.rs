@@ -30,7 +30,11 @@ impl Broker {
                     .with_error_code(code)
                     .with_error_message(Some(StrBytes::from_string(message))),
                 Ok((partitions, configs)) => {
-                    let mut result = CreatableTopicResult::default().with_name(wanted.name.clone());
+                    // Success has a null message (the generated default is "", which
+                    // clients show as an error).
+                    let mut result = CreatableTopicResult::default()
+                        .with_name(wanted.name.clone())
+                        .with_error_message(None);
                     if !request.validate_only {
                         let id = self.create_topic(&name, partitions, configs.clone());
                         result.topic_id = Uuid::from_bytes(id.0);

@@ -60,7 +60,8 @@ impl Broker {
         let name = resource.resource_name.as_str();
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
-            .with_resource_name(resource.resource_name.clone());
+            .with_resource_name(resource.resource_name.clone())
+            .with_error_message(None);
         let entries = match resource.resource_type {
             RESOURCE_TOPIC => self.topic_entries(name),
             // The empty name is the cluster-wide dynamic defaults: Spate has none.

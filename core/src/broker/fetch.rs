@@ -298,24 +298,34 @@ impl Broker {
 
     fn answer_fetch(&mut self, fetch: PendingFetch) {
         let version = fetch.ctx.version;
+        let mut slots = fetch.slots;
+        for slot in &mut slots {
+            assert!(slot.reading.is_none(), "answered with a read in flight");
+            slot.data.records = Some(concat(std::mem::take(&mut slot.batches)));
+            if version < 5 {
+                slot.data.log_start_offset = -1;
+            }
+        }
+        // A read returns at least one batch per partition; the request's limits allow that
+        // for the first partition with records only.
+        crate::batch::limit_fetch_records(
+            slots
+                .iter_mut()
+                .map(|s| (&mut s.data.records, s.max_bytes.max(0) as usize)),
+            fetch.max_bytes.max(0) as usize,
+        );
         let mut responses: Vec<FetchableTopicResponse> = Vec::new();
         let mut last_topic = usize::MAX;
-        for slot in fetch.slots {
-            assert!(slot.reading.is_none(), "answered with a read in flight");
+        for slot in slots {
             if slot.topic_index != last_topic {
                 last_topic = slot.topic_index;
                 responses.push(FetchableTopicResponse::default().with_topic(slot.name.clone()));
-            }
-            let mut data = slot.data;
-            data.records = Some(concat(slot.batches));
-            if version < 5 {
-                data.log_start_offset = -1;
             }
             responses
                 .last_mut()
                 .expect("pushed above")
                 .partitions
-                .push(data);
+                .push(slot.data);
         }
         let response = FetchResponse::default().with_responses(responses);
         self.respond(&fetch.ctx, &response);

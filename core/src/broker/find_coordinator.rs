@@ -46,7 +46,8 @@ impl Broker {
                         None => coordinator
                             .with_node_id(node)
                             .with_host(host.clone())
-                            .with_port(port),
+                            .with_port(port)
+                            .with_error_message(None),
                         Some((code, message)) => coordinator
                             .with_node_id(BrokerId(-1))
                             .with_port(-1)
@@ -64,6 +65,7 @@ impl Broker {
             response.node_id = node;
             response.host = host;
             response.port = port;
+            response.error_message = None;
         }
         self.respond(ctx, &response);
     }

@@ -19,15 +19,17 @@ impl Broker {
         let Some(group) = self.coordinator.groups.get_mut(request.group_id.0.as_str()) else {
             return errors::UNKNOWN_MEMBER_ID;
         };
-        let Some(member) = group.members.get_mut(request.member_id.as_str()) else {
-            return errors::UNKNOWN_MEMBER_ID;
-        };
-        if ctx.version >= 3
-            && request.group_instance_id.is_some()
-            && member.group_instance_id.as_deref() != request.group_instance_id.as_deref()
-        {
-            return errors::FENCED_INSTANCE_ID;
+        let instance_id = request
+            .group_instance_id
+            .as_deref()
+            .filter(|_| ctx.version >= 3);
+        if let Err(code) = group.check_member(request.member_id.as_str(), instance_id) {
+            return code;
         }
+        let member = group
+            .members
+            .get_mut(request.member_id.as_str())
+            .expect("checked");
         if request.generation_id != group.generation_id {
             return errors::ILLEGAL_GENERATION;
         }

@@ -27,12 +27,7 @@ impl Broker {
             .iter()
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect();
-        let fail = |code: i16| {
-            JoinGroupResponse::default()
-                .with_error_code(code)
-                .with_generation_id(-1)
-                .with_member_id(request.member_id.clone())
-        };
+        let fail = |code: i16| join_error(code, &member_id, ctx.version);
         // Kafka's group records hold strings of at most i16::MAX bytes.
         if group_id.is_empty() || group_id.len() > i16::MAX as usize {
             return self.respond(ctx, &fail(errors::INVALID_GROUP_ID));
@@ -100,9 +95,7 @@ impl Broker {
             .get_mut(group_id)
             .expect("created by the caller");
         if group.members.len() >= self.config.groups.max_size {
-            let response = JoinGroupResponse::default()
-                .with_error_code(errors::GROUP_MAX_SIZE_REACHED)
-                .with_generation_id(-1);
+            let response = join_error(errors::GROUP_MAX_SIZE_REACHED, "", ctx.version);
             return self.respond(ctx, &response);
         }
         if let Some(instance) = joining.group_instance_id.clone() {
@@ -114,10 +107,7 @@ impl Broker {
             group
                 .pending_members
                 .insert(new_id.clone(), now + i64::from(joining.session_timeout_ms));
-            let response = JoinGroupResponse::default()
-                .with_error_code(errors::MEMBER_ID_REQUIRED)
-                .with_generation_id(-1)
-                .with_member_id(StrBytes::from_string(new_id));
+            let response = join_error(errors::MEMBER_ID_REQUIRED, &new_id, ctx.version);
             return self.respond(ctx, &response);
         }
         joining.member_id = new_id;
@@ -140,21 +130,11 @@ impl Broker {
         if group.pending_members.remove(&member_id).is_some() {
             return self.add_member_and_rebalance(ctx, group_id, joining, protocol_type);
         }
-        let Some(existing) = group.members.get(&member_id).cloned() else {
-            let response = JoinGroupResponse::default()
-                .with_error_code(errors::UNKNOWN_MEMBER_ID)
-                .with_generation_id(-1)
-                .with_member_id(StrBytes::from_string(member_id));
-            return self.respond(ctx, &response);
-        };
-        if joining.group_instance_id.is_some()
-            && existing.group_instance_id != joining.group_instance_id
-        {
-            let response = JoinGroupResponse::default()
-                .with_error_code(errors::FENCED_INSTANCE_ID)
-                .with_generation_id(-1);
+        if let Err(code) = group.check_member(&member_id, joining.group_instance_id.as_deref()) {
+            let response = join_error(code, &member_id, ctx.version);
             return self.respond(ctx, &response);
         }
+        let existing = group.members[&member_id].clone();
         let same_metadata = existing.protocols == joining.protocols;
         let is_leader = group.leader.as_deref() == Some(member_id.as_str());
         let state = group.state;
@@ -225,9 +205,7 @@ impl Broker {
     ) {
         let old_key = (group_id.to_string(), old.member_id.clone());
         if let Some(old_join) = self.coordinator.joins.remove(&old_key) {
-            let fenced = JoinGroupResponse::default()
-                .with_error_code(errors::FENCED_INSTANCE_ID)
-                .with_generation_id(-1);
+            let fenced = join_error(errors::FENCED_INSTANCE_ID, &old.member_id, old_join.version);
             self.respond(&old_join, &fenced);
         }
         if let Some(old_sync) = self.coordinator.syncs.remove(&old_key) {
@@ -285,4 +263,14 @@ impl Broker {
         );
         self.maybe_complete_join(group_id, ctx.now_ms);
     }
+}
+
+/// A JoinGroup error answer, as Kafka's `joinError`: no generation, and no protocol name (null
+/// from v7, where it is nullable).
+pub(super) fn join_error(code: i16, member_id: &str, version: i16) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(code)
+        .with_generation_id(-1)
+        .with_member_id(StrBytes::from_string(member_id.to_string()))
+        .with_protocol_name((version < 7).then(StrBytes::default))
 }

@@ -69,11 +69,8 @@ impl Broker {
             self.remove_member(group_id, &target, now_ms, "left");
             return errors::NONE;
         }
-        let Some(member) = group.members.get(&target) else {
-            return errors::UNKNOWN_MEMBER_ID;
-        };
-        if instance_id.is_some() && member.group_instance_id.as_deref() != instance_id {
-            return errors::FENCED_INSTANCE_ID;
+        if let Err(code) = group.check_member(&target, instance_id) {
+            return code;
         }
         self.remove_member(group_id, &target, now_ms, "left the group");
         errors::NONE

@@ -1,6 +1,7 @@
-//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), or the offset of
-//! the first record whose timestamp is at or after T. For T the batch is found by its max
-//! timestamp, then its records are read, from the tail cache or from disk, as Kafka does.
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+: the first record
+//! with the largest timestamp), or the offset of the first record whose timestamp is at or after
+//! T. For T the batch is found by its max timestamp, then its records are read, from the tail
+//! cache or from disk, as Kafka does.
 
 use super::{Broker, InFlight, RequestContext};
 use crate::errors;
@@ -117,10 +118,19 @@ impl Broker {
         if self.offline.contains(&(topic.id, partition)) {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }
+        // The largest timestamp (KIP-734) is answered with the first record that has it,
+        // found as a lookup by that timestamp: the first batch reaching it holds the record.
+        // (Records without timestamps, -1, keep the batch's answer.)
+        let timestamp = match timestamp {
+            MAX_TIMESTAMP => match log.max_timestamp() {
+                Some((max_timestamp, _)) if max_timestamp >= 0 => max_timestamp,
+                other => return Ok(other),
+            },
+            t => t,
+        };
         match timestamp {
             LATEST => Ok(Some((-1, log.high_watermark()))),
             EARLIEST => Ok(Some((-1, log.log_start_offset()))),
-            MAX_TIMESTAMP => Ok(log.max_timestamp()),
             t if t >= 0 => {
                 let log_start_offset = log.log_start_offset();
                 match log.timestamp_lookup(t) {

@@ -12,6 +12,16 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// A partition's leader and replicas (today this node alone: a single-node cluster).
+pub(super) struct PartitionView {
+    pub error_code: i16,
+    pub leader: BrokerId,
+    pub leader_epoch: i32,
+    pub replicas: Vec<BrokerId>,
+    pub in_sync: Vec<BrokerId>,
+    pub offline: Vec<BrokerId>,
+}
+
 impl Broker {
     pub(super) fn on_metadata(&mut self, ctx: &RequestContext, request: MetadataRequest) {
         // Before v4 there is no flag and Kafka auto-creates.
@@ -103,21 +113,36 @@ impl Broker {
         self.describe_topic(ctx.version, &self.topics[&name])
     }
 
-    fn describe_topic(&self, version: i16, topic: &Topic) -> MetadataResponseTopic {
+    /// Where a partition's replicas are, as Metadata and DescribeTopicPartitions report it.
+    pub(super) fn partition_view(&self, topic: &Topic, index: i32) -> PartitionView {
         let node = BrokerId(self.config.node_id);
+        let offline = self.offline.contains(&(topic.id, index));
+        PartitionView {
+            error_code: match offline {
+                true => errors::KAFKA_STORAGE_ERROR,
+                false => errors::NONE,
+            },
+            leader: node,
+            leader_epoch: 0,
+            replicas: vec![node],
+            in_sync: vec![node],
+            offline: if offline { vec![node] } else { Vec::new() },
+        }
+    }
+
+    fn describe_topic(&self, version: i16, topic: &Topic) -> MetadataResponseTopic {
         let partitions = (0..topic.partitions.len() as i32)
             .map(|index| {
+                let view = self.partition_view(topic, index);
                 let mut partition = MetadataResponsePartition::default()
+                    .with_error_code(view.error_code)
                     .with_partition_index(index)
-                    .with_leader_id(node)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node]);
-                if self.offline.contains(&(topic.id, index)) {
-                    partition.error_code = errors::KAFKA_STORAGE_ERROR;
-                    partition.offline_replicas = vec![node];
-                }
+                    .with_leader_id(view.leader)
+                    .with_replica_nodes(view.replicas)
+                    .with_isr_nodes(view.in_sync)
+                    .with_offline_replicas(view.offline);
                 if version >= 7 {
-                    partition.leader_epoch = 0;
+                    partition.leader_epoch = view.leader_epoch;
                 }
                 partition
             })

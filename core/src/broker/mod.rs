@@ -17,6 +17,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -459,6 +460,9 @@ impl Broker {
             ApiKey::Fetch => self.on_fetch(ctx, decode(body, ctx.version)?),
             ApiKey::ListOffsets => self.on_list_offsets(ctx, decode(body, ctx.version)?),
             ApiKey::Metadata => self.on_metadata(ctx, decode(body, ctx.version)?),
+            ApiKey::DescribeTopicPartitions => {
+                self.on_describe_topic_partitions(ctx, decode(body, ctx.version)?)
+            }
             ApiKey::CreateTopics => self.on_create_topics(ctx, decode(body, ctx.version)?),
             ApiKey::DeleteTopics => self.on_delete_topics(ctx, decode(body, ctx.version)?),
             ApiKey::InitProducerId => self.on_init_producer_id(ctx, decode(body, ctx.version)?),

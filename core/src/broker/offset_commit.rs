@@ -133,12 +133,10 @@ impl Broker {
                 errors::UNKNOWN_MEMBER_ID
             };
         }
-        let Some(member) = group.members.get_mut(member_id) else {
-            return errors::UNKNOWN_MEMBER_ID;
-        };
-        if instance.is_some() && member.group_instance_id.as_deref() != instance {
-            return errors::FENCED_INSTANCE_ID;
+        if let Err(code) = group.check_member(member_id, instance) {
+            return code;
         }
+        let member = group.members.get_mut(member_id).expect("checked");
         if generation != group.generation_id {
             return errors::ILLEGAL_GENERATION;
         }

@@ -22,15 +22,14 @@ impl Broker {
         let Some(group) = self.coordinator.groups.get_mut(&group_id) else {
             return self.respond(ctx, &fail(errors::UNKNOWN_MEMBER_ID));
         };
-        let Some(member) = group.members.get_mut(&member_id) else {
-            return self.respond(ctx, &fail(errors::UNKNOWN_MEMBER_ID));
-        };
-        if ctx.version >= 3
-            && request.group_instance_id.is_some()
-            && member.group_instance_id.as_deref() != request.group_instance_id.as_deref()
-        {
-            return self.respond(ctx, &fail(errors::FENCED_INSTANCE_ID));
+        let instance_id = request
+            .group_instance_id
+            .as_deref()
+            .filter(|_| ctx.version >= 3);
+        if let Err(code) = group.check_member(&member_id, instance_id) {
+            return self.respond(ctx, &fail(code));
         }
+        let member = group.members.get_mut(&member_id).expect("checked");
         if request.generation_id != group.generation_id {
             return self.respond(ctx, &fail(errors::ILLEGAL_GENERATION));
         }

@@ -234,6 +234,56 @@ fn offsets_in(records: &Bytes) -> Vec<i64> {
         .collect()
 }
 
+/// KIP-74 (issue 13: a librdkafka consumer with `fetch.max.bytes` 1 MB got 1.84 MB): the
+/// response carries at most `max_bytes` in whole batches, and each partition at most its own
+/// limit; only the first partition with records keeps its first batch whatever its size.
+#[test]
+fn a_fetch_keeps_to_its_max_bytes_across_partitions_but_always_makes_progress() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 3);
+    for partition in 0..3 {
+        for _ in 0..2 {
+            h.produce(1, "t", partition, -1, make_batch(&[&[7u8; 600]], 5));
+            assert_eq!(h.produce_result(1).0, errors::NONE);
+        }
+    }
+    let batch_bytes = make_batch(&[&[7u8; 600]], 5).len();
+    // (max_bytes, partition_max_bytes) -> batches per partition
+    let cases: [(usize, usize, [usize; 3]); 4] = [
+        (batch_bytes / 2, 1 << 20, [1, 0, 0]),
+        (batch_bytes * 3, 1 << 20, [2, 1, 0]),
+        (1 << 20, batch_bytes / 2, [1, 0, 0]),
+        (1 << 20, batch_bytes, [1, 1, 1]),
+    ];
+    for (max_bytes, partition_max_bytes, expected) in cases {
+        let partitions = (0..3)
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(partition_max_bytes as i32)
+            })
+            .collect();
+        let request = FetchRequest::default()
+            .with_max_bytes(max_bytes as i32)
+            .with_min_bytes(1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(partitions)]);
+        h.send(3, ApiKey::Fetch, 11, &request);
+        let response: FetchResponse = h.response(3, ApiKey::Fetch, 11);
+        let counts: Vec<usize> = response.responses[0]
+            .partitions
+            .iter()
+            .map(|p| offsets_in(&p.records.clone().unwrap_or_default()).len())
+            .collect();
+        assert_eq!(
+            counts, expected,
+            "max_bytes {max_bytes}, partition max {partition_max_bytes}"
+        );
+    }
+}
+
 #[test]
 fn acks_all_is_answered_only_after_the_fsync() {
     let mut h = Harness::new(Config::default());
@@ -581,6 +631,119 @@ fn planted_ack_before_fsync_answers_before_the_sync() {
     );
 }
 
+/// KIP-734: ListOffsets -3 answers the first record with the largest timestamp, not the last
+/// offset of its batch (issue 13: a batch of 3 whose middle record is the newest was answered
+/// 2), from the tail cache and from disk alike.
+#[test]
+fn list_offsets_max_timestamp_finds_the_record_inside_its_batch() {
+    use crate::batch::tests::make_batch_at;
+    for tail_cache_bytes in [4 << 20, 1] {
+        let mut h = Harness::new(Config {
+            tail_cache_bytes,
+            tail_cache_bytes_per_partition: tail_cache_bytes,
+            ..Config::default()
+        });
+        h.create_topic("t", 1);
+        assert_eq!(
+            h.list_offset_found("t", 0, -3),
+            (errors::NONE, -1, -1),
+            "empty"
+        );
+        let batch = make_batch_at(&[b"a", b"b", b"c"], &[1_000, 3_000, 2_000]);
+        h.produce(1, "t", 0, -1, batch);
+        assert_eq!(h.produce_result(1), (errors::NONE, 0));
+        // A later batch with an equal maximum does not win: the first record holding it does.
+        let batch = make_batch_at(&[b"d", b"e"], &[3_000, 500]);
+        h.produce(1, "t", 0, -1, batch);
+        assert_eq!(h.produce_result(1), (errors::NONE, 3));
+        assert_eq!(
+            h.list_offset_found("t", 0, -3),
+            (errors::NONE, 1, 3_000),
+            "tail cache {tail_cache_bytes} B"
+        );
+    }
+}
+
+/// KIP-966 (issue 13): DescribeTopicPartitions pages through topics in name order with a
+/// cursor, at most `response_partition_limit` partitions a page.
+#[test]
+fn describe_topic_partitions_pages_with_a_cursor() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let mut h = Harness::new(Config::default());
+    for (name, partitions) in [("b", 2), ("a", 3), ("c", 1)] {
+        h.create_topic(name, partitions);
+    }
+    let mut page = |topics: &[&str], limit: i32, cursor: Option<(&str, i32)>| {
+        let request = DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| TopicRequest::default().with_name(topic_name(t)))
+                    .collect(),
+            )
+            .with_response_partition_limit(limit)
+            .with_cursor(cursor.map(|(t, p)| {
+                Cursor::default()
+                    .with_topic_name(topic_name(t))
+                    .with_partition_index(p)
+            }));
+        h.send(3, ApiKey::DescribeTopicPartitions, 0, &request);
+        let response: DescribeTopicPartitionsResponse =
+            h.response(3, ApiKey::DescribeTopicPartitions, 0);
+        let topics: Vec<(String, i16, Vec<i32>)> = response
+            .topics
+            .iter()
+            .map(|t| {
+                let name = t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+                let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
+                (name, t.error_code, partitions)
+            })
+            .collect();
+        let next = response
+            .next_cursor
+            .map(|c| (c.topic_name.0.to_string(), c.partition_index));
+        (topics, next)
+    };
+    let owned = |t: &str, ps: &[i32]| (t.to_string(), errors::NONE, ps.to_vec());
+    // Every topic (the internal one absent: no group yet), two partitions a page.
+    assert_eq!(
+        page(&[], 2, None),
+        (vec![owned("a", &[0, 1])], Some(("a".to_string(), 2)))
+    );
+    assert_eq!(
+        page(&[], 2, Some(("a", 2))),
+        (
+            vec![owned("a", &[2]), owned("b", &[0])],
+            Some(("b".into(), 1))
+        )
+    );
+    assert_eq!(
+        page(&[], 2, Some(("b", 1))),
+        (vec![owned("b", &[1]), owned("c", &[0])], None)
+    );
+    // A page ending with a topic's last partition goes on with the next topic.
+    assert_eq!(
+        page(&["c", "b"], 2, None),
+        (vec![owned("b", &[0, 1])], Some(("c".into(), 0)))
+    );
+    // Named topics that do not exist are answered as such; a cursor outside the names is
+    // refused for every topic.
+    assert_eq!(
+        page(&["zz", "c"], 2000, None),
+        (
+            vec![
+                owned("c", &[0]),
+                ("zz".into(), errors::UNKNOWN_TOPIC_OR_PARTITION, vec![])
+            ],
+            None
+        )
+    );
+    assert_eq!(
+        page(&["c"], 10, Some(("a", 0))),
+        (vec![("c".into(), errors::INVALID_REQUEST, vec![])], None)
+    );
+}
+
 // ---- admin APIs (issue 4) ----
 
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -762,6 +925,17 @@ impl Harness {
 
     /// (error, offset) of ListOffsets v7 for `timestamp` (-2 earliest, -1 latest).
     fn list_offset(&mut self, topic: &str, partition: i32, timestamp: i64) -> (i16, i64) {
+        let (error, offset, _) = self.list_offset_found(topic, partition, timestamp);
+        (error, offset)
+    }
+
+    /// (error, offset, timestamp) of ListOffsets v7 for `timestamp`.
+    fn list_offset_found(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> (i16, i64, i64) {
         let wanted = ListOffsetsPartition::default()
             .with_partition_index(partition)
             .with_timestamp(timestamp);
@@ -773,7 +947,7 @@ impl Harness {
         self.send(ADMIN, ApiKey::ListOffsets, 7, &request);
         let response: ListOffsetsResponse = self.response(ADMIN, ApiKey::ListOffsets, 7);
         let result = &response.topics[0].partitions[0];
-        (result.error_code, result.offset)
+        (result.error_code, result.offset, result.timestamp)
     }
 
     fn partition_count(&mut self, topic: &str) -> usize {
@@ -1950,6 +2124,110 @@ mod groups {
             (&b"for-a"[..], &b"for-b"[..])
         );
         (a, b, 1)
+    }
+
+    /// A JoinGroup v5+ with a `group.instance.id`.
+    fn join_static(h: &mut Harness, conn: ConnId, group: &str, member: &str, instance: &str) {
+        let protocol = JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(subscription(&["t"]));
+        let request = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_session_timeout_ms(SESSION_TIMEOUT_MS as i32)
+            .with_rebalance_timeout_ms(20_000)
+            .with_member_id(StrBytes::from_string(member.into()))
+            .with_group_instance_id(Some(StrBytes::from_string(instance.into())))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![protocol]);
+        h.send(conn, ApiKey::JoinGroup, 7, &request);
+    }
+
+    /// Issue 13: a second process started with a live member's `group.instance.id` takes its
+    /// place, and the old one is told FENCED_INSTANCE_ID on every request (so it stops), not
+    /// UNKNOWN_MEMBER_ID (on which it rejoined and replaced the new one, over and over).
+    #[test]
+    fn a_static_member_replaced_by_a_new_process_is_fenced_everywhere() {
+        let mut h = Harness::new(Config::default());
+        h.create_topic("t", 1);
+        join_static(&mut h, 1, "g", "", "instance-1");
+        advance(&mut h, DELAY_MS);
+        let first = joined(&mut h, 1);
+        assert_eq!((first.error_code, first.generation_id), (errors::NONE, 1));
+        let old = first.member_id.to_string();
+        sync(&mut h, 1, "g", &old, 1, &[(&old, b"a")]);
+        assert_eq!(synced(&mut h, 1).error_code, errors::NONE);
+
+        join_static(&mut h, 2, "g", "", "instance-1");
+        let new = joined(&mut h, 2);
+        assert_eq!(new.error_code, errors::NONE);
+        assert_ne!(new.member_id.to_string(), old);
+
+        let instance = Some(StrBytes::from_static_str("instance-1"));
+        let group = GroupId(StrBytes::from_static_str("g"));
+        let old_id = StrBytes::from_string(old.clone());
+        let heartbeat = HeartbeatRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id(1)
+            .with_member_id(old_id.clone())
+            .with_group_instance_id(instance.clone());
+        h.send(1, ApiKey::Heartbeat, 4, &heartbeat);
+        let answer: HeartbeatResponse = h.response(1, ApiKey::Heartbeat, 4);
+        assert_eq!(answer.error_code, errors::FENCED_INSTANCE_ID, "heartbeat");
+
+        let sync_request = SyncGroupRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id(1)
+            .with_member_id(old_id.clone())
+            .with_group_instance_id(instance.clone());
+        h.send(1, ApiKey::SyncGroup, 5, &sync_request);
+        assert_eq!(
+            synced(&mut h, 1).error_code,
+            errors::FENCED_INSTANCE_ID,
+            "sync"
+        );
+
+        let partition = OffsetCommitRequestPartition::default()
+            .with_partition_index(0)
+            .with_committed_offset(1);
+        let commit = OffsetCommitRequest::default()
+            .with_group_id(group.clone())
+            .with_generation_id_or_member_epoch(1)
+            .with_member_id(old_id.clone())
+            .with_group_instance_id(instance.clone())
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![partition])]);
+        h.send(1, ApiKey::OffsetCommit, 8, &commit);
+        let answer: OffsetCommitResponse = h.response(1, ApiKey::OffsetCommit, 8);
+        assert_eq!(
+            answer.topics[0].partitions[0].error_code,
+            errors::FENCED_INSTANCE_ID,
+            "commit"
+        );
+
+        join_static(&mut h, 1, "g", &old, "instance-1");
+        assert_eq!(
+            joined(&mut h, 1).error_code,
+            errors::FENCED_INSTANCE_ID,
+            "join"
+        );
+
+        let leave = LeaveGroupRequest::default()
+            .with_group_id(group)
+            .with_members(vec![leave_group_request::MemberIdentity::default()
+                .with_member_id(old_id)
+                .with_group_instance_id(instance)]);
+        h.send(1, ApiKey::LeaveGroup, 4, &leave);
+        let answer: LeaveGroupResponse = h.response(1, ApiKey::LeaveGroup, 4);
+        assert_eq!(
+            answer.members[0].error_code,
+            errors::FENCED_INSTANCE_ID,
+            "leave"
+        );
+        // The new member is untouched: still in the group, which never rebalanced.
+        let g = &h.broker.coordinator.groups["g"];
+        assert_eq!((g.state, g.generation_id), (GroupState::Stable, 1));
+        assert!(g.members.contains_key(new.member_id.as_str()));
     }
 
     #[test]

@@ -276,6 +276,21 @@ fn metadata(rng: &mut Rng, version: i16) -> Option<Vec<u8>> {
     enc(request, version)
 }
 
+fn describe_topic_partitions(rng: &mut Rng, version: i16) -> Option<Vec<u8>> {
+    use describe_topic_partitions_request::{Cursor, TopicRequest};
+    let topics = some_of(rng, 4, |rng| TopicRequest::default().with_name(name(rng)));
+    let cursor = rng.percent(40).then(|| {
+        Cursor::default()
+            .with_topic_name(name(rng))
+            .with_partition_index(small_i32(rng, &[0, 1, 2, -1, i32::MAX]))
+    });
+    let request = DescribeTopicPartitionsRequest::default()
+        .with_topics(topics)
+        .with_response_partition_limit(small_i32(rng, &[1, 2, 2000, 0, -5, i32::MAX]))
+        .with_cursor(cursor);
+    enc(request, version)
+}
+
 fn api_versions(rng: &mut Rng, version: i16) -> Option<Vec<u8>> {
     let request = ApiVersionsRequest::default()
         .with_client_software_name(pick_text(rng, &["spate-fuzz", "", "bad name!", "a-b.c"]))
@@ -571,6 +586,7 @@ pub fn body(rng: &mut Rng, key: ApiKey, version: i16) -> Option<Vec<u8>> {
         ApiKey::Fetch => fetch(rng, version),
         ApiKey::ListOffsets => list_offsets(rng, version),
         ApiKey::Metadata => metadata(rng, version),
+        ApiKey::DescribeTopicPartitions => describe_topic_partitions(rng, version),
         ApiKey::ApiVersions => api_versions(rng, version),
         ApiKey::CreateTopics => create_topics(rng, version),
         ApiKey::DeleteTopics => delete_topics(rng, version),
@@ -726,6 +742,9 @@ pub fn decode_response(key: ApiKey, version: i16, body: &mut Bytes) -> Option<Re
         ApiKey::Fetch => decode_as::<FetchResponse>(body, version),
         ApiKey::ListOffsets => decode_as::<ListOffsetsResponse>(body, version),
         ApiKey::Metadata => decode_as::<MetadataResponse>(body, version),
+        ApiKey::DescribeTopicPartitions => {
+            decode_as::<DescribeTopicPartitionsResponse>(body, version)
+        }
         ApiKey::ApiVersions => decode_as::<ApiVersionsResponse>(body, version),
         ApiKey::CreateTopics => decode_as::<CreateTopicsResponse>(body, version),
         ApiKey::DeleteTopics => decode_as::<DeleteTopicsResponse>(body, version),

@@ -1,0 +1,212 @@
+"""Behaviours real clients' own integration tests found wrong (issue 13), each with the client
+that found it:
+
+1. ListOffsets for the largest timestamp (KIP-734) answers the record holding it, not one past
+   its batch (confluent-kafka and kafka-python admin clients);
+5. a second consumer started with a live member's group.instance.id fences the old one, which
+   stops with FENCED_INSTANCE_ID instead of rejoining in a loop (confluent-kafka);
+6. Fetch keeps the whole response within the request's max_bytes, across partitions and
+   shards, so a librdkafka consumer sized to fetch.max.bytes never gets an oversized answer;
+7. DescribeTopicPartitions (KIP-966) pages through topics with its cursor (kafka-python);
+8. successful CreateTopics results carry a null error message (kafka-python).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic as KafkaPythonNewTopic
+from kafka.admin import OffsetSpec as KafkaPythonOffsetSpec
+from kafka.structs import TopicPartition as KafkaPythonTopicPartition
+
+from spate_helpers import create_topic, produce_confluent
+
+TIMEOUT = 30
+
+
+@pytest.fixture
+def kp_admin(broker):
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=30000)
+    yield admin
+    admin.close()
+
+
+# ---- 1. ListOffsets -3 ---------------------------------------------------------------------
+
+
+def produce_one_batch(bootstrap: str, topic: str, timestamps: list[int]) -> None:
+    """The records in one batch (a single flush after a long linger), with these timestamps."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1000, "acks": "all"})
+    delivered = []
+    for i, ts in enumerate(timestamps):
+        p.produce(topic, f"r{i}".encode(), partition=0, timestamp=ts,
+                  on_delivery=lambda err, msg: delivered.append((err, msg.offset())))
+    assert p.flush(TIMEOUT) == 0
+    assert [e for e, _ in delivered] == [None] * len(timestamps)
+    assert sorted(o for _, o in delivered) == list(range(len(timestamps)))
+
+
+def test_list_offsets_max_timestamp_is_the_record_that_has_it(broker, topic, kp_admin):
+    create_topic(broker.bootstrap, topic, 1)
+    base = int(time.time() * 1000) - 60_000
+    produce_one_batch(broker.bootstrap, topic, [base, base + 2_000, base + 1_000])
+    tp = TopicPartition(topic, 0)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    found = admin.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(timeout=TIMEOUT)
+    assert (found.offset, found.timestamp) == (1, base + 2_000)
+
+    kp_tp = KafkaPythonTopicPartition(topic, 0)
+    answer = kp_admin.list_partition_offsets({kp_tp: KafkaPythonOffsetSpec.MAX_TIMESTAMP})[kp_tp]
+    assert (answer.offset, answer.timestamp) == (1, base + 2_000)
+
+
+# ---- 5. static membership fencing ----------------------------------------------------------
+
+
+def static_consumer(bootstrap: str, group: str, name: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "group.instance.id": "the-instance",
+            "client.id": name,
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 500,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def test_a_second_consumer_with_the_same_instance_id_fences_the_first(broker, topic):
+    create_topic(broker.bootstrap, topic, 2)
+    group = f"static-{uuid.uuid4().hex[:8]}"
+    first_errors: list[KafkaError] = []
+    first = static_consumer(broker.bootstrap, group, "first")
+    second = None
+    try:
+        first.subscribe([topic])
+        deadline = time.monotonic() + TIMEOUT
+        while not first.assignment():
+            first.poll(0.2)
+            assert time.monotonic() < deadline, "the first instance never got an assignment"
+        second = static_consumer(broker.bootstrap, group, "second")
+        second.subscribe([topic])
+        # librdkafka stops the old one with a fatal error (_FATAL, naming the fencing).
+        def fenced():
+            return [e for e in first_errors if e.code() == KafkaError._FATAL]
+
+        deadline = time.monotonic() + TIMEOUT
+        while not fenced() and time.monotonic() < deadline:
+            for c in (first, second):
+                m = c.poll(0.2)
+                if c is first and m is not None and m.error() is not None:
+                    first_errors.append(m.error())
+        assert fenced(), f"the old instance was never fenced: {first_errors}"
+        assert "fenced" in fenced()[0].str().lower(), fenced()[0]
+        # The new instance keeps its place: no replacement loop between the two.
+        deadline = time.monotonic() + TIMEOUT
+        while not second.assignment() and time.monotonic() < deadline:
+            second.poll(0.2)
+        assert len(second.assignment()) == 2
+        for _ in range(15):
+            second.poll(0.2)
+        assert len(second.assignment()) == 2
+        replaced = broker.stderr_text().count("replaced")
+        assert replaced == 1, f"static member replaced {replaced} times:\n{broker.stderr_tail()}"
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
+
+
+# ---- 6. Fetch's response-wide max_bytes -----------------------------------------------------
+
+RECORD_BYTES = 600_000
+
+
+def test_a_consumer_sized_to_fetch_max_bytes_reads_large_records_from_many_partitions(broker, topic):
+    partitions = 4
+    create_topic(broker.bootstrap, topic, partitions)
+    produce_confluent(
+        broker.bootstrap,
+        topic,
+        [
+            {"value": bytes([i]) * RECORD_BYTES, "partition": i % partitions}
+            for i in range(3 * partitions)
+        ],
+    )
+    # librdkafka refuses any response over receive.message.max.bytes, which may be as small as
+    # fetch.max.bytes + 512: Kafka keeps a Fetch within max_bytes (KIP-74).
+    c = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": f"big-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 1_048_576,
+            "receive.message.max.bytes": 1_048_576 + 512,
+        }
+    )
+    errors = []
+    got = set()
+    try:
+        c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        deadline = time.monotonic() + 60
+        while len(got) < 3 * partitions and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error() is not None:
+                errors.append(str(m.error()))
+                continue
+            assert len(m.value()) == RECORD_BYTES
+            got.add((m.partition(), m.offset()))
+    finally:
+        c.close()
+    assert not errors, errors[:3]
+    assert len(got) == 3 * partitions
+
+
+# ---- 7. DescribeTopicPartitions -------------------------------------------------------------
+
+
+def test_describe_topic_partitions_pages_with_its_cursor(broker, kp_admin):
+    prefix = f"dtp-{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-a", f"{prefix}-b", f"{prefix}-c"]
+    for name, count in zip(names, (3, 2, 1)):
+        create_topic(broker.bootstrap, name, count)
+    seen = []
+    cursor = None
+    pages = 0
+    while True:
+        page = kp_admin.describe_topic_partitions(names, response_partition_limit=2, cursor=cursor)
+        pages += 1
+        for t in page["topics"]:
+            assert t["error_code"] == 0
+            for p in t["partitions"]:
+                assert p["leader_id"] == 1 and p["isr_nodes"] == [1] and p["replica_nodes"] == [1]
+                seen.append((t["name"], p["partition_index"]))
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        assert pages < 10
+    assert pages == 3
+    assert seen == [(names[0], 0), (names[0], 1), (names[0], 2), (names[1], 0), (names[1], 1), (names[2], 0)]
+    missing = kp_admin.describe_topic_partitions([f"{prefix}-none"])
+    assert missing["topics"][0]["error_code"] == 3  # UNKNOWN_TOPIC_OR_PARTITION
+
+
+# ---- 8. null error messages -----------------------------------------------------------------
+
+
+def test_successful_create_topics_has_a_null_error_message(broker, topic, kp_admin):
+    result = kp_admin.create_topics([KafkaPythonNewTopic(topic, 1, 1)])
+    [created] = result["topics"]
+    assert created["error_code"] == 0
+    assert created["error_message"] is None
