@@ -233,7 +233,7 @@ def test_topic_alter_configs(broker, topic):
     assert "Configs: segment.ms=3000" in ok(spate(broker, "topic", "describe", topic))
 
     refused(spate(broker, "topic", "alter", topic, "--config", "retention.ms=soon"),
-            "INVALID_CONFIG", f"topic '{topic}'", "'soon' for retention.ms", "spate topic describe")
+            "INVALID_CONFIG", f"topic '{topic}'", "Invalid value soon for configuration retention.ms", "spate topic describe")
     refused(spate(broker, "topic", "alter", topic, "--config", "no.such.config=1"), "INVALID_CONFIG", "no.such.config")
     refused(spate(broker, "topic", "alter", topic, "--config", "retention.ms"), "KEY=VALUE", usage=True)
     refused(spate(broker, "topic", "alter", topic), "nothing to alter", "--partitions N", "--config KEY=VALUE")

@@ -3,12 +3,19 @@ that found it:
 
 1. ListOffsets for the largest timestamp (KIP-734) answers the record holding it, not one past
    its batch (confluent-kafka and kafka-python admin clients);
+2. CreateTopics takes explicit replica assignments and every Kafka topic config, validated with
+   Kafka's messages (confluent-kafka);
+3. dynamic broker configs: AlterConfigs on this broker or the cluster default, persisted,
+   described with their source, inherited by topics; read-only ones refused (confluent-kafka);
+4. IncrementalAlterConfigs SUBTRACT of the last cleanup.policy leaves the empty list;
 5. a second consumer started with a live member's group.instance.id fences the old one, which
    stops with FENCED_INSTANCE_ID instead of rejoining in a loop (confluent-kafka);
 6. Fetch keeps the whole response within the request's max_bytes, across partitions and
    shards, so a librdkafka consumer sized to fetch.max.bytes never gets an oversized answer;
 7. DescribeTopicPartitions (KIP-966) pages through topics with its cursor (kafka-python);
-8. successful CreateTopics results carry a null error message (kafka-python).
+8. successful CreateTopics results carry a null error message (kafka-python);
+9. the group settings users tune (group.initial.rebalance.delay.ms,
+   group.min/max.session.timeout.ms) are broker configs (confluent-kafka).
 """
 
 from __future__ import annotations
@@ -18,12 +25,21 @@ import uuid
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+    OffsetSpec,
+)
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic as KafkaPythonNewTopic
 from kafka.admin import OffsetSpec as KafkaPythonOffsetSpec
 from kafka.structs import TopicPartition as KafkaPythonTopicPartition
 
+from conftest import _start_broker
 from spate_helpers import create_topic, produce_confluent
 
 TIMEOUT = 30
@@ -210,3 +226,178 @@ def test_successful_create_topics_has_a_null_error_message(broker, topic, kp_adm
     [created] = result["topics"]
     assert created["error_code"] == 0
     assert created["error_message"] is None
+
+
+# ---- 2. CreateTopics: replica assignments and Kafka's topic configs --------------------------
+
+
+def create_result(admin: AdminClient, topic: NewTopic):
+    """None on success, else the KafkaError."""
+    try:
+        admin.create_topics([topic], operation_timeout=TIMEOUT)[topic.topic].result(timeout=TIMEOUT)
+        return None
+    except Exception as e:  # noqa: BLE001 - the KafkaException carries the broker's error
+        return e.args[0]
+
+
+def describe_topic_configs(admin: AdminClient, topic: str) -> dict:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([resource])[resource].result(timeout=TIMEOUT)
+
+
+def test_create_topics_with_replica_assignments_and_kafkas_topic_configs(broker, topic):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    assigned = NewTopic(
+        topic,
+        num_partitions=3,
+        replica_assignment=[[1], [1], [1]],
+        config={"delete.retention.ms": "100", "min.cleanable.dirty.ratio": "0.1",
+                "segment.jitter.ms": "5", "preallocate": "true"},
+    )
+    assert create_result(admin, assigned) is None
+    md = admin.list_topics(topic=topic, timeout=TIMEOUT)
+    assert sorted(md.topics[topic].partitions) == [0, 1, 2]
+    configs = describe_topic_configs(admin, topic)
+    assert configs["delete.retention.ms"].value == "100"
+    assert configs["min.cleanable.dirty.ratio"].value == "0.1"
+    assert configs["delete.retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["unclean.leader.election.enable"].value == "false"
+
+    refused = {
+        "no such broker": ([[1], [2]], "includes broker 2, but no such broker is registered"),
+        "a broker twice": ([[1, 1]], "includes the broker 1 more than once"),
+    }
+    for why, (assignment, message) in refused.items():
+        error = create_result(admin, NewTopic(f"{topic}-x", len(assignment), replica_assignment=assignment))
+        assert error is not None, why
+        assert error.code() == KafkaError.INVALID_REPLICA_ASSIGNMENT, (why, error)
+        assert message in error.str(), (why, error.str())
+    # librdkafka checks list lengths itself; kafka-python sends them as they are.
+    kp = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        result = kp.create_topics(
+            [KafkaPythonNewTopic(f"{topic}-e", -1, -1, replica_assignments={0: [1], 1: []})],
+            raise_errors=False,
+        )
+        [answer] = result["topics"]
+        assert answer["error_code"] == KafkaError.INVALID_REPLICA_ASSIGNMENT
+        assert "empty replica list" in answer["error_message"]
+    finally:
+        kp.close()
+    error = create_result(admin, NewTopic(f"{topic}-y", 1, 1, config={"min.cleanable.dirty.ratio": "2"}))
+    assert error.code() == KafkaError.INVALID_CONFIG
+    assert "Invalid value 2.0 for configuration min.cleanable.dirty.ratio: Value must be no more than 1" in error.str()
+    error = create_result(admin, NewTopic(f"{topic}-z", 1, 1, config={"message.format.version": "3.0"}))
+    assert error.code() == KafkaError.INVALID_CONFIG
+    assert "Unknown topic config name: message.format.version" in error.str()
+
+
+# ---- 3 and 4. dynamic broker configs; list operations -----------------------------------------
+
+
+def alter(admin: AdminClient, resource: ConfigResource):
+    return admin.incremental_alter_configs([resource])[resource].result(timeout=TIMEOUT)
+
+
+def broker_resource(name: str, *entries: ConfigEntry) -> ConfigResource:
+    return ConfigResource(ConfigResource.Type.BROKER, name, incremental_configs=list(entries))
+
+
+def test_dynamic_broker_configs_are_kept_described_and_acted_on(tmp_path):
+    broker = _start_broker(tmp_path / "broker")
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        topic = f"dyn-{uuid.uuid4().hex[:8]}"
+        create_topic(broker.bootstrap, topic, 1)
+        set_op = AlterConfigOpType.SET
+        # (The cluster-wide default, the empty broker name, is what `spate config alter
+        # --broker-defaults` sets: these clients refuse an empty name.)
+        alter(admin, broker_resource(
+            "1",
+            ConfigEntry("sasl.kerberos.min.time.before.relogin", "1000", incremental_operation=set_op),
+            ConfigEntry("log.retention.ms", "123456", incremental_operation=set_op),
+        ))
+        with pytest.raises(Exception) as refused:
+            alter(admin, broker_resource("1", ConfigEntry("group.max.size", "5", incremental_operation=set_op)))
+        assert refused.value.args[0].code() == KafkaError.INVALID_REQUEST
+        assert "Cannot update these configs dynamically" in refused.value.args[0].str()
+
+        def check():
+            node = ConfigResource(ConfigResource.Type.BROKER, "1")
+            configs = admin.describe_configs([node])[node].result(timeout=TIMEOUT)
+            relogin = configs["sasl.kerberos.min.time.before.relogin"]
+            assert (relogin.value, relogin.source) == ("1000", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+            assert not relogin.is_read_only and configs["group.max.size"].is_read_only
+            retention = configs["log.retention.ms"]
+            assert (retention.value, retention.source) == ("123456", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+            # The topic inherits the broker's setting.
+            inherited = describe_topic_configs(admin, topic)["retention.ms"]
+            assert (inherited.value, inherited.source) == ("123456", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+
+        check()
+        broker.restart()
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        check()
+
+        # 4: subtracting the last cleanup.policy leaves the empty list (keep everything).
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+            ConfigEntry("cleanup.policy", "delete", incremental_operation=AlterConfigOpType.SUBTRACT)])
+        alter(admin, resource)
+        assert describe_topic_configs(admin, topic)["cleanup.policy"].value == ""
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)])
+        alter(admin, resource)
+        assert describe_topic_configs(admin, topic)["cleanup.policy"].value == "compact"
+    finally:
+        if broker.alive():
+            broker.stop()
+
+
+# ---- 9. group settings as broker configs -----------------------------------------------------
+
+
+def test_group_settings_are_broker_configs(tmp_path):
+    broker = _start_broker(
+        tmp_path / "broker",
+        ["--override", "group.initial.rebalance.delay.ms=0",
+         "--override", "group.min.session.timeout.ms=1000"],
+    )
+    try:
+        topic = f"groups-{uuid.uuid4().hex[:8]}"
+        create_topic(broker.bootstrap, topic, 2)
+
+        def member(name: str, **extra) -> Consumer:
+            conf = {"bootstrap.servers": broker.bootstrap, "group.id": "quick", "client.id": name,
+                    "session.timeout.ms": 3000, "heartbeat.interval.ms": 500,
+                    "auto.offset.reset": "earliest", "enable.auto.commit": False}
+            conf.update(extra)
+            return Consumer(conf)
+
+        # A 3 s session (below Kafka's default minimum of 6 s) is allowed, and with no initial
+        # delay the group forms at once.
+        first = member("first", **{"max.poll.interval.ms": 6000})
+        started = time.monotonic()
+        first.subscribe([topic])
+        while not first.assignment():
+            first.poll(0.05)
+            assert time.monotonic() - started < 10, "no assignment"
+        formed = time.monotonic() - started
+        assert formed < 2.5, f"the group took {formed:.2f} s to form (initial delay not 0?)"
+        second = member("second")
+        second.subscribe([topic])
+        # The first stops polling past its max.poll.interval.ms: it leaves, the second takes all.
+        deadline = time.monotonic() + 30
+        while len(second.assignment()) != 2 and time.monotonic() < deadline:
+            second.poll(0.2)
+        assert len(second.assignment()) == 2
+        first.close()
+        second.close()
+
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        node = ConfigResource(ConfigResource.Type.BROKER, "1")
+        configs = admin.describe_configs([node])[node].result(timeout=TIMEOUT)
+        delay = configs["group.initial.rebalance.delay.ms"]
+        assert (delay.value, delay.source, delay.is_read_only) == ("0", ConfigSource.STATIC_BROKER_CONFIG.value, True)
+    finally:
+        if broker.alive():
+            broker.stop()

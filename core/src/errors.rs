@@ -10,6 +10,10 @@ pub const REQUEST_TIMED_OUT: i16 = 7;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const RECORD_LIST_TOO_LARGE: i16 = 18;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
+/// acks=all, but the in-sync replicas are fewer than `min.insync.replicas`.
+pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+/// A record's timestamp is outside `message.timestamp.before.max.ms` / `after.max.ms`.
+pub const INVALID_TIMESTAMP: i16 = 32;
 pub const ILLEGAL_SASL_STATE: i16 = 34;
 pub const UNSUPPORTED_VERSION: i16 = 35;
 pub const TOPIC_ALREADY_EXISTS: i16 = 36;

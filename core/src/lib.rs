@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod broker;
+pub mod configs;
 pub mod errors;
 pub mod groups;
 pub mod io;

@@ -29,195 +29,6 @@ impl TopicId {
     }
 }
 
-/// The topic configs this broker knows, with Kafka's defaults. Unknown keys are refused.
-pub const TOPIC_CONFIGS: &[(&str, &str)] = &[
-    ("cleanup.policy", "delete"),
-    ("compression.type", "producer"),
-    // Spate syncs every write at once by default (group-committed); see `log::FlushPolicy`.
-    ("flush.messages", "1"),
-    ("flush.ms", "9223372036854775807"),
-    ("index.interval.bytes", "4096"),
-    ("max.message.bytes", "1048588"),
-    ("message.timestamp.type", "CreateTime"),
-    ("min.insync.replicas", "1"),
-    ("retention.bytes", "-1"),
-    ("retention.ms", "604800000"),
-    ("segment.bytes", "1073741824"),
-    ("segment.ms", "604800000"),
-];
-
-/// Kafka's config types, with the codes DescribeConfigs v3+ reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConfigType {
-    Boolean = 1,
-    String = 2,
-    Int = 3,
-    Long = 5,
-    List = 7,
-}
-
-/// How Kafka describes a topic config: its type, and the broker setting it falls back to when
-/// the topic does not override it (its synonym), with that setting's Kafka default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConfigSpec {
-    pub key: &'static str,
-    pub kind: ConfigType,
-    pub broker_key: &'static str,
-    pub broker_default: &'static str,
-    pub broker_kind: ConfigType,
-}
-
-/// One entry per key of [`TOPIC_CONFIGS`], in the same order.
-pub const TOPIC_CONFIG_SPECS: &[ConfigSpec] = &[
-    spec(
-        "cleanup.policy",
-        ConfigType::List,
-        "log.cleanup.policy",
-        "delete",
-        ConfigType::List,
-    ),
-    spec(
-        "compression.type",
-        ConfigType::String,
-        "compression.type",
-        "producer",
-        ConfigType::String,
-    ),
-    spec(
-        "flush.messages",
-        ConfigType::Long,
-        "log.flush.interval.messages",
-        "1",
-        ConfigType::Long,
-    ),
-    spec(
-        "flush.ms",
-        ConfigType::Long,
-        "log.flush.scheduler.interval.ms",
-        "9223372036854775807",
-        ConfigType::Long,
-    ),
-    spec(
-        "index.interval.bytes",
-        ConfigType::Int,
-        "log.index.interval.bytes",
-        "4096",
-        ConfigType::Int,
-    ),
-    spec(
-        "max.message.bytes",
-        ConfigType::Int,
-        "message.max.bytes",
-        "1048588",
-        ConfigType::Int,
-    ),
-    spec(
-        "message.timestamp.type",
-        ConfigType::String,
-        "log.message.timestamp.type",
-        "CreateTime",
-        ConfigType::String,
-    ),
-    spec(
-        "min.insync.replicas",
-        ConfigType::Int,
-        "min.insync.replicas",
-        "1",
-        ConfigType::Int,
-    ),
-    spec(
-        "retention.bytes",
-        ConfigType::Long,
-        "log.retention.bytes",
-        "-1",
-        ConfigType::Long,
-    ),
-    spec(
-        "retention.ms",
-        ConfigType::Long,
-        "log.retention.hours",
-        "168",
-        ConfigType::Int,
-    ),
-    spec(
-        "segment.bytes",
-        ConfigType::Int,
-        "log.segment.bytes",
-        "1073741824",
-        ConfigType::Int,
-    ),
-    spec(
-        "segment.ms",
-        ConfigType::Long,
-        "log.roll.hours",
-        "168",
-        ConfigType::Int,
-    ),
-];
-
-const fn spec(
-    key: &'static str,
-    kind: ConfigType,
-    broker_key: &'static str,
-    broker_default: &'static str,
-    broker_kind: ConfigType,
-) -> ConfigSpec {
-    ConfigSpec {
-        key,
-        kind,
-        broker_key,
-        broker_default,
-        broker_kind,
-    }
-}
-
-pub fn config_spec(key: &str) -> Option<&'static ConfigSpec> {
-    TOPIC_CONFIG_SPECS.iter().find(|s| s.key == key)
-}
-
-/// Kafka's default of a topic config, `None` for an unknown key.
-pub fn config_default(key: &str) -> Option<&'static str> {
-    TOPIC_CONFIGS
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| *v)
-}
-
-/// Checks one `key=value` topic config; the error names the problem.
-pub fn validate_config(key: &str, value: &str) -> Result<(), String> {
-    if value.contains(['\t', '\n']) {
-        // The metadata file is tab- and line-separated.
-        return Err(format!("value of {key} contains a tab or newline"));
-    }
-    let numeric = |min: i64| -> Result<(), String> {
-        match value.parse::<i64>() {
-            Ok(v) if v >= min => Ok(()),
-            _ => Err(format!(
-                "invalid value '{value}' for {key}: expected an integer >= {min}"
-            )),
-        }
-    };
-    match key {
-        "cleanup.policy" => value
-            .split(',')
-            .all(|p| matches!(p.trim(), "delete" | "compact"))
-            .then_some(())
-            .ok_or_else(|| format!("invalid value '{value}' for cleanup.policy: expected delete, compact or both")),
-        "compression.type" => matches!(value, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd")
-            .then_some(())
-            .ok_or_else(|| format!("invalid value '{value}' for compression.type")),
-        "message.timestamp.type" => matches!(value, "CreateTime" | "LogAppendTime")
-            .then_some(())
-            .ok_or_else(|| format!("invalid value '{value}' for message.timestamp.type: expected CreateTime or LogAppendTime")),
-        "flush.messages" | "min.insync.replicas" | "segment.ms" => numeric(1),
-        "flush.ms" => numeric(0),
-        "max.message.bytes" | "index.interval.bytes" => numeric(0),
-        "segment.bytes" => numeric(14),
-        "retention.bytes" | "retention.ms" => numeric(-1),
-        _ => Err(format!("unknown topic config '{key}'")),
-    }
-}
-
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -246,8 +57,11 @@ pub fn validate_name(name: &str) -> Result<(), String> {
 pub struct Topic {
     pub name: String,
     pub id: TopicId,
-    /// Overrides of the defaults in [`TOPIC_CONFIGS`].
+    /// The topic's own configs (overrides of what it inherits).
     pub configs: BTreeMap<String, String>,
+    /// What each config is when the topic does not override it: the broker's settings
+    /// (dynamic or static) or Kafka's defaults ([`crate::configs::broker::BrokerConfigs`]).
+    pub inherited: BTreeMap<String, String>,
     pub partitions: Vec<PartitionLog>,
     /// The metadata version that created this topic or last added partitions to it: no data of
     /// the topic is written to disk before that version is persisted, so a crash never leaves
@@ -262,23 +76,49 @@ impl Topic {
         format!("{}.{}", self.name, self.id.to_hex())
     }
 
+    pub fn new(
+        name: &str,
+        id: TopicId,
+        configs: BTreeMap<String, String>,
+        inherited: BTreeMap<String, String>,
+        partitions: Vec<PartitionLog>,
+        created_in_version: u64,
+    ) -> Topic {
+        Topic {
+            name: name.to_string(),
+            id,
+            configs,
+            inherited,
+            partitions,
+            created_in_version,
+        }
+    }
+
+    /// The topic's value of a config: its own, else what it inherits, else Kafka's default.
     pub fn config(&self, key: &str) -> &str {
         self.configs
             .get(key)
+            .or_else(|| self.inherited.get(key))
             .map(String::as_str)
-            .unwrap_or_else(|| {
-                TOPIC_CONFIGS
-                    .iter()
-                    .find(|(k, _)| *k == key)
-                    .map(|(_, v)| *v)
-                    .expect("known config key")
-            })
+            .or_else(|| crate::configs::topic::default_of(key))
+            .unwrap_or_else(|| panic!("unknown topic config key {key}"))
     }
 
+    /// A numeric config (validated when set; an inherited value out of range reads as the
+    /// nearest one, as a LONG parse of a huge INT would).
     pub fn config_i64(&self, key: &str) -> i64 {
-        self.config(key)
-            .parse()
-            .expect("configs are validated when set")
+        let value = self.config(key).trim();
+        value.parse().unwrap_or_else(|_| {
+            crate::configs::topic::default_of(key)
+                .and_then(crate::configs::as_i64)
+                .unwrap_or(0)
+        })
+    }
+
+    /// Whether `cleanup.policy` lists `policy` (`delete`: retention by time and size, and
+    /// DeleteRecords; none of them: keep everything, KIP-1161).
+    pub fn has_cleanup_policy(&self, policy: &str) -> bool {
+        crate::configs::list_items(self.config("cleanup.policy")).contains(&policy)
     }
 
     /// How this topic's segments are cut and indexed.
@@ -323,11 +163,15 @@ pub struct MetadataImage {
     /// Producer ids below this may have been handed out; a restarted broker starts above it.
     pub producer_id_limit: i64,
     pub topics: Vec<TopicRecord>,
+    /// Dynamic broker configs of this broker, and the dynamic cluster-wide defaults.
+    pub broker_configs: BTreeMap<String, String>,
+    pub cluster_configs: BTreeMap<String, String>,
 }
 
 /// The persisted metadata: a small text file, one topic a line, tab-separated, each followed by
 /// a `start` line per partition whose log start offset is above 0 (files without `start` lines,
-/// from before DeleteRecords, read as all partitions starting at 0).
+/// from before DeleteRecords, read as all partitions starting at 0), then a `broker_config` or
+/// `cluster_config` line per dynamic broker config.
 pub fn encode_metadata(image: &MetadataImage) -> Vec<u8> {
     let mut out = format!(
         "{METADATA_MAGIC}\ncluster\t{}\nproducer_ids\t{}\n",
@@ -349,6 +193,14 @@ pub fn encode_metadata(image: &MetadataImage) -> Vec<u8> {
                 "start\t{}\t{partition}\t{offset}\n",
                 topic.id.to_hex()
             ));
+        }
+    }
+    for (tag, configs) in [
+        ("broker_config", &image.broker_configs),
+        ("cluster_config", &image.cluster_configs),
+    ] {
+        for (key, value) in configs {
+            out.push_str(&format!("{tag}\t{key}={value}\n"));
         }
     }
     out.into_bytes()
@@ -384,9 +236,16 @@ pub fn check_metadata(image: &MetadataImage) -> Result<(), String> {
             ));
         }
         for (key, value) in &topic.configs {
-            validate_config(key, value)
+            crate::configs::topic::validate(key, value)
                 .map_err(|e| format!("metadata: topic '{}': {e}", topic.name))?;
         }
+    }
+    for (configs, per_broker) in [
+        (&image.broker_configs, true),
+        (&image.cluster_configs, false),
+    ] {
+        crate::configs::broker::check_dynamic(configs, per_broker)
+            .map_err(|e| format!("metadata: dynamic broker configs: {e}"))?;
     }
     Ok(())
 }
@@ -403,6 +262,7 @@ pub fn decode_metadata(data: &[u8]) -> Result<MetadataImage, String> {
     let mut cluster_id = None;
     let mut producer_id_limit = 0;
     let mut topics = Vec::new();
+    let (mut broker_configs, mut cluster_configs) = (BTreeMap::new(), BTreeMap::new());
     for (number, line) in lines.enumerate() {
         let bad = || format!("metadata file line {}: cannot parse '{line}'", number + 2);
         let mut fields = line.split('\t');
@@ -439,6 +299,17 @@ pub fn decode_metadata(data: &[u8]) -> Result<MetadataImage, String> {
                 }
                 topic.log_start_offsets.insert(partition, offset);
             }
+            Some(tag @ ("broker_config" | "cluster_config")) => {
+                let (key, value) = fields
+                    .next()
+                    .and_then(|f| f.split_once('='))
+                    .ok_or_else(bad)?;
+                let configs = match tag {
+                    "broker_config" => &mut broker_configs,
+                    _ => &mut cluster_configs,
+                };
+                configs.insert(key.to_string(), value.to_string());
+            }
             Some("") => {}
             _ => return Err(bad()),
         }
@@ -448,6 +319,8 @@ pub fn decode_metadata(data: &[u8]) -> Result<MetadataImage, String> {
         cluster_id,
         producer_id_limit,
         topics,
+        broker_configs,
+        cluster_configs,
     })
 }
 
@@ -467,17 +340,6 @@ mod tests {
     }
 
     #[test]
-    fn configs_are_checked() {
-        assert!(validate_config("retention.ms", "1000").is_ok());
-        assert!(validate_config("retention.ms", "-1").is_ok());
-        assert!(validate_config("retention.ms", "soon").is_err());
-        assert!(validate_config("cleanup.policy", "compact,delete").is_ok());
-        assert!(validate_config("no.such.config", "1")
-            .unwrap_err()
-            .contains("unknown"));
-    }
-
-    #[test]
     fn metadata_round_trips() {
         let topics = vec![TopicRecord {
             name: "orders".into(),
@@ -490,6 +352,8 @@ mod tests {
             cluster_id: "abc".into(),
             producer_id_limit: 2000,
             topics,
+            broker_configs: BTreeMap::from([("num.io.threads".to_string(), "4".to_string())]),
+            cluster_configs: BTreeMap::from([("log.retention.ms".to_string(), "9".to_string())]),
         };
         let bytes = encode_metadata(&image);
         assert_eq!(decode_metadata(&bytes).unwrap(), image);
@@ -510,20 +374,5 @@ mod tests {
         );
         let out_of_range = format!("{old}start\t{id}\t2\t5\n");
         assert!(decode_metadata(out_of_range.as_bytes()).is_err());
-    }
-
-    #[test]
-    fn every_topic_config_has_a_kafka_spec() {
-        let keys: Vec<&str> = TOPIC_CONFIGS.iter().map(|(k, _)| *k).collect();
-        let specs: Vec<&str> = TOPIC_CONFIG_SPECS.iter().map(|s| s.key).collect();
-        assert_eq!(keys, specs);
-    }
-
-    #[test]
-    fn config_values_with_tabs_or_newlines_are_refused() {
-        assert!(validate_config("cleanup.policy", "delete\t")
-            .unwrap_err()
-            .contains("tab"));
-        assert!(validate_config("compression.type", "gzip\n").is_err());
     }
 }

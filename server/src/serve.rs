@@ -15,14 +15,19 @@ pub struct ServerArgs {
     /// Data directory [default: ./spate-data] (config: data.dir or log.dirs)
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// A properties file of `key=value` lines (Kafka's server.properties style). Keys: listen
-    /// (or listeners), advertised.listener(s), data.dir (or log.dirs), auto.create.topics.enable,
-    /// num.partitions, node.id, default.replication.factor, cores, cpu,
-    /// log.retention.check.interval.ms,
-    /// and the memory bounds tail.cache.bytes (all partitions, default 256 MiB),
-    /// tail.cache.bytes.per.partition (4 MiB) and unwritten.bytes.max (64 MiB)
+    /// A properties file of `key=value` lines (Kafka's server.properties style): listen (or
+    /// listeners), advertised.listener(s), data.dir (or log.dirs), cores, cpu, and Kafka's broker
+    /// configs by their names: auto.create.topics.enable, num.partitions, node.id,
+    /// log.retention.hours/ms, log.segment.bytes, group.initial.rebalance.delay.ms,
+    /// group.min/max.session.timeout.ms, offsets.retention.minutes, ...; plus Spate's memory
+    /// bounds tail.cache.bytes (all partitions, default 256 MiB), tail.cache.bytes.per.partition
+    /// (4 MiB) and unwritten.bytes.max (64 MiB). Unknown keys are refused
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Any setting of the config file, as KEY=VALUE, over the file (repeatable), e.g.
+    /// `--override group.initial.rebalance.delay.ms=0`
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Create unknown topics on Metadata and Produce [default: true] (config: auto.create.topics.enable)
     #[arg(long, value_name = "BOOL")]
     auto_create_topics: Option<bool>,
@@ -66,6 +71,13 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
     broker.advertised_port = i32::from(port);
     broker.seed = os_seed();
     broker.log_dir = settings.data_dir.display().to_string();
+    // What the broker reports as its static configs: where it really listens and stores.
+    broker
+        .static_configs
+        .insert("log.dirs".into(), broker.log_dir.clone());
+    broker
+        .static_configs
+        .insert("listeners".into(), format!("PLAINTEXT://{listen}"));
     let shard_cpus = match (settings.cpu, settings.cores) {
         (Some(_), Some(cores)) if cores > 1 => {
             return Err(format!(
@@ -107,6 +119,12 @@ fn settings(args: ServerArgs) -> Result<Settings, String> {
             apply(&mut settings, key.trim(), value.trim()).map_err(|e| format!("{where_}: {e}"))?;
         }
     }
+    for item in &args.overrides {
+        let (key, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--override {item}: expected KEY=VALUE"))?;
+        apply(&mut settings, key.trim(), value.trim()).map_err(|e| format!("--override: {e}"))?;
+    }
     if let Some(listen) = args.listen {
         settings.listen = listen;
     }
@@ -114,14 +132,20 @@ fn settings(args: ServerArgs) -> Result<Settings, String> {
         settings.data_dir = dir;
     }
     if let Some(value) = args.auto_create_topics {
-        settings.broker.auto_create_topics = value;
+        apply(
+            &mut settings,
+            "auto.create.topics.enable",
+            &value.to_string(),
+        )
+        .map_err(|e| format!("--auto-create-topics: {e}"))?;
     }
     if let Some(value) = args.num_partitions {
         apply(&mut settings, "num.partitions", &value.to_string())
             .map_err(|e| format!("--num-partitions: {e}"))?;
     }
     if let Some(value) = args.node_id {
-        settings.broker.node_id = value;
+        apply(&mut settings, "node.id", &value.to_string())
+            .map_err(|e| format!("--node-id: {e}"))?;
     }
     if let Some(value) = args.advertised_listener {
         settings.advertised = Some(value);
@@ -135,7 +159,9 @@ fn settings(args: ServerArgs) -> Result<Settings, String> {
     Ok(settings)
 }
 
-/// Applies one setting from the properties file; the error names the key and what it expects.
+/// Applies one setting from the properties file or a flag; the error names the key and what it
+/// expects. Kafka's broker configs go to the core (`Config::set`), which checks them against
+/// Kafka's definitions; the rest say where the shell listens, stores and runs.
 fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> {
     fn parse<T: std::str::FromStr>(key: &str, value: &str, expected: &str) -> Result<T, String> {
         value
@@ -144,24 +170,17 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
     }
     match key {
         "listen" => settings.listen = value.to_string(),
-        "listeners" => settings.listen = value.trim_start_matches("PLAINTEXT://").to_string(),
+        "listeners" => {
+            settings.listen = value.trim_start_matches("PLAINTEXT://").to_string();
+            settings.broker.set(key, value)?;
+        }
         "advertised.listener" | "advertised.listeners" => {
             settings.advertised = Some(value.trim_start_matches("PLAINTEXT://").to_string())
         }
-        "data.dir" | "log.dirs" | "log.dir" => settings.data_dir = PathBuf::from(value),
-        "auto.create.topics.enable" => {
-            settings.broker.auto_create_topics = parse(key, value, "true or false")?
-        }
-        "num.partitions" => {
-            let n: i32 = parse(key, value, "a whole number")?;
-            if n < 1 {
-                return Err(format!("{key}: must be at least 1, got {n}"));
-            }
-            settings.broker.num_partitions = n;
-        }
-        "node.id" | "broker.id" => settings.broker.node_id = parse(key, value, "a whole number")?,
-        "default.replication.factor" => {
-            settings.broker.default_replication_factor = parse(key, value, "a whole number")?
+        "data.dir" => settings.data_dir = PathBuf::from(value),
+        "log.dirs" | "log.dir" => {
+            settings.data_dir = PathBuf::from(value);
+            settings.broker.set(key, value)?;
         }
         "cpu" => settings.cpu = Some(parse(key, value, "a CPU number")?),
         "cores" => {
@@ -171,24 +190,7 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
             }
             settings.cores = Some(cores);
         }
-        "tail.cache.bytes.per.partition" => {
-            settings.broker.tail_cache_bytes_per_partition = parse(key, value, "a number of bytes")?
-        }
-        "tail.cache.bytes" => {
-            settings.broker.tail_cache_bytes = parse(key, value, "a number of bytes")?
-        }
-        "unwritten.bytes.max" => {
-            let bytes: usize = parse(key, value, "a number of bytes")?;
-            if bytes == 0 {
-                return Err(format!("{key}: must be at least 1, got 0"));
-            }
-            settings.broker.unwritten_bytes_max = bytes
-        }
-        "log.retention.check.interval.ms" => {
-            settings.broker.retention_check_interval_ms =
-                parse(key, value, "a number of milliseconds")?
-        }
-        _ => return Err(format!("unknown setting '{key}'")),
+        _ => settings.broker.set(key, value)?,
     }
     Ok(())
 }

@@ -1,10 +1,12 @@
-//! AlterConfigs (key 33, the legacy form): replaces a topic's whole set of overrides with the
-//! one given (keys left out go back to their defaults). Each value is validated; the change is
-//! persisted with the metadata and answered once durable; `validate_only` checks and changes
-//! nothing. Also the helpers IncrementalAlterConfigs shares.
+//! AlterConfigs (key 33, the legacy form): replaces a topic's whole set of overrides, or the
+//! dynamic configs of this broker or of the cluster default (the empty broker name), with the
+//! set given (keys left out go back to what they fall back to). Values are validated as Kafka
+//! does (topic configs: INVALID_CONFIG; broker configs: INVALID_REQUEST, and "Cannot update
+//! these configs dynamically" for read-only ones); the change is persisted with the metadata,
+//! acted on at once (topics inherit the broker's new settings) and answered once durable;
+//! `validate_only` checks and changes nothing. Also the helpers IncrementalAlterConfigs shares.
 //!
-//! Differs from Kafka: broker configs are read-only (an alter naming any is refused with
-//! INVALID_CONFIG); only topic and broker resources exist.
+//! Differs from Kafka: only topic and broker resources exist.
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Broker, RequestContext};
@@ -24,8 +26,8 @@ pub(super) type AlterError = (i16, String);
 pub(super) enum AlterTarget {
     /// An existing topic, by name.
     Topic(String),
-    /// This broker, or the cluster-wide defaults.
-    Broker,
+    /// This broker (`per_broker`), or the cluster-wide defaults.
+    Broker { per_broker: bool },
 }
 
 impl Broker {
@@ -75,25 +77,20 @@ impl Broker {
         check_no_nulls(&nulls)?;
         let keys = resource.configs.iter().map(|c| c.name.as_str());
         check_no_duplicate_keys(keys)?;
-        let name =
-            match self.alter_target(resource.resource_type, resource.resource_name.as_str())? {
-                AlterTarget::Broker => {
-                    return refuse_broker_alter(resource.configs.iter().map(|c| c.name.as_str()))
-                }
-                AlterTarget::Topic(name) => name,
-            };
-        let mut configs = BTreeMap::new();
-        for config in &resource.configs {
-            let (key, value) = (
-                config.name.as_str(),
-                config.value.as_ref().expect("no nulls"),
-            );
-            topics::validate_config(key, value.as_str())
-                .map_err(|m| (errors::INVALID_CONFIG, m))?;
-            configs.insert(key.to_string(), value.to_string());
+        let configs: BTreeMap<String, String> = resource
+            .configs
+            .iter()
+            .map(|c| {
+                let value = c.value.as_ref().expect("no nulls");
+                (c.name.to_string(), value.to_string())
+            })
+            .collect();
+        match self.alter_target(resource.resource_type, resource.resource_name.as_str())? {
+            AlterTarget::Broker { per_broker } => {
+                self.set_dynamic_broker_configs(per_broker, configs, validate_only)
+            }
+            AlterTarget::Topic(name) => self.set_topic_configs(&name, configs, validate_only),
         }
-        self.set_topic_configs(&name, configs, validate_only);
-        Ok(())
     }
 
     /// Checks what an alter names: an existing topic, or this broker.
@@ -113,7 +110,9 @@ impl Broker {
                 }
                 Ok(AlterTarget::Topic(name.to_string()))
             }
-            RESOURCE_BROKER => self.check_broker_name(name).map(|()| AlterTarget::Broker),
+            RESOURCE_BROKER => self.check_broker_name(name).map(|()| AlterTarget::Broker {
+                per_broker: !name.is_empty(),
+            }),
             other => Err((
                 errors::INVALID_REQUEST,
                 format!("Unsupported resource type: {other}"),
@@ -121,17 +120,26 @@ impl Broker {
         }
     }
 
-    /// Installs a topic's validated overrides. A change bumps the metadata version: the answer
-    /// waits for it to be durable, and produce reads the new values at once.
+    /// Validates and installs a topic's overrides. A change bumps the metadata version: the
+    /// answer waits for it to be durable, and produce reads the new values at once.
     pub(super) fn set_topic_configs(
         &mut self,
         name: &str,
         configs: BTreeMap<String, String>,
         validate_only: bool,
-    ) {
+    ) -> Result<(), AlterError> {
         let topic = self.topics.get_mut(name).expect("checked by alter_target");
+        let inherited = |key: &str| {
+            topic.inherited.get(key).cloned().unwrap_or_else(|| {
+                crate::configs::topic::default_of(key)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+        };
+        crate::configs::topic::validate_all(&configs, inherited)
+            .map_err(|m| (errors::INVALID_CONFIG, m))?;
         if validate_only || topic.configs == configs {
-            return;
+            return Ok(());
         }
         let described: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         topic.configs = configs;
@@ -140,6 +148,44 @@ impl Broker {
             Level::Info,
             format!("topic '{name}' configs are now [{}]", described.join(", ")),
         );
+        Ok(())
+    }
+
+    /// Validates and installs the dynamic configs of this broker (`per_broker`) or of the
+    /// cluster default; topics inherit the new settings at once, and the change is persisted
+    /// with the metadata (the answer waits for it).
+    pub(super) fn set_dynamic_broker_configs(
+        &mut self,
+        per_broker: bool,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), AlterError> {
+        // Kafka's broker wraps these in InvalidRequestException (KAFKA-13609).
+        crate::configs::broker::check_dynamic(&configs, per_broker)
+            .map_err(|m| (errors::INVALID_REQUEST, m))?;
+        let target = match per_broker {
+            true => &mut self.broker_configs.dynamic_node,
+            false => &mut self.broker_configs.dynamic_default,
+        };
+        if validate_only || *target == configs {
+            return Ok(());
+        }
+        let described: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        *target = configs;
+        self.metadata_version += 1;
+        self.refresh_topic_fallbacks();
+        let scope = match per_broker {
+            true => format!("broker {}", self.config.node_id),
+            false => "the cluster default".to_string(),
+        };
+        self.log(
+            Level::Info,
+            format!(
+                "dynamic configs of {scope} are now [{}]",
+                described.join(", ")
+            ),
+        );
+        Ok(())
     }
 }
 
@@ -187,21 +233,4 @@ pub(super) fn check_no_duplicate_keys<'a>(
         }
     }
     Ok(())
-}
-
-/// Broker settings come from the config file and flags only, for now.
-pub(super) fn refuse_broker_alter<'a>(
-    keys: impl Iterator<Item = &'a str>,
-) -> Result<(), AlterError> {
-    let keys: Vec<&str> = keys.collect();
-    if keys.is_empty() {
-        return Ok(());
-    }
-    Err((
-        errors::INVALID_CONFIG,
-        format!(
-            "broker configs are read-only in this version: cannot alter {}",
-            keys.join(", ")
-        ),
-    ))
 }

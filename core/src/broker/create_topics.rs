@@ -1,9 +1,12 @@
-//! CreateTopics (key 19): validates each topic (name, partitions, replication factor, configs)
-//! and answers once the new metadata is durable.
+//! CreateTopics (key 19): validates each topic (name, partitions or a manual replica assignment,
+//! replication factor, configs) with Kafka's errors and messages, and answers once the new
+//! metadata is durable.
 
 use super::{Broker, RequestContext};
+use crate::configs::broker::Source;
+use crate::configs::topic::TOPIC_CONFIGS;
 use crate::errors;
-use crate::topics::{self, PARTITIONS_MAX, TOPIC_CONFIGS};
+use crate::topics::{self, PARTITIONS_MAX};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -12,10 +15,6 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use uuid::Uuid;
-
-/// Kafka's `ConfigSource` values for DescribeConfigs-like answers.
-const CONFIG_SOURCE_TOPIC: i8 = 1;
-const CONFIG_SOURCE_DEFAULT: i8 = 5;
 
 impl Broker {
     pub(super) fn on_create_topics(&mut self, ctx: &RequestContext, request: CreateTopicsRequest) {
@@ -42,7 +41,7 @@ impl Broker {
                     if ctx.version >= 5 {
                         result.num_partitions = partitions;
                         result.replication_factor = 1;
-                        result.configs = Some(describe_configs(&configs));
+                        result.configs = Some(self.describe_new_topic_configs(&configs));
                     }
                     result
                 }
@@ -80,10 +79,9 @@ impl Broker {
             ));
         }
         if !wanted.assignments.is_empty() {
-            return Err((
-                errors::INVALID_REPLICA_ASSIGNMENT,
-                "manual replica assignment is not supported yet".into(),
-            ));
+            let partitions = self.check_assignment(wanted)?;
+            let configs = self.check_new_topic_configs(wanted)?;
+            return Ok((partitions, configs));
         }
         let partitions = if wanted.num_partitions == -1 {
             self.config.num_partitions
@@ -109,38 +107,144 @@ impl Broker {
                 format!("replication factor {factor} is larger than the 1 available broker"),
             ));
         }
-        let mut configs = BTreeMap::new();
-        for config in &wanted.configs {
-            let key = config.name.as_str();
-            let Some(value) = config.value.as_ref() else {
-                continue;
-            };
-            if value.as_str().contains(['\t', '\n']) {
-                return Err((
-                    errors::INVALID_CONFIG,
-                    format!("value of {key} contains a tab or newline"),
-                ));
-            }
-            topics::validate_config(key, value.as_str())
-                .map_err(|m| (errors::INVALID_CONFIG, m))?;
-            configs.insert(key.to_string(), value.to_string());
-        }
+        let configs = self.check_new_topic_configs(wanted)?;
         Ok((partitions, configs))
     }
-}
 
-fn describe_configs(overrides: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
-    TOPIC_CONFIGS
-        .iter()
-        .map(|&(key, default)| {
-            let (value, source) = match overrides.get(key) {
-                Some(value) => (value.clone(), CONFIG_SOURCE_TOPIC),
-                None => (default.to_string(), CONFIG_SOURCE_DEFAULT),
-            };
-            CreatableTopicConfigs::default()
-                .with_name(StrBytes::from_static_str(key))
-                .with_value(Some(StrBytes::from_string(value)))
-                .with_config_source(source)
-        })
-        .collect()
+    /// A manual replica assignment (a list of broker ids per partition), checked as Kafka's
+    /// controller does; the partition count it gives.
+    fn check_assignment(&self, wanted: &CreatableTopic) -> Result<i32, (i16, String)> {
+        if wanted.replication_factor != -1 {
+            return Err((
+                errors::INVALID_REPLICATION_FACTOR,
+                "A manual partition assignment was specified, but replication factor was not \
+                 set to -1."
+                    .into(),
+            ));
+        }
+        if wanted.num_partitions != -1 {
+            return Err((
+                errors::INVALID_PARTITIONS,
+                "A manual partition assignment was specified, but numPartitions was not set \
+                 to -1."
+                    .into(),
+            ));
+        }
+        let bad = |message: String| (errors::INVALID_REPLICA_ASSIGNMENT, message);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut factor: Option<usize> = None;
+        for assignment in &wanted.assignments {
+            let index = assignment.partition_index;
+            if !seen.insert(index) {
+                return Err(bad(format!(
+                    "Found multiple manual partition assignments for partition {index}"
+                )));
+            }
+            let mut brokers: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
+            if brokers.is_empty() {
+                return Err(bad(
+                    "The manual partition assignment includes an empty replica list.".into(),
+                ));
+            }
+            brokers.sort_unstable();
+            for (i, &broker) in brokers.iter().enumerate() {
+                // This node is the cluster's one registered broker.
+                if broker != self.config.node_id {
+                    return Err(bad(format!(
+                        "The manual partition assignment includes broker {broker}, but no \
+                         such broker is registered."
+                    )));
+                }
+                if i > 0 && brokers[i - 1] == broker {
+                    return Err(bad(format!(
+                        "The manual partition assignment includes the broker {broker} more \
+                         than once."
+                    )));
+                }
+            }
+            if let Some(factor) = factor.filter(|f| *f != brokers.len()) {
+                return Err(bad(format!(
+                    "The manual partition assignment includes a partition with {} replica(s), \
+                     but this is not consistent with previous partitions, which have {factor} \
+                     replica(s).",
+                    brokers.len()
+                )));
+            }
+            factor = Some(brokers.len());
+        }
+        let count = seen.len() as i32;
+        if seen.iter().copied().ne(0..count) {
+            return Err(bad(
+                "partitions should be a consecutive 0-based integer sequence".into(),
+            ));
+        }
+        if count > PARTITIONS_MAX {
+            return Err((
+                errors::INVALID_PARTITIONS,
+                format!("number of partitions must be between 1 and {PARTITIONS_MAX}, got {count}"),
+            ));
+        }
+        Ok(count)
+    }
+
+    /// The configs of a new topic, each checked as Kafka does (INVALID_CONFIG).
+    fn check_new_topic_configs(
+        &self,
+        wanted: &CreatableTopic,
+    ) -> Result<BTreeMap<String, String>, (i16, String)> {
+        let nulls: Vec<&str> = wanted
+            .configs
+            .iter()
+            .filter(|c| c.value.is_none())
+            .map(|c| c.name.as_str())
+            .collect();
+        if !nulls.is_empty() {
+            return Err((
+                errors::INVALID_CONFIG,
+                format!(
+                    "Null value not supported for topic configs: {}",
+                    nulls.join(",")
+                ),
+            ));
+        }
+        let configs: BTreeMap<String, String> = wanted
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.value.as_ref().expect("no nulls").to_string(),
+                )
+            })
+            .collect();
+        let fallbacks = self.broker_configs.topic_fallbacks();
+        let fallback = |key: &str| fallbacks.get(key).cloned().unwrap_or_default();
+        crate::configs::topic::validate_all(&configs, fallback)
+            .map_err(|m| (errors::INVALID_CONFIG, m))?;
+        Ok(configs)
+    }
+
+    /// Every config of a new topic, as CreateTopics v5+ reports them.
+    fn describe_new_topic_configs(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<CreatableTopicConfigs> {
+        TOPIC_CONFIGS
+            .iter()
+            .map(|config| {
+                let key = config.def.name;
+                let (value, source) = match overrides.get(key) {
+                    Some(value) => (value.clone(), Source::TopicConfig),
+                    None => {
+                        let (value, _, source) = self.broker_configs.topic_fallback(config);
+                        (value, source)
+                    }
+                };
+                CreatableTopicConfigs::default()
+                    .with_name(StrBytes::from_static_str(key))
+                    .with_value(Some(StrBytes::from_string(value)))
+                    .with_config_source(source as i8)
+            })
+            .collect()
+    }
 }

@@ -93,11 +93,7 @@ impl Broker {
             return Err(errors::INVALID_TOPIC_EXCEPTION);
         }
         // Kafka refuses deletion where retention by deletion is off (compacted topics).
-        if !topic
-            .config("cleanup.policy")
-            .split(',')
-            .any(|p| p.trim() == "delete")
-        {
+        if !topic.has_cleanup_policy("delete") {
             return Err(errors::POLICY_VIOLATION);
         }
         let log = &mut topic.partitions[partition as usize];

@@ -1,14 +1,18 @@
-//! DescribeConfigs (key 32): a topic's configs (every key this broker knows, overrides as
-//! TOPIC_CONFIG, the rest as DEFAULT_CONFIG, with Kafka's types and broker synonyms) and this
-//! broker's settings (all read-only, under Kafka's names).
+//! DescribeConfigs (key 32): a topic's configs (all of Kafka's, the topic's own as TOPIC_CONFIG,
+//! the rest from the broker setting they fall back to, with its source), and the broker's
+//! (every config Spate knows, each from its highest source: dynamic for this broker, dynamic
+//! cluster default, static, default; read-only unless Kafka may change it at run time; the
+//! empty broker name lists the dynamic cluster defaults alone). Passwords are sensitive: null.
 //!
-//! Differs from Kafka: documentation is always null; a topic lists only the configs Spate knows
-//! (`topics::TOPIC_CONFIGS`), not Kafka's full set; the broker lists the settings Spate has
-//! plus the log defaults topics fall back to, not Kafka's few hundred.
+//! Differs from Kafka: documentation is always null; the broker lists the configs Spate knows
+//! (`configs::broker`), not Kafka's few hundred.
 
-use super::{Broker, RequestContext, REQUEST_BYTES_MAX};
+use super::{Broker, RequestContext};
+use crate::configs::broker::{self as broker_configs, Source, BROKER_CONFIGS};
+use crate::configs::topic::TOPIC_CONFIGS;
+use crate::configs::ConfigType;
 use crate::errors;
-use crate::topics::{self, ConfigType, TOPIC_CONFIGS, TOPIC_CONFIG_SPECS};
+use crate::topics;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -20,19 +24,15 @@ use kafka_protocol::protocol::StrBytes;
 pub(super) const RESOURCE_TOPIC: i8 = 2;
 pub(super) const RESOURCE_BROKER: i8 = 4;
 
-/// Kafka's `ConfigSource` codes.
-const SOURCE_TOPIC_CONFIG: i8 = 1;
-const SOURCE_STATIC_BROKER_CONFIG: i8 = 4;
-const SOURCE_DEFAULT_CONFIG: i8 = 5;
-
 /// One config as DescribeConfigs reports it; `synonyms` are (name, value, source), the entry's
 /// own source first, as Kafka orders them.
 struct Entry {
     name: String,
-    value: String,
+    value: Option<String>,
+    source: Source,
     read_only: bool,
     kind: ConfigType,
-    synonyms: Vec<(String, String, i8)>,
+    synonyms: Vec<(String, Option<String>, Source)>,
 }
 
 impl Broker {
@@ -64,8 +64,7 @@ impl Broker {
             .with_error_message(None);
         let entries = match resource.resource_type {
             RESOURCE_TOPIC => self.topic_entries(name),
-            // The empty name is the cluster-wide dynamic defaults: Spate has none.
-            RESOURCE_BROKER if name.is_empty() => Ok(Vec::new()),
+            RESOURCE_BROKER if name.is_empty() => Ok(self.cluster_default_entries()),
             RESOURCE_BROKER => self.check_broker_name(name).map(|()| self.broker_entries()),
             other => Err((
                 errors::INVALID_REQUEST,
@@ -122,31 +121,41 @@ impl Broker {
                 format!("topic '{name}' does not exist"),
             )
         })?;
+        let configs = &self.broker_configs;
         let entries = TOPIC_CONFIGS
             .iter()
-            .zip(TOPIC_CONFIG_SPECS)
-            .map(|(&(key, default), spec)| {
-                assert_eq!(key, spec.key, "TOPIC_CONFIG_SPECS follows TOPIC_CONFIGS");
-                let fallback = (
-                    spec.broker_key.to_string(),
-                    spec.broker_default.to_string(),
-                    SOURCE_DEFAULT_CONFIG,
-                );
-                let (value, synonyms) = match topic.configs.get(key) {
-                    Some(value) => (
-                        value.clone(),
-                        vec![
-                            (key.to_string(), value.clone(), SOURCE_TOPIC_CONFIG),
-                            fallback,
-                        ],
-                    ),
-                    None => (default.to_string(), vec![fallback]),
+            .map(|config| {
+                let key = config.def.name;
+                // The broker settings it falls back to, each from every source that sets it.
+                let mut synonyms: Vec<(String, Option<String>, Source)> = config
+                    .synonyms
+                    .iter()
+                    .flat_map(|(synonym, _)| {
+                        configs
+                            .sources(synonym)
+                            .into_iter()
+                            .map(|(value, source)| (synonym.to_string(), Some(value), source))
+                    })
+                    .collect();
+                let (value, source) = match topic.configs.get(key) {
+                    Some(value) => {
+                        synonyms.insert(
+                            0,
+                            (key.to_string(), Some(value.clone()), Source::TopicConfig),
+                        );
+                        (value.clone(), Source::TopicConfig)
+                    }
+                    None => {
+                        let (value, _, source) = configs.topic_fallback(config);
+                        (value, source)
+                    }
                 };
                 Entry {
                     name: key.to_string(),
-                    value,
+                    value: Some(value),
+                    source,
                     read_only: false,
-                    kind: spec.kind,
+                    kind: config.def.kind,
                     synonyms,
                 }
             })
@@ -154,91 +163,58 @@ impl Broker {
         Ok(entries)
     }
 
-    /// This broker's settings, read-only: STATIC_BROKER_CONFIG where set away from Kafka's
-    /// default, DEFAULT_CONFIG otherwise.
+    /// Every broker config Spate knows, from its highest source; and dynamic ones Kafka does
+    /// not define, as set.
     fn broker_entries(&self) -> Vec<Entry> {
-        let config = &self.config;
-        let defaults = super::Config::default();
-        let node_id = config.node_id.to_string();
-        let listener = format!(
-            "PLAINTEXT://{}:{}",
-            config.advertised_host, config.advertised_port
-        );
-        let mut settings: Vec<(&str, String, ConfigType, bool)> = vec![
-            ("node.id", node_id.clone(), ConfigType::Int, false),
-            ("broker.id", node_id, ConfigType::Int, false),
-            ("advertised.listeners", listener, ConfigType::String, false),
-            (
-                "log.dirs",
-                config.log_dir.clone(),
-                ConfigType::String,
-                false,
-            ),
-            (
-                "auto.create.topics.enable",
-                config.auto_create_topics.to_string(),
-                ConfigType::Boolean,
-                config.auto_create_topics,
-            ),
-            (
-                "num.partitions",
-                config.num_partitions.to_string(),
-                ConfigType::Int,
-                config.num_partitions == 1,
-            ),
-            (
-                "default.replication.factor",
-                config.default_replication_factor.to_string(),
-                ConfigType::Int,
-                config.default_replication_factor == 1,
-            ),
-            // Spate's own setting; Kafka has no counterpart.
-            (
-                "tail.cache.bytes.per.partition",
-                config.tail_cache_bytes_per_partition.to_string(),
-                ConfigType::Long,
-                config.tail_cache_bytes_per_partition == defaults.tail_cache_bytes_per_partition,
-            ),
-            (
-                "tail.cache.bytes",
-                config.tail_cache_bytes.to_string(),
-                ConfigType::Long,
-                config.tail_cache_bytes == defaults.tail_cache_bytes,
-            ),
-            (
-                "unwritten.bytes.max",
-                config.unwritten_bytes_max.to_string(),
-                ConfigType::Long,
-                config.unwritten_bytes_max == defaults.unwritten_bytes_max,
-            ),
-            (
-                "socket.request.max.bytes",
-                REQUEST_BYTES_MAX.to_string(),
-                ConfigType::Int,
-                true,
-            ),
-        ];
-        for spec in TOPIC_CONFIG_SPECS {
-            if !settings.iter().any(|(name, ..)| *name == spec.broker_key) {
-                let value = spec.broker_default.to_string();
-                settings.push((spec.broker_key, value, spec.broker_kind, true));
-            }
-        }
-        settings.sort_by(|a, b| a.0.cmp(b.0));
-        settings
-            .into_iter()
-            .map(|(name, value, kind, is_default)| {
-                let source = if is_default {
-                    SOURCE_DEFAULT_CONFIG
-                } else {
-                    SOURCE_STATIC_BROKER_CONFIG
-                };
+        let configs = &self.broker_configs;
+        let known = BROKER_CONFIGS.iter().map(|c| (c.def.name, Some(*c)));
+        let custom = configs
+            .dynamic_node
+            .keys()
+            .chain(configs.dynamic_default.keys())
+            .filter(|k| broker_configs::find(k).is_none())
+            .map(|k| (k.as_str(), None));
+        let mut entries: Vec<Entry> = known
+            .chain(custom)
+            .map(|(name, config)| {
+                let synonyms: Vec<(String, Option<String>, Source)> = configs
+                    .sources(name)
+                    .into_iter()
+                    .map(|(value, source)| (name.to_string(), Some(value), source))
+                    .collect();
+                let (value, source) = synonyms
+                    .first()
+                    .map_or((None, Source::Default), |(_, v, s)| (v.clone(), *s));
                 Entry {
                     name: name.to_string(),
-                    value: value.clone(),
-                    read_only: true,
-                    kind,
-                    synonyms: vec![(name.to_string(), value, source)],
+                    value,
+                    source,
+                    read_only: config.is_some_and(|c| c.mode == broker_configs::Mode::ReadOnly),
+                    kind: config.map_or(ConfigType::String, |c| c.def.kind),
+                    synonyms,
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        entries
+    }
+
+    /// The dynamic cluster-wide defaults alone (the broker resource with the empty name).
+    fn cluster_default_entries(&self) -> Vec<Entry> {
+        self.broker_configs
+            .dynamic_default
+            .iter()
+            .map(|(name, value)| {
+                let config = broker_configs::find(name);
+                let source = Source::DynamicDefault;
+                Entry {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    source,
+                    read_only: false,
+                    kind: config.map_or(ConfigType::String, |c| c.def.kind),
+                    synonyms: vec![(name.clone(), Some(value.clone()), source)],
                 }
             })
             .collect()
@@ -246,7 +222,12 @@ impl Broker {
 }
 
 fn encode_entry(entry: Entry, include_synonyms: bool) -> DescribeConfigsResourceResult {
-    let source = entry.synonyms[0].2;
+    // Passwords are never shown, as Kafka.
+    let sensitive = entry.kind == ConfigType::Password;
+    let shown = |value: Option<String>| match sensitive {
+        true => None,
+        false => value.map(StrBytes::from_string),
+    };
     let synonyms = if include_synonyms {
         entry
             .synonyms
@@ -254,8 +235,8 @@ fn encode_entry(entry: Entry, include_synonyms: bool) -> DescribeConfigsResource
             .map(|(name, value, source)| {
                 DescribeConfigsSynonym::default()
                     .with_name(StrBytes::from_string(name))
-                    .with_value(Some(StrBytes::from_string(value)))
-                    .with_source(source)
+                    .with_value(shown(value))
+                    .with_source(source as i8)
             })
             .collect()
     } else {
@@ -263,10 +244,10 @@ fn encode_entry(entry: Entry, include_synonyms: bool) -> DescribeConfigsResource
     };
     DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(entry.name))
-        .with_value(Some(StrBytes::from_string(entry.value)))
+        .with_value(shown(entry.value))
         .with_read_only(entry.read_only)
-        .with_config_source(source)
-        .with_is_sensitive(false)
+        .with_config_source(entry.source as i8)
+        .with_is_sensitive(sensitive)
         .with_synonyms(synonyms)
         .with_config_type(entry.kind as i8)
         .with_documentation(None)

@@ -1,18 +1,20 @@
-//! IncrementalAlterConfigs (key 44): changes named topic configs one operation each: SET a
-//! value, DELETE an override (back to the default), APPEND to or SUBTRACT from a list (starting
-//! from the default when not overridden). The resulting overrides are validated, persisted with
-//! the metadata and answered once durable; `validate_only` checks and changes nothing.
+//! IncrementalAlterConfigs (key 44): changes named configs one operation each: SET a value,
+//! DELETE an override (back to what it falls back to), APPEND to or SUBTRACT from a LIST. On a
+//! topic a list starts from the topic's override or Kafka's default; on a broker from the
+//! dynamic value of that scope or Kafka's default; subtracting the last value leaves the empty
+//! list (for `cleanup.policy`: keep everything, KIP-1161). The result is validated as
+//! AlterConfigs validates it, persisted with the metadata, acted on at once and answered once
+//! durable; `validate_only` checks and changes nothing.
 //!
-//! Differs from Kafka: broker configs are read-only (refused with INVALID_CONFIG); only topic
-//! and broker resources exist.
+//! Differs from Kafka: only topic and broker resources exist.
 
 use super::alter_configs::{
-    check_no_duplicate_keys, check_no_nulls, refuse_broker_alter, repeated_resource_error,
-    repeated_resources, AlterError, AlterTarget,
+    check_no_duplicate_keys, check_no_nulls, repeated_resource_error, repeated_resources,
+    AlterError, AlterTarget,
 };
 use super::{Broker, RequestContext};
+use crate::configs::{self, ConfigType};
 use crate::errors;
-use crate::topics::{self, ConfigType};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -78,25 +80,40 @@ impl Broker {
         check_no_nulls(&nulls)?;
         check_no_duplicate_keys(resource.configs.iter().map(|c| c.name.as_str()))?;
         let target = self.alter_target(resource.resource_type, resource.resource_name.as_str())?;
-        let name = match target {
-            AlterTarget::Broker => {
-                return refuse_broker_alter(resource.configs.iter().map(|c| c.name.as_str()))
+        match target {
+            AlterTarget::Broker { per_broker } => {
+                let mut configs = match per_broker {
+                    true => self.broker_configs.dynamic_node.clone(),
+                    false => self.broker_configs.dynamic_default.clone(),
+                };
+                for op in &resource.configs {
+                    apply_op(&mut configs, op, Scope::Broker)?;
+                }
+                self.set_dynamic_broker_configs(per_broker, configs, validate_only)
             }
-            AlterTarget::Topic(name) => name,
-        };
-        let mut configs = self.topics[&name].configs.clone();
-        for op in &resource.configs {
-            apply_op(&mut configs, op)?;
+            AlterTarget::Topic(name) => {
+                let mut configs = self.topics[&name].configs.clone();
+                for op in &resource.configs {
+                    apply_op(&mut configs, op, Scope::Topic)?;
+                }
+                self.set_topic_configs(&name, configs, validate_only)
+            }
         }
-        self.set_topic_configs(&name, configs, validate_only);
-        Ok(())
     }
 }
 
-/// Applies one operation to a topic's overrides, validating the value it leaves.
+/// What an operation changes: its messages and list defaults differ.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Topic,
+    Broker,
+}
+
+/// Applies one operation to a set of overrides (validated afterwards, as a whole).
 fn apply_op(
     configs: &mut BTreeMap<String, String>,
     op: &AlterableConfig,
+    scope: Scope,
 ) -> Result<(), AlterError> {
     let key = op.name.as_str();
     let given = op.value.as_ref().map(|v| v.as_str()).unwrap_or_default();
@@ -108,36 +125,21 @@ fn apply_op(
             return Ok(());
         }
         OP_APPEND | OP_SUBTRACT => {
-            let operation = if op.config_operation == OP_APPEND {
-                "APPEND"
-            } else {
-                "SUBTRACT"
-            };
-            let spec = topics::config_spec(key).ok_or_else(|| {
-                (
-                    errors::INVALID_CONFIG,
-                    format!("unknown topic config '{key}'"),
-                )
-            })?;
-            if spec.kind != ConfigType::List {
-                return Err((
-                    errors::INVALID_CONFIG,
-                    format!("Can't {operation} to key {key} because its type is not LIST."),
-                ));
-            }
+            let append = op.config_operation == OP_APPEND;
+            let def = list_def(key, append, scope)?;
             let current = configs
                 .get(key)
                 .map(String::as_str)
-                .or_else(|| topics::config_default(key))
+                .or(def.default)
                 .unwrap_or_default();
             let mut items: Vec<&str> = current.split(',').filter(|s| !s.is_empty()).collect();
-            for item in given.split(',').filter(|s| !s.is_empty()) {
-                if op.config_operation == OP_APPEND {
-                    if !items.contains(&item) {
-                        items.push(item);
+            for item in java_split(given) {
+                if append && !items.contains(&item) {
+                    items.push(item);
+                } else if !append {
+                    if let Some(at) = items.iter().position(|i| *i == item) {
+                        items.remove(at);
                     }
-                } else {
-                    items.retain(|existing| *existing != item);
                 }
             }
             items.join(",")
@@ -149,7 +151,46 @@ fn apply_op(
             ))
         }
     };
-    topics::validate_config(key, &value).map_err(|m| (errors::INVALID_CONFIG, m))?;
     configs.insert(key.to_string(), value);
     Ok(())
+}
+
+/// The definition of a LIST config, which alone may be appended to or subtracted from; the
+/// errors are Kafka's (the controller's for topics, the broker's for broker configs).
+fn list_def(key: &str, append: bool, scope: Scope) -> Result<configs::ConfigDef, AlterError> {
+    let def = match scope {
+        Scope::Topic => configs::topic::find(key).map(|c| c.def),
+        Scope::Broker => configs::broker::find(key).map(|c| c.def),
+    };
+    let operation = if append { "APPEND" } else { "SUBTRACT" };
+    match (def, scope) {
+        (Some(def), _) if def.kind == ConfigType::List => Ok(def),
+        (_, Scope::Topic) => Err((
+            errors::INVALID_CONFIG,
+            format!("Can't {operation} to key {key} because its type is not LIST."),
+        )),
+        (None, Scope::Broker) => Err((
+            errors::INVALID_CONFIG,
+            format!("Unknown config name: {key}"),
+        )),
+        (Some(_), Scope::Broker) => Err((
+            errors::INVALID_CONFIG,
+            format!(
+                "Config value {} is not allowed for config key: {key}",
+                operation.to_lowercase()
+            ),
+        )),
+    }
+}
+
+/// Java's `String.split(",")`: trailing empty pieces dropped, but "" is one empty piece.
+fn java_split(value: &str) -> Vec<&str> {
+    if value.is_empty() {
+        return vec![""];
+    }
+    let mut pieces: Vec<&str> = value.split(',').collect();
+    while pieces.len() > 1 && pieces.last() == Some(&"") {
+        pieces.pop();
+    }
+    pieces
 }

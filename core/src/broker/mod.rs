@@ -7,6 +7,7 @@
 
 mod alter_configs;
 mod api_versions;
+mod config;
 mod coordinator;
 mod create_partitions;
 mod create_topics;
@@ -39,6 +40,7 @@ mod shards;
 mod sync_group;
 
 pub use api_versions::{supported_versions, SUPPORTED_APIS};
+pub use config::{Config, PlantedBug};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output, SegmentFile};
@@ -52,103 +54,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// Kafka's `socket.request.max.bytes` default: larger frames close the connection.
 pub const REQUEST_BYTES_MAX: usize = 100 * 1024 * 1024;
 
-/// Broker settings, with Kafka's names in the comments.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// `node.id`
-    pub node_id: i32,
-    /// Host and port put in Metadata responses (`advertised.listeners`).
-    pub advertised_host: String,
-    pub advertised_port: i32,
-    /// `auto.create.topics.enable`
-    pub auto_create_topics: bool,
-    /// `num.partitions`: partitions of a topic created without a count.
-    pub num_partitions: i32,
-    /// `default.replication.factor`
-    pub default_replication_factor: i16,
-    /// Tail cache per partition, in bytes.
-    pub tail_cache_bytes_per_partition: usize,
-    /// Tail cache of all partitions together, in bytes (`tail.cache.bytes`): past it the
-    /// oldest cached batches of any partition go first (each partition keeps its newest).
-    pub tail_cache_bytes: usize,
-    /// Seeds topic and cluster ids.
-    pub seed: u64,
-    /// The data directory as the shell names it (`log.dirs`), for DescribeLogDirs and
-    /// DescribeConfigs; the core never opens it.
-    pub log_dir: String,
-    /// Consumer group settings.
-    pub groups: crate::groups::GroupConfig,
-    /// `log.retention.check.interval.ms`: how often retention deletes old segments.
-    pub retention_check_interval_ms: i64,
-    /// Appended bytes waiting for their writes, across partitions, beyond which acks=0/1
-    /// produces are held until their own batches are written (`unwritten.bytes.max`).
-    pub unwritten_bytes_max: usize,
-    /// A known bug switched on, so the simulator can show its checkers catch it. Never set in
-    /// production.
-    pub planted_bug: Option<PlantedBug>,
-    /// This broker's shard, and how many there are (thread-per-core, see [`crate::shard`]):
-    /// a shard serves the partitions it owns; shard 0 also the topics, groups and configs.
-    pub shard: usize,
-    pub shards: usize,
-}
-
-/// Bugs the simulator plants to prove its checkers are checking (a `--buggify` switch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlantedBug {
-    /// Answer acks=all once the batch is written, before its fsync.
-    AckBeforeFsync,
-    /// Drop the last batch of every partition when recovering after a restart.
-    LoseLastBatchOnRecovery,
-    /// Apply and answer an offset commit before its record is flushed.
-    CommitBeforeFlush,
-    /// Keep reporting the session deadline of a member waiting in JoinGroup or SyncGroup once
-    /// it has passed, without renewing it (issue 12): a deadline `handle_timeout` never moves.
-    StuckGroupDeadline,
-}
-
 /// How long a partition whose write failed (disk full, say) waits before writing again.
 pub const STORAGE_RETRY_MS: i64 = 1_000;
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            node_id: 1,
-            advertised_host: "127.0.0.1".into(),
-            advertised_port: 9092,
-            auto_create_topics: true,
-            num_partitions: 1,
-            default_replication_factor: 1,
-            tail_cache_bytes_per_partition: 4 * 1024 * 1024,
-            tail_cache_bytes: 256 * 1024 * 1024,
-            seed: 0,
-            log_dir: "./spate-data".into(),
-            groups: crate::groups::GroupConfig::default(),
-            retention_check_interval_ms: 300_000,
-            unwritten_bytes_max: 64 * 1024 * 1024,
-            planted_bug: None,
-            shard: 0,
-            shards: 1,
-        }
-    }
-}
-
-impl Config {
-    /// The configuration of one of `shards` shards. The memory bounds (`tail.cache.bytes`,
-    /// `unwritten.bytes.max`) stay the broker's, as DescribeConfigs reports them; each shard
-    /// keeps to its even share ([`Config::shard_share`]).
-    pub fn for_shard(&self, shard: usize, shards: usize) -> Config {
-        Config {
-            shard,
-            shards: shards.max(1),
-            ..self.clone()
-        }
-    }
-
-    /// This shard's share of a broker-wide bound.
-    pub fn shard_share(&self, bound: usize) -> usize {
-        (bound / self.shards.max(1)).max(1)
-    }
-}
 
 /// Why a frame's length prefix is refused; the connection is closed.
 pub fn check_frame_size(size: i32) -> Result<usize, String> {
@@ -273,6 +180,8 @@ pub struct Broker {
     tail_cache_estimate: usize,
     /// Thread-per-core state (see `shards.rs`).
     sharding: shards::Sharding,
+    /// Broker configs by source (static from the config file, dynamic from AlterConfigs).
+    broker_configs: crate::configs::broker::BrokerConfigs,
 }
 
 /// A clean shutdown in progress.
@@ -298,6 +207,20 @@ impl Broker {
     pub fn new(config: Config) -> Self {
         let mut rng = Rng::new(config.seed);
         let cluster_id = rng.cluster_id();
+        // What this broker is, whether or not the config file said it.
+        let mut static_configs = config.static_configs.clone();
+        let listener = format!(
+            "PLAINTEXT://{}:{}",
+            config.advertised_host, config.advertised_port
+        );
+        for (key, value) in [
+            ("node.id", config.node_id.to_string()),
+            ("broker.id", config.node_id.to_string()),
+            ("advertised.listeners", listener),
+            ("log.dirs", config.log_dir.clone()),
+        ] {
+            static_configs.entry(key.to_string()).or_insert(value);
+        }
         Broker {
             config,
             cluster_id,
@@ -331,6 +254,10 @@ impl Broker {
             now_ms: 0,
             tail_cache_estimate: 0,
             sharding: shards::Sharding::default(),
+            broker_configs: crate::configs::broker::BrokerConfigs {
+                static_values: static_configs,
+                ..Default::default()
+            },
         }
     }
 
@@ -792,13 +719,8 @@ impl Broker {
         let logs = (0..partitions)
             .map(|_| crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition))
             .collect();
-        let topic = Topic {
-            name: name.to_string(),
-            id,
-            configs,
-            partitions: logs,
-            created_in_version: self.metadata_version,
-        };
+        let inherited = self.broker_configs.topic_fallbacks();
+        let topic = Topic::new(name, id, configs, inherited, logs, self.metadata_version);
         self.log(
             Level::Info,
             format!(
@@ -838,7 +760,18 @@ impl Broker {
             cluster_id: self.cluster_id.clone(),
             producer_id_limit: self.producer_id_limit,
             topics: records,
+            broker_configs: self.broker_configs.dynamic_node.clone(),
+            cluster_configs: self.broker_configs.dynamic_default.clone(),
         })
+    }
+
+    /// Every topic inherits the broker's current settings (after a dynamic broker config
+    /// changed, or the control shard's metadata brought new ones).
+    fn refresh_topic_fallbacks(&mut self) {
+        let fallbacks = self.broker_configs.topic_fallbacks();
+        for topic in self.topics.values_mut() {
+            topic.inherited = fallbacks.clone();
+        }
     }
 
     /// Batches were appended (`bytes` of them): keeps the tail cache of all partitions within
@@ -1103,7 +1036,7 @@ impl Broker {
         let mut removals = Vec::new();
         let mut rolled = Vec::new();
         for topic in self.topics.values_mut() {
-            if !topic.config("cleanup.policy").contains("delete") {
+            if !topic.has_cleanup_policy("delete") {
                 continue; // compacted topics (the offsets topic) keep every segment
             }
             let retention_ms = topic.config_i64("retention.ms");

@@ -59,7 +59,7 @@ impl Broker {
                 let outcome = match topic_known {
                     Err(code) => Err((code, None)),
                     Ok(()) if !matches!(acks, -1..=1) => Err((errors::INVALID_REQUIRED_ACKS, None)),
-                    Ok(()) => self.append_records(ctx, &name, index, partition_data.records),
+                    Ok(()) => self.append_records(ctx, &name, index, acks, partition_data.records),
                 };
                 match outcome {
                     Ok((id, base_offset, last_offset, log_append_time_ms, log_start_offset)) => {
@@ -159,6 +159,7 @@ impl Broker {
         ctx: &RequestContext,
         name: &str,
         index: i32,
+        acks: i16,
         records: Option<Bytes>,
     ) -> Result<(TopicId, i64, i64, i64, i64), (i16, Option<String>)> {
         let topic = self.topics.get(name).expect("ensured by the caller");
@@ -199,6 +200,21 @@ impl Broker {
                 return Err((code, Some(message)));
             }
         };
+        // The in-sync set is this node alone: acks=all cannot meet a larger minimum (Kafka
+        // refuses before appending).
+        let min_insync = topic.config_i64("min.insync.replicas");
+        if acks == -1 && min_insync > IN_SYNC_REPLICAS {
+            let message = format!(
+                "The size of the current ISR Set({}) is insufficient to satisfy the min.isr \
+                 requirement of {min_insync} for partition {name}-{index}",
+                self.config.node_id
+            );
+            return Err((errors::NOT_ENOUGH_REPLICAS, Some(message)));
+        }
+        let log_append_time = topic.config("message.timestamp.type") == "LogAppendTime";
+        if !log_append_time {
+            check_timestamps(topic, &batches, ctx.now_ms, name, index)?;
+        }
         let max_bytes = topic.config_i64("max.message.bytes");
         if let Some(big) = batches.iter().find(|b| b.size_bytes as i64 > max_bytes) {
             let message = format!(
@@ -231,7 +247,6 @@ impl Broker {
             // A retry of a batch already in the log: answer with where it went.
             return Ok((id, base, last, -1, log.log_start_offset()));
         }
-        let log_append_time = topic.config("message.timestamp.type") == "LogAppendTime";
         let policy = topic.segment_policy();
         let log = &mut self.topics.get_mut(name).expect("checked above").partitions[index as usize];
         let mut position = 0;
@@ -310,4 +325,41 @@ impl Broker {
     pub(super) fn expire_produces(&mut self, now_ms: i64) {
         self.complete_produces(now_ms);
     }
+}
+
+/// The replicas in sync with a partition's leader: a single node's is itself.
+const IN_SYNC_REPLICAS: i64 = 1;
+
+/// `message.timestamp.before.max.ms` and `after.max.ms` (CreateTime): a batch whose records
+/// are older or newer than that, by the broker's clock, is refused with INVALID_TIMESTAMP, as
+/// Kafka's `LogValidator` does. The newest record is the batch's max timestamp; the oldest is
+/// taken to be its base timestamp (the first record's, which producers stamp first).
+fn check_timestamps(
+    topic: &crate::topics::Topic,
+    batches: &[BatchInfo],
+    now_ms: i64,
+    name: &str,
+    index: i32,
+) -> Result<(), (i16, Option<String>)> {
+    let before_ms = topic.config_i64("message.timestamp.before.max.ms");
+    let after_ms = topic.config_i64("message.timestamp.after.max.ms");
+    let (earliest, latest) = (
+        now_ms.saturating_sub(before_ms),
+        now_ms.saturating_add(after_ms),
+    );
+    for info in batches {
+        let out_of_range = [info.base_timestamp, info.max_timestamp]
+            .into_iter()
+            // -1: a record without a timestamp.
+            .find(|&t| t >= 0 && (t < earliest || t > latest));
+        if let Some(timestamp) = out_of_range {
+            let message = format!(
+                "Timestamp {timestamp} of message with offset {} is out of range. The timestamp \
+                 should be within [{earliest}, {latest}] ({name}-{index})",
+                info.base_offset
+            );
+            return Err((errors::INVALID_TIMESTAMP, Some(message)));
+        }
+    }
+    Ok(())
 }

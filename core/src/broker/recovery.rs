@@ -144,6 +144,8 @@ impl Broker {
         let image = topics::decode_metadata(data)?;
         topics::check_metadata(&image)?;
         self.cluster_id = image.cluster_id;
+        self.broker_configs.dynamic_node = image.broker_configs;
+        self.broker_configs.dynamic_default = image.cluster_configs;
         // Ids below the limit may be in use by producers from before the restart.
         self.next_producer_id = image.producer_id_limit;
         self.producer_id_limit = image.producer_id_limit;
@@ -159,13 +161,8 @@ impl Broker {
             let logs = (0..record.partitions)
                 .map(|_| PartitionLog::new(self.config.tail_cache_bytes_per_partition))
                 .collect();
-            let topic = Topic {
-                name: record.name.clone(),
-                id: record.id,
-                configs: record.configs,
-                partitions: logs,
-                created_in_version: 0,
-            };
+            let inherited = self.broker_configs.topic_fallbacks();
+            let topic = Topic::new(&record.name, record.id, record.configs, inherited, logs, 0);
             for partition in 0..record.partitions {
                 to_load.push((topic.dir_name(), partition));
             }

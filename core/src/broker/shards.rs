@@ -253,18 +253,24 @@ impl Broker {
             for (&partition, &offset) in &record.log_start_offsets {
                 starts.insert((record.id, partition), offset);
             }
-            let topic = self.topics.entry(record.name.clone()).or_insert(Topic {
-                name: record.name,
-                id: record.id,
-                configs: BTreeMap::new(),
-                partitions: Vec::new(),
-                created_in_version: version,
+            let topic = self.topics.entry(record.name.clone()).or_insert_with(|| {
+                Topic::new(
+                    &record.name,
+                    record.id,
+                    BTreeMap::new(),
+                    BTreeMap::new(),
+                    Vec::new(),
+                    version,
+                )
             });
             topic.configs = record.configs;
             while (topic.partitions.len() as i32) < record.partitions {
                 topic.partitions.push(PartitionLog::new(cache));
             }
         }
+        self.broker_configs.dynamic_node = image.broker_configs;
+        self.broker_configs.dynamic_default = image.cluster_configs;
+        self.refresh_topic_fallbacks();
         self.metadata_version = version;
         self.metadata_persisted = version;
         let topic_ids: BTreeSet<TopicId> = self.topics.values().map(|t| t.id).collect();

@@ -981,9 +981,15 @@ fn describe_configs_reports_every_topic_config_with_its_source_type_and_synonyms
         errors::NONE
     );
     let result = h.describe_configs(2, "t", None, 4);
-    assert_eq!(result.error_code, errors::NONE);
+    assert_eq!(
+        (result.error_code, &result.error_message),
+        (errors::NONE, &None)
+    );
     let names: Vec<&str> = result.configs.iter().map(|c| c.name.as_str()).collect();
-    let known: Vec<&str> = topics::TOPIC_CONFIGS.iter().map(|(k, _)| *k).collect();
+    let known: Vec<&str> = crate::configs::topic::TOPIC_CONFIGS
+        .iter()
+        .map(|c| c.def.name)
+        .collect();
     assert_eq!(names, known);
     assert!(result
         .configs
@@ -1025,7 +1031,7 @@ fn describe_configs_filters_by_configuration_keys() {
     assert_eq!(names, vec!["segment.bytes"]);
     assert_eq!(
         h.describe_configs(2, "t", Some(&[]), 4).configs.len(),
-        topics::TOPIC_CONFIGS.len(),
+        crate::configs::topic::TOPIC_CONFIGS.len(),
         "an empty key list asks for everything"
     );
 }
@@ -1053,11 +1059,10 @@ fn describe_configs_v1_answers_without_types() {
 }
 
 #[test]
-fn describe_configs_of_the_broker_lists_its_settings_read_only() {
-    let mut h = Harness::new(Config {
-        num_partitions: 3,
-        ..Config::default()
-    });
+fn describe_configs_of_the_broker_lists_its_settings_with_their_sources() {
+    let mut config = Config::default();
+    config.set("num.partitions", "3").unwrap();
+    let mut h = Harness::new(config);
     let result = h.describe_configs(4, "1", None, 4);
     assert_eq!(result.error_code, errors::NONE);
     let find = |name: &str| {
@@ -1082,7 +1087,16 @@ fn describe_configs_of_the_broker_lists_its_settings_read_only() {
     assert_eq!(find("default.replication.factor"), ("1".into(), 5, 3));
     assert_eq!(find("message.max.bytes"), ("1048588".into(), 5, 3));
     assert_eq!(find("log.dirs").0, "./spate-data");
-    assert!(result.configs.iter().all(|c| c.read_only));
+    let read_only = |name: &str| {
+        result
+            .configs
+            .iter()
+            .find(|c| c.name.as_str() == name)
+            .unwrap()
+            .read_only
+    };
+    assert!(read_only("node.id") && read_only("group.initial.rebalance.delay.ms"));
+    assert!(!read_only("log.retention.ms") && !read_only("num.io.threads"));
     let cluster = h.describe_configs(4, "", None, 4);
     assert_eq!(cluster.error_code, errors::NONE);
     assert!(
@@ -1249,21 +1263,27 @@ fn incremental_alter_configs_sets_deletes_appends_and_subtracts() {
             vec![("log.retention.hours".into(), 5)]
         )
     );
-    let (code, message) =
-        h.incremental_alter(2, "t", &[("cleanup.policy", 3, Some("compact"))], false);
+    // Issue 13: subtracting the last value leaves the empty list (Kafka 4.1+, KIP-1161: no
+    // deletion, no compaction), not an error.
     assert_eq!(
-        code,
-        errors::INVALID_CONFIG,
-        "an empty cleanup.policy is refused"
+        h.incremental_alter(2, "t", &[("cleanup.policy", 3, Some("compact"))], false),
+        (errors::NONE, None)
     );
-    assert!(message.unwrap().contains("cleanup.policy"));
+    assert_eq!(h.topic_config("t", "cleanup.policy").0, "");
+    let (code, message) =
+        h.incremental_alter(2, "t", &[("cleanup.policy", 2, Some("nope"))], false);
+    assert_eq!(code, errors::INVALID_CONFIG);
+    assert_eq!(
+        message.as_deref(),
+        Some("Invalid value nope for configuration cleanup.policy: String must be one of: compact, delete")
+    );
     let h = h.restart(Config::default());
     assert_eq!(
         h.broker.topics["t"]
             .configs
             .get("cleanup.policy")
             .map(String::as_str),
-        Some("compact")
+        Some("")
     );
 }
 
@@ -1282,21 +1302,121 @@ fn incremental_append_to_a_non_list_config_is_invalid_config() {
     );
 }
 
+/// Topic configs Spate acts on at produce time (issue 13): `min.insync.replicas` above the
+/// in-sync set (this node) refuses acks=all before appending, as Kafka does; CreateTime
+/// timestamps outside `message.timestamp.before.max.ms` / `after.max.ms` are INVALID_TIMESTAMP.
 #[test]
-fn broker_config_alters_are_refused_as_read_only() {
+fn produce_honours_min_insync_replicas_and_timestamp_bounds() {
+    use crate::batch::tests::make_batch_at;
     let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    let now = h.now_ms;
+    let configs = [
+        ("min.insync.replicas", Some("2")),
+        ("message.timestamp.before.max.ms", Some("60000")),
+    ];
+    assert_eq!(h.alter_configs(2, "t", &configs, false).0, errors::NONE);
+    h.produce(1, "t", 0, -1, make_batch_at(&[b"a"], &[now]));
+    assert_eq!(h.produce_result(1), (errors::NOT_ENOUGH_REPLICAS, -1));
+    h.produce(1, "t", 0, 1, make_batch_at(&[b"a"], &[now]));
+    assert_eq!(
+        h.produce_result(1),
+        (errors::NONE, 0),
+        "acks=1 does not need the set"
+    );
+    // Kafka 4's default after.max.ms: one hour into the future at most.
+    h.produce(1, "t", 0, 1, make_batch_at(&[b"b"], &[now + 3_600_001]));
+    assert_eq!(h.produce_result(1).0, errors::INVALID_TIMESTAMP);
+    h.produce(1, "t", 0, 1, make_batch_at(&[b"c"], &[now - 60_001]));
+    assert_eq!(h.produce_result(1).0, errors::INVALID_TIMESTAMP);
+    h.produce(1, "t", 0, 1, make_batch_at(&[b"d"], &[now - 59_999]));
+    assert_eq!(h.produce_result(1), (errors::NONE, 1));
+    // LogAppendTime topics stamp records themselves: any producer timestamp goes.
+    let configs = [("message.timestamp.type", Some("LogAppendTime"))];
+    assert_eq!(h.alter_configs(2, "t", &configs, false).0, errors::NONE);
+    h.produce(1, "t", 0, -1, make_batch_at(&[b"e"], &[1]));
+    assert_eq!(h.produce_result(1), (errors::NONE, 2));
+}
+
+/// Issue 13: Kafka's split of broker configs. Dynamic ones are accepted for this broker or as
+/// the cluster default, persisted, described with their source, and topics inherit them;
+/// read-only ones get Kafka's INVALID_REQUEST.
+#[test]
+fn dynamic_broker_configs_are_kept_described_and_inherited_while_read_only_ones_are_refused() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
     for name in ["1", ""] {
         let (code, message) = h.alter_configs(4, name, &[("num.partitions", Some("3"))], false);
-        assert_eq!(code, errors::INVALID_CONFIG);
-        assert!(message.unwrap().contains("read-only"));
+        assert_eq!(code, errors::INVALID_REQUEST);
+        assert_eq!(
+            message.as_deref(),
+            Some("Cannot update these configs dynamically: Set(num.partitions)")
+        );
         let (code, _) = h.incremental_alter(4, name, &[("num.partitions", 0, Some("3"))], false);
-        assert_eq!(code, errors::INVALID_CONFIG);
+        assert_eq!(code, errors::INVALID_REQUEST);
     }
     assert_eq!(
         h.incremental_alter(4, "2", &[("num.partitions", 0, Some("3"))], false)
             .0,
         errors::INVALID_REQUEST,
         "another broker's id"
+    );
+    // The cluster default, then this broker's own value, which wins.
+    let ops = [
+        ("log.retention.ms", 0, Some("5000")),
+        ("num.io.threads", 0, Some("4")),
+    ];
+    assert_eq!(
+        h.incremental_alter(4, "", &ops, false),
+        (errors::NONE, None)
+    );
+    let relogin = [("sasl.kerberos.min.time.before.relogin", 0, Some("1000"))];
+    assert_eq!(
+        h.incremental_alter(4, "1", &relogin, false),
+        (errors::NONE, None)
+    );
+    assert_eq!(
+        h.incremental_alter(4, "1", &[("log.retention.ms", 0, Some("7000"))], false),
+        (errors::NONE, None)
+    );
+    // A per-broker config cannot be a cluster default.
+    assert_eq!(
+        h.incremental_alter(4, "", &relogin, false).0,
+        errors::INVALID_REQUEST
+    );
+    let topic = h.topic_config("t", "retention.ms");
+    assert_eq!(
+        (topic.0.as_str(), topic.1),
+        ("7000", 2),
+        "DYNAMIC_BROKER_CONFIG"
+    );
+    assert_eq!(h.broker.topics["t"].config_i64("retention.ms"), 7000);
+    let broker = h.describe_configs(4, "1", Some(&["log.retention.ms"]), 4);
+    assert_eq!(broker.configs[0].value.as_deref(), Some("7000"));
+    let synonyms: Vec<(String, i8)> = broker.configs[0]
+        .synonyms
+        .iter()
+        .map(|s| (s.value.as_deref().unwrap_or_default().to_string(), s.source))
+        .collect();
+    assert_eq!(synonyms, vec![("7000".into(), 2), ("5000".into(), 3)]);
+    let cluster = h.describe_configs(4, "", None, 4);
+    let names: Vec<&str> = cluster.configs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, vec!["log.retention.ms", "num.io.threads"]);
+    assert!(cluster.configs.iter().all(|c| c.config_source == 3));
+    // Deleting this broker's value falls back to the cluster default; all of it survives a
+    // restart.
+    assert_eq!(
+        h.incremental_alter(4, "1", &[("log.retention.ms", 1, None)], false),
+        (errors::NONE, None)
+    );
+    let h = h.restart(Config::default());
+    assert_eq!(h.broker.topics["t"].config_i64("retention.ms"), 5000);
+    assert_eq!(
+        h.broker
+            .broker_configs
+            .dynamic_node
+            .get("sasl.kerberos.min.time.before.relogin"),
+        Some(&"1000".to_string())
     );
 }
 
@@ -1759,6 +1879,15 @@ fn transactions_and_acls_are_refused_with_named_errors() {
     h.send(ADMIN, ApiKey::FindCoordinator, 4, &group);
     let response: FindCoordinatorResponse = h.response(ADMIN, ApiKey::FindCoordinator, 4);
     assert_eq!(response.coordinators[0].error_code, errors::NONE);
+    // Success carries a null message (issue 13: "" reads as an error to clients).
+    assert_eq!(response.coordinators[0].error_message, None);
+    let single = FindCoordinatorRequest::default().with_key(text("g"));
+    h.send(ADMIN, ApiKey::FindCoordinator, 3, &single);
+    let response: FindCoordinatorResponse = h.response(ADMIN, ApiKey::FindCoordinator, 3);
+    assert_eq!(
+        (response.error_code, response.error_message),
+        (errors::NONE, None)
+    );
 
     // ACLs: SECURITY_DISABLED, per creation and per filter, as Kafka without an authorizer.
     h.send(

@@ -1307,10 +1307,28 @@ fn generate_metadata(rng: &mut Rng) -> MetadataCase {
             }
         })
         .collect();
+    let dynamic = |rng: &mut Rng| -> std::collections::BTreeMap<String, String> {
+        let pairs: &[(&str, &str)] = &[
+            ("log.retention.ms", "1000"),
+            ("num.io.threads", "0"),
+            ("group.max.size", "3"),
+            ("listeners", "PLAINTEXT://:1"),
+            ("my.custom", "x"),
+            ("log.cleanup.policy", "compact,nope"),
+        ];
+        (0..rng.below(3))
+            .map(|_| {
+                let (k, v) = *rng.pick(pairs);
+                (k.to_string(), v.to_string())
+            })
+            .collect()
+    };
     let image = MetadataImage {
         cluster_id: "fuzz-cluster".into(),
         producer_id_limit: *rng.pick(&[0, 1000, i64::MAX, -1]),
         topics,
+        broker_configs: dynamic(rng),
+        cluster_configs: dynamic(rng),
     };
     let mut metadata = encode_metadata(&image);
     if rng.percent(60) {

@@ -1,0 +1,149 @@
+//! The broker's settings (`Config`): Kafka's names, Kafka's defaults, set from the config file
+//! and flags through [`Config::set`], which checks each against Kafka's definition
+//! ([`crate::configs::broker`]) and keeps it as a static broker config for DescribeConfigs.
+
+use std::collections::BTreeMap;
+
+/// Broker settings, with Kafka's names in the comments.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `node.id`
+    pub node_id: i32,
+    /// Host and port put in Metadata responses (`advertised.listeners`).
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    /// `auto.create.topics.enable`
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of a topic created without a count.
+    pub num_partitions: i32,
+    /// `default.replication.factor`
+    pub default_replication_factor: i16,
+    /// Tail cache per partition, in bytes.
+    pub tail_cache_bytes_per_partition: usize,
+    /// Tail cache of all partitions together, in bytes (`tail.cache.bytes`): past it the
+    /// oldest cached batches of any partition go first (each partition keeps its newest).
+    pub tail_cache_bytes: usize,
+    /// Seeds topic and cluster ids.
+    pub seed: u64,
+    /// The data directory as the shell names it (`log.dirs`), for DescribeLogDirs and
+    /// DescribeConfigs; the core never opens it.
+    pub log_dir: String,
+    /// Consumer group settings.
+    pub groups: crate::groups::GroupConfig,
+    /// `log.retention.check.interval.ms`: how often retention deletes old segments.
+    pub retention_check_interval_ms: i64,
+    /// Appended bytes waiting for their writes, across partitions, beyond which acks=0/1
+    /// produces are held until their own batches are written (`unwritten.bytes.max`).
+    pub unwritten_bytes_max: usize,
+    /// A known bug switched on, so the simulator can show its checkers catch it. Never set in
+    /// production.
+    pub planted_bug: Option<PlantedBug>,
+    /// This broker's shard, and how many there are (thread-per-core, see [`crate::shard`]):
+    /// a shard serves the partitions it owns; shard 0 also the topics, groups and configs.
+    pub shard: usize,
+    pub shards: usize,
+    /// Every setting given in the config file or as a flag, by Kafka name, as given: the
+    /// static broker configs DescribeConfigs reports and topics fall back to.
+    pub static_configs: BTreeMap<String, String>,
+}
+
+/// Bugs the simulator plants to prove its checkers are checking (a `--buggify` switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Answer acks=all once the batch is written, before its fsync.
+    AckBeforeFsync,
+    /// Drop the last batch of every partition when recovering after a restart.
+    LoseLastBatchOnRecovery,
+    /// Apply and answer an offset commit before its record is flushed.
+    CommitBeforeFlush,
+    /// Keep reporting the session deadline of a member waiting in JoinGroup or SyncGroup once
+    /// it has passed, without renewing it (issue 12): a deadline `handle_timeout` never moves.
+    StuckGroupDeadline,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            advertised_host: "127.0.0.1".into(),
+            advertised_port: 9092,
+            auto_create_topics: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            tail_cache_bytes_per_partition: 4 * 1024 * 1024,
+            tail_cache_bytes: 256 * 1024 * 1024,
+            seed: 0,
+            log_dir: "./spate-data".into(),
+            groups: crate::groups::GroupConfig::default(),
+            retention_check_interval_ms: 300_000,
+            unwritten_bytes_max: 64 * 1024 * 1024,
+            planted_bug: None,
+            shard: 0,
+            shards: 1,
+            static_configs: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The configuration of one of `shards` shards. The memory bounds (`tail.cache.bytes`,
+    /// `unwritten.bytes.max`) stay the broker's, as DescribeConfigs reports them; each shard
+    /// keeps to its even share ([`Config::shard_share`]).
+    pub fn for_shard(&self, shard: usize, shards: usize) -> Config {
+        Config {
+            shard,
+            shards: shards.max(1),
+            ..self.clone()
+        }
+    }
+
+    /// Sets a broker config from the config file or a flag: checked against Kafka's definition
+    /// (unknown keys and bad values are refused with a message naming them), applied where
+    /// Spate acts on it, and kept as a static config.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        crate::configs::broker::check_static(key, value)?;
+        let value = value.trim();
+        // Checked above: integers parse, within their type's range.
+        let int = || value.parse::<i64>().expect("checked");
+        let bytes = || usize::try_from(int().max(0)).unwrap_or(usize::MAX);
+        let groups = &mut self.groups;
+        match key {
+            "node.id" | "broker.id" => self.node_id = int() as i32,
+            "auto.create.topics.enable" => {
+                self.auto_create_topics = value.eq_ignore_ascii_case("true")
+            }
+            "num.partitions" => self.num_partitions = int() as i32,
+            "default.replication.factor" => self.default_replication_factor = int() as i16,
+            "log.dirs" | "log.dir" => self.log_dir = value.to_string(),
+            "log.retention.check.interval.ms" => self.retention_check_interval_ms = int(),
+            "tail.cache.bytes" => self.tail_cache_bytes = bytes(),
+            "tail.cache.bytes.per.partition" => self.tail_cache_bytes_per_partition = bytes(),
+            "unwritten.bytes.max" => self.unwritten_bytes_max = bytes(),
+            "group.initial.rebalance.delay.ms" => groups.initial_rebalance_delay_ms = int().max(0),
+            "group.min.session.timeout.ms" => groups.min_session_timeout_ms = int() as i32,
+            "group.max.session.timeout.ms" => groups.max_session_timeout_ms = int() as i32,
+            "group.max.size" => groups.max_size = bytes(),
+            "offsets.retention.minutes" => groups.offsets_retention_ms = int() * 60_000,
+            "offsets.retention.check.interval.ms" => {
+                groups.offsets_retention_check_interval_ms = int()
+            }
+            "offsets.topic.num.partitions" => groups.offsets_topic_partitions = int() as i32,
+            "offset.metadata.max.bytes" => groups.offset_metadata_max_bytes = bytes(),
+            _ => {} // kept as a static config only
+        }
+        if key == "socket.request.max.bytes" && int() != super::REQUEST_BYTES_MAX as i64 {
+            return Err(format!(
+                "socket.request.max.bytes: Spate's limit is fixed at {}",
+                super::REQUEST_BYTES_MAX
+            ));
+        }
+        self.static_configs
+            .insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    /// This shard's share of a broker-wide bound.
+    pub fn shard_share(&self, bound: usize) -> usize {
+        (bound / self.shards.max(1)).max(1)
+    }
+}
