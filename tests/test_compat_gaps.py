@@ -393,6 +393,26 @@ def test_group_settings_are_broker_configs(tmp_path):
         first.close()
         second.close()
 
+        # A pattern subscription whose topic a producer then auto-creates gets it promptly:
+        # the consumer's metadata refresh finds it and the group rebalances with no delay.
+        pattern_topic = f"pat-{uuid.uuid4().hex[:8]}"
+        watcher = member("watcher", **{"group.id": "patterns", "topic.metadata.refresh.interval.ms": 1000})
+        watcher.subscribe([f"^{pattern_topic}.*"])
+        for _ in range(5):
+            watcher.poll(0.1)
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        producer.produce(pattern_topic, b"first")
+        assert producer.flush(TIMEOUT) == 0
+        created = time.monotonic()
+        got = None
+        while got is None and time.monotonic() - created < 15:
+            m = watcher.poll(0.2)
+            if m is not None and m.error() is None:
+                got = m
+        assert got is not None and got.value() == b"first", "the pattern never picked up the topic"
+        assert {tp.topic for tp in watcher.assignment()} == {pattern_topic}
+        watcher.close()
+
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
         node = ConfigResource(ConfigResource.Type.BROKER, "1")
         configs = admin.describe_configs([node])[node].result(timeout=TIMEOUT)

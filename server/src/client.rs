@@ -14,6 +14,7 @@ use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -74,11 +75,13 @@ const COORDINATOR_KEY_GROUP: i8 = 0;
 
 /// DescribeConfigs and IncrementalAlterConfigs resource type of a topic.
 pub const RESOURCE_TOPIC: i8 = 2;
+/// DescribeConfigs and IncrementalAlterConfigs resource type of a broker: named by its node id,
+/// or by the empty string for the cluster-wide defaults.
+pub const RESOURCE_BROKER: i8 = 4;
 /// DescribeConfigs config_source of a topic's own override (Kafka's DYNAMIC_TOPIC_CONFIG).
 pub const CONFIG_SOURCE_TOPIC: i8 = 1;
-/// IncrementalAlterConfigs operations.
-const CONFIG_OP_SET: i8 = 0;
-const CONFIG_OP_DELETE: i8 = 1;
+/// DescribeConfigs config_source of a config at Kafka's default (Kafka's DEFAULT_CONFIG).
+pub const CONFIG_SOURCE_DEFAULT: i8 = 5;
 
 const CLIENT_ID: &str = "spate-cli";
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
@@ -591,25 +594,78 @@ impl Client {
         delete: &[String],
         validate_only: bool,
     ) -> Result<(), String> {
-        let alterable = |name: &str, operation: i8, value: Option<&str>| {
-            AlterableConfig::default()
-                .with_name(StrBytes::from_string(name.to_string()))
-                .with_config_operation(operation)
-                .with_value(value.map(|v| StrBytes::from_string(v.to_string())))
-        };
-        let configs = set
+        let changes: Vec<ConfigChange> = set
             .iter()
-            .map(|(name, value)| alterable(name, CONFIG_OP_SET, Some(value)))
+            .map(|(name, value)| ConfigChange::new(name, ConfigOp::Set, Some(value)))
             .chain(
                 delete
                     .iter()
-                    .map(|name| alterable(name, CONFIG_OP_DELETE, None)),
+                    .map(|name| ConfigChange::new(name, ConfigOp::Delete, None)),
             )
             .collect();
+        let resource = ConfigResource::Topic(topic.to_string());
+        let (code, message) = self.incremental_alter(&resource, &changes, validate_only)?;
+        if code == 0 {
+            return Ok(());
+        }
+        let (what, fix) = match ResponseError::try_from_code(code) {
+            Some(ResponseError::InvalidConfig) | Some(ResponseError::InvalidRequest) => (
+                format!("cannot change the configs of topic '{topic}'"),
+                format!(
+                    "fix the config the broker names; `spate topic describe --topic {topic}` \
+                     shows the current overrides"
+                ),
+            ),
+            _ => admin_topic_error(code, topic, "cannot change the configs of"),
+        };
+        Err(kafka_refusal(code, &what, message.as_deref(), &fix))
+    }
+
+    /// Applies `changes` to the configs of `resource` (IncrementalAlterConfigs: SET, DELETE,
+    /// APPEND, SUBTRACT); `validate_only` checks without changing anything. A refusal names
+    /// the broker's error code and message and where to look.
+    pub fn alter_configs(
+        &mut self,
+        resource: &ConfigResource,
+        changes: &[ConfigChange],
+        validate_only: bool,
+    ) -> Result<(), String> {
+        let (code, message) = self.incremental_alter(resource, changes, validate_only)?;
+        if code == 0 {
+            return Ok(());
+        }
+        let what = format!("cannot change the configs of {resource}");
+        Err(kafka_refusal(
+            code,
+            &what,
+            message.as_deref(),
+            &config_error_fix(code, resource, true, message.as_deref()),
+        ))
+    }
+
+    /// Sends one IncrementalAlterConfigs request for `resource`; returns its error code and
+    /// message.
+    fn incremental_alter(
+        &mut self,
+        resource: &ConfigResource,
+        changes: &[ConfigChange],
+        validate_only: bool,
+    ) -> Result<(i16, Option<String>), String> {
+        let configs = changes
+            .iter()
+            .map(|change| {
+                AlterableConfig::default()
+                    .with_name(StrBytes::from_string(change.name.clone()))
+                    .with_config_operation(change.op as i8)
+                    .with_value(change.value.clone().map(StrBytes::from_string))
+            })
+            .collect();
+        let resource_type = resource.resource_type();
+        let resource_name = resource.resource_name();
         let request = IncrementalAlterConfigsRequest::default()
             .with_resources(vec![AlterConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(StrBytes::from_string(topic.to_string()))
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(resource_name.clone()))
                 .with_configs(configs)])
             .with_validate_only(validate_only);
         let version = self.version_in(
@@ -620,27 +676,54 @@ impl Client {
         let result = response
             .responses
             .iter()
-            .find(|r| r.resource_type == RESOURCE_TOPIC && r.resource_name.as_str() == topic)
-            .ok_or_else(|| missing_topic_answer("IncrementalAlterConfigs", topic))?;
-        if result.error_code == 0 {
-            return Ok(());
-        }
-        let (what, fix) = match ResponseError::try_from_code(result.error_code) {
-            Some(ResponseError::InvalidConfig) | Some(ResponseError::InvalidRequest) => (
-                format!("cannot change the configs of topic '{topic}'"),
-                format!(
-                    "fix the config the broker names; `spate topic describe --topic {topic}` \
-                     shows the current overrides"
+            .find(|r| r.resource_type == resource_type && r.resource_name.as_str() == resource_name)
+            .ok_or_else(|| missing_resource_answer("IncrementalAlterConfigs", resource))?;
+        let message = result.error_message.as_ref().map(|m| m.to_string());
+        Ok((result.error_code, message))
+    }
+
+    /// The configs of `resource` (DescribeConfigs): all of them, or just `keys`. A refusal
+    /// names the broker's error code and message and what to do.
+    pub fn describe_configs(
+        &mut self,
+        resource: &ConfigResource,
+        keys: Option<&[&str]>,
+    ) -> Result<Vec<DescribeConfigsResourceResult>, String> {
+        let resource_type = resource.resource_type();
+        let resource_name = resource.resource_name();
+        let keys = keys.map(|keys| {
+            keys.iter()
+                .map(|k| StrBytes::from_string(k.to_string()))
+                .collect()
+        });
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(resource_type)
+                .with_resource_name(StrBytes::from_string(resource_name.clone()))
+                .with_configuration_keys(keys),
+        ]);
+        let version = self.version_in(ApiKey::DescribeConfigs, DESCRIBE_CONFIGS_VERSIONS);
+        let response = self.send(&request, version)?;
+        let result = response
+            .results
+            .into_iter()
+            .find(|r| r.resource_type == resource_type && r.resource_name.as_str() == resource_name)
+            .ok_or_else(|| missing_resource_answer("DescribeConfigs", resource))?;
+        if result.error_code != 0 {
+            let what = format!("cannot describe the configs of {resource}");
+            return Err(kafka_refusal(
+                result.error_code,
+                &what,
+                result.error_message.as_deref(),
+                &config_error_fix(
+                    result.error_code,
+                    resource,
+                    false,
+                    result.error_message.as_deref(),
                 ),
-            ),
-            _ => admin_topic_error(result.error_code, topic, "cannot change the configs of"),
-        };
-        Err(kafka_refusal(
-            result.error_code,
-            &what,
-            result.error_message.as_deref(),
-            &fix,
-        ))
+            ));
+        }
+        Ok(result.configs)
     }
 
     /// The cluster id, controller and brokers (DescribeCluster).
@@ -864,6 +947,135 @@ pub struct NewTopic {
     pub partitions: i32,
     pub replication_factor: i16,
     pub configs: Vec<(String, String)>,
+}
+
+/// What the config commands name: one broker, the cluster-wide broker defaults, or a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    /// One broker, by node id.
+    Broker(i32),
+    /// The dynamic defaults every broker of the cluster falls back to (the empty broker name).
+    BrokerDefaults,
+    Topic(String),
+}
+
+impl ConfigResource {
+    pub fn resource_type(&self) -> i8 {
+        match self {
+            ConfigResource::Broker(_) | ConfigResource::BrokerDefaults => RESOURCE_BROKER,
+            ConfigResource::Topic(_) => RESOURCE_TOPIC,
+        }
+    }
+
+    pub fn resource_name(&self) -> String {
+        match self {
+            ConfigResource::Broker(id) => id.to_string(),
+            ConfigResource::BrokerDefaults => String::new(),
+            ConfigResource::Topic(name) => name.clone(),
+        }
+    }
+}
+
+impl Display for ConfigResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigResource::Broker(id) => write!(f, "broker {id}"),
+            ConfigResource::BrokerDefaults => write!(f, "the cluster-wide broker defaults"),
+            ConfigResource::Topic(name) => write!(f, "topic '{name}'"),
+        }
+    }
+}
+
+/// An IncrementalAlterConfigs operation (Kafka's `AlterConfigOp.OpType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set = 0,
+    Delete = 1,
+    /// Adds values to a list config.
+    Append = 2,
+    /// Removes values from a list config.
+    Subtract = 3,
+}
+
+/// One config change; `value` is `None` for a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub name: String,
+    pub op: ConfigOp,
+    pub value: Option<String>,
+}
+
+impl ConfigChange {
+    pub fn new(name: &str, op: ConfigOp, value: Option<&str>) -> ConfigChange {
+        ConfigChange {
+            name: name.to_string(),
+            op,
+            value: value.map(str::to_string),
+        }
+    }
+}
+
+/// What to do about the refusal of a config request: a describe (`altering` false) or an alter.
+fn config_error_fix(
+    code: i16,
+    resource: &ConfigResource,
+    altering: bool,
+    broker_message: Option<&str>,
+) -> String {
+    let unknown_topic = matches!(
+        ResponseError::try_from_code(code),
+        Some(
+            ResponseError::UnknownTopicOrPartition
+                | ResponseError::UnknownTopicId
+                | ResponseError::InvalidTopicException
+        )
+    );
+    let bad_config = altering
+        && matches!(
+            ResponseError::try_from_code(code),
+            Some(ResponseError::InvalidConfig | ResponseError::InvalidRequest)
+        );
+    let read_only = bad_config
+        && broker_message.is_some_and(|m| m.contains("Cannot update these configs dynamically"));
+    match resource {
+        ConfigResource::Broker(_) | ConfigResource::BrokerDefaults if read_only => {
+            let id = match resource {
+                ConfigResource::Broker(id) => id.to_string(),
+                _ => "ID".to_string(),
+            };
+            format!(
+                "read-only configs are set in the broker's config file, `spate server --config \
+                 FILE`, and take a restart; `spate config describe --broker {id} --all` marks \
+                 them read-only"
+            )
+        }
+        ConfigResource::Topic(_) if unknown_topic => {
+            "check the name: `spate topic list` shows the topics there are".to_string()
+        }
+        ConfigResource::Topic(name) if bad_config => format!(
+            "fix the config the broker names; `spate config describe --topic {name} --all` \
+             shows the topic's configs"
+        ),
+        ConfigResource::Broker(id) if bad_config => format!(
+            "fix the config the broker names; `spate config describe --broker {id} --all` \
+             shows every broker config and which are read-only"
+        ),
+        ConfigResource::BrokerDefaults if bad_config => {
+            "fix the config the broker names; `spate config describe --broker ID --all` shows \
+             every broker config and which are read-only"
+                .to_string()
+        }
+        ConfigResource::Broker(_) | ConfigResource::BrokerDefaults
+            if ResponseError::try_from_code(code) == Some(ResponseError::InvalidRequest) =>
+        {
+            "`spate cluster describe` lists the brokers and their ids".to_string()
+        }
+        _ => "check the broker's log".to_string(),
+    }
+}
+
+fn missing_resource_answer(api: &str, resource: &ConfigResource) -> String {
+    format!("the broker's {api} response does not mention {resource}")
 }
 
 /// Encodes a whole request frame: size, header, body.
@@ -1104,6 +1316,36 @@ mod tests {
         let (what, fix) = admin_topic_error(3, "t", "cannot add partitions to");
         assert_eq!(what, "topic 't' does not exist");
         assert!(fix.contains("spate topic list"), "{fix}");
+    }
+
+    #[test]
+    fn config_refusals_name_the_fix_for_their_resource() {
+        let topic = ConfigResource::Topic("t".into());
+        let broker = ConfigResource::Broker(1);
+        assert!(config_error_fix(3, &topic, false, None).contains("spate topic list"));
+        assert!(config_error_fix(40, &topic, true, None)
+            .contains("`spate config describe --topic t --all`"));
+        let read_only = Some("Cannot update these configs dynamically: Set(group.max.size)");
+        let fix = config_error_fix(42, &broker, true, read_only);
+        assert!(fix.starts_with("read-only configs are set in the broker's config file"));
+        assert!(fix.contains("--broker 1 --all"), "{fix}");
+        let fix = config_error_fix(42, &ConfigResource::BrokerDefaults, true, read_only);
+        assert!(fix.contains("--broker ID --all"), "{fix}");
+        let fix = config_error_fix(42, &broker, true, Some("Invalid value 0"));
+        assert!(fix.starts_with("fix the config the broker names"), "{fix}");
+        let fix = config_error_fix(42, &broker, false, Some("Unexpected broker id"));
+        assert!(fix.contains("spate cluster describe"), "{fix}");
+        assert_eq!(
+            config_error_fix(-1, &broker, true, None),
+            "check the broker's log"
+        );
+        assert_eq!(broker.resource_name(), "1");
+        assert_eq!(ConfigResource::BrokerDefaults.resource_name(), "");
+        assert_eq!(
+            ConfigResource::BrokerDefaults.resource_type(),
+            RESOURCE_BROKER
+        );
+        assert_eq!(topic.to_string(), "topic 't'");
     }
 
     #[test]

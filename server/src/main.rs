@@ -1,5 +1,6 @@
 //! `spate`: the broker (`spate server`) and the console tools a Kafka user expects
-//! (`spate topic`, `spate produce`, `spate consume`, `spate cluster`, `spate group`).
+//! (`spate topic`, `spate produce`, `spate consume`, `spate cluster`, `spate group`,
+//! `spate config`).
 
 mod cli;
 mod client;
@@ -33,6 +34,9 @@ enum Command {
     Cluster(cli::cluster::ClusterArgs),
     /// List, describe, reset the offsets of and delete consumer groups.
     Group(cli::group::GroupArgs),
+    /// Describe and alter the configs of a broker, of the cluster-wide broker defaults or of a
+    /// topic (as Kafka's kafka-configs.sh).
+    Config(cli::config::ConfigArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => cli::consume::run(args),
         Command::Cluster(args) => cli::cluster::run(args),
         Command::Group(args) => cli::group::run(args),
+        Command::Config(args) => cli::config::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! The console tools: each subcommand in its own file, plus what they share.
 pub mod cluster;
+pub mod config;
 pub mod consume;
 pub mod group;
 pub mod leaders;
