@@ -144,6 +144,29 @@ pub enum Output {
     /// ([`crate::broker::Broker::handle_shard_message`]), in order.
     ToShard {
         shard: usize,
-        message: crate::shard::ShardMessage,
+        message: ShardMessage,
     },
+}
+
+/// What one shard's broker tells another's (besides requests and their answers, which go
+/// through the shard `Router`). Between two shards they arrive in the order they were sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardMessage {
+    /// Control shard to the others: metadata version `version` is durable; here it is (the
+    /// metadata file's bytes). Topics, partitions, configs and log start offsets follow it.
+    Metadata { version: u64, data: Bytes },
+    /// To the control shard: this shard runs on `version` now.
+    MetadataApplied { shard: usize, version: u64 },
+    /// To the control shard: DeleteRecords moved a partition's log start here; persist it with
+    /// the metadata (the answer waits for a version that has it).
+    LogStartMoved {
+        topic: crate::topics::TopicId,
+        partition: i32,
+        offset: i64,
+    },
+    /// Control shard to the others: the broker is stopping (see `Broker::begin_shutdown`).
+    BeginShutdown,
+    /// To the control shard: this shard's writes are done and its partitions checkpointed
+    /// (`clean`), or some could not be (an offline partition), so the next start must scan.
+    ShutDown { shard: usize, clean: bool },
 }

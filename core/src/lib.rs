@@ -5,6 +5,7 @@
 //! [`io`]). The production shell (`spate-runtime-io-uring`) and the simulator (`spate-runtime-sim`)
 //! drive the same [`broker::Broker`].
 
+pub mod api;
 pub mod batch;
 pub mod broker;
 pub mod configs;
@@ -14,6 +15,7 @@ pub mod io;
 pub mod log;
 pub mod memory_disk;
 pub mod producers;
+pub mod replica;
 mod rng;
 pub mod segment;
 pub mod shard;

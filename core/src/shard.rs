@@ -33,6 +33,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::io::ConnId;
+pub use crate::io::ShardMessage;
 
 /// The shard that runs the control plane: topics, groups, configs, producer ids.
 pub const CONTROL_SHARD: usize = 0;
@@ -62,29 +63,6 @@ pub fn is_partition_api(api_key: ApiKey) -> bool {
             | ApiKey::OffsetForLeaderEpoch
             | ApiKey::DescribeLogDirs
     )
-}
-
-/// What one shard's broker tells another's (besides requests and their answers, which go
-/// through the [`Router`]). Between two shards they arrive in the order they were sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShardMessage {
-    /// Control shard to the others: metadata version `version` is durable; here it is (the
-    /// metadata file's bytes). Topics, partitions, configs and log start offsets follow it.
-    Metadata { version: u64, data: Bytes },
-    /// To the control shard: this shard runs on `version` now.
-    MetadataApplied { shard: usize, version: u64 },
-    /// To the control shard: DeleteRecords moved a partition's log start here; persist it with
-    /// the metadata (the answer waits for a version that has it).
-    LogStartMoved {
-        topic: crate::topics::TopicId,
-        partition: i32,
-        offset: i64,
-    },
-    /// Control shard to the others: the broker is stopping (see `Broker::begin_shutdown`).
-    BeginShutdown,
-    /// To the control shard: this shard's writes are done and its partitions checkpointed
-    /// (`clean`), or some could not be (an offline partition), so the next start must scan.
-    ShutDown { shard: usize, clean: bool },
 }
 
 /// What a shard's core said about a connection's request: the three answers of
@@ -415,7 +393,7 @@ fn parse(frame: &Bytes) -> Option<(ApiKey, i16, RequestHeader, Bytes)> {
     let raw = frame.get(0..4)?;
     let api_key = ApiKey::try_from(i16::from_be_bytes([raw[0], raw[1]])).ok()?;
     let version = i16::from_be_bytes([raw[2], raw[3]]);
-    let (min, max) = crate::broker::supported_versions(api_key)?;
+    let (min, max) = crate::api::supported_versions(api_key)?;
     if !(min..=max).contains(&version) {
         return None;
     }

@@ -39,7 +39,7 @@ mod security;
 mod shards;
 mod sync_group;
 
-pub use api_versions::{supported_versions, SUPPORTED_APIS};
+pub use crate::api::{supported_versions, SUPPORTED_APIS};
 pub use config::{Config, PlantedBug};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 

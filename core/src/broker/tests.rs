@@ -2002,6 +2002,11 @@ mod groups {
     const DELAY_MS: i64 = 3_000;
 
     fn join(h: &mut Harness, conn: ConnId, group: &str, member: &str) {
+        join_as(h, conn, group, member, None);
+    }
+
+    /// A JoinGroup v7, with a `group.instance.id` for a static member.
+    fn join_as(h: &mut Harness, conn: ConnId, group: &str, member: &str, instance: Option<&str>) {
         let protocol = JoinGroupRequestProtocol::default()
             .with_name(StrBytes::from_static_str("range"))
             .with_metadata(subscription(&["t"]));
@@ -2010,6 +2015,7 @@ mod groups {
             .with_session_timeout_ms(SESSION_TIMEOUT_MS as i32)
             .with_rebalance_timeout_ms(20_000)
             .with_member_id(StrBytes::from_string(member.into()))
+            .with_group_instance_id(instance.map(|i| StrBytes::from_string(i.into())))
             .with_protocol_type(StrBytes::from_static_str("consumer"))
             .with_protocols(vec![protocol]);
         h.send(conn, ApiKey::JoinGroup, 7, &request);
@@ -2255,22 +2261,6 @@ mod groups {
         (a, b, 1)
     }
 
-    /// A JoinGroup v5+ with a `group.instance.id`.
-    fn join_static(h: &mut Harness, conn: ConnId, group: &str, member: &str, instance: &str) {
-        let protocol = JoinGroupRequestProtocol::default()
-            .with_name(StrBytes::from_static_str("range"))
-            .with_metadata(subscription(&["t"]));
-        let request = JoinGroupRequest::default()
-            .with_group_id(GroupId(StrBytes::from_string(group.into())))
-            .with_session_timeout_ms(SESSION_TIMEOUT_MS as i32)
-            .with_rebalance_timeout_ms(20_000)
-            .with_member_id(StrBytes::from_string(member.into()))
-            .with_group_instance_id(Some(StrBytes::from_string(instance.into())))
-            .with_protocol_type(StrBytes::from_static_str("consumer"))
-            .with_protocols(vec![protocol]);
-        h.send(conn, ApiKey::JoinGroup, 7, &request);
-    }
-
     /// Issue 13: a second process started with a live member's `group.instance.id` takes its
     /// place, and the old one is told FENCED_INSTANCE_ID on every request (so it stops), not
     /// UNKNOWN_MEMBER_ID (on which it rejoined and replaced the new one, over and over).
@@ -2278,7 +2268,7 @@ mod groups {
     fn a_static_member_replaced_by_a_new_process_is_fenced_everywhere() {
         let mut h = Harness::new(Config::default());
         h.create_topic("t", 1);
-        join_static(&mut h, 1, "g", "", "instance-1");
+        join_as(&mut h, 1, "g", "", Some("instance-1"));
         advance(&mut h, DELAY_MS);
         let first = joined(&mut h, 1);
         assert_eq!((first.error_code, first.generation_id), (errors::NONE, 1));
@@ -2286,7 +2276,7 @@ mod groups {
         sync(&mut h, 1, "g", &old, 1, &[(&old, b"a")]);
         assert_eq!(synced(&mut h, 1).error_code, errors::NONE);
 
-        join_static(&mut h, 2, "g", "", "instance-1");
+        join_as(&mut h, 2, "g", "", Some("instance-1"));
         let new = joined(&mut h, 2);
         assert_eq!(new.error_code, errors::NONE);
         assert_ne!(new.member_id.to_string(), old);
@@ -2334,7 +2324,7 @@ mod groups {
             "commit"
         );
 
-        join_static(&mut h, 1, "g", &old, "instance-1");
+        join_as(&mut h, 1, "g", &old, Some("instance-1"));
         assert_eq!(
             joined(&mut h, 1).error_code,
             errors::FENCED_INSTANCE_ID,
