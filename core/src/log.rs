@@ -9,12 +9,14 @@
 //! - `log_end_offset`: next offset to assign; everything below is appended (in memory).
 //! - `written_offset`: everything below has been written to its segment file (not yet durable).
 //! - `flushed_offset`: everything below is fsynced.
-//! - `high_watermark`: everything below is committed and visible to consumers. On a single node
-//!   the quorum is this node's disk. Under the default flush policy (every write synced at once,
-//!   group-committed) the high watermark is the flushed offset: a consumer never sees a record
-//!   that a crash could take back. A relaxed policy (`flush.messages` > 1 and `flush.ms` > 0,
-//!   see [`FlushPolicy`]) makes records visible once written, as Kafka does with its page
-//!   cache: a process crash keeps them (the device has them), a power loss may not.
+//! - `high_watermark`: everything below is committed and visible to consumers. The log does not
+//!   decide it: the partition's [`crate::replica::Replica`] does, from every in-sync member's
+//!   progress, and the log is told (`set_high_watermark`) and serves reads below it. On a single
+//!   node under the default flush policy (every write synced at once, group-committed) it is
+//!   the flushed offset: a consumer never sees a record that a crash could take back. A relaxed
+//!   policy (`flush.messages` > 1 and `flush.ms` > 0, see [`FlushPolicy`]) makes records visible
+//!   once written, as Kafka does with its page cache: a process crash keeps them (the device
+//!   has them), a power loss may not.
 //!
 //! Segments: a partition is a run of segments (see [`crate::segment`]); the last one takes
 //! appends. A segment is rolled when the next batch would take it past `segment.bytes`, or when
@@ -430,9 +432,10 @@ pub struct PartitionLog {
     unsynced: BTreeSet<i64>,
     /// The sync in flight: the offset and position it makes durable, and when it started.
     sync_in_flight: Option<(i64, Position, i64)>,
-    /// Batches not yet visible, with their max timestamps: they become visible to ListOffsets
-    /// (max timestamp) as the high watermark passes them.
-    invisible: VecDeque<(i64, i64, i64)>,
+    /// Batches not yet visible: (last offset, max timestamp, segment, the segment's bytes up to
+    /// the batch's end). The high watermark passes them whole (it is always a batch end), and
+    /// they become visible to reads and to ListOffsets (max timestamp).
+    invisible: VecDeque<(i64, i64, i64, u64)>,
     /// The segment whose index file is being written.
     seal_in_flight: Option<i64>,
     /// The newest batches, served to readers at the tail without touching the disk.
@@ -879,14 +882,14 @@ impl PartitionLog {
             segment.started_ms = now_ms;
         }
         segment.push(&info, policy.index_interval_bytes);
-        let segment = segment.base_offset;
+        let (segment, end_bytes) = (segment.base_offset, segment.bytes);
         self.producers.record(&info);
         self.log_end_offset = info.last_offset() + 1;
         self.unwritten_bytes += bytes.len();
         self.unwritten
             .push_back((segment, self.log_end_offset, bytes.clone()));
         self.invisible
-            .push_back((info.last_offset(), info.max_timestamp, segment));
+            .push_back((info.last_offset(), info.max_timestamp, segment, end_bytes));
         self.unflushed_since_ms.get_or_insert(now_ms);
         self.cache(&info, bytes, now_ms);
         self.check_invariants();
@@ -1006,19 +1009,14 @@ impl PartitionLog {
         Some(write)
     }
 
-    /// The write handed out last is on disk (not yet durable). Under a relaxed flush policy
-    /// its records become visible now; returns whether the high watermark moved.
-    pub fn handle_write_done(&mut self, policy: &FlushPolicy) -> bool {
+    /// The write handed out last is on disk (not yet durable).
+    pub fn handle_write_done(&mut self) {
         let done = self.write_in_flight.take().expect("a write was in flight");
         assert!(done.end_offset >= self.written_offset);
         self.written_offset = done.end_offset;
         self.written_position = (done.segment, done.logical_end);
         self.unwritten_bytes -= done.batch_bytes;
         self.unsynced.insert(done.segment);
-        if policy.is_immediate() {
-            return false;
-        }
-        self.advance_high_watermark(self.written_offset, self.written_position)
     }
 
     /// Appended bytes not yet written to their segment file (queued, or in a write).
@@ -1088,8 +1086,8 @@ impl PartitionLog {
         Some(std::mem::take(&mut self.unsynced).into_iter().collect())
     }
 
-    /// The sync asked for last is done. Returns whether the high watermark moved.
-    pub fn handle_sync_done(&mut self) -> bool {
+    /// The sync asked for last is done.
+    pub fn handle_sync_done(&mut self) {
         let (target, position, started_ms) =
             self.sync_in_flight.take().expect("a sync was in flight");
         assert!(target >= self.flushed_offset);
@@ -1097,24 +1095,29 @@ impl PartitionLog {
         self.flushed_position = position;
         // What is still unflushed was appended after the sync started (at the earliest).
         self.unflushed_since_ms = (self.flushed_offset < self.log_end_offset).then_some(started_ms);
-        let moved = self.advance_high_watermark(target, position);
         self.check_invariants();
-        moved
     }
 
-    /// Makes the records below `offset` (ending at `position`) visible; returns whether the
-    /// high watermark moved.
-    fn advance_high_watermark(&mut self, offset: i64, position: Position) -> bool {
+    /// The partition's replication decided the high watermark is `offset` (a batch end this
+    /// log has written): the records below it become visible. Returns whether it moved; it
+    /// never goes back.
+    pub fn set_high_watermark(&mut self, offset: i64) -> bool {
+        assert!(
+            offset <= self.written_offset,
+            "high watermark {offset} beyond the written offset {}",
+            self.written_offset
+        );
         if offset <= self.high_watermark {
             return false;
         }
-        self.high_watermark = offset;
-        self.visible_position = position;
-        while let Some(&(last, timestamp, segment)) = self.invisible.front() {
-            if last >= self.high_watermark {
+        let mut visible_end = self.high_watermark;
+        while let Some(&(last, timestamp, segment, end_bytes)) = self.invisible.front() {
+            if last >= offset {
                 break;
             }
             self.invisible.pop_front();
+            visible_end = last + 1;
+            self.visible_position = (segment, end_bytes);
             let index = self.segment_index(segment);
             let segment = &mut self.segments[index];
             if timestamp > segment.visible_max_timestamp || segment.visible_max_offset < 0 {
@@ -1122,6 +1125,9 @@ impl PartitionLog {
                 segment.visible_max_offset = last;
             }
         }
+        assert_eq!(visible_end, offset, "the high watermark is a batch end");
+        self.high_watermark = offset;
+        self.check_invariants();
         true
     }
 
@@ -1387,11 +1393,12 @@ mod tests {
                     file.resize(end, 0);
                 }
                 file[write.position as usize..end].copy_from_slice(&write.data);
-                log.handle_write_done(&FlushPolicy::IMMEDIATE);
+                log.handle_write_done();
                 progress = true;
             }
             if log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_some() {
                 log.handle_sync_done();
+                log.set_high_watermark(log.flushed_offset());
                 progress = true;
             }
             if let Some(seal) = log.poll_seal() {
@@ -1464,7 +1471,7 @@ mod tests {
             log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_none(),
             "nothing written yet"
         );
-        log.handle_write_done(&FlushPolicy::IMMEDIATE);
+        log.handle_write_done();
         assert_eq!(
             log.poll_sync(0, &FlushPolicy::IMMEDIATE, false),
             Some(vec![0])
@@ -1473,7 +1480,9 @@ mod tests {
             log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_none(),
             "one sync in flight at a time"
         );
-        assert!(log.handle_sync_done());
+        log.handle_sync_done();
+        assert_eq!(log.high_watermark(), 0, "the replica decides when it moves");
+        assert!(log.set_high_watermark(log.flushed_offset()));
         assert_eq!(log.high_watermark(), 1);
         assert_eq!(write.position, 0);
         match log.read(0, 1024) {
@@ -1487,11 +1496,11 @@ mod tests {
         let mut log = PartitionLog::new(1 << 20);
         append_values(&mut log, &[b"a"]);
         log.poll_write().unwrap();
-        log.handle_write_done(&FlushPolicy::IMMEDIATE);
+        log.handle_write_done();
         assert!(log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_some());
         append_values(&mut log, &[b"b"]);
         log.poll_write().unwrap();
-        log.handle_write_done(&FlushPolicy::IMMEDIATE);
+        log.handle_write_done();
         log.handle_sync_done();
         assert_eq!(
             log.flushed_offset(),

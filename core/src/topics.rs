@@ -1,7 +1,7 @@
 //! The topic table: names, ids, partition counts and per-topic configuration, with Kafka's rules
 //! for names and configs, and the durable form the table is persisted in.
 
-use crate::log::PartitionLog;
+use crate::partition::Partition;
 use std::collections::BTreeMap;
 
 /// Kafka's limit on topic name length.
@@ -62,7 +62,7 @@ pub struct Topic {
     /// What each config is when the topic does not override it: the broker's settings
     /// (dynamic or static) or Kafka's defaults ([`crate::configs::broker::BrokerConfigs`]).
     pub inherited: BTreeMap<String, String>,
-    pub partitions: Vec<PartitionLog>,
+    pub partitions: Vec<Partition>,
     /// The metadata version that created this topic or last added partitions to it: no data of
     /// the topic is written to disk before that version is persisted, so a crash never leaves
     /// data without its topic or partition.
@@ -81,7 +81,7 @@ impl Topic {
         id: TopicId,
         configs: BTreeMap<String, String>,
         inherited: BTreeMap<String, String>,
-        partitions: Vec<PartitionLog>,
+        partitions: Vec<Partition>,
         created_in_version: u64,
     ) -> Topic {
         Topic {

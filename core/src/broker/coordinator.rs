@@ -16,6 +16,7 @@ use crate::groups::{
     OFFSETS_TOPIC,
 };
 use crate::io::{ConnId, Level};
+use crate::partition::{Until, Waiter};
 use crate::topics::TopicId;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
@@ -26,13 +27,13 @@ use kafka_protocol::records::{
 };
 use std::collections::BTreeMap;
 
-/// An OffsetCommit waiting for its records to be flushed before it is applied and answered.
+/// An OffsetCommit waiting for its records to be committed (durable) before it is applied and
+/// answered; its offsets partition tells it (`Waiter::OffsetCommit`).
 pub(super) struct PendingCommit {
     pub ctx: RequestContext,
     pub group: String,
     pub offsets: Vec<((String, i32), CommittedOffset)>,
     pub response: OffsetCommitResponse,
-    pub wait: (TopicId, i32, i64),
     pub deadline_ms: i64,
 }
 
@@ -42,10 +43,14 @@ pub(super) struct Coordinator {
     /// JoinGroup and SyncGroup requests waiting on the rebalance, by (group, member).
     pub joins: BTreeMap<(String, String), RequestContext>,
     pub syncs: BTreeMap<(String, String), RequestContext>,
-    pub commits: Vec<PendingCommit>,
-    /// Groups whose new generation's assignment waits for its record to be flushed before the
-    /// SyncGroup answers go out (Kafka stores the group before it answers), with the deadline.
-    pub sync_waits: BTreeMap<String, ((TopicId, i32, i64), i64)>,
+    /// OffsetCommits waiting for their records, by id.
+    pub commits: BTreeMap<u64, PendingCommit>,
+    /// Groups whose new generation's assignment waits for its record to be committed before
+    /// the SyncGroup answers go out (Kafka stores the group before it answers): the wait's id
+    /// (`Waiter::GroupSync`) and its deadline.
+    pub sync_waits: BTreeMap<String, (u64, i64)>,
+    /// Ids of commits and sync waits.
+    next_wait: u64,
     /// OffsetFetch requests held until their group's commits in flight are applied, so a new
     /// owner never reads an offset that an older commit is about to replace.
     pub offset_fetches: Vec<(RequestContext, kafka_protocol::messages::OffsetFetchRequest)>,
@@ -106,7 +111,7 @@ impl Broker {
                 back(deadline_ms);
             }
         }
-        for commit in &mut coordinator.commits {
+        for commit in coordinator.commits.values_mut() {
             back(&mut commit.deadline_ms);
         }
         for (_, deadline_ms) in coordinator.sync_waits.values_mut() {
@@ -130,7 +135,12 @@ impl Broker {
             .values()
             .filter_map(Group::next_deadline_ms)
             .min();
-        let commits = self.coordinator.commits.iter().map(|c| c.deadline_ms).min();
+        let commits = self
+            .coordinator
+            .commits
+            .values()
+            .map(|c| c.deadline_ms)
+            .min();
         let syncs = self
             .coordinator
             .sync_waits
@@ -150,7 +160,7 @@ impl Broker {
     pub(super) fn drop_group_requests(&mut self, conn: ConnId) {
         self.coordinator.joins.retain(|_, ctx| ctx.conn != conn);
         self.coordinator.syncs.retain(|_, ctx| ctx.conn != conn);
-        self.coordinator.commits.retain(|c| c.ctx.conn != conn);
+        self.coordinator.commits.retain(|_, c| c.ctx.conn != conn);
         self.coordinator
             .offset_fetches
             .retain(|(ctx, _)| ctx.conn != conn);
@@ -475,7 +485,8 @@ impl Broker {
             }
         }
         self.expire_offsets(now_ms);
-        self.complete_commits(now_ms);
+        self.expire_commits(now_ms);
+        self.expire_syncs(now_ms);
     }
 
     /// `offsets.retention.minutes`: the offsets of a group with no members expire once the
@@ -588,7 +599,7 @@ impl Broker {
         RecordBatchEncoder::encode(&mut bytes, &records, &options).ok()?;
         let batches = batch::validate_all(&bytes).ok()?;
         let policy = topic.segment_policy();
-        let log = topic.partitions.get_mut(partition as usize)?;
+        let log = &mut topic.partitions.get_mut(partition as usize)?.log;
         let mut last_offset = -1;
         let mut position = 0;
         for info in &batches {
@@ -596,7 +607,7 @@ impl Broker {
             position += info.size_bytes;
             last_offset = log.append(one, info, now_ms, false, &policy).last_offset;
         }
-        // Commits and group assignments are answered after their fsync.
+        // Group records are synced at once, whether or not a request waits for them.
         log.want_durable(last_offset + 1);
         self.note_cached(position);
         self.dirty.insert((OFFSETS_TOPIC.to_string(), partition));
@@ -659,99 +670,143 @@ impl Broker {
         self.append_offsets_records(group_id, records, now_ms);
     }
 
-    /// Applies and answers every OffsetCommit whose records are flushed; those whose partition
-    /// failed or whose time ran out get COORDINATOR_NOT_AVAILABLE (retriable), as Kafka maps
-    /// append failures.
-    pub(super) fn complete_commits(&mut self, now_ms: i64) {
-        let pending = std::mem::take(&mut self.coordinator.commits);
-        for mut commit in pending {
-            let (id, partition, last_offset) = commit.wait;
-            let flushed = self
-                .topics
-                .values()
-                .find(|t| t.id == id)
-                .and_then(|t| t.partitions.get(partition as usize))
-                .map(|log| match self.config.planted_bug {
-                    Some(super::PlantedBug::CommitBeforeFlush) => true,
-                    _ => log.flushed_offset() > last_offset,
-                });
-            let failed = flushed.is_none()
-                || self.offline.contains(&(id, partition))
-                || commit.deadline_ms <= now_ms;
-            if flushed == Some(true) {
-                let group = self
-                    .coordinator
-                    .groups
-                    .entry(commit.group.clone())
-                    .or_insert_with(|| Group::new(&commit.group, now_ms));
-                for (key, offset) in commit.offsets {
-                    group.offsets.insert(key, offset);
-                }
-                self.respond(&commit.ctx, &commit.response);
-            } else if failed {
-                for topic in &mut commit.response.topics {
-                    for p in &mut topic.partitions {
-                        if p.error_code == errors::NONE {
-                            p.error_code = errors::COORDINATOR_NOT_AVAILABLE;
-                        }
+    /// An OffsetCommit's records were appended to the offsets partition: it waits until they
+    /// are committed (or, with the planted bug, is applied at once).
+    pub(super) fn wait_for_commit(&mut self, commit: PendingCommit, wait: (TopicId, i32, i64)) {
+        let id = self.next_wait_id();
+        let (topic, partition, last_offset) = wait;
+        self.coordinator.commits.insert(id, commit);
+        if self.config.planted_bug == Some(super::PlantedBug::CommitBeforeFlush) {
+            let now_ms = self.now_ms;
+            return self.on_commit_settled(now_ms, id, true);
+        }
+        if let Some(p) = self.partition_mut(topic, partition) {
+            p.wait_for(last_offset + 1, Until::Durable, Waiter::OffsetCommit(id));
+        }
+    }
+
+    /// An OffsetCommit's records are committed (`ok`), or their partition failed: it is
+    /// applied and answered, or answered COORDINATOR_NOT_AVAILABLE (retriable), as Kafka maps
+    /// append failures. OffsetFetches held for its group go on.
+    pub(super) fn on_commit_settled(&mut self, now_ms: i64, id: u64, ok: bool) {
+        let Some(mut commit) = self.coordinator.commits.remove(&id) else {
+            return; // timed out already, or its connection closed
+        };
+        if ok {
+            let group = self
+                .coordinator
+                .groups
+                .entry(commit.group.clone())
+                .or_insert_with(|| Group::new(&commit.group, now_ms));
+            for (key, offset) in commit.offsets {
+                group.offsets.insert(key, offset);
+            }
+        } else {
+            for topic in &mut commit.response.topics {
+                for p in &mut topic.partitions {
+                    if p.error_code == errors::NONE {
+                        p.error_code = errors::COORDINATOR_NOT_AVAILABLE;
                     }
                 }
-                self.respond(&commit.ctx, &commit.response);
-            } else {
-                self.coordinator.commits.push(commit);
             }
         }
-        self.complete_syncs(now_ms);
+        self.respond(&commit.ctx, &commit.response);
         let held = std::mem::take(&mut self.coordinator.offset_fetches);
         for (ctx, request) in held {
             self.on_offset_fetch(&ctx, request);
         }
     }
 
-    /// Answers the SyncGroups of groups whose assignment record is flushed. If the record could
-    /// not be written, the members are told COORDINATOR_NOT_AVAILABLE and the group rebalances,
-    /// as Kafka does when it cannot store a group.
-    fn complete_syncs(&mut self, now_ms: i64) {
-        let waits: Vec<(String, (TopicId, i32, i64), i64)> = self
+    /// OffsetCommits whose records took too long are answered as failed.
+    fn expire_commits(&mut self, now_ms: i64) {
+        let due: Vec<u64> = self
+            .coordinator
+            .commits
+            .iter()
+            .filter(|(_, c)| c.deadline_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.on_commit_settled(now_ms, id, false);
+        }
+    }
+
+    /// A group's new assignment was appended: its SyncGroup answers wait until it is
+    /// committed (a failed append fails them at once).
+    pub(super) fn wait_for_sync(
+        &mut self,
+        group_id: &str,
+        wait: Option<(TopicId, i32, i64)>,
+        deadline_ms: i64,
+    ) {
+        let id = self.next_wait_id();
+        self.coordinator
+            .sync_waits
+            .insert(group_id.to_string(), (id, deadline_ms));
+        let partition = wait.and_then(|(topic, partition, last_offset)| {
+            let p = self.partition_mut(topic, partition)?;
+            p.wait_for(last_offset + 1, Until::Durable, Waiter::GroupSync(id));
+            Some(())
+        });
+        if partition.is_none() {
+            let now_ms = self.now_ms;
+            self.on_sync_settled(now_ms, id, false);
+        }
+    }
+
+    /// A group's new assignment is committed (`ok`), or could not be stored: its members are
+    /// answered, or told COORDINATOR_NOT_AVAILABLE and the group rebalances, as Kafka does when
+    /// it cannot store a group. A wait a rebalance ended is gone already.
+    pub(super) fn on_sync_settled(&mut self, now_ms: i64, id: u64, ok: bool) {
+        let Some(group_id) = self
             .coordinator
             .sync_waits
             .iter()
-            .map(|(g, (w, d))| (g.clone(), *w, *d))
+            .find(|(_, (wait, _))| *wait == id)
+            .map(|(group, _)| group.clone())
+        else {
+            return;
+        };
+        self.coordinator.sync_waits.remove(&group_id);
+        let waiting: Vec<(String, String)> = self
+            .coordinator
+            .syncs
+            .keys()
+            .filter(|(g, _)| *g == group_id)
+            .cloned()
             .collect();
-        for (group_id, (id, partition, last_offset), deadline_ms) in waits {
-            let flushed = self
-                .topics
-                .values()
-                .find(|t| t.id == id)
-                .and_then(|t| t.partitions.get(partition as usize))
-                .map(|log| log.flushed_offset() > last_offset);
-            let failed = flushed.is_none()
-                || self.offline.contains(&(id, partition))
-                || deadline_ms <= now_ms;
-            if flushed != Some(true) && !failed {
-                continue;
-            }
-            self.coordinator.sync_waits.remove(&group_id);
-            let waiting: Vec<(String, String)> = self
-                .coordinator
-                .syncs
-                .keys()
-                .filter(|(g, _)| *g == group_id)
-                .cloned()
-                .collect();
-            for key in waiting {
-                let ctx = self.coordinator.syncs.remove(&key).expect("listed above");
-                let response = if failed {
+        for key in waiting {
+            let ctx = self.coordinator.syncs.remove(&key).expect("listed above");
+            let response = match ok {
+                true => self.sync_response(&group_id, &key.1, ctx.version),
+                false => {
                     SyncGroupResponse::default().with_error_code(errors::COORDINATOR_NOT_AVAILABLE)
-                } else {
-                    self.sync_response(&group_id, &key.1, ctx.version)
-                };
-                self.respond(&ctx, &response);
-            }
-            if failed {
-                self.prepare_rebalance(&group_id, now_ms, "its assignment could not be stored");
-            }
+                }
+            };
+            self.respond(&ctx, &response);
         }
+        if !ok {
+            self.prepare_rebalance(&group_id, now_ms, "its assignment could not be stored");
+        }
+    }
+
+    /// Assignments whose store took too long fail.
+    fn expire_syncs(&mut self, now_ms: i64) {
+        let due: Vec<u64> = self
+            .coordinator
+            .sync_waits
+            .values()
+            .filter(|(_, deadline_ms)| *deadline_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.on_sync_settled(now_ms, id, false);
+        }
+    }
+
+    fn next_wait_id(&mut self) -> u64 {
+        self.coordinator.next_wait += 1;
+        self.coordinator.next_wait
     }
 
     /// Whether the group's new assignment waits for its flush.
@@ -761,7 +816,10 @@ impl Broker {
 
     /// Whether a commit of this group waits for its flush.
     pub(super) fn commit_in_flight(&self, group_id: &str) -> bool {
-        self.coordinator.commits.iter().any(|c| c.group == group_id)
+        self.coordinator
+            .commits
+            .values()
+            .any(|c| c.group == group_id)
     }
 
     /// Replays the records of an offsets partition read at start-up.

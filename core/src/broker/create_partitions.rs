@@ -9,6 +9,7 @@ use super::{Broker, RequestContext};
 use crate::errors;
 use crate::io::Level;
 use crate::log::PartitionLog;
+use crate::partition::Partition;
 use crate::topics::PARTITIONS_MAX;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -98,13 +99,16 @@ impl Broker {
     fn add_partitions(&mut self, name: &str, count: i32) {
         self.metadata_version += 1;
         let version = self.metadata_version;
-        let tail_bytes_max = self.config.tail_cache_bytes_per_partition;
+        let (node, tail_bytes_max) = (
+            self.config.node_id,
+            self.config.tail_cache_bytes_per_partition,
+        );
         let topic = self.topics.get_mut(name).expect("checked above");
         let before = topic.partitions.len() as i32;
         assert!(before < count && count <= PARTITIONS_MAX);
-        topic
-            .partitions
-            .resize_with(count as usize, || PartitionLog::new(tail_bytes_max));
+        topic.partitions.resize_with(count as usize, || {
+            Partition::single(node, PartitionLog::new(tail_bytes_max))
+        });
         topic.created_in_version = version;
         self.log(
             Level::Info,

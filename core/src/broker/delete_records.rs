@@ -96,15 +96,17 @@ impl Broker {
         if !topic.has_cleanup_policy("delete") {
             return Err(errors::POLICY_VIOLATION);
         }
-        let log = &mut topic.partitions[partition as usize];
+        let state = &mut topic.partitions[partition as usize];
+        let high_watermark = state.high_watermark();
         let target = if offset == HIGH_WATERMARK {
-            log.high_watermark()
+            high_watermark
         } else {
             offset
         };
-        if target < 0 || target > log.high_watermark() {
+        if target < 0 || target > high_watermark {
             return Err(errors::OFFSET_OUT_OF_RANGE);
         }
+        let log = &mut state.log;
         let before = log.log_start_offset();
         log.advance_log_start(target);
         let after = log.log_start_offset();

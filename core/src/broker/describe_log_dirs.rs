@@ -60,7 +60,7 @@ fn describe_partitions(
 ) -> DescribeLogDirsTopic {
     let partitions = partitions
         .filter_map(|index| {
-            let log = topic.partitions.get(usize::try_from(index).ok()?)?;
+            let log = &topic.partitions.get(usize::try_from(index).ok()?)?.log;
             Some(
                 DescribeLogDirsPartition::default()
                     .with_partition_index(index)

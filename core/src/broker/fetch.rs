@@ -161,7 +161,7 @@ impl Broker {
             slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
             return None;
         };
-        let Some(log) = topic
+        let Some(partition) = topic
             .partitions
             .get_mut(slot.partition as usize)
             .filter(|_| slot.partition >= 0)
@@ -178,13 +178,13 @@ impl Broker {
             slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
             return None;
         }
-        slot.data.high_watermark = log.high_watermark();
-        slot.data.last_stable_offset = log.high_watermark();
-        slot.data.log_start_offset = log.log_start_offset();
+        slot.data.high_watermark = partition.high_watermark();
+        slot.data.last_stable_offset = partition.high_watermark();
+        slot.data.log_start_offset = partition.log.log_start_offset();
         if limit <= 0 {
             return None;
         }
-        Some(log.read(slot.fetch_offset, limit as usize))
+        Some(partition.log.read(slot.fetch_offset, limit as usize))
     }
 
     pub(super) fn on_read_done(

@@ -108,10 +108,11 @@ impl Broker {
             .get(topic)
             .filter(|_| partition >= 0)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-        let log = topic
+        let partition_state = topic
             .partitions
             .get(partition as usize)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
+        let log = &partition_state.log;
         if !self.owns(&topic.name, partition) {
             return Err(errors::NOT_LEADER_OR_FOLLOWER);
         }
@@ -129,7 +130,7 @@ impl Broker {
             t => t,
         };
         match timestamp {
-            LATEST => Ok(Some((-1, log.high_watermark()))),
+            LATEST => Ok(Some((-1, partition_state.high_watermark()))),
             EARLIEST => Ok(Some((-1, log.log_start_offset()))),
             t if t >= 0 => {
                 let log_start_offset = log.log_start_offset();

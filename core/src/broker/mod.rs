@@ -38,11 +38,13 @@ mod recovery;
 mod security;
 mod shards;
 mod sync_group;
+mod waiters;
 
 pub use crate::api::{supported_versions, SUPPORTED_APIS};
 pub use config::{Config, PlantedBug};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
+use crate::errors;
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output, SegmentFile};
 use crate::rng::Rng;
 use crate::topics::{self, Topic, TopicId, TopicRecord};
@@ -158,7 +160,9 @@ pub struct Broker {
     after_metadata: Vec<(u64, Output)>,
     in_flight: BTreeMap<IoToken, InFlight>,
     next_token: IoToken,
-    produces: Vec<produce::PendingProduce>,
+    /// Produces waiting for their records to be committed (or written), by id.
+    produces: BTreeMap<u64, produce::PendingProduce>,
+    next_produce: u64,
     fetches: BTreeMap<u64, fetch::PendingFetch>,
     next_fetch: u64,
     outputs: VecDeque<Output>,
@@ -241,7 +245,8 @@ impl Broker {
             after_metadata: Vec::new(),
             in_flight: BTreeMap::new(),
             next_token: 1,
-            produces: Vec::new(),
+            produces: BTreeMap::new(),
+            next_produce: 1,
             fetches: BTreeMap::new(),
             next_fetch: 1,
             outputs: VecDeque::new(),
@@ -285,12 +290,14 @@ impl Broker {
 
     /// A partition's high watermark, if the topic and partition exist.
     pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
-        let log = self
-            .topics
-            .get(topic)?
-            .partitions
-            .get(usize::try_from(partition).ok()?)?;
-        Some(log.high_watermark())
+        let index = usize::try_from(partition).ok()?;
+        Some(
+            self.topics
+                .get(topic)?
+                .partitions
+                .get(index)?
+                .high_watermark(),
+        )
     }
 
     // ---- inputs ----
@@ -515,7 +522,7 @@ impl Broker {
 
     /// The connection closed: its waiting requests are dropped (their writes still complete).
     pub fn handle_disconnect(&mut self, conn: ConnId) {
-        self.produces.retain(|p| p.conn() != conn);
+        self.produces.retain(|_, p| p.conn() != conn);
         self.fetches.retain(|_, f| f.conn() != conn);
         self.list_offsets.retain(|_, l| l.conn() != conn);
         self.drop_group_requests(conn);
@@ -559,7 +566,7 @@ impl Broker {
         [
             (
                 "produce timeout",
-                self.produces.iter().map(|p| p.deadline_ms()).min(),
+                self.produces.values().map(|p| p.deadline_ms()).min(),
             ),
             (
                 "fetch max wait",
@@ -590,7 +597,7 @@ impl Broker {
             .iter()
             .filter_map(|(name, partition)| {
                 let topic = self.topics.get(name)?;
-                let log = topic.partitions.get(*partition as usize)?;
+                let log = &topic.partitions.get(*partition as usize)?.log;
                 self.is_writable(topic, *partition)
                     .then(|| log.sync_deadline(&topic.flush_policy()))
                     .flatten()
@@ -627,7 +634,7 @@ impl Broker {
         self.topics
             .values()
             .flat_map(|t| t.partitions.iter())
-            .map(crate::log::PartitionLog::cached_bytes)
+            .map(|p| p.log.cached_bytes())
             .sum()
     }
 
@@ -716,9 +723,7 @@ impl Broker {
             id = TopicId(self.rng.bytes16());
         }
         self.metadata_version += 1;
-        let logs = (0..partitions)
-            .map(|_| crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition))
-            .collect();
+        let logs = (0..partitions).map(|_| self.new_partition()).collect();
         let inherited = self.broker_configs.topic_fallbacks();
         let topic = Topic::new(name, id, configs, inherited, logs, self.metadata_version);
         self.log(
@@ -745,10 +750,10 @@ impl Broker {
                     .partitions
                     .iter()
                     .enumerate()
-                    .map(|(p, log)| {
+                    .map(|(p, partition)| {
                         let p = p as i32;
                         match self.owns(&t.name, p) {
-                            true => (p, log.log_start_offset()),
+                            true => (p, partition.log.log_start_offset()),
                             false => (p, self.sharding.foreign_log_start(t.id, p)),
                         }
                     })
@@ -783,13 +788,17 @@ impl Broker {
             return;
         }
         // Per-partition limits and retention evict too: sum what is really cached.
-        let logs = || self.topics.values().flat_map(|t| t.partitions.iter());
+        let logs = || {
+            self.topics
+                .values()
+                .flat_map(|t| t.partitions.iter().map(|p| &p.log))
+        };
         let mut total: usize = logs().map(crate::log::PartitionLog::tail_bytes).sum();
         while total > bound {
             let oldest = self
                 .topics
                 .values_mut()
-                .flat_map(|t| t.partitions.iter_mut())
+                .flat_map(|t| t.partitions.iter_mut().map(|p| &mut p.log))
                 .filter_map(|log| Some((log.oldest_evictable_ms()?, log)))
                 .min_by_key(|(appended_ms, _)| *appended_ms);
             let Some((_, log)) = oldest else {
@@ -851,7 +860,8 @@ impl Broker {
         let Some((id, dir)) = self.writable_log(name, partition) else {
             return;
         };
-        let log = &mut self.topics.get_mut(name).expect("checked").partitions[partition as usize];
+        let topic = self.topics.get_mut(name).expect("checked");
+        let log = &mut topic.partitions[partition as usize].log;
         let write = log.poll_write();
         let seal = log.poll_seal();
         if !log.is_dirty() && !log.wants_seal() {
@@ -900,13 +910,15 @@ impl Broker {
             };
             let topic = self.topics.get_mut(name.as_str()).expect("writable");
             let policy = topic.flush_policy();
-            let log = &mut topic.partitions[*partition as usize];
+            let log = &mut topic.partitions[*partition as usize].log;
             let Some(segments) = log.poll_sync(self.now_ms, &policy, force) else {
                 continue;
             };
             if segments.is_empty() {
                 // Nothing new reached a file since the last sync (a rewrite after a failure).
                 log.handle_sync_done();
+                let now_ms = self.now_ms;
+                self.on_partition_progress(now_ms, id, *partition);
                 continue;
             }
             self.sync_round.insert((id, *partition), segments.len());
@@ -933,7 +945,14 @@ impl Broker {
         partition: i32,
     ) -> Option<&mut crate::log::PartitionLog> {
         let index = usize::try_from(partition).ok()?;
-        self.topics.get_mut(topic)?.partitions.get_mut(index)
+        let partition = self.topics.get_mut(topic)?.partitions.get_mut(index)?;
+        Some(&mut partition.log)
+    }
+
+    /// A new, empty partition this node leads alone.
+    fn new_partition(&self) -> crate::partition::Partition {
+        let log = crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition);
+        crate::partition::Partition::single(self.config.node_id, log)
     }
 
     fn topic_by_id_mut(&mut self, id: TopicId) -> Option<&mut Topic> {
@@ -945,7 +964,7 @@ impl Broker {
             return;
         };
         let name = topic.name.clone();
-        let log = &mut topic.partitions[partition as usize];
+        let log = &mut topic.partitions[partition as usize].log;
         match result {
             IoResult::Failed(error) => {
                 log.handle_write_failed();
@@ -956,17 +975,8 @@ impl Broker {
                 self.take_offline(now_ms, id, &name, partition, &retry);
             }
             _ => {
-                let policy = topic.flush_policy();
-                let log = &mut topic.partitions[partition as usize];
-                let visible = log.handle_write_done(&policy);
-                if self.config.planted_bug == Some(PlantedBug::AckBeforeFsync)
-                    || self.produces_wait_for_writes()
-                {
-                    self.complete_produces(now_ms);
-                }
-                if visible {
-                    self.wake_fetches(now_ms);
-                }
+                log.handle_write_done();
+                self.on_partition_progress(now_ms, id, partition);
             }
         }
     }
@@ -1001,18 +1011,14 @@ impl Broker {
         let Some(topic) = self.topic_by_id_mut(id) else {
             return;
         };
-        let log = &mut topic.partitions[partition as usize];
-        let moved = log.handle_sync_done();
+        let log = &mut topic.partitions[partition as usize].log;
+        log.handle_sync_done();
         if log.wants_seal() {
             let name = topic.name.clone();
             self.dirty.insert((name, partition));
         }
-        // A sync always moves the flushed offset, which acks=all produces and commits wait
-        // on; the high watermark moves with it only under the immediate flush policy.
-        self.complete_produces(now_ms);
-        if moved {
-            self.wake_fetches(now_ms);
-        }
+        // A sync moves the flushed offset, which acks=all produces and commits wait on.
+        self.on_partition_progress(now_ms, id, partition);
     }
 
     fn on_seal_done(&mut self, id: TopicId, partition: i32, result: IoResult) {
@@ -1020,7 +1026,9 @@ impl Broker {
             return;
         };
         let name = topic.name.clone();
-        topic.partitions[partition as usize].handle_seal_done(result == IoResult::Done);
+        topic.partitions[partition as usize]
+            .log
+            .handle_seal_done(result == IoResult::Done);
         if let IoResult::Failed(error) = result {
             self.log(
                 Level::Warn,
@@ -1042,7 +1050,7 @@ impl Broker {
             let retention_ms = topic.config_i64("retention.ms");
             let retention_bytes = topic.config_i64("retention.bytes");
             let dir = topic.dir_name();
-            for (partition, log) in topic.partitions.iter_mut().enumerate() {
+            for (partition, log) in topic.partitions.iter_mut().map(|p| &mut p.log).enumerate() {
                 let start = log.log_start_offset();
                 let segments = log.segment_bases().len();
                 let deleted = log.apply_retention(now_ms, retention_ms, retention_bytes);
@@ -1129,7 +1137,7 @@ impl Broker {
             self.dirty.is_empty() && self.metadata_persisted >= self.metadata_version;
         let shutdown = self.shutdown.as_ref().expect("shutting down");
         for topic in self.topics.values() {
-            for (partition, log) in topic.partitions.iter().enumerate() {
+            for (partition, log) in topic.partitions.iter().map(|p| &p.log).enumerate() {
                 let key = (topic.id, partition as i32);
                 if shutdown.checkpointed.get(&key) == Some(&log.log_end_offset()) {
                     continue;
@@ -1220,7 +1228,7 @@ impl Broker {
         );
         self.offline.insert((id, partition));
         self.dirty.remove(&(name.to_string(), partition));
-        self.complete_produces(now_ms);
+        self.fail_waiters(now_ms, id, partition, errors::KAFKA_STORAGE_ERROR);
     }
 
     /// Brings back partitions whose failed write is due for another try.

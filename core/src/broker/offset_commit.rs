@@ -79,15 +79,14 @@ impl Broker {
         }
         match self.append_offsets_records(&group_id, records, ctx.now_ms) {
             Some(wait) => {
-                self.coordinator.commits.push(PendingCommit {
+                let commit = PendingCommit {
                     ctx: ctx.clone(),
                     group: group_id,
                     offsets,
                     response,
-                    wait,
                     deadline_ms: ctx.now_ms + COMMIT_TIMEOUT_MS,
-                });
-                self.complete_commits(ctx.now_ms);
+                };
+                self.wait_for_commit(commit, wait);
             }
             None => {
                 for topic in &mut response.topics {

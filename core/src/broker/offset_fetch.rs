@@ -27,7 +27,7 @@ impl Broker {
             vec![request.group_id.0.as_str()]
         };
         if groups.iter().any(|g| self.commit_in_flight(g)) {
-            // Answered when the commit is applied (see `complete_commits`).
+            // Answered when the commit is applied (see `on_commit_settled`).
             self.coordinator.offset_fetches.push((ctx.clone(), request));
             return;
         }

@@ -10,6 +10,7 @@ use super::{Broker, RequestContext};
 use crate::batch::{self, BatchInfo};
 use crate::errors;
 use crate::io::{ConnId, Level, Output};
+use crate::partition::{Until, Waiter};
 use crate::producers::SequenceCheck;
 use crate::topics::{self, TopicId};
 use bytes::{Bytes, BytesMut};
@@ -18,17 +19,15 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
-/// A produce response waiting for its batches: acks=all for their fsync, acks=0/1 held by
-/// backpressure for their write.
+/// A produce response waiting for its batches: acks=all for them to be committed (durable
+/// on the in-sync set), acks=0/1 held by backpressure for their write. Each partition it
+/// appended to tells it, through the partition's waiters (`Waiter::Produce`).
 pub(super) struct PendingProduce {
     ctx: RequestContext,
     deadline_ms: i64,
     response: ProduceResponse,
-    /// (topic index, partition index) in `response`, the partition, and the last offset that
-    /// must be flushed (or written).
-    waits: Vec<(usize, usize, TopicId, i32, i64)>,
-    /// Held by backpressure: waits for the write only, and acks=0 gets no response.
-    until_written: bool,
+    /// (topic index, partition index) in `response`, and the partition, still waiting.
+    waits: Vec<(usize, usize, TopicId, i32)>,
     acks: i16,
 }
 
@@ -46,6 +45,8 @@ impl Broker {
         let acks = request.acks;
         let mut response = ProduceResponse::default();
         let mut waits = Vec::new();
+        // Per partition, the end of what this request appended there.
+        let mut ends: BTreeMap<(TopicId, i32), i64> = BTreeMap::new();
         for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
             let name = topic_data.name.0.to_string();
             let mut topic_response =
@@ -68,13 +69,9 @@ impl Broker {
                         if ctx.version >= 5 {
                             result.log_start_offset = log_start_offset;
                         }
-                        if acks == -1 {
-                            // acks=all waits for the fsync whatever the flush policy says.
-                            if let Some(log) = self.partition_log_mut(&name, index) {
-                                log.want_durable(last_offset + 1);
-                            }
-                        }
-                        waits.push((ti, pi, id, index, last_offset));
+                        let end = ends.entry((id, index)).or_insert(0);
+                        *end = (*end).max(last_offset + 1);
+                        waits.push((ti, pi, id, index));
                     }
                     Err((code, message)) => {
                         result.error_code = code;
@@ -90,19 +87,42 @@ impl Broker {
         self.pump_io();
         let bound = self.config.shard_share(self.config.unwritten_bytes_max);
         let held = acks == -1 || self.unwritten_bytes() > bound;
-        if held && !waits.is_empty() {
-            let deadline_ms = ctx.now_ms + i64::from(request.timeout_ms.max(0));
-            self.produces.push(PendingProduce {
+        if !held || waits.is_empty() {
+            return self.answer_produce(ctx, acks, &response);
+        }
+        // acks=all waits for its records to be committed, whatever the flush policy says; a
+        // produce held by backpressure for its own write.
+        let until = match (acks, self.config.planted_bug) {
+            (-1, Some(super::PlantedBug::AckBeforeFsync)) => Until::Written,
+            (-1, _) => Until::Durable,
+            _ => Until::Written,
+        };
+        let id = self.next_produce;
+        self.next_produce += 1;
+        for ((topic, partition), end) in ends {
+            if let Some(p) = self.partition_mut(topic, partition) {
+                p.wait_for(end, until, Waiter::Produce(id));
+            }
+        }
+        self.produces.insert(
+            id,
+            PendingProduce {
                 ctx: ctx.clone(),
-                deadline_ms,
+                deadline_ms: ctx.now_ms + i64::from(request.timeout_ms.max(0)),
                 response,
                 waits,
-                until_written: acks != -1,
                 acks,
-            });
-            return self.complete_produces(ctx.now_ms);
+            },
+        );
+        // Appended to partitions whose records are already that far (a retried duplicate).
+        let partitions: Vec<(TopicId, i32)> = self.produces[&id]
+            .waits
+            .iter()
+            .map(|&(.., topic, partition)| (topic, partition))
+            .collect();
+        for (topic, partition) in partitions {
+            self.poll_waiters(ctx.now_ms, topic, partition);
         }
-        self.answer_produce(ctx, acks, &response);
     }
 
     fn answer_produce(&mut self, ctx: &RequestContext, acks: i16, response: &ProduceResponse) {
@@ -119,15 +139,10 @@ impl Broker {
         self.dirty
             .iter()
             .filter_map(|(name, partition)| {
-                let log = self.topics.get(name)?.partitions.get(*partition as usize)?;
-                Some(log.unwritten_bytes())
+                let partition = self.topics.get(name)?.partitions.get(*partition as usize)?;
+                Some(partition.log.unwritten_bytes())
             })
             .sum()
-    }
-
-    /// Whether a produce held by backpressure waits for a write.
-    pub(super) fn produces_wait_for_writes(&self) -> bool {
-        self.produces.iter().any(|p| p.until_written)
     }
 
     /// Auto-creates an unknown topic when allowed; otherwise the error for its partitions.
@@ -223,7 +238,7 @@ impl Broker {
             );
             return Err((errors::MESSAGE_TOO_LARGE, Some(message)));
         }
-        let log = &topic.partitions[index as usize];
+        let log = &topic.partitions[index as usize].log;
         let mut duplicate = None;
         for info in &batches {
             match log.check_sequence(info) {
@@ -248,7 +263,8 @@ impl Broker {
             return Ok((id, base, last, -1, log.log_start_offset()));
         }
         let policy = topic.segment_policy();
-        let log = &mut self.topics.get_mut(name).expect("checked above").partitions[index as usize];
+        let topic = self.topics.get_mut(name).expect("checked above");
+        let log = &mut topic.partitions[index as usize].log;
         let mut position = 0;
         let mut first = None;
         let mut last = 0;
@@ -267,63 +283,51 @@ impl Broker {
         Ok((id, base, last, append_time, log_start))
     }
 
-    /// Where one awaited partition stands: `Some(code)` once its answer is final (NONE when its
-    /// batches are flushed), `None` while it still waits.
-    fn wait_status(
-        &self,
-        id: TopicId,
+    /// A partition that a waiting produce appended to settled: its records are committed
+    /// (`NONE`), or the partition failed or went away. The produce is answered once every
+    /// partition it waits for has settled.
+    pub(super) fn on_produce_settled(
+        &mut self,
+        id: u64,
+        topic: TopicId,
         partition: i32,
-        last_offset: i64,
-        until_written: bool,
-    ) -> Option<i16> {
-        let Some(topic) = self.topics.values().find(|t| t.id == id) else {
-            return Some(errors::UNKNOWN_TOPIC_OR_PARTITION);
+        code: i16,
+    ) {
+        let Some(pending) = self.produces.get_mut(&id) else {
+            return; // answered already (timed out, or its connection closed)
         };
-        if self.offline.contains(&(id, partition)) {
-            return Some(errors::KAFKA_STORAGE_ERROR);
-        }
-        let log = &topic.partitions[partition as usize];
-        let durable = match self.config.planted_bug {
-            _ if until_written => log.written_offset(),
-            Some(super::PlantedBug::AckBeforeFsync) => log.written_offset(),
-            _ => log.flushed_offset(),
-        };
-        (durable > last_offset).then_some(errors::NONE)
-    }
-
-    /// Settles the awaited partitions of a waiting produce; true when none still waits. With
-    /// `expired`, partitions still waiting get REQUEST_TIMED_OUT (their batches stay in the log:
-    /// as in Kafka, a timeout does not undo the write).
-    fn settle(&self, pending: &mut PendingProduce, expired: bool) -> bool {
-        let mut done = true;
-        for &(ti, pi, id, partition, last_offset) in &pending.waits {
-            let result = &mut pending.response.responses[ti].partition_responses[pi];
-            match self.wait_status(id, partition, last_offset, pending.until_written) {
-                Some(code) => result.error_code = code,
-                None if expired => result.error_code = errors::REQUEST_TIMED_OUT,
-                None => done = false,
+        let response = &mut pending.response.responses;
+        pending.waits.retain(|&(ti, pi, t, p)| {
+            let settled = (t, p) == (topic, partition);
+            if settled {
+                response[ti].partition_responses[pi].error_code = code;
             }
-        }
-        done
-    }
-
-    /// Answers every waiting acks=all produce whose partitions are all settled.
-    pub(super) fn complete_produces(&mut self, now_ms: i64) {
-        // Offset commits wait on the same flushes.
-        self.complete_commits(now_ms);
-        let pending = std::mem::take(&mut self.produces);
-        for mut produce in pending {
-            let expired = produce.deadline_ms <= now_ms;
-            if self.settle(&mut produce, expired) {
-                self.answer_produce(&produce.ctx, produce.acks, &produce.response);
-            } else {
-                self.produces.push(produce);
-            }
+            !settled
+        });
+        if pending.waits.is_empty() {
+            let pending = self.produces.remove(&id).expect("found above");
+            self.answer_produce(&pending.ctx, pending.acks, &pending.response);
         }
     }
 
+    /// Answers the produces whose time ran out: partitions still waiting get
+    /// REQUEST_TIMED_OUT (their batches stay in the log: as in Kafka, a timeout does not undo
+    /// the write). Their waiters, still in the partitions, find nothing when they fire.
     pub(super) fn expire_produces(&mut self, now_ms: i64) {
-        self.complete_produces(now_ms);
+        let due: Vec<u64> = self
+            .produces
+            .iter()
+            .filter(|(_, p)| p.deadline_ms <= now_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let mut pending = self.produces.remove(&id).expect("listed above");
+            for &(ti, pi, ..) in &pending.waits {
+                pending.response.responses[ti].partition_responses[pi].error_code =
+                    errors::REQUEST_TIMED_OUT;
+            }
+            self.answer_produce(&pending.ctx, pending.acks, &pending.response);
+        }
     }
 }
 

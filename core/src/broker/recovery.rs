@@ -10,6 +10,7 @@ use super::Broker;
 use crate::batch;
 use crate::io::{self, Level, SegmentFile};
 use crate::log::{self, PartitionLog, RecoveryReport};
+use crate::partition::Partition;
 use crate::segment::Segment;
 use crate::topics::{self, Topic};
 use std::collections::BTreeSet;
@@ -118,8 +119,8 @@ impl Broker {
         );
         // Closed segments found without a sound index file get one.
         for topic in self.topics.values() {
-            for (partition, log) in topic.partitions.iter().enumerate() {
-                if log.wants_seal() {
+            for (partition, p) in topic.partitions.iter().enumerate() {
+                if p.log.wants_seal() {
                     self.dirty.insert((topic.name.clone(), partition as i32));
                 }
             }
@@ -159,7 +160,7 @@ impl Broker {
                     .insert((record.id, partition), offset);
             }
             let logs = (0..record.partitions)
-                .map(|_| PartitionLog::new(self.config.tail_cache_bytes_per_partition))
+                .map(|_| self.new_partition())
                 .collect();
             let inherited = self.broker_configs.topic_fallbacks();
             let topic = Topic::new(&record.name, record.id, record.configs, inherited, logs, 0);
@@ -324,7 +325,7 @@ impl Broker {
             .values_mut()
             .find(|t| t.id == id)
             .expect("found above");
-        topic.partitions[partition as usize] = log;
+        topic.partitions[partition as usize] = Partition::single(self.config.node_id, log);
         for data in replay {
             self.replay_offsets_partition(&data);
         }

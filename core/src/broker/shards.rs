@@ -16,6 +16,7 @@
 use super::{Broker, InFlight, Output};
 use crate::io::{ConnId, Level};
 use crate::log::PartitionLog;
+use crate::partition::Partition;
 use crate::shard::{owner, ShardMessage, CONTROL_SHARD};
 use crate::topics::{self, Topic, TopicId};
 use bytes::Bytes;
@@ -247,7 +248,10 @@ impl Broker {
             self.offline.retain(|(id, _)| *id != topic.id);
             self.storage_retry_at.retain(|(id, _), _| *id != topic.id);
         }
-        let cache = self.config.tail_cache_bytes_per_partition;
+        let (node, cache) = (
+            self.config.node_id,
+            self.config.tail_cache_bytes_per_partition,
+        );
         let mut starts = BTreeMap::new();
         for record in image.topics {
             for (&partition, &offset) in &record.log_start_offsets {
@@ -265,7 +269,9 @@ impl Broker {
             });
             topic.configs = record.configs;
             while (topic.partitions.len() as i32) < record.partitions {
-                topic.partitions.push(PartitionLog::new(cache));
+                topic
+                    .partitions
+                    .push(Partition::single(node, PartitionLog::new(cache)));
             }
         }
         self.broker_configs.dynamic_node = image.broker_configs;

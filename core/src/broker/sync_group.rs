@@ -6,7 +6,6 @@
 use super::{Broker, RequestContext};
 use crate::errors;
 use crate::groups::GroupState;
-use crate::topics::TopicId;
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 /// How long the leader's SyncGroup waits for the assignment to be stored.
@@ -80,16 +79,9 @@ impl Broker {
                     // The assignment goes out once the new generation is durable, so a crash
                     // never lets a generation number be handed out twice (as Kafka stores the
                     // group before answering).
-                    let wait = self.persist_group(&group_id, ctx.now_ms).unwrap_or((
-                        TopicId([0; 16]),
-                        -1,
-                        0,
-                    ));
+                    let wait = self.persist_group(&group_id, ctx.now_ms);
                     let deadline_ms = ctx.now_ms + i64::from(SYNC_STORE_TIMEOUT_MS);
-                    self.coordinator
-                        .sync_waits
-                        .insert(group_id.clone(), (wait, deadline_ms));
-                    self.complete_commits(ctx.now_ms);
+                    self.wait_for_sync(&group_id, wait, deadline_ms);
                 }
             }
         }

@@ -2688,7 +2688,7 @@ mod flush_policy {
         let (code, high_watermark, records) = h.fetch_result(2);
         assert_eq!((code, high_watermark), (errors::NONE, 2));
         assert_eq!(offsets_in(&records), vec![0], "the one batch, at offset 0");
-        let log = &h.broker.topics["lazy"].partitions[0];
+        let log = &h.broker.topics["lazy"].partitions[0].log;
         assert_eq!(log.flushed_offset(), 0);
         // The broker asks to be woken when flush.ms runs out, and syncs then.
         assert_eq!(h.broker.poll_timeout(), Some(h.now_ms + 1000));
@@ -2698,7 +2698,10 @@ mod flush_policy {
         h.now_ms += 1;
         h.handle_timeout();
         assert_eq!(run_held(&mut h), 1);
-        assert_eq!(h.broker.topics["lazy"].partitions[0].flushed_offset(), 2);
+        assert_eq!(
+            h.broker.topics["lazy"].partitions[0].log.flushed_offset(),
+            2
+        );
         assert_eq!(
             h.broker.poll_timeout().filter(|&t| t <= h.now_ms + 1000),
             None
@@ -2716,7 +2719,10 @@ mod flush_policy {
             1,
             "the fifth unflushed message makes a sync due"
         );
-        assert_eq!(h.broker.topics["lazy"].partitions[0].flushed_offset(), 5);
+        assert_eq!(
+            h.broker.topics["lazy"].partitions[0].log.flushed_offset(),
+            5
+        );
     }
 
     #[test]
@@ -2732,7 +2738,10 @@ mod flush_policy {
         // The unflushed acks=1 write may get its own sync first; then the acks=all write's.
         assert!(run_held(&mut h) >= 1, "acks=all makes a sync due at once");
         assert_eq!(h.produce_result(3), (errors::NONE, 1));
-        assert_eq!(h.broker.topics["lazy"].partitions[0].flushed_offset(), 2);
+        assert_eq!(
+            h.broker.topics["lazy"].partitions[0].log.flushed_offset(),
+            2
+        );
     }
 
     #[test]
@@ -2784,7 +2793,7 @@ mod flush_policy {
         h.step();
         assert_eq!(h.produce_result(2), (errors::NONE, 1));
         assert_eq!(h.no_response, vec![3]);
-        assert!(h.broker.topics["t"].partitions[0].flushed_offset() < 3);
+        assert!(h.broker.topics["t"].partitions[0].log.flushed_offset() < 3);
     }
 
     #[test]
@@ -2802,13 +2811,13 @@ mod flush_policy {
             assert_eq!(h.produce_result(1).0, errors::NONE);
         }
         let logs = &h.broker.topics["t"].partitions;
-        let total: usize = logs.iter().map(|l| l.tail_bytes()).sum();
+        let total: usize = logs.iter().map(|l| l.log.tail_bytes()).sum();
         assert!(total <= 10_000, "{total} bytes cached");
         assert!(total > 7_000, "only what must go is evicted: {total}");
         // Three batches had to go, the three oldest: each partition's first. Each partition's
         // oldest cached batch is now its second, appended at 4, 5 and 6 ms.
         let start = h.now_ms - 12;
-        for (p, log) in logs.iter().enumerate() {
+        for (p, log) in logs.iter().map(|p| &p.log).enumerate() {
             assert_eq!(log.tail_bytes(), 3 * total / 9, "partition {p}");
             assert_eq!(log.oldest_evictable_ms(), Some(start + 4 + p as i64));
         }
@@ -3019,7 +3028,7 @@ mod storage {
         let (_, start) = h.list_offset("t", 0, -2);
         assert!(start > 20 && start < 60, "log start {start}");
         assert_eq!(read_all(&mut h, start), (start..60).collect::<Vec<_>>());
-        let log = &h.broker.topics["t"].partitions[0];
+        let log = &h.broker.topics["t"].partitions[0].log;
         assert!(log.size_bytes() >= 3000 && log.size_bytes() < 3000 + 1000);
     }
 

@@ -1,0 +1,199 @@
+//! `Partition`: one partition's log (local storage), its replication state (`Replica`), and
+//! the requests waiting for its records to be committed, joined. This is the one place where
+//! records become committed: the log reports how far it has written and synced, the replica
+//! turns every in-sync member's progress into the high watermark (what consumers see) and the
+//! durable offset (what acks=all waits for), the log is told the high watermark, and the
+//! waiters whose records are now committed come out of `poll_ready`. A produce with acks=all,
+//! an offset commit and a group's new assignment all wait through here; backpressure on
+//! acks=0/1 produces waits for the write alone.
+
+use crate::log::{FlushPolicy, PartitionLog};
+use crate::replica::{NodeId, Progress, Replica};
+use std::collections::BTreeSet;
+
+/// How committed records must be before a waiter is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Written to this node's log file (produce backpressure).
+    Written,
+    /// On the disk of every in-sync member (acks=all, offset commits, group assignments).
+    Durable,
+}
+
+/// What waits for a partition's records, by the broker's id for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Waiter {
+    Produce(u64),
+    OffsetCommit(u64),
+    GroupSync(u64),
+}
+
+#[derive(Debug)]
+pub struct Partition {
+    pub log: PartitionLog,
+    pub replica: Replica,
+    /// (end offset, waiter): told once every record below the end offset is so far.
+    written_waiters: BTreeSet<(i64, Waiter)>,
+    durable_waiters: BTreeSet<(i64, Waiter)>,
+}
+
+impl Partition {
+    /// A partition this node leads alone (a single-node cluster), from its log as it is
+    /// (recovered, or new).
+    pub fn single(node: NodeId, log: PartitionLog) -> Partition {
+        let replica = Replica::single(node, log.high_watermark());
+        Partition {
+            log,
+            replica,
+            written_waiters: BTreeSet::new(),
+            durable_waiters: BTreeSet::new(),
+        }
+    }
+
+    /// What consumers may read.
+    pub fn high_watermark(&self) -> i64 {
+        self.replica.high_watermark()
+    }
+
+    /// The log wrote or synced: the replica takes this node's progress, the log the high
+    /// watermark that follows. Returns whether the high watermark moved (parked fetches may
+    /// now have records).
+    pub fn handle_log_progress(&mut self, policy: &FlushPolicy) -> bool {
+        self.replica.handle_flush_policy(!policy.is_immediate());
+        self.replica.handle_local_progress(Progress {
+            written: self.log.written_offset(),
+            durable: self.log.flushed_offset(),
+        });
+        self.log.set_high_watermark(self.replica.high_watermark())
+    }
+
+    /// `waiter` is told (by `poll_ready`) once every record below `end_offset` is so far. A
+    /// durable waiter makes the next sync round take this partition whatever its flush policy.
+    pub fn wait_for(&mut self, end_offset: i64, until: Until, waiter: Waiter) {
+        match until {
+            Until::Written => self.written_waiters.insert((end_offset, waiter)),
+            Until::Durable => {
+                self.log.want_durable(end_offset);
+                self.durable_waiters.insert((end_offset, waiter))
+            }
+        };
+    }
+
+    /// The waiters whose records are now far enough, in offset order.
+    pub fn poll_ready(&mut self) -> Vec<Waiter> {
+        let written = self.log.written_offset();
+        let durable = self.replica.durable_offset();
+        let mut ready = take_up_to(&mut self.written_waiters, written);
+        ready.extend(take_up_to(&mut self.durable_waiters, durable));
+        ready
+    }
+
+    /// Every waiter, ready or not: the partition failed (offline) or is going away.
+    pub fn take_waiters(&mut self) -> Vec<Waiter> {
+        let written = std::mem::take(&mut self.written_waiters);
+        let durable = std::mem::take(&mut self.durable_waiters);
+        written.into_iter().chain(durable).map(|(_, w)| w).collect()
+    }
+
+    /// Whether any request waits on this partition.
+    pub fn has_waiters(&self) -> bool {
+        !self.written_waiters.is_empty() || !self.durable_waiters.is_empty()
+    }
+}
+
+/// Removes and returns the waiters with an end offset at or below `offset`.
+fn take_up_to(waiters: &mut BTreeSet<(i64, Waiter)>, offset: i64) -> Vec<Waiter> {
+    let later = waiters.split_off(&(offset.saturating_add(1), Waiter::Produce(0)));
+    std::mem::replace(waiters, later)
+        .into_iter()
+        .map(|(_, w)| w)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::tests::make_batch;
+    use crate::log::SegmentPolicy;
+
+    fn append(partition: &mut Partition, count: usize) -> i64 {
+        let values: Vec<&[u8]> = vec![b"v"; count];
+        let batch = make_batch(&values, 5);
+        let info = crate::batch::validate(&batch).unwrap();
+        let appended = partition.log.append(
+            bytes::BytesMut::from(&batch[..]),
+            &info,
+            0,
+            false,
+            &SegmentPolicy::default(),
+        );
+        appended.last_offset + 1
+    }
+
+    fn write_all(partition: &mut Partition) {
+        while partition.log.poll_write().is_some() {
+            partition.log.handle_write_done();
+        }
+    }
+
+    fn sync(partition: &mut Partition) {
+        partition
+            .log
+            .poll_sync(0, &FlushPolicy::IMMEDIATE, true)
+            .expect("something to sync");
+        partition.log.handle_sync_done();
+    }
+
+    #[test]
+    fn waiters_are_told_once_their_records_are_written_or_durable() {
+        let mut p = Partition::single(1, PartitionLog::new(1 << 20));
+        let end = append(&mut p, 3);
+        p.wait_for(end, Until::Durable, Waiter::Produce(1));
+        p.wait_for(end, Until::Written, Waiter::Produce(2));
+        p.wait_for(end, Until::Durable, Waiter::OffsetCommit(7));
+        assert!(p.poll_ready().is_empty());
+        write_all(&mut p);
+        assert!(!p.handle_log_progress(&FlushPolicy::IMMEDIATE));
+        assert_eq!(p.poll_ready(), vec![Waiter::Produce(2)]);
+        assert_eq!(p.high_watermark(), 0, "visible only once durable");
+        sync(&mut p);
+        assert!(p.handle_log_progress(&FlushPolicy::IMMEDIATE));
+        assert_eq!(p.high_watermark(), 3);
+        assert_eq!(p.log.high_watermark(), 3, "the log serves up to it");
+        assert_eq!(
+            p.poll_ready(),
+            vec![Waiter::Produce(1), Waiter::OffsetCommit(7)]
+        );
+        assert!(!p.has_waiters());
+    }
+
+    #[test]
+    fn a_relaxed_flush_policy_shows_written_records_but_acks_all_still_waits_for_the_disk() {
+        let mut p = Partition::single(1, PartitionLog::new(1 << 20));
+        let relaxed = FlushPolicy {
+            messages: 100,
+            ms: 1000,
+        };
+        let end = append(&mut p, 2);
+        p.wait_for(end, Until::Durable, Waiter::Produce(1));
+        write_all(&mut p);
+        assert!(p.handle_log_progress(&relaxed));
+        assert_eq!(p.high_watermark(), 2);
+        assert!(p.poll_ready().is_empty(), "acks=all waits for the fsync");
+        sync(&mut p);
+        p.handle_log_progress(&relaxed);
+        assert_eq!(p.poll_ready(), vec![Waiter::Produce(1)]);
+    }
+
+    #[test]
+    fn a_failing_partition_gives_back_every_waiter() {
+        let mut p = Partition::single(1, PartitionLog::new(1 << 20));
+        let end = append(&mut p, 1);
+        p.wait_for(end, Until::Durable, Waiter::GroupSync(3));
+        p.wait_for(end + 5, Until::Written, Waiter::Produce(4));
+        let mut all = p.take_waiters();
+        all.sort();
+        assert_eq!(all, vec![Waiter::Produce(4), Waiter::GroupSync(3)]);
+        assert!(!p.has_waiters());
+    }
+}
