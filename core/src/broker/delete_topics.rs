@@ -43,10 +43,8 @@ impl Broker {
                     result.topic_id = id;
                 }
                 Some((name, topic_id)) => {
-                    let topic = self.topics.remove(&name).expect("found above");
-                    self.dirty.retain(|(n, _)| *n != name);
-                    self.offline.retain(|(id, _)| *id != topic_id);
-                    self.storage_retry_at.retain(|(id, _), _| *id != topic_id);
+                    let topic = self.remove_topic(ctx.now_ms, &name);
+                    debug_assert_eq!(topic.id, topic_id);
                     self.metadata_version += 1;
                     let remove = IoOp::RemoveTopicDir {
                         topic_dir: topic.dir_name(),

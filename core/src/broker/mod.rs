@@ -949,6 +949,22 @@ impl Broker {
         Some(&mut partition.log)
     }
 
+    /// Takes a deleted topic out of the table: requests waiting on its partitions are answered
+    /// UNKNOWN_TOPIC_OR_PARTITION, and nothing of it is written or retried any more.
+    fn remove_topic(&mut self, now_ms: i64, name: &str) -> Topic {
+        let (id, partitions) = {
+            let topic = &self.topics[name];
+            (topic.id, topic.partitions.len() as i32)
+        };
+        for partition in 0..partitions {
+            self.fail_waiters(now_ms, id, partition, errors::UNKNOWN_TOPIC_OR_PARTITION);
+        }
+        self.dirty.retain(|(n, _)| n != name);
+        self.offline.retain(|(topic, _)| *topic != id);
+        self.storage_retry_at.retain(|(topic, _), _| *topic != id);
+        self.topics.remove(name).expect("named by the caller")
+    }
+
     /// A new, empty partition this node leads alone.
     fn new_partition(&self) -> crate::partition::Partition {
         let log = crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition);

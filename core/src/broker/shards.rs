@@ -243,10 +243,7 @@ impl Broker {
             .map(|t| t.name.clone())
             .collect();
         for name in gone {
-            let topic = self.topics.remove(&name).expect("listed above");
-            self.dirty.retain(|(n, _)| *n != name);
-            self.offline.retain(|(id, _)| *id != topic.id);
-            self.storage_retry_at.retain(|(id, _), _| *id != topic.id);
+            self.remove_topic(self.now_ms, &name);
         }
         let (node, cache) = (
             self.config.node_id,

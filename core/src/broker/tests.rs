@@ -523,6 +523,24 @@ fn deleted_topics_disappear_and_their_files_go() {
     assert!(h.broker.topics.is_empty());
 }
 
+/// An acks=all produce still waiting for its fsync when its topic is deleted is answered at
+/// once with UNKNOWN_TOPIC_OR_PARTITION: a partition that goes away hands back its waiters.
+#[test]
+fn a_produce_waiting_on_a_deleted_topic_is_answered_unknown_topic() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.hold_io = true;
+    h.produce(1, "t", 0, -1, make_batch(&[b"a"], 5));
+    assert!(!h.has_response(1), "waiting for the fsync");
+    let request = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(StrBytes::from_static_str("t"))]);
+    h.send(9, ApiKey::DeleteTopics, 5, &request);
+    assert_eq!(h.produce_result(1).0, errors::UNKNOWN_TOPIC_OR_PARTITION);
+    h.release_io();
+    let response: DeleteTopicsResponse = h.response(9, ApiKey::DeleteTopics, 5);
+    assert_eq!(response.responses[0].error_code, errors::NONE);
+}
+
 #[test]
 fn an_idempotent_retry_is_not_appended_twice() {
     let mut h = Harness::new(Config::default());
