@@ -91,6 +91,8 @@ pub struct BatchInfo {
     pub records_count: i32,
     pub base_timestamp: i64,
     pub max_timestamp: i64,
+    /// The leader epoch the batch was appended in (the leader writes it).
+    pub partition_leader_epoch: i32,
     pub attributes: i16,
     /// -1 for a producer that is not idempotent.
     pub producer_id: i64,
@@ -203,6 +205,7 @@ pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
         records_count,
         base_timestamp: header.base_timestamp.get(),
         max_timestamp: header.max_timestamp.get(),
+        partition_leader_epoch: header.partition_leader_epoch.get(),
         attributes: header.attributes.get(),
         producer_id: header.producer_id.get(),
         producer_epoch: header.producer_epoch.get(),

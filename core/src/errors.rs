@@ -29,6 +29,8 @@ pub const INVALID_PRODUCER_EPOCH: i16 = 47;
 pub const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 pub const SECURITY_DISABLED: i16 = 54;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
+/// The requester's leader epoch is older than the leader's.
+pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;

@@ -68,6 +68,31 @@ pub fn first_record_at_or_after(
         .map(|r| (r.offset, r.timestamp))
 }
 
+/// Kafka's `LeaderEpochFileCache.endOffsetFor` over an epoch history ((epoch, start offset),
+/// in order): the latest epoch ends at `end_offset`; an older one where the next epoch begins,
+/// answered as (the largest epoch at or below the one asked, that offset); an epoch above every
+/// known one, or -1, is unknown (-1, -1).
+pub fn end_offset_for_epoch(history: &[(i32, i64)], epoch: i32, end_offset: i64) -> (i32, i64) {
+    const UNKNOWN: (i32, i64) = (-1, -1);
+    if epoch < 0 {
+        return UNKNOWN;
+    }
+    match history.last() {
+        None => UNKNOWN,
+        Some(&(latest, _)) if epoch == latest => (latest, end_offset),
+        Some(_) => {
+            let Some(&(_, next_start)) = history.iter().find(|&&(e, _)| e > epoch) else {
+                return UNKNOWN;
+            };
+            match history.iter().rev().find(|&&(e, _)| e <= epoch) {
+                Some(&(floor, _)) => (floor, next_start),
+                // Older than every epoch the log has (retention took them).
+                None => (epoch, next_start),
+            }
+        }
+    }
+}
+
 /// A write carries at most this many appended bytes (and always at least one batch): a write
 /// is copied twice on its way to the disk (into one buffer, then into an aligned DMA buffer),
 /// so its size bounds that memory, while a few MiB already run a disk at full speed.
@@ -849,26 +874,30 @@ impl PartitionLog {
 
     // ---- appends and writes ----
 
-    /// Appends a batch that `batch::validate` accepted: rolls the segment if the policy says so,
-    /// assigns the batch's offsets (rewriting the header in `bytes`), indexes it, keeps it in the
-    /// tail cache and queues it for writing.
-    pub fn append(
+    /// Appends a batch that `batch::validate` accepted, as the partition's leader in
+    /// `leader_epoch`: rolls the segment if the policy says so, assigns the batch's offsets and
+    /// epoch (rewriting the header in `bytes`), indexes it, keeps it in the tail cache and
+    /// queues it for writing.
+    pub fn append_as_leader(
         &mut self,
         mut bytes: BytesMut,
         info: &BatchInfo,
+        leader_epoch: i32,
         now_ms: i64,
         log_append_time: bool,
         policy: &SegmentPolicy,
     ) -> Appended {
         debug_assert_eq!(bytes.len(), info.size_bytes);
-        self.roll_if_due(now_ms, info.size_bytes as u64, policy);
+        // (A log whose last epoch is above the leader's holds damage: the epoch field is
+        // outside the CRC. The history keeps only growing epochs, see `Segment::push`.)
         let base_offset = self.log_end_offset;
-        batch::assign_offset(&mut bytes, base_offset, 0);
+        batch::assign_offset(&mut bytes, base_offset, leader_epoch);
         if log_append_time {
             batch::stamp_log_append_time(&mut bytes, now_ms);
         }
         let info = BatchInfo {
             base_offset,
+            partition_leader_epoch: leader_epoch,
             max_timestamp: if log_append_time {
                 now_ms
             } else {
@@ -876,7 +905,35 @@ impl PartitionLog {
             },
             ..*info
         };
-        let bytes = bytes.freeze();
+        self.append_batch(bytes.freeze(), info, now_ms, policy)
+    }
+
+    /// Appends a batch a follower fetched from its leader as it is: its offsets and leader
+    /// epoch were assigned there. It must start at the log end.
+    pub fn append_as_follower(
+        &mut self,
+        bytes: Bytes,
+        info: &BatchInfo,
+        now_ms: i64,
+        policy: &SegmentPolicy,
+    ) -> Appended {
+        assert_eq!(
+            info.base_offset, self.log_end_offset,
+            "a follower appends at its log end"
+        );
+        self.append_batch(bytes, *info, now_ms, policy)
+    }
+
+    fn append_batch(
+        &mut self,
+        bytes: Bytes,
+        info: BatchInfo,
+        now_ms: i64,
+        policy: &SegmentPolicy,
+    ) -> Appended {
+        debug_assert_eq!(bytes.len(), info.size_bytes);
+        self.roll_if_due(now_ms, info.size_bytes as u64, policy);
+        let base_offset = info.base_offset;
         let segment = self.segments.back_mut().expect("never empty");
         if segment.is_empty() {
             segment.started_ms = now_ms;
@@ -918,6 +975,37 @@ impl PartitionLog {
         active.producers_at_end = Some(producers);
         let base = self.log_end_offset;
         self.segments.push_back(Segment::new(base, now_ms));
+    }
+
+    // ---- leader epochs ----
+
+    /// Where each leader epoch of the log's batches starts: (epoch, first offset), in order
+    /// (Kafka's leader-epoch-checkpoint; kept per segment, see [`crate::segment`]).
+    pub fn epoch_history(&self) -> Vec<(i32, i64)> {
+        let mut history: Vec<(i32, i64)> = Vec::new();
+        for &(epoch, start) in self.segments.iter().flat_map(|s| &s.epochs) {
+            if history.last().is_none_or(|&(last, _)| epoch > last) {
+                history.push((epoch, start));
+            }
+        }
+        history
+    }
+
+    /// The epoch of the log's last batch (`None` for a log that never held one).
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.segments
+            .iter()
+            .rev()
+            .find_map(|s| s.epochs.last())
+            .map(|&(epoch, _)| epoch)
+    }
+
+    /// Where `epoch`'s batches end, by Kafka's rules (`LeaderEpochFileCache.endOffsetFor`):
+    /// the latest epoch ends at `end_offset` (the caller's: Spate answers the high
+    /// watermark); an older one where the next epoch begins, as (the largest epoch at or below
+    /// the one asked, that end); an epoch above every known one, or -1, is unknown (-1, -1).
+    pub fn end_offset_for_epoch(&self, epoch: i32, end_offset: i64) -> (i32, i64) {
+        end_offset_for_epoch(&self.epoch_history(), epoch, end_offset)
     }
 
     /// Whether an idempotent producer's batch is next in its sequence, a retry, or refused.
@@ -1369,7 +1457,7 @@ mod tests {
     ) -> Appended {
         let bytes = make_batch(values, 1_000);
         let info = batch::validate(&bytes).unwrap();
-        log.append(BytesMut::from(&bytes[..]), &info, now_ms, false, policy)
+        log.append_as_leader(BytesMut::from(&bytes[..]), &info, 0, now_ms, false, policy)
     }
 
     fn append_values(log: &mut PartitionLog, values: &[&[u8]]) -> Appended {
@@ -1884,5 +1972,71 @@ mod tests {
         assert_eq!(recovered.log_end_offset(), 10);
         assert_eq!(recovered.high_watermark(), 10);
         assert_eq!(recovered.max_timestamp(), log.max_timestamp());
+    }
+    /// Issue 14: batches carry their leader epoch; the epoch history spans segments, is kept
+    /// in their index files, and comes back after a restart from those and from the scan.
+    #[test]
+    fn the_epoch_history_survives_sealing_and_recovery() {
+        let policy = SegmentPolicy {
+            segment_bytes: 600,
+            segment_ms: 1 << 40,
+            index_interval_bytes: 100,
+        };
+        let mut log = PartitionLog::new(1 << 20);
+        let mut files = Files::new();
+        // Epoch 0 for offsets 0..5, 3 for 5..12, 7 from 12 on, over several segments.
+        for (epoch, count) in [(0, 5), (3, 7), (7, 6)] {
+            for _ in 0..count {
+                let bytes = make_batch(&[&[b'v'; 100]], 1_000);
+                let info = batch::validate(&bytes).unwrap();
+                log.append_as_leader(BytesMut::from(&bytes[..]), &info, epoch, 0, false, &policy);
+            }
+        }
+        let seals = flush(&mut log, &mut files);
+        assert!(log.segment_bases().len() > 3, "several segments");
+        let history = vec![(0, 0), (3, 5), (7, 12)];
+        assert_eq!(log.epoch_history(), history);
+        assert_eq!(log.latest_epoch(), Some(7));
+        // Kafka's answers, end offset 18 standing for the caller's.
+        let cases = [
+            (0, (0, 5)),
+            (1, (0, 5)),
+            (3, (3, 12)),
+            (5, (3, 12)),
+            (7, (7, 18)),
+            (8, (-1, -1)),
+            (-1, (-1, -1)),
+        ];
+        for (epoch, expected) in cases {
+            assert_eq!(
+                log.end_offset_for_epoch(epoch, 18),
+                expected,
+                "epoch {epoch}"
+            );
+        }
+        // Back from the sealed segments' index files and a scan of the rest.
+        let seals: BTreeMap<i64, Vec<u8>> = seals.into_iter().collect();
+        let bases = log.segment_bases();
+        let mut recovered = PartitionLog::empty_at(0, 1);
+        for base in &bases {
+            match seals.get(base) {
+                Some(index) => {
+                    let (segment, producers) = Segment::decode_index(*base, index).unwrap();
+                    recovered.recover_sealed(segment, producers);
+                }
+                None => {
+                    recovered.recover_segment(*base, &files[base], 100);
+                }
+            }
+        }
+        recovered.finish_recovery(0);
+        assert_eq!(recovered.epoch_history(), history);
+        // Scanned alone, every segment gives the same.
+        let mut scanned = PartitionLog::empty_at(0, 1);
+        for base in &bases {
+            scanned.recover_segment(*base, &files[base], 100);
+        }
+        scanned.finish_recovery(0);
+        assert_eq!(scanned.epoch_history(), history);
     }
 }

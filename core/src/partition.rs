@@ -42,12 +42,50 @@ impl Partition {
     /// (recovered, or new).
     pub fn single(node: NodeId, log: PartitionLog) -> Partition {
         let replica = Replica::single(node, log.high_watermark());
+        Partition::new(log, replica)
+    }
+
+    pub fn new(log: PartitionLog, replica: Replica) -> Partition {
         Partition {
             log,
             replica,
             written_waiters: BTreeSet::new(),
             durable_waiters: BTreeSet::new(),
         }
+    }
+
+    /// Where `epoch`'s records end (OffsetForLeaderEpoch), by Kafka's rules: the leader's
+    /// current epoch ends at the high watermark (Kafka answers the log end; Spate what is
+    /// committed, which is all a consumer can have read), an older one where the next begins
+    /// in the log's epoch history, an unknown one at (-1, -1).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        // The current epoch is the history's last, from where the log ended when it began
+        // (as Kafka assigns it at election), batches of it or not.
+        let current = self.replica.leader_epoch();
+        let mut history = self.log.epoch_history();
+        if history.last().is_none_or(|&(last, _)| last < current) {
+            let start = history
+                .last()
+                .map_or(self.log.log_start_offset(), |_| self.log.log_end_offset());
+            history.push((current, start));
+        }
+        let (found, end) = crate::log::end_offset_for_epoch(&history, epoch, self.high_watermark());
+        // Never past what is committed: a consumer cannot have read beyond it.
+        (found, end.min(self.high_watermark()))
+    }
+
+    /// Appends a producer's batch as this partition's leader, in the replica's leader epoch.
+    pub fn append_as_leader(
+        &mut self,
+        bytes: bytes::BytesMut,
+        info: &crate::batch::BatchInfo,
+        now_ms: i64,
+        log_append_time: bool,
+        policy: &crate::log::SegmentPolicy,
+    ) -> crate::log::Appended {
+        let epoch = self.replica.leader_epoch();
+        self.log
+            .append_as_leader(bytes, info, epoch, now_ms, log_append_time, policy)
     }
 
     /// What consumers may read.
@@ -120,7 +158,7 @@ mod tests {
         let values: Vec<&[u8]> = vec![b"v"; count];
         let batch = make_batch(&values, 5);
         let info = crate::batch::validate(&batch).unwrap();
-        let appended = partition.log.append(
+        let appended = partition.append_as_leader(
             bytes::BytesMut::from(&batch[..]),
             &info,
             0,
@@ -195,5 +233,39 @@ mod tests {
         all.sort();
         assert_eq!(all, vec![Waiter::Produce(4), Waiter::GroupSync(3)]);
         assert!(!p.has_waiters());
+    }
+    /// OffsetForLeaderEpoch by Kafka's rules, with the leader's current epoch ending at the
+    /// high watermark even before a batch of it is written.
+    #[test]
+    fn epochs_end_where_the_next_begins_and_the_current_at_the_high_watermark() {
+        let mut p = Partition::single(1, PartitionLog::new(1 << 20));
+        assert_eq!(p.end_offset_for_epoch(0), (0, 0), "an empty log's epoch");
+        append(&mut p, 2);
+        write_all(&mut p);
+        sync(&mut p);
+        p.handle_log_progress(&FlushPolicy::IMMEDIATE);
+        // A new leadership (epoch 4) on the same log.
+        let start = p.log.log_end_offset();
+        let log = std::mem::replace(&mut p.log, PartitionLog::new(1));
+        let mut p = Partition::new(log, Replica::leader(1, 4, &[1], start));
+        assert_eq!(p.end_offset_for_epoch(4), (4, 2));
+        assert_eq!(
+            p.end_offset_for_epoch(0),
+            (0, 2),
+            "epoch 0 ended where 4 began"
+        );
+        assert_eq!(
+            p.end_offset_for_epoch(2),
+            (0, 2),
+            "no epoch 2: the one before it"
+        );
+        assert_eq!(p.end_offset_for_epoch(5), (-1, -1));
+        append(&mut p, 3);
+        write_all(&mut p);
+        sync(&mut p);
+        p.handle_log_progress(&FlushPolicy::IMMEDIATE);
+        assert_eq!(p.log.epoch_history(), vec![(0, 0), (4, 2)]);
+        assert_eq!(p.end_offset_for_epoch(4), (4, 5));
+        assert_eq!(p.end_offset_for_epoch(3), (0, 2));
     }
 }

@@ -203,6 +203,7 @@ mod tests {
             records_count: records,
             base_timestamp: 0,
             max_timestamp: 0,
+            partition_leader_epoch: 0,
             attributes: 0,
             producer_id,
             producer_epoch: epoch,

@@ -7,18 +7,26 @@
 //! the first batch whose timestamp reaches T is at or after the last entry whose "largest before"
 //! is below T, so one scan from there finds it. The segment's start is an implicit entry.
 //!
+//! The segment also keeps where each leader epoch of its batches starts (Kafka's
+//! leader-epoch-checkpoint, kept per segment): the partition's epoch history is these, segment
+//! after segment, so it is persisted with each index file and rebuilt by the scan of a segment
+//! without one, and goes with the segments retention deletes or truncation cuts.
+//!
 //! The index file (`<base offset>.index`) is written once the segment is closed and durable, and
 //! for the active segment at a clean shutdown. Format, big-endian: magic `SPIX`, version (u16),
 //! base offset, next offset, logical bytes, max timestamp, its offset, time basis for
 //! `segment.ms` (all i64/u64), entry count (u32) and entries (offset i64, position u64, max
-//! timestamp before i64), the idempotent producers' state at the segment's end, then a CRC32C of
-//! everything before it.
+//! timestamp before i64), the idempotent producers' state at the segment's end, the epoch
+//! starts (count u32, then epoch i32 and start offset i64 each; version 2 on), then a CRC32C
+//! of everything before it. A version 1 file (before epochs) reads as epoch 0 throughout.
 
 use crate::batch::BatchInfo;
 use crate::producers::ProducerStates;
 
 const INDEX_MAGIC: &[u8; 4] = b"SPIX";
-const INDEX_VERSION: u16 = 1;
+const INDEX_VERSION: u16 = 2;
+/// Index files written before epochs were kept; every batch then was in epoch 0.
+const INDEX_VERSION_WITHOUT_EPOCHS: u16 = 1;
 const ENTRY_BYTES: usize = 24;
 
 /// One sparse index entry.
@@ -48,6 +56,8 @@ pub struct Segment {
     pub started_ms: i64,
     index: Vec<IndexEntry>,
     bytes_since_entry: u64,
+    /// (leader epoch, first offset in it) for each epoch its batches begin, in order.
+    pub(crate) epochs: Vec<(i32, i64)>,
     /// Idempotent producers' state as of the segment's end, taken when it was rolled and kept
     /// until its index file is written.
     pub(crate) producers_at_end: Option<ProducerStates>,
@@ -72,6 +82,7 @@ impl Segment {
             started_ms,
             index: Vec::new(),
             bytes_since_entry: 0,
+            epochs: Vec::new(),
             producers_at_end: None,
             sealed: false,
             submitted_bytes: 0,
@@ -101,6 +112,11 @@ impl Segment {
         self.bytes += info.size_bytes as u64;
         self.bytes_since_entry += info.size_bytes as u64;
         self.next_offset = info.last_offset() + 1;
+        // Epochs only grow along a log (a lower one read back is damage, and ignored).
+        let epoch = info.partition_leader_epoch;
+        if self.epochs.last().is_none_or(|&(last, _)| epoch > last) {
+            self.epochs.push((epoch, info.base_offset));
+        }
     }
 
     /// The indexed batch start at or before the batch holding `offset`.
@@ -155,6 +171,11 @@ impl Segment {
             out.extend_from_slice(&entry.max_timestamp_before.to_be_bytes());
         }
         producers.encode(&mut out);
+        out.extend_from_slice(&(self.epochs.len() as u32).to_be_bytes());
+        for &(epoch, start) in &self.epochs {
+            out.extend_from_slice(&epoch.to_be_bytes());
+            out.extend_from_slice(&start.to_be_bytes());
+        }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_be_bytes());
         out
@@ -184,7 +205,7 @@ impl Segment {
             return Err("not an index file".into());
         }
         let version = u16::from_be_bytes(take(&mut input)?);
-        if version != INDEX_VERSION {
+        if version != INDEX_VERSION && version != INDEX_VERSION_WITHOUT_EPOCHS {
             return Err(format!("index file version {version} is not known"));
         }
         let mut fields = [0i64; 6];
@@ -228,6 +249,33 @@ impl Segment {
         }
         segment.bytes_since_entry = segment.bytes - previous.1;
         let producers = ProducerStates::decode(&mut input).ok_or("index file ends early")?;
+        if version == INDEX_VERSION_WITHOUT_EPOCHS {
+            if next > base {
+                segment.epochs.push((0, base));
+            }
+        } else {
+            let count = u32::from_be_bytes(take(&mut input)?) as usize;
+            if count > input.len() / 12 {
+                return Err("index file ends early".into());
+            }
+            for _ in 0..count {
+                let epoch = i32::from_be_bytes(take(&mut input)?);
+                let start = i64::from_be_bytes(take(&mut input)?);
+                let ordered = segment
+                    .epochs
+                    .last()
+                    .is_none_or(|&(e, s)| e < epoch && s < start);
+                if !ordered || epoch < 0 || start < base || start >= next.max(base + 1) {
+                    return Err("index file epochs are out of order".into());
+                }
+                segment.epochs.push((epoch, start));
+            }
+            if (next > base) == segment.epochs.is_empty()
+                || segment.epochs.first().is_some_and(|&(_, s)| s != base)
+            {
+                return Err("index file epochs do not cover its batches".into());
+            }
+        }
         if !input.is_empty() {
             return Err("index file has trailing bytes".into());
         }
@@ -299,5 +347,39 @@ mod tests {
                 .contains("for a segment at 11"),
             "an index file under another segment's name"
         );
+    }
+    #[test]
+    fn epochs_go_into_the_index_file_and_old_files_read_as_epoch_zero() {
+        let mut segment = Segment::new(10, 0);
+        for (i, epoch) in [0, 0, 2, 2, 5].into_iter().enumerate() {
+            let bytes = make_batch(&[b"v"], 1_000 + i as i64);
+            let mut info = batch::validate(&bytes).unwrap();
+            info.base_offset = segment.next_offset;
+            info.partition_leader_epoch = epoch;
+            segment.push(&info, 100);
+        }
+        assert_eq!(segment.epochs, vec![(0, 10), (2, 12), (5, 14)]);
+        let producers = ProducerStates::default();
+        let file = segment.encode_index(&producers);
+        let (back, _) = Segment::decode_index(10, &file).unwrap();
+        assert_eq!(back.epochs, segment.epochs);
+        // The same file as version 1 wrote it: no epoch section.
+        let body = &file[..file.len() - 4];
+        let epochs_bytes = 4 + 12 * segment.epochs.len();
+        let mut old = body[..body.len() - epochs_bytes].to_vec();
+        old[4..6].copy_from_slice(&1u16.to_be_bytes());
+        let crc = crc32c::crc32c(&old);
+        old.extend_from_slice(&crc.to_be_bytes());
+        let (back, _) = Segment::decode_index(10, &old).unwrap();
+        assert_eq!(back.epochs, vec![(0, 10)]);
+        // Epochs out of order are damage.
+        let mut bad = body.to_vec();
+        let at = bad.len() - epochs_bytes + 4;
+        bad[at..at + 4].copy_from_slice(&9i32.to_be_bytes());
+        let crc = crc32c::crc32c(&bad);
+        bad.extend_from_slice(&crc.to_be_bytes());
+        assert!(Segment::decode_index(10, &bad)
+            .unwrap_err()
+            .contains("epochs"));
     }
 }

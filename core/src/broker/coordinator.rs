@@ -599,16 +599,18 @@ impl Broker {
         RecordBatchEncoder::encode(&mut bytes, &records, &options).ok()?;
         let batches = batch::validate_all(&bytes).ok()?;
         let policy = topic.segment_policy();
-        let log = &mut topic.partitions.get_mut(partition as usize)?.log;
+        let state = topic.partitions.get_mut(partition as usize)?;
         let mut last_offset = -1;
         let mut position = 0;
         for info in &batches {
             let one = BytesMut::from(&bytes[position..position + info.size_bytes]);
             position += info.size_bytes;
-            last_offset = log.append(one, info, now_ms, false, &policy).last_offset;
+            last_offset = state
+                .append_as_leader(one, info, now_ms, false, &policy)
+                .last_offset;
         }
         // Group records are synced at once, whether or not a request waits for them.
-        log.want_durable(last_offset + 1);
+        state.log.want_durable(last_offset + 1);
         self.note_cached(position);
         self.dirty.insert((OFFSETS_TOPIC.to_string(), partition));
         self.pump_io();

@@ -1,10 +1,10 @@
 //! OffsetForLeaderEpoch (key 23): where a leader epoch's records end, for consumers checking
-//! for log truncation after a leader change (KIP-320).
-//!
-//! Every record is in leader epoch 0 (one node, no elections yet), so epoch 0 ends at the end
-//! of the log and any other epoch is unknown. Differs from Kafka: the end offset is the high
-//! watermark, not the log end offset, since records above it are not yet durable and a crash
-//! could take them back; a consumer never reads above it, so the check is unchanged.
+//! for log truncation after a leader change (KIP-320), answered from the partition's epoch
+//! history by Kafka's rules (`Partition::end_offset_for_epoch`), after Kafka's check of the
+//! requester's current leader epoch (older: FENCED_LEADER_EPOCH, newer: UNKNOWN_LEADER_EPOCH).
+//! Differs from Kafka: the current epoch ends at the high watermark, not the log end offset,
+//! since records above it are not yet durable and a crash could take them back; a consumer
+//! never reads above it, so the check is unchanged.
 
 use super::{Broker, RequestContext};
 use crate::errors;
@@ -13,11 +13,8 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
-/// The only leader epoch so far.
-const LEADER_EPOCH: i32 = 0;
-/// Kafka's answer for an epoch it has no record of.
-const UNDEFINED_EPOCH: i32 = -1;
-const UNDEFINED_EPOCH_OFFSET: i64 = -1;
+/// The requester does not say which epoch it thinks is current.
+const NO_EPOCH: i32 = -1;
 
 impl Broker {
     pub(super) fn on_offset_for_leader_epoch(
@@ -33,19 +30,18 @@ impl Broker {
                 .map(|wanted| {
                     let mut result = EpochEndOffset::default()
                         .with_partition(wanted.partition)
-                        .with_leader_epoch(UNDEFINED_EPOCH)
-                        .with_end_offset(UNDEFINED_EPOCH_OFFSET);
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
                     match self.epoch_end_offset(
                         topic.topic.0.as_str(),
                         wanted.partition,
                         wanted.current_leader_epoch,
                         wanted.leader_epoch,
                     ) {
-                        Ok(Some(end_offset)) => {
-                            result.leader_epoch = LEADER_EPOCH;
+                        Ok((epoch, end_offset)) => {
+                            result.leader_epoch = epoch;
                             result.end_offset = end_offset;
                         }
-                        Ok(None) => {}
                         Err(code) => result.error_code = code,
                     }
                     result
@@ -63,20 +59,20 @@ impl Broker {
         );
     }
 
-    /// The end offset of `epoch` in the partition (`None` for an epoch it never had), after
-    /// Kafka's check of the requester's current epoch (-1: no check).
+    /// (epoch, end offset) of `epoch` in the partition ((-1, -1) for one it never had),
+    /// after Kafka's check of the requester's current epoch (-1: no check).
     fn epoch_end_offset(
         &self,
         name: &str,
         partition: i32,
         current_leader_epoch: i32,
         epoch: i32,
-    ) -> Result<Option<i64>, i16> {
+    ) -> Result<(i32, i64), i16> {
         let topic = self
             .topics
             .get(name)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-        let log = topic
+        let state = topic
             .partitions
             .get(partition as usize)
             .filter(|_| partition >= 0)
@@ -87,10 +83,14 @@ impl Broker {
         if self.offline.contains(&(topic.id, partition)) {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }
-        // Epoch 0 is the first, so no requester is behind it (FENCED_LEADER_EPOCH) yet.
-        if current_leader_epoch > LEADER_EPOCH {
-            return Err(errors::UNKNOWN_LEADER_EPOCH);
+        let leader_epoch = state.replica.leader_epoch();
+        if current_leader_epoch != NO_EPOCH {
+            match current_leader_epoch.cmp(&leader_epoch) {
+                std::cmp::Ordering::Less => return Err(errors::FENCED_LEADER_EPOCH),
+                std::cmp::Ordering::Greater => return Err(errors::UNKNOWN_LEADER_EPOCH),
+                std::cmp::Ordering::Equal => {}
+            }
         }
-        Ok((epoch == LEADER_EPOCH).then(|| log.high_watermark()))
+        Ok(state.end_offset_for_epoch(epoch))
     }
 }

@@ -264,18 +264,19 @@ impl Broker {
         }
         let policy = topic.segment_policy();
         let topic = self.topics.get_mut(name).expect("checked above");
-        let log = &mut topic.partitions[index as usize].log;
+        let state = &mut topic.partitions[index as usize];
         let mut position = 0;
         let mut first = None;
         let mut last = 0;
         for info in &batches {
             let bytes = BytesMut::from(&records[position..position + info.size_bytes]);
             position += info.size_bytes;
-            let appended = log.append(bytes, info, ctx.now_ms, log_append_time, &policy);
+            let appended =
+                state.append_as_leader(bytes, info, ctx.now_ms, log_append_time, &policy);
             first.get_or_insert(appended.base_offset);
             last = appended.last_offset;
         }
-        let log_start = log.log_start_offset();
+        let log_start = state.log.log_start_offset();
         self.dirty.insert((name.to_string(), index));
         self.note_cached(position);
         let base = first.expect("at least one batch");

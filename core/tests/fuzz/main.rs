@@ -709,9 +709,11 @@ fn check_batch_bytes(data: &[u8]) {
         0,
     );
     let info = batch::validate(&next).expect("a valid batch");
-    let appended = log.append(
+    let epoch = log.latest_epoch().unwrap_or(0);
+    let appended = log.append_as_leader(
         BytesMut::from(&next[..]),
         &info,
+        epoch,
         0,
         false,
         &spate_core::log::SegmentPolicy::default(),
