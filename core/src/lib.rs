@@ -14,6 +14,7 @@ pub mod groups;
 pub mod io;
 pub mod log;
 pub mod memory_disk;
+pub mod node;
 pub mod partition;
 pub mod producers;
 pub mod replica;

@@ -152,6 +152,8 @@ pub const MIGRATE_AFTER: u32 = 4;
 /// One shard's router for the connections it serves (see the module comment).
 pub struct Router {
     shards: usize,
+    /// The simulator's planted bug `MislabelSplitFetch` (never in production).
+    mislabel_split_fetches: bool,
     splits: BTreeMap<ConnId, Split>,
     /// Per connection, the shard its latest partition requests went to whole, and how many
     /// in a row.
@@ -162,6 +164,7 @@ impl Router {
     pub fn new(shards: usize) -> Router {
         Router {
             shards: shards.max(1),
+            mislabel_split_fetches: false,
             splits: BTreeMap::new(),
             streaks: BTreeMap::new(),
         }
@@ -314,7 +317,7 @@ impl Router {
         let answer = if split.no_response {
             Answer::NoResponse
         } else {
-            match merge(&split) {
+            match merge(&split, self.mislabel_split_fetches) {
                 Some(frame) => Answer::Respond(frame),
                 None => Answer::Close,
             }
@@ -323,6 +326,12 @@ impl Router {
             answer: Some(answer),
             ..Routed::default()
         }
+    }
+
+    /// Plants a bug for the simulator to catch: a split Fetch's merged answer shifts its
+    /// partitions' labels by one within each topic.
+    pub fn plant_mislabelled_fetches(&mut self) {
+        self.mislabel_split_fetches = true;
     }
 
     /// The connection closed: its split request, if any, is forgotten.
@@ -529,7 +538,8 @@ fn in_order<T, P>(
 }
 
 /// The client's response from every shard's answer; `None` if one does not decode.
-fn merge(split: &Split) -> Option<Bytes> {
+/// (`mislabel_fetches`: the simulator's planted bug, see `Router::plant_mislabelled_fetches`.)
+fn merge(split: &Split, mislabel_fetches: bool) -> Option<Bytes> {
     macro_rules! answers {
         ($ty:ty) => {
             split
@@ -598,6 +608,16 @@ fn merge(split: &Split) -> Option<Bytes> {
                         .map(|p| (&mut p.records, usize::MAX)),
                     max_bytes as usize,
                 );
+            }
+            if mislabel_fetches {
+                for topic in &mut merged.responses {
+                    let mut labels: Vec<i32> =
+                        topic.partitions.iter().map(|p| p.partition_index).collect();
+                    labels.rotate_left(1);
+                    for (p, label) in topic.partitions.iter_mut().zip(labels) {
+                        p.partition_index = label;
+                    }
+                }
             }
             encode_response(split, &merged)
         }

@@ -1,8 +1,10 @@
 //! The production shell: it performs what the `spate-core` broker decides, on glommio (io_uring).
 //!
 //! It owns the sockets, the files and the clock, and nothing else: frames are read and handed to
-//! the core, outputs are performed (responses written, I/O commands run on O_DIRECT files), and
-//! completions are handed back. The core never waits; this shell never decides.
+//! the core, outputs are performed (responses written, I/O commands run on O_DIRECT files,
+//! messages carried to other shards), and completions are handed back. The core never waits;
+//! this shell never decides: each shard runs a [`ShardNode`], the same composition of broker
+//! and router the simulator runs.
 //!
 //! Thread-per-core: one glommio executor per shard, each pinned to its own CPU (`--cores N`,
 //! default one per CPU the process may use). Each shard runs its own broker over the partitions
@@ -17,8 +19,9 @@ mod startup;
 
 use shards::ShardMsg;
 use spate_core::broker::{Broker, Config};
-use spate_core::io::{ConnId, IoCommand, Level, Output};
-use spate_core::shard::{self, Answer, Routed, Router};
+use spate_core::io::{ConnId, IoCommand, Level};
+use spate_core::node::{NodeOutput, PeerMessage, ShardNode};
+use spate_core::shard::Answer;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,13 +109,11 @@ pub(crate) enum ConnNews {
     Closed { conn: ConnId },
 }
 
-/// One shard: its broker (the partitions it owns; on shard 0 also topics, groups and configs),
-/// the files it performs I/O on, and the router for its connections' requests.
+/// One shard: its node (the broker of the partitions it owns, on shard 0 also topics, groups
+/// and configs, and the router of its connections' requests) and the files it performs I/O on.
 struct Shell {
-    shard: usize,
-    broker: RefCell<Broker>,
+    node: RefCell<ShardNode>,
     files: files::Files,
-    router: RefCell<Router>,
     /// The earliest deadline a timer task sleeps until (`i64::MAX`: none).
     timer_at: Cell<i64>,
     /// The core left a deadline due after its last timeout: the next timer waits at least
@@ -180,20 +181,25 @@ impl Shell {
     /// Performs every output the core has queued.
     fn drain(self: &Rc<Self>) {
         loop {
-            let output = self.broker.borrow_mut().poll_output();
+            let output = self.node.borrow_mut().poll_output();
             let Some(output) = output else { break };
             match output {
-                Output::Respond { conn, frame } => self.answer(conn, Answer::Respond(frame)),
-                Output::NoResponse { conn } => self.answer(conn, Answer::NoResponse),
-                Output::Close { conn } => self.answer(conn, Answer::Close),
-                Output::Io(command) => {
+                NodeOutput::ToConnection { conn, answer } => self.net.deliver(
+                    conn,
+                    match answer {
+                        Answer::Respond(frame) => ConnEvent::Respond(frame),
+                        Answer::NoResponse => ConnEvent::NoResponse,
+                        Answer::Close => ConnEvent::Close,
+                    },
+                ),
+                NodeOutput::ToShard { shard, message } => {
+                    self.net.send_to(shard, ShardMsg::Peer(message))
+                }
+                NodeOutput::Io(command) => {
                     let shell = self.clone();
                     spawn_later(async move { shell.perform(command).await });
                 }
-                Output::Log { level, message } => log_line(level, &message),
-                Output::ToShard { shard, message } => {
-                    self.net.send_to(shard, ShardMsg::Core(message))
-                }
+                NodeOutput::Log { level, message } => log_line(level, &message),
             }
         }
         self.arm_timer();
@@ -207,7 +213,7 @@ impl Shell {
     /// due after its timeout (a core bug, which the core logs once) is retried only every
     /// [`OVERDUE_RETRY_MS`], so such a bug cannot make the shard recurse or spin.
     fn arm_timer(self: &Rc<Self>) {
-        let Some(mut deadline) = self.broker.borrow().poll_timeout() else {
+        let Some(mut deadline) = self.node.borrow().poll_timeout() else {
             return;
         };
         if self.overdue.get() {
@@ -230,124 +236,49 @@ impl Shell {
         self.timer_at.set(i64::MAX);
         let now = now_ms();
         let due = self
-            .broker
+            .node
             .borrow()
             .poll_timeout()
             .is_some_and(|deadline| deadline <= now);
         if due {
-            let mut broker = self.broker.borrow_mut();
-            broker.handle_timeout(now);
-            self.overdue.set(!broker.overdue_deadlines(now).is_empty());
+            let mut node = self.node.borrow_mut();
+            node.handle_timeout(now);
+            self.overdue.set(!node.overdue_deadlines(now).is_empty());
         } else {
             self.overdue.set(false);
         }
         self.drain();
     }
 
-    /// This shard's broker answered a request of `conn`: the answer goes to the router of
-    /// the connection's shard.
-    fn answer(self: &Rc<Self>, conn: ConnId, answer: Answer) {
-        let home = self.net.shard_of(conn);
-        if home != self.shard {
-            let from = self.shard;
-            return self
-                .net
-                .send_to(home, ShardMsg::Answer { conn, from, answer });
-        }
-        self.on_answer(conn, self.shard, answer);
-    }
-
-    /// A shard's answer to a request of one of this shard's connections.
-    fn on_answer(self: &Rc<Self>, conn: ConnId, from: usize, answer: Answer) {
-        let routed = self.router.borrow_mut().on_answer(conn, from, answer);
-        self.forward(conn, routed);
-    }
-
-    /// Sends a request's parts to their shards, wakes fetches, or answers the client.
-    fn forward(self: &Rc<Self>, conn: ConnId, routed: Routed) {
-        for (shard, frame) in routed.to {
-            if shard == self.shard {
-                self.broker
-                    .borrow_mut()
-                    .handle_request(now_ms(), conn, frame);
-            } else {
-                self.net.send_to(shard, ShardMsg::Request { conn, frame });
-            }
-        }
-        for shard in routed.wake {
-            if shard == self.shard {
-                self.broker.borrow_mut().wake_fetch(now_ms(), conn);
-            } else {
-                self.net.send_to(shard, ShardMsg::Wake { conn });
-            }
-        }
-        if let Some(answer) = routed.answer {
-            self.net.deliver(
-                conn,
-                match answer {
-                    Answer::Respond(frame) => ConnEvent::Respond(frame),
-                    Answer::NoResponse => ConnEvent::NoResponse,
-                    Answer::Close => ConnEvent::Close,
-                },
-            );
-        }
-    }
-
     /// A connection of this shard opened, sent a request, or closed.
     fn on_connection(self: &Rc<Self>, event: ConnNews) {
-        match event {
-            ConnNews::Open { conn, peer } => {
-                // Group members are described with their host, by the control shard.
-                match self.shard {
-                    shard::CONTROL_SHARD => self.broker.borrow_mut().handle_connect(conn, &peer),
-                    _ => self
-                        .net
-                        .send_to(shard::CONTROL_SHARD, ShardMsg::Connect { conn, peer }),
-                }
-            }
-            ConnNews::Request { conn, frame } => {
-                let routed = self.router.borrow_mut().route(conn, frame);
-                self.forward(conn, routed);
-            }
-            ConnNews::Closed { conn } => {
-                self.router.borrow_mut().forget(conn);
-                self.broker.borrow_mut().handle_disconnect(conn);
-                for shard in (0..self.net.shards()).filter(|&s| s != self.shard) {
-                    self.net.send_to(shard, ShardMsg::Disconnect { conn });
-                }
+        {
+            let mut node = self.node.borrow_mut();
+            match event {
+                ConnNews::Open { conn, peer } => node.handle_connection_opened(conn, &peer),
+                ConnNews::Request { conn, frame } => node.handle_request(now_ms(), conn, frame),
+                ConnNews::Closed { conn } => node.handle_connection_closed(conn),
             }
         }
         self.drain();
     }
 
-    /// What another shard sent this one's broker or router.
-    fn on_shard_message(self: &Rc<Self>, message: ShardMsg) {
-        match message {
-            ShardMsg::Connect { conn, peer } => {
-                self.broker.borrow_mut().handle_connect(conn, &peer)
-            }
-            ShardMsg::Request { conn, frame } => {
-                self.broker
-                    .borrow_mut()
-                    .handle_request(now_ms(), conn, frame)
-            }
-            ShardMsg::Answer { conn, from, answer } => self.on_answer(conn, from, answer),
-            ShardMsg::Wake { conn } => self.broker.borrow_mut().wake_fetch(now_ms(), conn),
-            ShardMsg::Disconnect { conn } => self.broker.borrow_mut().handle_disconnect(conn),
-            ShardMsg::Core(message) => self
-                .broker
-                .borrow_mut()
-                .handle_shard_message(now_ms(), message),
-            ShardMsg::Connection(_) | ShardMsg::Moved(_) => {
-                unreachable!("Net::receive serves connections")
-            }
-        }
+    /// What another shard sent this one.
+    fn on_peer_message(self: &Rc<Self>, from: usize, message: PeerMessage) {
+        self.node
+            .borrow_mut()
+            .handle_peer_message(now_ms(), from, message);
         self.drain();
+    }
+
+    /// Between two requests: the shard one of this shard's connections should move to.
+    fn migration(&self, conn: ConnId) -> Option<usize> {
+        self.node.borrow_mut().poll_migration(conn)
     }
 
     async fn perform(self: Rc<Self>, command: IoCommand) {
         let result = self.files.perform(command.op).await;
-        self.broker
+        self.node
             .borrow_mut()
             .handle_io_done(now_ms(), command.token, result);
         self.drain();
@@ -441,10 +372,8 @@ impl Shell {
         files.prime_poll_probe(shard).await?;
         let net = net::Net::start(shard, shards, ends);
         let shell = Rc::new(Shell {
-            shard,
-            broker: RefCell::new(broker),
+            node: RefCell::new(ShardNode::new(broker)),
             files,
-            router: RefCell::new(Router::new(shards)),
             timer_at: Cell::new(i64::MAX),
             overdue: Cell::new(false),
             net: net.clone(),
@@ -472,7 +401,7 @@ async fn serve(
         &format!(
             "spate listening on {address}, data in {}, cluster id {}, {shards} shard{}",
             config.data_dir.display(),
-            shell.broker.borrow().cluster_id(),
+            shell.node.borrow().broker().cluster_id(),
             if shards == 1 { "" } else { "s" },
         ),
     );
@@ -488,13 +417,13 @@ async fn serve(
         Level::Info,
         "shutting down: finishing writes in flight, then writing the checkpoint",
     );
-    shell.broker.borrow_mut().begin_shutdown();
+    shell.node.borrow_mut().begin_shutdown();
     shell.drain();
     let give_up = std::time::Instant::now() + Duration::from_secs(30);
-    while shell.broker.borrow().is_flushing() && std::time::Instant::now() < give_up {
+    while shell.node.borrow().is_flushing() && std::time::Instant::now() < give_up {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
-    if shell.broker.borrow().is_flushing() {
+    if shell.node.borrow().is_flushing() {
         log_line(
             Level::Warn,
             "shutdown: some writes did not finish within 30 s; recovery will check them",

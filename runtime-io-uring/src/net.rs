@@ -47,20 +47,12 @@ impl Net {
         let _ = self.shell.set(shell);
     }
 
-    pub(crate) fn shards(&self) -> usize {
-        self.shards
-    }
-
     /// A new connection id, unique across shards: its remainder by the shard count is the
-    /// shard that serves it.
+    /// shard that serves it (`spate_core::node::home_shard`).
     fn new_conn(&self) -> ConnId {
         let n = self.next_conn.get();
         self.next_conn.set(n + 1);
         n * self.shards as u64 + self.shard as u64
-    }
-
-    pub(crate) fn shard_of(&self, conn: ConnId) -> usize {
-        (conn % self.shards as u64) as usize
     }
 
     pub(crate) fn send_to(&self, shard: usize, message: ShardMsg) {
@@ -80,9 +72,7 @@ impl Net {
 
     /// Where the idle connection should move, if its requests belong to another shard.
     fn migration(&self, conn: ConnId) -> Option<usize> {
-        let shell = self.shell.get()?;
-        let to = shell.router.borrow_mut().migration(conn, self.shard);
-        to
+        self.shell.get()?.migration(conn)
     }
 
     /// Hands a connection's news to this shard's router and broker.
@@ -93,7 +83,7 @@ impl Net {
     }
 
     /// Something another shard sent this one.
-    pub(crate) fn receive(self: &Rc<Self>, message: ShardMsg) {
+    pub(crate) fn receive(self: &Rc<Self>, from: usize, message: ShardMsg) {
         match message {
             ShardMsg::Connection(accepted) => self.serve(accepted.bind_to_executor()),
             ShardMsg::Moved(socket) => {
@@ -101,9 +91,9 @@ impl Net {
                 // SAFETY: a connected TCP socket's descriptor, handed over whole.
                 self.serve(unsafe { TcpStream::from_raw_fd(socket.into_raw_fd()) });
             }
-            message => {
+            ShardMsg::Peer(message) => {
                 if let Some(shell) = self.shell.get() {
-                    shell.on_shard_message(message);
+                    shell.on_peer_message(from, message);
                 }
             }
         }

@@ -6,12 +6,10 @@
 //! peer is behind. Messages between two shards arrive in the order they were sent.
 
 use crate::net::Net;
-use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use glommio::net::AcceptedTcpStream;
-use spate_core::io::ConnId;
-use spate_core::shard::{Answer, ShardMessage};
+use spate_core::node::PeerMessage;
 use std::rc::Rc;
 
 /// Messages between shards in flight at once, per ordered pair, before the sender waits.
@@ -23,23 +21,8 @@ pub(crate) enum ShardMsg {
     Connection(AcceptedTcpStream),
     /// A connection moved here from another shard (`Router::migration`), idle between requests.
     Moved(std::os::fd::OwnedFd),
-    /// To the control shard: a connection opened from `peer`.
-    Connect { conn: ConnId, peer: String },
-    /// To the owning shard: a request (or the part of one) for its partitions, from the
-    /// router of the connection's shard.
-    Request { conn: ConnId, frame: Bytes },
-    /// To the connection's shard: what shard `from` answered.
-    Answer {
-        conn: ConnId,
-        from: usize,
-        answer: Answer,
-    },
-    /// To a shard holding part of a split Fetch: answer it now.
-    Wake { conn: ConnId },
-    /// To every shard: the connection closed.
-    Disconnect { conn: ConnId },
-    /// One broker to another ([`spate_core::io::Output::ToShard`]).
-    Core(ShardMessage),
+    /// What the core of one shard tells another's ([`spate_core::node::NodeOutput::ToShard`]).
+    Peer(PeerMessage),
 }
 
 /// One shard's ends of the mesh: a sender to every other shard and a receiver from each.
@@ -93,12 +76,15 @@ impl Endpoints {
 
     /// Connects the receivers, each in its own task that hands what arrives to `net`.
     pub(crate) fn start_receivers(&mut self, net: &Rc<Net>) {
-        for receiver in self.from.iter_mut().filter_map(Option::take) {
+        for (from, receiver) in self.from.iter_mut().enumerate() {
+            let Some(receiver) = receiver.take() else {
+                continue;
+            };
             let net = net.clone();
             glommio::spawn_local(async move {
                 let receiver = receiver.connect().await;
                 while let Some(message) = receiver.recv().await {
-                    net.receive(message);
+                    net.receive(from, message);
                 }
             })
             .detach();

@@ -83,7 +83,7 @@ impl GroupProfile {
             session_timeout_ms,
             rebalance_timeout_ms,
             static_members: rng.chance(300),
-            slow_rejoin_per_mille: *rng.pick(&[0, 200, 500]),
+            slow_rejoin_per_mille: *rng.pick(&[0, 300, 700]),
             join_stagger_us: *rng.pick(&[0, 500_000, 4_000_000]),
         }
     }

@@ -215,9 +215,9 @@ impl GroupMember {
             }
         }
         if let Phase::RejoinAt { at } = self.phase {
-            // Once the faults stop, a slow member polls within 5 s, so the group settles in
-            // the quiet phase.
-            let at = if faulty { at } else { at.min(now + 5_000_000) };
+            // Once the faults stop, a slow member polls within 8 s (longer than a 6 s session,
+            // shorter than the quiet phase), so the group settles in the quiet phase.
+            let at = if faulty { at } else { at.min(now + 8_000_000) };
             self.phase = match now >= at {
                 true => Phase::Joining,
                 false => Phase::RejoinAt { at },

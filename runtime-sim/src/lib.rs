@@ -24,8 +24,9 @@ use client::{Client, Micros, Role, Step};
 use disk::SimDisk;
 use rng::Stream;
 use spate_core::broker::{Broker, Config, PlantedBug};
-use spate_core::io::{ConnId, IoOp, IoResult, IoToken, Output};
-use spate_core::shard::{self, Answer, Router, ShardMessage};
+use spate_core::io::{ConnId, IoOp, IoResult, IoToken};
+use spate_core::node::{home_shard, NodeOutput, PeerMessage, ShardNode};
+use spate_core::shard::{self, Answer};
 use std::collections::{BTreeMap, VecDeque};
 
 /// The node's wall clock at virtual time zero (a date in 2023, in Kafka's milliseconds).
@@ -84,6 +85,9 @@ pub struct Stats {
     pub failed_writes: u64,
     pub requests: u64,
     pub log_lines: u64,
+    /// Connections moved to the shard their requests go to, and messages between shards.
+    pub migrations: u64,
+    pub shard_messages: u64,
 }
 
 pub struct Outcome {
@@ -118,11 +122,13 @@ enum Event {
         token: IoToken,
         io: PendingIo,
     },
-    /// One shard's broker to another's.
+    /// One shard node to another (requests and answers of split requests, wakes, the
+    /// brokers' own messages).
     ToShard {
         incarnation: u64,
+        from: usize,
         shard: usize,
-        message: ShardMessage,
+        message: PeerMessage,
     },
     NodeTimer {
         incarnation: u64,
@@ -218,24 +224,28 @@ struct Conn {
     /// Messages in each direction keep their order, as on a TCP stream.
     to_node_at: Micros,
     to_client_at: Micros,
+    /// The id the node knows it by: its remainder by the shard count is the shard serving it
+    /// (it changes when the connection moves to another shard, as the socket does in
+    /// production; the client does not see it).
+    node_conn: ConnId,
+    peer: String,
 }
 
-/// The node's shards, one broker each, and the router in front of them (one router serves
-/// every connection: the production shell's per-shard routers hold no state across
-/// connections).
+/// The node's shards, as production runs them: a `ShardNode` each (its broker and the router
+/// of the connections it serves), their messages carried between them in order per pair.
 struct Shards {
-    brokers: Vec<Broker>,
-    router: Router,
+    nodes: Vec<ShardNode>,
 }
 
 impl Shards {
     fn control(&self) -> &Broker {
-        &self.brokers[shard::CONTROL_SHARD]
+        self.nodes[shard::CONTROL_SHARD].broker()
     }
 
     /// A partition's high watermark, from the shard that owns it.
     fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.brokers[shard::owner(topic, partition, self.brokers.len())]
+        self.nodes[shard::owner(topic, partition, self.nodes.len())]
+            .broker()
             .high_watermark(topic, partition)
     }
 }
@@ -268,6 +278,9 @@ pub struct Sim {
     client_generation: Vec<u64>,
     conns: BTreeMap<ConnId, Conn>,
     next_conn: ConnId,
+    /// Node-side connection ids, to the client's connection; and how many were handed out.
+    node_conns: BTreeMap<ConnId, ConnId>,
+    node_conns_made: u64,
     history: History,
     stats: Stats,
     trace: u64,
@@ -307,6 +320,8 @@ impl Sim {
             client_generation: Vec::new(),
             conns: BTreeMap::new(),
             next_conn: 1,
+            node_conns: BTreeMap::new(),
+            node_conns_made: 0,
             history: History::default(),
             stats: Stats::default(),
             trace: 0xcbf2_9ce4_8422_2325,
@@ -465,13 +480,14 @@ impl Sim {
             } => self.io_done(incarnation, shard, token, io),
             Event::ToShard {
                 incarnation,
+                from,
                 shard,
                 message,
             } => {
                 if incarnation == self.node.incarnation {
                     let now_ms = self.now_ms();
                     if let Some(node) = self.node.broker.as_mut() {
-                        node.brokers[shard].handle_shard_message(now_ms, message);
+                        node.nodes[shard].handle_peer_message(now_ms, from, message);
                         self.drain();
                     }
                 }
@@ -485,9 +501,9 @@ impl Sim {
                     let now_ms = self.now_ms();
                     if let Some(node) = self.node.broker.as_mut() {
                         let mut overdue = Vec::new();
-                        for (shard, broker) in node.brokers.iter_mut().enumerate() {
-                            broker.handle_timeout(now_ms);
-                            let kinds = broker.overdue_deadlines(now_ms);
+                        for (shard, node) in node.nodes.iter_mut().enumerate() {
+                            node.handle_timeout(now_ms);
+                            let kinds = node.overdue_deadlines(now_ms);
                             if !kinds.is_empty() {
                                 overdue.push(format!(
                                     "shard {shard} at {:.3} s: {} still due after handle_timeout",
@@ -605,14 +621,16 @@ impl Sim {
                 closed_at: None,
                 to_node_at: 0,
                 to_client_at: 0,
+                node_conn: 0,
+                peer: format!("10.0.0.{client}:40000"),
             },
         );
         self.client_conn[client] = Some(conn);
         self.clients[client].on_connected();
-        if let Some(node) = self.node.broker.as_mut() {
-            node.brokers[shard::CONTROL_SHARD]
-                .handle_connect(conn, &format!("10.0.0.{client}:40000"));
-        }
+        // The shards take connections in turn, as shard 0's accept loop hands them out.
+        let shards = self.faults.shards;
+        let home = (self.node_conns_made % shards as u64) as usize;
+        self.open_on(conn, home);
         let latency = self.latency();
         self.schedule_tick(client, latency);
     }
@@ -663,11 +681,12 @@ impl Sim {
                 c.open = false;
                 c.closed_at = Some(self.now);
                 if c.incarnation == self.node.incarnation {
+                    let node_conn = c.node_conn;
+                    self.node_conns.remove(&node_conn);
                     if let Some(node) = self.node.broker.as_mut() {
-                        node.router.forget(conn);
-                        for broker in &mut node.brokers {
-                            broker.handle_disconnect(conn);
-                        }
+                        let home = home_shard(node_conn, node.nodes.len());
+                        node.nodes[home].handle_connection_closed(node_conn);
+                        self.drain();
                     }
                 }
             }
@@ -702,12 +721,11 @@ impl Sim {
         c.in_core = frame
             .get(0..2)
             .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+        let node_conn = c.node_conn;
         let now_ms = self.now_ms();
         if let Some(node) = self.node.broker.as_mut() {
-            let routed = node.router.route(conn, frame);
-            for (shard, part) in routed.to {
-                node.brokers[shard].handle_request(now_ms, conn, part);
-            }
+            let home = home_shard(node_conn, node.nodes.len());
+            node.nodes[home].handle_request(now_ms, node_conn, frame);
             self.drain();
         }
     }
@@ -715,23 +733,21 @@ impl Sim {
     fn drain(&mut self) {
         loop {
             let next = self.node.broker.as_mut().and_then(|node| {
-                node.brokers
+                node.nodes
                     .iter_mut()
                     .enumerate()
-                    .find_map(|(shard, broker)| broker.poll_output().map(|o| (shard, o)))
+                    .find_map(|(shard, node)| node.poll_output().map(|o| (shard, o)))
             });
             let Some((shard, output)) = next else {
                 break;
             };
             match output {
-                Output::Respond { conn, frame } => self.answer(conn, shard, Answer::Respond(frame)),
-                Output::NoResponse { conn } => self.answer(conn, shard, Answer::NoResponse),
-                Output::Close { conn } => self.answer(conn, shard, Answer::Close),
-                Output::Io(command) => self.start_io(shard, command.token, command.op),
-                Output::ToShard { shard: to, message } => {
+                NodeOutput::ToConnection { conn, answer } => self.answer(conn, answer),
+                NodeOutput::Io(command) => self.start_io(shard, command.token, command.op),
+                NodeOutput::ToShard { shard: to, message } => {
                     self.send_between_shards(shard, to, message)
                 }
-                Output::Log { level, message } => {
+                NodeOutput::Log { level, message } => {
                     self.stats.log_lines += 1;
                     if self.options.verbose {
                         eprintln!(
@@ -745,37 +761,72 @@ impl Sim {
         self.arm_timer();
     }
 
-    /// A shard answered a connection's request (or its part of it): the router decides what
-    /// the client hears, and which other shards answer their parts of a Fetch now.
-    fn answer(&mut self, conn: ConnId, shard: usize, answer: Answer) {
-        let now_ms = self.now_ms();
-        let Some(node) = self.node.broker.as_mut() else {
-            return;
+    /// The node answered a connection's request (`node_conn`, as the node knows it).
+    fn answer(&mut self, node_conn: ConnId, answer: Answer) {
+        let Some(&conn) = self.node_conns.get(&node_conn) else {
+            return; // the connection closed meanwhile
         };
-        let routed = node.router.on_answer(conn, shard, answer);
-        for woken in routed.wake {
-            node.brokers[woken].wake_fetch(now_ms, conn);
-        }
-        match routed.answer {
-            Some(Answer::Respond(frame)) => self.respond(conn, frame),
-            Some(Answer::NoResponse) => {
+        match answer {
+            Answer::Respond(frame) => self.respond(conn, frame),
+            Answer::NoResponse => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.busy = false;
                 }
-                self.pump_conn(conn);
+                self.between_requests(conn);
             }
-            Some(Answer::Close) => {
+            Answer::Close => {
                 self.history
                     .problems
                     .push(format!("the broker closed connection {conn}"));
                 self.break_conn(conn);
             }
-            None => {}
         }
     }
 
-    /// A message from one shard's broker to another's, in order with the ones before it.
-    fn send_between_shards(&mut self, from: usize, to: usize, message: ShardMessage) {
+    /// The connection has no request in the node: it may move to another shard (as the
+    /// production shell moves the socket), then its next request goes in.
+    fn between_requests(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let (node_conn, open) = (c.node_conn, c.open);
+        if open && c.incarnation == self.node.incarnation {
+            let moved = self.node.broker.as_mut().and_then(|node| {
+                let home = home_shard(node_conn, node.nodes.len());
+                let to = node.nodes[home].poll_migration(node_conn)?;
+                node.nodes[home].handle_connection_closed(node_conn);
+                Some(to)
+            });
+            if let Some(to) = moved {
+                self.stats.migrations += 1;
+                self.node_conns.remove(&node_conn);
+                self.open_on(conn, to);
+                self.drain();
+            }
+        }
+        self.pump_conn(conn);
+    }
+
+    /// The node opens the connection on shard `home`, under a new id of that shard.
+    fn open_on(&mut self, conn: ConnId, home: usize) {
+        let shards = self.faults.shards as u64;
+        let node_conn = self.node_conns_made * shards + home as u64;
+        self.node_conns_made += 1;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.node_conn = node_conn;
+        let peer = c.peer.clone();
+        self.node_conns.insert(node_conn, conn);
+        if let Some(node) = self.node.broker.as_mut() {
+            node.nodes[home].handle_connection_opened(node_conn, &peer);
+            self.drain();
+        }
+    }
+
+    /// A message from one shard to another, in order with the ones before it.
+    fn send_between_shards(&mut self, from: usize, to: usize, message: PeerMessage) {
+        self.stats.shard_messages += 1;
         let hop = self
             .net
             .range(self.faults.shard_hop_us.0, self.faults.shard_hop_us.1);
@@ -787,6 +838,7 @@ impl Sim {
             at,
             Event::ToShard {
                 incarnation,
+                from,
                 shard: to,
                 message,
             },
@@ -830,7 +882,7 @@ impl Sim {
         {
             self.push(self.now + 1, Event::Crash);
         }
-        self.pump_conn(conn);
+        self.between_requests(conn);
     }
 
     fn arm_timer(&mut self) {
@@ -838,7 +890,7 @@ impl Sim {
             .node
             .broker
             .as_ref()
-            .and_then(|node| node.brokers.iter().filter_map(Broker::poll_timeout).min());
+            .and_then(|node| node.nodes.iter().filter_map(ShardNode::poll_timeout).min());
         let Some(mut deadline_ms) = deadline else {
             return;
         };
@@ -1012,7 +1064,7 @@ impl Sim {
         };
         let now_ms = self.now_ms();
         if let Some(node) = self.node.broker.as_mut() {
-            node.brokers[shard].handle_io_done(now_ms, token, result);
+            node.nodes[shard].handle_io_done(now_ms, token, result);
         }
         self.drain();
     }
@@ -1060,20 +1112,21 @@ impl Sim {
         };
         let shards = self.faults.shards;
         let now_ms = self.now_ms();
-        let brokers = match Broker::start_shards(&config, shards, &mut self.disk, now_ms) {
-            Ok(started) => started.into_iter().map(|(broker, _)| broker).collect(),
-            Err(error) => {
-                self.history
-                    .problems
-                    .push(format!("recovery failed: {error}"));
-                self.done = true;
-                return;
-            }
-        };
+        let brokers: Vec<Broker> =
+            match Broker::start_shards(&config, shards, &mut self.disk, now_ms) {
+                Ok(started) => started.into_iter().map(|(broker, _)| broker).collect(),
+                Err(error) => {
+                    self.history
+                        .problems
+                        .push(format!("recovery failed: {error}"));
+                    self.done = true;
+                    return;
+                }
+            };
         let broker = Shards {
-            brokers,
-            router: Router::new(shards),
+            nodes: brokers.into_iter().map(ShardNode::new).collect(),
         };
+        self.node_conns.clear();
         self.node.shard_link_at.clear();
         if let Some(crashed_at) = self.last_crash_at.take() {
             let recovered = broker

@@ -280,8 +280,9 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "lose-last-batch" => Ok(PlantedBug::LoseLastBatchOnRecovery),
         "commit-before-flush" => Ok(PlantedBug::CommitBeforeFlush),
         "stuck-group-deadline" => Ok(PlantedBug::StuckGroupDeadline),
+        "mislabel-split-fetch" => Ok(PlantedBug::MislabelSplitFetch),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush or stuck-group-deadline"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline or mislabel-split-fetch"
         )),
     }
 }

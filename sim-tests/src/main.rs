@@ -26,8 +26,8 @@ struct Args {
     /// Stop a run after this many events.
     #[arg(long)]
     steps: Option<u64>,
-    /// Plant a known bug: ack-before-fsync, lose-last-batch, commit-before-flush or
-    /// stuck-group-deadline.
+    /// Plant a known bug: ack-before-fsync, lose-last-batch, commit-before-flush,
+    /// stuck-group-deadline or mislabel-split-fetch.
     #[arg(long)]
     buggify: Option<String>,
     /// No faults at all (a baseline run).
@@ -97,6 +97,12 @@ fn run(args: Args) -> Result<bool, String> {
                 s.events, s.virtual_us as f64 / 1e6, s.requests, s.crashes, s.writes_kept, s.writes_torn, s.writes_lost,
                 s.bit_flips, s.dropped_messages, s.failed_writes
             );
+            if outcome.faults.shards > 1 {
+                println!(
+                    "  shards: {} messages between them, {} connections moved",
+                    s.shard_messages, s.migrations
+                );
+            }
             let h = &outcome.history;
             println!(
                 "  {} records sent, {} acknowledged batches, {} offsets read, {} in the final log, {} producer session resets",

@@ -136,3 +136,15 @@ fn a_planted_deadline_that_never_moves_past_now_is_caught_within_40_seeds() {
         "a group deadline left due went unnoticed in 40 seeds: {caught:?}"
     );
 }
+
+/// Issue 14: the simulator runs the production composition of a shard (ShardNode: router,
+/// broker, connections, messages between shards); a bug in the cross-shard path, a split
+/// Fetch merged with its partitions mislabelled, is caught.
+#[test]
+fn a_planted_bug_in_the_cross_shard_path_is_caught_within_40_seeds() {
+    let caught = failures(1..41, Some("mislabel-split-fetch"));
+    assert!(
+        caught.len() >= 5,
+        "mislabelled split fetches went unnoticed: caught on {caught:?}"
+    );
+}

@@ -59,6 +59,9 @@ pub enum PlantedBug {
     /// Keep reporting the session deadline of a member waiting in JoinGroup or SyncGroup once
     /// it has passed, without renewing it (issue 12): a deadline `handle_timeout` never moves.
     StuckGroupDeadline,
+    /// Merge a Fetch split across shards with its partitions' labels shifted by one within
+    /// each topic: a client reads one partition's records as another's.
+    MislabelSplitFetch,
 }
 
 impl Default for Config {

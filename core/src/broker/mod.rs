@@ -270,6 +270,19 @@ impl Broker {
         &self.cluster_id
     }
 
+    /// The bug the simulator planted, if any (never in production).
+    pub fn planted_bug(&self) -> Option<PlantedBug> {
+        self.config.planted_bug
+    }
+
+    /// This broker's shard, and how many there are.
+    pub fn shard(&self) -> usize {
+        self.config.shard
+    }
+    pub fn shards(&self) -> usize {
+        self.config.shards.max(1)
+    }
+
     /// A group's state name, generation and member count, if the group exists.
     pub fn group_summary(&self, group_id: &str) -> Option<(&'static str, i32, usize)> {
         let group = self.coordinator.groups.get(group_id)?;

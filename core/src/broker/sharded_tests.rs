@@ -1,13 +1,14 @@
-//! Thread-per-core in the core: several shards' brokers on one in-memory disk, a router in
-//! front, and their messages to each other delivered in order, or held to show what waits
-//! for what.
+//! Thread-per-core in the core: several shards (`ShardNode`s, as the shells run them) on one
+//! in-memory disk, their messages to each other delivered in order, or the brokers' own held to
+//! show what waits for what.
 
 use super::*;
 use crate::batch::{self, tests::make_batch};
 use crate::errors;
 use crate::memory_disk::MemoryDisk;
+use crate::node::{home_shard, NodeOutput, PeerMessage, ShardNode};
 use crate::shard::tests::fetch_request;
-use crate::shard::{owner, Answer, Routed, Router, ShardMessage};
+use crate::shard::{owner, Answer};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
@@ -20,15 +21,15 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 const SHARDS: usize = 2;
 
 struct Shards {
-    brokers: Vec<Broker>,
-    router: Router,
+    /// Each shard as the shells run it: its broker and router (`ShardNode`).
+    nodes: Vec<ShardNode>,
     disk: MemoryDisk,
     now_ms: i64,
     /// What clients were answered, by connection.
     answers: Vec<(ConnId, Answer)>,
-    /// Messages to this shard are held until released.
+    /// The brokers' own messages to this shard are held until released.
     hold_to: Option<usize>,
-    held: Vec<(usize, ShardMessage)>,
+    held: Vec<(usize, usize, PeerMessage)>,
     next_correlation: i32,
     reports: Vec<StartupReport>,
 }
@@ -40,14 +41,13 @@ fn name(s: &str) -> TopicName {
 impl Shards {
     /// Every shard started up on `disk`, the control shard last (as the shell does).
     fn start(mut disk: MemoryDisk) -> Shards {
-        let (brokers, reports) =
+        let (brokers, reports): (Vec<Broker>, Vec<StartupReport>) =
             Broker::start_shards(&Config::default(), SHARDS, &mut disk, 1_000_000)
                 .unwrap()
                 .into_iter()
                 .unzip();
         let mut shards = Shards {
-            brokers,
-            router: Router::new(SHARDS),
+            nodes: brokers.into_iter().map(ShardNode::new).collect(),
             disk,
             now_ms: 1_000_000,
             answers: Vec::new(),
@@ -60,30 +60,33 @@ impl Shards {
         shards
     }
 
-    /// Performs every output of every shard until none is left.
+    fn broker(&self, shard: usize) -> &Broker {
+        self.nodes[shard].broker()
+    }
+
+    /// Performs every output of every shard until none is left: messages between shards
+    /// arrive in order, at once.
     fn step(&mut self) {
         loop {
             let mut progress = false;
             for shard in 0..SHARDS {
-                while let Some(output) = self.brokers[shard].poll_output() {
+                while let Some(output) = self.nodes[shard].poll_output() {
                     progress = true;
                     match output {
-                        Output::Respond { conn, frame } => {
-                            self.answer(conn, shard, Answer::Respond(frame))
+                        NodeOutput::ToConnection { conn, answer } => {
+                            self.answers.push((conn, answer))
                         }
-                        Output::NoResponse { conn } => self.answer(conn, shard, Answer::NoResponse),
-                        Output::Close { conn } => self.answer(conn, shard, Answer::Close),
-                        Output::Io(command) => {
+                        NodeOutput::Io(command) => {
                             let result = self.disk.perform(command.op);
-                            self.brokers[shard].handle_io_done(self.now_ms, command.token, result);
+                            self.nodes[shard].handle_io_done(self.now_ms, command.token, result);
                         }
-                        Output::Log { .. } => {}
-                        Output::ToShard { shard: to, message } => {
-                            assert_ne!(to, shard, "a shard told itself {message:?}");
-                            if self.hold_to == Some(to) {
-                                self.held.push((to, message));
+                        NodeOutput::Log { .. } => {}
+                        NodeOutput::ToShard { shard: to, message } => {
+                            let core = matches!(message, PeerMessage::Core(_));
+                            if core && self.hold_to == Some(to) {
+                                self.held.push((shard, to, message));
                             } else {
-                                self.brokers[to].handle_shard_message(self.now_ms, message);
+                                self.nodes[to].handle_peer_message(self.now_ms, shard, message);
                             }
                         }
                     }
@@ -95,27 +98,10 @@ impl Shards {
         }
     }
 
-    fn answer(&mut self, conn: ConnId, shard: usize, answer: Answer) {
-        let routed = self.router.on_answer(conn, shard, answer);
-        self.perform(conn, routed);
-    }
-
-    fn perform(&mut self, conn: ConnId, routed: Routed) {
-        for (shard, frame) in routed.to {
-            self.brokers[shard].handle_request(self.now_ms, conn, frame);
-        }
-        for shard in routed.wake {
-            self.brokers[shard].wake_fetch(self.now_ms, conn);
-        }
-        if let Some(answer) = routed.answer {
-            self.answers.push((conn, answer));
-        }
-    }
-
     fn release(&mut self) {
         self.hold_to = None;
-        for (to, message) in std::mem::take(&mut self.held) {
-            self.brokers[to].handle_shard_message(self.now_ms, message);
+        for (from, to, message) in std::mem::take(&mut self.held) {
+            self.nodes[to].handle_peer_message(self.now_ms, from, message);
         }
         self.step();
     }
@@ -135,11 +121,11 @@ impl Shards {
         buf.freeze()
     }
 
-    /// A client's request, through the router.
+    /// A client's request, on the connection's home shard (which routes it).
     fn send<R: Encodable>(&mut self, conn: ConnId, api_key: ApiKey, version: i16, request: &R) {
         let frame = self.frame(api_key, version, request);
-        let routed = self.router.route(conn, frame);
-        self.perform(conn, routed);
+        let home = home_shard(conn, SHARDS);
+        self.nodes[home].handle_request(self.now_ms, conn, frame);
         self.step();
     }
 
@@ -207,9 +193,9 @@ impl Shards {
 
     /// A clean shutdown of every shard, then a start on the same disk.
     fn restart(mut self) -> Shards {
-        self.brokers[0].begin_shutdown();
+        self.nodes[0].begin_shutdown();
         self.step();
-        assert!(self.brokers.iter().all(|b| !b.is_flushing()));
+        assert!(self.nodes.iter().all(|n| !n.is_flushing()));
         Shards::start(self.disk)
     }
 }
@@ -249,7 +235,7 @@ fn a_topic_is_answered_once_every_shard_runs_on_it_and_each_partition_lives_on_i
         shards.answers.is_empty(),
         "answered before shard 1 had the topic"
     );
-    assert!(shards.brokers[1].high_watermark("t", 0).is_none());
+    assert!(shards.broker(1).high_watermark("t", 0).is_none());
     shards.release();
     let created: CreateTopicsResponse = shards.response(9, ApiKey::CreateTopics, 7).unwrap();
     assert_eq!(created.topics[0].error_code, errors::NONE);
@@ -261,8 +247,8 @@ fn a_topic_is_answered_once_every_shard_runs_on_it_and_each_partition_lives_on_i
     }
     for p in all {
         let mine = owner("t", p, SHARDS);
-        assert_eq!(shards.brokers[mine].high_watermark("t", p), Some(2));
-        assert_eq!(shards.brokers[1 - mine].high_watermark("t", p), Some(0));
+        assert_eq!(shards.broker(mine).high_watermark("t", p), Some(2));
+        assert_eq!(shards.broker(1 - mine).high_watermark("t", p), Some(0));
     }
     // Each partition's segment was written by its owner only, once.
     let segments = shards
@@ -336,11 +322,11 @@ fn the_clean_shutdown_mark_waits_for_every_shard() {
     shards.create_topic("m", 2);
     shards.produce("m", &[0, 1], &[b"x"]);
     shards.hold_to = Some(0);
-    shards.brokers[0].begin_shutdown();
+    shards.nodes[0].begin_shutdown();
     shards.step();
-    assert!(!shards.brokers[1].is_flushing(), "shard 1 checkpointed");
+    assert!(!shards.nodes[1].is_flushing(), "shard 1 checkpointed");
     assert!(
-        shards.brokers[0].is_flushing(),
+        shards.nodes[0].is_flushing(),
         "shard 0 waits for shard 1's word"
     );
     assert!(!shards
@@ -348,7 +334,7 @@ fn the_clean_shutdown_mark_waits_for_every_shard() {
         .files
         .contains_key(crate::io::CLEAN_SHUTDOWN_FILE));
     shards.release();
-    assert!(!shards.brokers[0].is_flushing());
+    assert!(!shards.nodes[0].is_flushing());
     assert!(shards
         .disk
         .files
@@ -365,7 +351,8 @@ fn a_request_on_the_wrong_shard_is_refused() {
     let mut shards = Shards::start(MemoryDisk::default());
     shards.create_topic("w", 2);
     let p = owned("w", 1, 1)[0];
-    // A produce for shard 1's partition handed to shard 0 directly, past the router.
+    // A produce for shard 1's partition handed to shard 0, as if shard 1's router sent it
+    // there.
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(1000)
@@ -375,15 +362,17 @@ fn a_request_on_the_wrong_shard_is_refused() {
                 .with_index(p)
                 .with_records(Some(Bytes::from(make_batch(&[b"x"], 1))))])]);
     let frame = shards.frame(ApiKey::Produce, 9, &request);
-    shards.brokers[0].handle_request(shards.now_ms, 5, frame);
+    let misrouted = PeerMessage::Request { conn: 5, frame };
+    shards.nodes[0].handle_peer_message(shards.now_ms, 1, misrouted);
     shards.step();
     let response: ProduceResponse = shards.response(5, ApiKey::Produce, 9).unwrap();
     let result = &response.responses[0].partition_responses[0];
     assert_eq!(result.error_code, errors::NOT_LEADER_OR_FOLLOWER);
-    assert_eq!(shards.brokers[0].high_watermark("w", p), Some(0));
+    assert_eq!(shards.broker(0).high_watermark("w", p), Some(0));
     // A control request handed to shard 1: it closes the connection.
     let frame = shards.frame(ApiKey::Metadata, 12, &MetadataRequest::default());
-    shards.brokers[1].handle_request(shards.now_ms, 6, frame);
+    let misrouted = PeerMessage::Request { conn: 6, frame };
+    shards.nodes[1].handle_peer_message(shards.now_ms, 0, misrouted);
     shards.step();
     assert_eq!(shards.answers, vec![(6, Answer::Close)]);
 }
@@ -407,5 +396,41 @@ fn each_shard_keeps_to_its_share_of_the_brokers_memory_bounds() {
         config.shard_share(1000),
         1000,
         "one shard keeps the whole bound"
+    );
+}
+
+/// A connection whose requests keep going to another shard's partitions is told to move there
+/// (between requests), and served there under an id of that shard, its answers unchanged.
+#[test]
+fn a_connection_moves_to_the_shard_its_requests_go_to() {
+    let mut shards = Shards::start(MemoryDisk::default());
+    shards.create_topic("mv", 2);
+    let p = owned("mv", 1, 1)[0];
+    // Connection 4 is served by shard 0; its produces all go to shard 1.
+    for round in 0..crate::shard::MIGRATE_AFTER {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name("mv"))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(p)
+                    .with_records(Some(Bytes::from(make_batch(&[b"x"], 1))))])]);
+        shards.send(4, ApiKey::Produce, 9, &request);
+        let response: ProduceResponse = shards.response(4, ApiKey::Produce, 9).unwrap();
+        assert_eq!(
+            response.responses[0].partition_responses[0].base_offset,
+            round as i64
+        );
+        let moves = shards.nodes[0].poll_migration(4);
+        let last = round + 1 == crate::shard::MIGRATE_AFTER;
+        assert_eq!(moves, last.then_some(1), "round {round}");
+    }
+    shards.nodes[0].handle_connection_closed(4);
+    shards.nodes[1].handle_connection_opened(5, "127.0.0.1:1");
+    shards.step();
+    assert_eq!(
+        shards.fetch("mv", &[p], 0).responses[0].partitions[0].high_watermark,
+        4
     );
 }
