@@ -1,5 +1,7 @@
 //! The Kafka error codes this broker answers with, by Kafka's names.
 
+/// Something the broker did not expect went wrong (its log says what).
+pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 pub const NONE: i16 = 0;
 pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const CORRUPT_MESSAGE: i16 = 2;

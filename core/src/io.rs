@@ -152,9 +152,13 @@ pub enum Output {
 /// through the shard `Router`). Between two shards they arrive in the order they were sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardMessage {
-    /// Control shard to the others: metadata version `version` is durable; here it is (the
-    /// metadata file's bytes). Topics, partitions, configs and log start offsets follow it.
-    Metadata { version: u64, data: Bytes },
+    /// Control shard to the others: metadata version `version` is committed; here are the
+    /// controller's records since the last one. Topics, partitions, configs and log start
+    /// offsets follow them.
+    Metadata {
+        version: u64,
+        records: Vec<crate::controller::MetadataRecord>,
+    },
     /// To the control shard: this shard runs on `version` now.
     MetadataApplied { shard: usize, version: u64 },
     /// To the control shard: DeleteRecords moved a partition's log start here; persist it with

@@ -9,6 +9,7 @@ pub mod api;
 pub mod batch;
 pub mod broker;
 pub mod configs;
+pub mod controller;
 pub mod errors;
 pub mod groups;
 pub mod io;

@@ -10,6 +10,7 @@
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Broker, RequestContext};
+use crate::controller::MetadataRecord;
 use crate::errors;
 use crate::io::Level;
 use crate::topics;
@@ -128,7 +129,7 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), AlterError> {
-        let topic = self.topics.get_mut(name).expect("checked by alter_target");
+        let topic = self.topics.get(name).expect("checked by alter_target");
         let inherited = |key: &str| {
             topic.inherited.get(key).cloned().unwrap_or_else(|| {
                 crate::configs::topic::default_of(key)
@@ -142,8 +143,16 @@ impl Broker {
             return Ok(());
         }
         let described: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        topic.configs = configs;
-        self.metadata_version += 1;
+        let record = MetadataRecord::TopicConfigs {
+            id: topic.id,
+            configs,
+        };
+        self.append_metadata(vec![record]).map_err(|_| {
+            (
+                errors::UNKNOWN_SERVER_ERROR,
+                "the controller refused the change".into(),
+            )
+        })?;
         self.log(
             Level::Info,
             format!("topic '{name}' configs are now [{}]", described.join(", ")),
@@ -163,17 +172,24 @@ impl Broker {
         // Kafka's broker wraps these in InvalidRequestException (KAFKA-13609).
         crate::configs::broker::check_dynamic(&configs, per_broker)
             .map_err(|m| (errors::INVALID_REQUEST, m))?;
-        let target = match per_broker {
-            true => &mut self.broker_configs.dynamic_node,
-            false => &mut self.broker_configs.dynamic_default,
+        let current = match per_broker {
+            true => &self.broker_configs.dynamic_node,
+            false => &self.broker_configs.dynamic_default,
         };
-        if validate_only || *target == configs {
+        if validate_only || *current == configs {
             return Ok(());
         }
         let described: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        *target = configs;
-        self.metadata_version += 1;
-        self.refresh_topic_fallbacks();
+        let record = MetadataRecord::BrokerConfigs {
+            per_node: per_broker,
+            configs,
+        };
+        self.append_metadata(vec![record]).map_err(|_| {
+            (
+                errors::UNKNOWN_SERVER_ERROR,
+                "the controller refused the change".into(),
+            )
+        })?;
         let scope = match per_broker {
             true => format!("broker {}", self.config.node_id),
             false => "the cluster default".to_string(),

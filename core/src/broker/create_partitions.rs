@@ -6,10 +6,9 @@
 //! rather than checked against the one broker; an unknown topic's error carries a message.
 
 use super::{Broker, RequestContext};
+use crate::controller::MetadataRecord;
 use crate::errors;
 use crate::io::Level;
-use crate::log::PartitionLog;
-use crate::partition::Partition;
 use crate::topics::PARTITIONS_MAX;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -94,25 +93,20 @@ impl Broker {
         Ok(())
     }
 
-    /// Appends empty partitions up to `count` and bumps the metadata version; the topic's data
-    /// waits for that version to be durable before it is written.
+    /// Control: grows the topic to `count` partitions on this node (the controller's next
+    /// version); their data waits for that version to be durable before it is written.
     fn add_partitions(&mut self, name: &str, count: i32) {
-        self.metadata_version += 1;
-        let version = self.metadata_version;
-        let (node, tail_bytes_max) = (
-            self.config.node_id,
-            self.config.tail_cache_bytes_per_partition,
-        );
-        let topic = self.topics.get_mut(name).expect("checked above");
-        let before = topic.partitions.len() as i32;
-        assert!(before < count && count <= PARTITIONS_MAX);
-        topic.partitions.resize_with(count as usize, || {
-            Partition::single(node, PartitionLog::new(tail_bytes_max))
-        });
-        topic.created_in_version = version;
-        self.log(
-            Level::Info,
-            format!("topic '{name}' now has {count} partition(s), was {before}"),
-        );
+        let topic = &self.topics[name];
+        let (id, before) = (topic.id, topic.partitions.len() as i32);
+        let record = MetadataRecord::PartitionsAdded {
+            id,
+            replicas: vec![vec![self.config.node_id]; (count - before).max(0) as usize],
+        };
+        if self.append_metadata(vec![record]).is_ok() {
+            self.log(
+                Level::Info,
+                format!("topic '{name}' now has {count} partition(s), was {before}"),
+            );
+        }
     }
 }

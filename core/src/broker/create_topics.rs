@@ -35,8 +35,15 @@ impl Broker {
                         .with_name(wanted.name.clone())
                         .with_error_message(None);
                     if !request.validate_only {
-                        let id = self.create_topic(&name, partitions, configs.clone());
-                        result.topic_id = Uuid::from_bytes(id.0);
+                        match self.create_topic(&name, partitions, configs.clone()) {
+                            Some(id) => result.topic_id = Uuid::from_bytes(id.0),
+                            None => {
+                                result.error_code = errors::UNKNOWN_SERVER_ERROR;
+                                result.error_message = Some(StrBytes::from_static_str(
+                                    "the controller refused the topic (see the broker's log)",
+                                ));
+                            }
+                        }
                     }
                     if ctx.version >= 5 {
                         result.num_partitions = partitions;

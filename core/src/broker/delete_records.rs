@@ -65,7 +65,7 @@ impl Broker {
             }
             return;
         }
-        self.metadata_version += 1;
+        self.append_log_starts(&moved);
         self.pump_io();
         self.respond_after_metadata(ctx, &response);
     }

@@ -2,6 +2,7 @@
 //! removed once the metadata without it is durable.
 
 use super::{Broker, RequestContext};
+use crate::controller::MetadataRecord;
 use crate::errors;
 use crate::io::{IoCommand, IoOp, Level, Output};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -43,14 +44,18 @@ impl Broker {
                     result.topic_id = id;
                 }
                 Some((name, topic_id)) => {
-                    let topic = self.remove_topic(ctx.now_ms, &name);
-                    debug_assert_eq!(topic.id, topic_id);
-                    self.metadata_version += 1;
-                    let remove = IoOp::RemoveTopicDir {
-                        topic_dir: topic.dir_name(),
+                    let topic_dir = self.topics[&name].dir_name();
+                    let record = MetadataRecord::TopicDeleted { id: topic_id };
+                    let Ok(version) = self.append_metadata(vec![record]) else {
+                        result.error_code = errors::UNKNOWN_SERVER_ERROR;
+                        responses.push(result);
+                        continue;
                     };
+                    // The directory goes once the deletion is durable: a crash before that
+                    // finds the topic and its data.
+                    let remove = IoOp::RemoveTopicDir { topic_dir };
                     self.after_metadata.push((
-                        self.metadata_version,
+                        version,
                         Output::Io(IoCommand {
                             token: 0,
                             op: remove,

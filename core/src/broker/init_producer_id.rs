@@ -3,6 +3,7 @@
 //! supported yet: a transactional id is refused with a clear error rather than left to hang.
 
 use super::{Broker, RequestContext};
+use crate::controller::MetadataRecord;
 use crate::errors;
 use crate::io::Level;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
@@ -27,7 +28,13 @@ impl Broker {
         // KIP-360: an idempotent producer may ask to bump its own epoch after an error.
         let (id, epoch) = match (request.producer_id.0, request.producer_epoch) {
             (id, epoch) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => (id, epoch + 1),
-            _ => (self.allocate_producer_id(), 0),
+            _ => match self.allocate_producer_id() {
+                Some(id) => (id, 0),
+                None => {
+                    response.error_code = errors::UNKNOWN_SERVER_ERROR;
+                    return self.respond(ctx, &response);
+                }
+            },
         };
         response.producer_id = ProducerId(id);
         response.producer_epoch = epoch;
@@ -36,13 +43,17 @@ impl Broker {
         self.respond_after_metadata(ctx, &response);
     }
 
-    fn allocate_producer_id(&mut self) -> i64 {
-        if self.next_producer_id >= self.producer_id_limit {
-            self.producer_id_limit = self.next_producer_id + PRODUCER_ID_BLOCK;
-            self.metadata_version += 1;
+    /// The next producer id; a new block is reserved in the metadata first when this one is
+    /// used up (the answer waits for it to be durable). `None` if the ids ran out.
+    fn allocate_producer_id(&mut self) -> Option<i64> {
+        let limit = self.controller.as_ref()?.image().producer_id_limit;
+        if self.next_producer_id >= limit {
+            let limit = self.next_producer_id.checked_add(PRODUCER_ID_BLOCK)?;
+            let record = MetadataRecord::ProducerIds { limit };
+            self.append_metadata(vec![record]).ok()?;
         }
         let id = self.next_producer_id;
         self.next_producer_id += 1;
-        id
+        Some(id)
     }
 }

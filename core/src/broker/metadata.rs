@@ -2,6 +2,7 @@
 //! allowed (`auto.create.topics.enable` and the request's own flag).
 
 use super::{Broker, RequestContext};
+use crate::controller::PartitionImage;
 use crate::errors;
 use crate::topics::{self, Topic};
 use kafka_protocol::messages::metadata_response::{
@@ -12,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// A partition's leader and replicas (today this node alone: a single-node cluster).
+/// A partition's leader and replicas, as the controller placed them.
 pub(super) struct PartitionView {
     pub error_code: i16,
     pub leader: BrokerId,
@@ -107,26 +108,40 @@ impl Broker {
             if !allow_create {
                 return unknown(errors::UNKNOWN_TOPIC_OR_PARTITION);
             }
-            self.create_topic(&name, self.config.num_partitions, BTreeMap::new());
+            if self
+                .create_topic(&name, self.config.num_partitions, BTreeMap::new())
+                .is_none()
+            {
+                return unknown(errors::UNKNOWN_SERVER_ERROR);
+            }
             self.pump_io();
         }
         self.describe_topic(ctx.version, &self.topics[&name])
     }
 
     /// Where a partition's replicas are, as Metadata and DescribeTopicPartitions report it.
+    /// The controller's assignment, with this node's replica offline where its storage failed.
     pub(super) fn partition_view(&self, topic: &Topic, index: i32) -> PartitionView {
-        let node = BrokerId(self.config.node_id);
+        let node = self.config.node_id;
+        let placed = self
+            .controller
+            .as_ref()
+            .and_then(|c| c.image().topics.get(&topic.name))
+            .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
+            .cloned()
+            .unwrap_or_else(|| PartitionImage::placed(vec![node]));
         let offline = self.offline.contains(&(topic.id, index));
+        let ids = |nodes: &[i32]| nodes.iter().copied().map(BrokerId).collect::<Vec<_>>();
         PartitionView {
             error_code: match offline {
                 true => errors::KAFKA_STORAGE_ERROR,
                 false => errors::NONE,
             },
-            leader: node,
-            leader_epoch: 0,
-            replicas: vec![node],
-            in_sync: vec![node],
-            offline: if offline { vec![node] } else { Vec::new() },
+            leader: BrokerId(placed.leader),
+            leader_epoch: placed.leader_epoch,
+            replicas: ids(&placed.replicas),
+            in_sync: ids(&placed.in_sync),
+            offline: if offline { ids(&[node]) } else { Vec::new() },
         }
     }
 

@@ -29,6 +29,7 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod metadata;
+mod metadata_log;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
@@ -44,10 +45,11 @@ pub use crate::api::{supported_versions, SUPPORTED_APIS};
 pub use config::{Config, PlantedBug};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
+use crate::controller::{Controller, MetadataRecord};
 use crate::errors;
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output, SegmentFile};
 use crate::rng::Rng;
-use crate::topics::{self, Topic, TopicId, TopicRecord};
+use crate::topics::{Topic, TopicId};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
@@ -152,10 +154,11 @@ pub struct Broker {
     /// Set by `begin_shutdown`: requests are refused, and every partition's active segment
     /// gets its index file, then the clean-shutdown mark is written.
     shutdown: Option<ShutdownState>,
-    /// The metadata version in memory, the one on disk, and the one being written.
+    /// The controller of the cluster's metadata (the control shard's; see `metadata_log.rs`).
+    controller: Option<Controller>,
+    /// The metadata version this broker runs on, and the highest one durable.
     metadata_version: u64,
     metadata_persisted: u64,
-    metadata_in_flight: Option<u64>,
     /// Responses and directory removals waiting for a metadata version to be durable.
     after_metadata: Vec<(u64, Output)>,
     in_flight: BTreeMap<IoToken, InFlight>,
@@ -168,7 +171,6 @@ pub struct Broker {
     outputs: VecDeque<Output>,
     /// Producer ids are handed out from a block reserved in the metadata.
     next_producer_id: i64,
-    producer_id_limit: i64,
     /// Log start offsets read from the metadata at start-up, applied as each partition recovers.
     recovered_log_starts: BTreeMap<(TopicId, i32), i64>,
     /// ListOffsets requests waiting for batches read from disk.
@@ -225,6 +227,8 @@ impl Broker {
         ] {
             static_configs.entry(key.to_string()).or_insert(value);
         }
+        let controller = (config.shard == crate::shard::CONTROL_SHARD)
+            .then(|| Controller::new_cluster(config.node_id, cluster_id.clone()));
         Broker {
             config,
             cluster_id,
@@ -239,9 +243,9 @@ impl Broker {
             overdue_logged: false,
             shutdown: None,
             // Version 1 is the empty table of a fresh data directory; it is persisted first.
+            controller,
             metadata_version: 1,
             metadata_persisted: 0,
-            metadata_in_flight: None,
             after_metadata: Vec::new(),
             in_flight: BTreeMap::new(),
             next_token: 1,
@@ -251,7 +255,6 @@ impl Broker {
             next_fetch: 1,
             outputs: VecDeque::new(),
             next_producer_id: 0,
-            producer_id_limit: 0,
             recovered_log_starts: BTreeMap::new(),
             list_offsets: BTreeMap::new(),
             coordinator: coordinator::Coordinator::default(),
@@ -722,23 +725,27 @@ impl Broker {
         self.outputs.push_back(Output::Io(IoCommand { token, op }));
     }
 
-    /// Creates a topic in memory and bumps the metadata version; its data waits for that version
-    /// to be persisted before it is written.
+    /// Control: creates a topic on this node (the controller's next version); its data waits
+    /// for that version to be durable before it is written. `None` if the controller refused
+    /// it (logged; the caller checked the request, so this is a bug).
     fn create_topic(
         &mut self,
         name: &str,
         partitions: i32,
         configs: BTreeMap<String, String>,
-    ) -> TopicId {
+    ) -> Option<TopicId> {
         // Ids are drawn from the seed; a restart with the same seed must not reuse one.
         let mut id = TopicId(self.rng.bytes16());
         while self.topics.values().any(|t| t.id == id) {
             id = TopicId(self.rng.bytes16());
         }
-        self.metadata_version += 1;
-        let logs = (0..partitions).map(|_| self.new_partition()).collect();
-        let inherited = self.broker_configs.topic_fallbacks();
-        let topic = Topic::new(name, id, configs, inherited, logs, self.metadata_version);
+        let record = MetadataRecord::TopicCreated {
+            id,
+            name: name.to_string(),
+            replicas: vec![vec![self.config.node_id]; partitions.max(0) as usize],
+            configs,
+        };
+        self.append_metadata(vec![record]).ok()?;
         self.log(
             Level::Info,
             format!(
@@ -746,41 +753,7 @@ impl Broker {
                 id.to_hex()
             ),
         );
-        self.topics.insert(name.to_string(), topic);
-        id
-    }
-
-    fn metadata_bytes(&self) -> Vec<u8> {
-        let records: Vec<TopicRecord> = self
-            .topics
-            .values()
-            .map(|t| TopicRecord {
-                name: t.name.clone(),
-                id: t.id,
-                partitions: t.partitions.len() as i32,
-                configs: t.configs.clone(),
-                log_start_offsets: t
-                    .partitions
-                    .iter()
-                    .enumerate()
-                    .map(|(p, partition)| {
-                        let p = p as i32;
-                        match self.owns(&t.name, p) {
-                            true => (p, partition.log.log_start_offset()),
-                            false => (p, self.sharding.foreign_log_start(t.id, p)),
-                        }
-                    })
-                    .filter(|(_, start)| *start > 0)
-                    .collect(),
-            })
-            .collect();
-        topics::encode_metadata(&topics::MetadataImage {
-            cluster_id: self.cluster_id.clone(),
-            producer_id_limit: self.producer_id_limit,
-            topics: records,
-            broker_configs: self.broker_configs.dynamic_node.clone(),
-            cluster_configs: self.broker_configs.dynamic_default.clone(),
-        })
+        Some(id)
     }
 
     /// Every topic inherits the broker's current settings (after a dynamic broker config
@@ -824,21 +797,7 @@ impl Broker {
 
     /// Hands out every write, sync, seal and metadata persist that may start now.
     fn pump_io(&mut self) {
-        if self.metadata_in_flight.is_none()
-            && self.metadata_persisted < self.metadata_version
-            && self.is_control()
-        {
-            let version = self.metadata_version;
-            self.metadata_in_flight = Some(version);
-            let data = self.metadata_bytes();
-            if self.config.shards > 1 {
-                self.sharding.persisting = Some(Bytes::from(data.clone()));
-            }
-            self.issue(
-                IoOp::PersistMetadata { data },
-                InFlight::Metadata { version },
-            );
-        }
+        self.pump_metadata();
         let dirty: Vec<(String, i32)> = self.dirty.iter().cloned().collect();
         for (name, partition) in &dirty {
             self.pump_partition(name, *partition);
@@ -1128,11 +1087,12 @@ impl Broker {
             }
             return;
         }
-        self.metadata_version += 1;
+        let starts: Vec<(TopicId, i32, i64)> = removals.iter().map(|(_, _, s)| *s).collect();
+        let version = self.append_log_starts(&starts);
         for (message, paths, _) in removals {
             self.log(Level::Info, message);
             self.after_metadata.push((
-                self.metadata_version,
+                version,
                 Output::Io(IoCommand {
                     token: 0,
                     op: IoOp::RemoveFiles { paths },
@@ -1280,18 +1240,6 @@ impl Broker {
                 self.dirty.insert((name, partition));
             }
         }
-    }
-
-    fn on_metadata_persisted(&mut self, version: u64, result: IoResult) {
-        assert_eq!(self.metadata_in_flight.take(), Some(version));
-        if let IoResult::Failed(error) = result {
-            // Retried on the next pump; topic changes stay unacknowledged meanwhile.
-            self.log(Level::Error, format!("cannot persist metadata: {error}"));
-            return;
-        }
-        self.metadata_persisted = version;
-        self.share_metadata(version);
-        self.release_after_metadata();
     }
 
     /// Performs what waited for a metadata version that every shard now has.

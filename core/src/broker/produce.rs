@@ -162,8 +162,10 @@ impl Broker {
         if !self.config.auto_create_topics || !self.is_control() {
             return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
         }
-        self.create_topic(name, self.config.num_partitions, BTreeMap::new());
-        Ok(())
+        match self.create_topic(name, self.config.num_partitions, BTreeMap::new()) {
+            Some(_) => Ok(()),
+            None => Err(errors::UNKNOWN_SERVER_ERROR),
+        }
     }
 
     /// Validates and appends one partition's record batches. Either every batch is appended or

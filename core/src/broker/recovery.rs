@@ -8,11 +8,12 @@
 
 use super::Broker;
 use crate::batch;
+use crate::controller::Controller;
 use crate::io::{self, Level, SegmentFile};
 use crate::log::{self, PartitionLog, RecoveryReport};
 use crate::partition::Partition;
 use crate::segment::Segment;
-use crate::topics::{self, Topic};
+use crate::topics::Topic;
 use std::collections::BTreeSet;
 
 /// The disk as start-up needs it: plain reads and the repairs recovery decides, by paths
@@ -88,7 +89,7 @@ impl Broker {
                 recovered += 1;
             }
         }
-        self.keep_foreign_log_starts();
+        self.forget_foreign_log_starts();
         if self.is_control() {
             // The other shards started up first (their partitions only): what is left is the
             // control shard's, as is the mark.
@@ -142,32 +143,19 @@ impl Broker {
             self.pump_io(); // persist the cluster id now, so it survives a restart
             return Ok(Vec::new());
         };
-        let image = topics::decode_metadata(data)?;
-        topics::check_metadata(&image)?;
-        self.cluster_id = image.cluster_id;
-        self.broker_configs.dynamic_node = image.broker_configs;
-        self.broker_configs.dynamic_default = image.cluster_configs;
+        let image = crate::controller::snapshot::decode(data, self.config.node_id)?;
+        self.load_image(&image);
         // Ids below the limit may be in use by producers from before the restart.
         self.next_producer_id = image.producer_id_limit;
-        self.producer_id_limit = image.producer_id_limit;
-        let records = image.topics;
         self.metadata_version = 1;
         self.metadata_persisted = 1;
-        let mut to_load = Vec::new();
-        for record in records {
-            for (&partition, &offset) in &record.log_start_offsets {
-                self.recovered_log_starts
-                    .insert((record.id, partition), offset);
-            }
-            let logs = (0..record.partitions)
-                .map(|_| self.new_partition())
-                .collect();
-            let inherited = self.broker_configs.topic_fallbacks();
-            let topic = Topic::new(&record.name, record.id, record.configs, inherited, logs, 0);
-            for partition in 0..record.partitions {
-                to_load.push((topic.dir_name(), partition));
-            }
-            self.topics.insert(record.name, topic);
+        let to_load = self
+            .topics
+            .values()
+            .flat_map(|t| (0..t.partitions.len() as i32).map(|p| (t.dir_name(), p)))
+            .collect();
+        if self.is_control() {
+            self.controller = Some(Controller::recovered(self.config.node_id, image));
         }
         Ok(to_load)
     }

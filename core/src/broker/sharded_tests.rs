@@ -434,3 +434,75 @@ fn a_connection_moves_to_the_shard_its_requests_go_to() {
         4
     );
 }
+
+/// A broker's topic table as the metadata sees it: names, ids, partition counts, configs.
+fn table(broker: &Broker) -> Vec<(String, TopicId, usize, BTreeMap<String, String>)> {
+    broker
+        .topics
+        .values()
+        .map(|t| (t.name.clone(), t.id, t.partitions.len(), t.configs.clone()))
+        .collect()
+}
+
+fn image_table(
+    image: &crate::controller::MetadataImage,
+) -> Vec<(String, TopicId, usize, BTreeMap<String, String>)> {
+    image
+        .topics
+        .values()
+        .map(|t| (t.name.clone(), t.id, t.partitions.len(), t.configs.clone()))
+        .collect()
+}
+
+#[test]
+fn every_shard_runs_on_the_controllers_records_and_the_file_holds_its_image() {
+    let mut shards = Shards::start(MemoryDisk::default());
+    shards.create_topic("t", 3);
+    shards.create_topic("u", 1);
+    let grow = CreatePartitionsRequest::default().with_topics(vec![
+        create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(name("t"))
+            .with_count(5),
+    ]);
+    shards.send(5, ApiKey::CreatePartitions, 3, &grow);
+    let grown: CreatePartitionsResponse = shards.response(5, ApiKey::CreatePartitions, 3).unwrap();
+    assert_eq!(grown.results[0].error_code, errors::NONE);
+    let alter = AlterConfigsRequest::default().with_resources(vec![
+        alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("t"))
+            .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                .with_name(StrBytes::from_static_str("retention.ms"))
+                .with_value(Some(StrBytes::from_static_str("60000")))]),
+    ]);
+    shards.send(6, ApiKey::AlterConfigs, 2, &alter);
+    let altered: AlterConfigsResponse = shards.response(6, ApiKey::AlterConfigs, 2).unwrap();
+    assert_eq!(altered.responses[0].error_code, errors::NONE);
+    let delete = DeleteTopicsRequest::default().with_topic_names(vec![name("u")]);
+    shards.send(7, ApiKey::DeleteTopics, 5, &delete);
+    let deleted: DeleteTopicsResponse = shards.response(7, ApiKey::DeleteTopics, 5).unwrap();
+    assert_eq!(deleted.responses[0].error_code, errors::NONE);
+
+    let controller = shards.broker(0).controller.as_ref().expect("control shard");
+    let expected = image_table(controller.image());
+    assert_eq!(expected.len(), 1, "{expected:?}");
+    assert_eq!((expected[0].2, expected[0].3.len()), (5, 1), "{expected:?}");
+    for shard in 0..SHARDS {
+        assert_eq!(table(shards.broker(shard)), expected, "shard {shard}");
+    }
+    let file = &shards.disk.files[crate::io::METADATA_FILE];
+    let on_disk = crate::controller::snapshot::decode(file, 1).unwrap();
+    assert_eq!(
+        on_disk,
+        *controller.image(),
+        "the file is the committed image"
+    );
+    let shards = shards.restart();
+    for shard in 0..SHARDS {
+        assert_eq!(
+            table(shards.broker(shard)),
+            expected,
+            "shard {shard} after a restart"
+        );
+    }
+}

@@ -2,9 +2,10 @@
 //!
 //! Every shard runs a whole `Broker` over the same topic table, and serves the partitions
 //! [`crate::shard::owner`] gives it: their logs, writes, flush rounds, reads and retention.
-//! Shard 0, the control shard, also owns the topic table, the groups (their offsets topic is
-//! its own) and producer ids, and it alone writes the metadata file. Each version it makes
-//! durable goes to the other shards ([`ShardMessage::Metadata`]); they apply it, and an answer
+//! Shard 0, the control shard, also runs the controller (topics, configs, producer ids: see
+//! `metadata_log.rs`) and the groups (their offsets topic is its own), and it alone writes the
+//! metadata file. The records of each version it makes durable go to the other shards
+//! ([`ShardMessage::Metadata`]); they apply them, and an answer
 //! that waited for the version (CreateTopics, say) goes out only once every shard runs on it,
 //! so a client that was told a topic exists finds it on every shard.
 //!
@@ -14,12 +15,9 @@
 //! only once every shard has checkpointed its partitions.
 
 use super::{Broker, InFlight, Output};
-use crate::io::{ConnId, Level};
-use crate::log::PartitionLog;
-use crate::partition::Partition;
+use crate::io::ConnId;
 use crate::shard::{owner, ShardMessage, CONTROL_SHARD};
-use crate::topics::{self, Topic, TopicId};
-use bytes::Bytes;
+use crate::topics::TopicId;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What waits on a non-control shard for its log starts to be persisted: a DeleteRecords
@@ -32,26 +30,16 @@ struct AwaitedLogStarts {
 /// What a broker keeps because it is one shard of several.
 #[derive(Default)]
 pub(super) struct Sharding {
-    /// Control: the metadata bytes being persisted, shared with the other shards once durable.
-    pub(super) persisting: Option<Bytes>,
     /// Control: the metadata version each other shard runs on (1, the version every shard
     /// loads at start-up, until it says otherwise).
     applied: BTreeMap<usize, u64>,
-    /// Control: log start offsets of the partitions other shards own.
-    foreign_log_starts: BTreeMap<(TopicId, i32), i64>,
+    /// The log starts the committed metadata has (see `metadata_log.rs`): what waits for a
+    /// moved start to be durable is released by them.
+    pub(super) committed_log_starts: BTreeMap<(TopicId, i32), i64>,
     /// Control: shards that finished their part of a clean shutdown, and whether cleanly.
     shut_down: BTreeMap<usize, bool>,
     /// Other shards: what waits for log starts to be persisted.
     awaited_log_starts: Vec<AwaitedLogStarts>,
-}
-
-impl Sharding {
-    pub(super) fn foreign_log_start(&self, topic: TopicId, partition: i32) -> i64 {
-        self.foreign_log_starts
-            .get(&(topic, partition))
-            .copied()
-            .unwrap_or(0)
-    }
 }
 
 impl Broker {
@@ -102,32 +90,9 @@ impl Broker {
             .fold(self.metadata_persisted, u64::min)
     }
 
-    /// Control: a metadata version is durable; the other shards get it.
-    pub(super) fn share_metadata(&mut self, version: u64) {
-        let Some(data) = self.sharding.persisting.take() else {
-            return;
-        };
-        for shard in (0..self.config.shards).filter(|&s| s != self.config.shard) {
-            self.outputs.push_back(Output::ToShard {
-                shard,
-                message: ShardMessage::Metadata {
-                    version,
-                    data: data.clone(),
-                },
-            });
-        }
-    }
-
-    /// Start-up: log starts of partitions another shard recovers are kept for the metadata.
-    pub(super) fn keep_foreign_log_starts(&mut self) {
-        let foreign: Vec<((TopicId, i32), i64)> = std::mem::take(&mut self.recovered_log_starts)
-            .into_iter()
-            .collect();
-        for ((id, partition), offset) in foreign {
-            self.sharding
-                .foreign_log_starts
-                .insert((id, partition), offset);
-        }
+    /// Start-up: log starts of partitions another shard recovers are that shard's business.
+    pub(super) fn forget_foreign_log_starts(&mut self) {
+        self.recovered_log_starts.clear();
         if !self.is_control() {
             // The control shard writes the metadata; the others run on what it wrote.
             self.metadata_persisted = self.metadata_version;
@@ -138,7 +103,7 @@ impl Broker {
     pub fn handle_shard_message(&mut self, now_ms: i64, message: ShardMessage) {
         self.now_ms = self.now_ms.max(now_ms);
         match message {
-            ShardMessage::Metadata { version, data } => self.apply_metadata(version, &data),
+            ShardMessage::Metadata { version, records } => self.apply_metadata(version, &records),
             ShardMessage::MetadataApplied { shard, version } => {
                 let applied = self.sharding.applied.entry(shard).or_insert(1);
                 *applied = (*applied).max(version);
@@ -149,13 +114,7 @@ impl Broker {
                 partition,
                 offset,
             } => {
-                let start = self
-                    .sharding
-                    .foreign_log_starts
-                    .entry((topic, partition))
-                    .or_insert(0);
-                *start = (*start).max(offset);
-                self.metadata_version += 1;
+                self.append_log_starts(&[(topic, partition, offset)]);
             }
             ShardMessage::BeginShutdown => self.begin_shutdown(),
             ShardMessage::ShutDown { shard, clean } => {
@@ -215,68 +174,15 @@ impl Broker {
             .push(AwaitedLogStarts { starts, then });
     }
 
-    /// A non-control shard takes the control shard's metadata version `version`: topics
-    /// created, deleted or re-created, partitions added, configs changed.
-    fn apply_metadata(&mut self, version: u64, data: &[u8]) {
+    /// A non-control shard takes the controller's records up to version `version`: topics
+    /// created or deleted, partitions added, configs changed, log starts made durable.
+    fn apply_metadata(&mut self, version: u64, records: &[crate::controller::MetadataRecord]) {
         if self.is_control() {
             return;
         }
-        let image = match topics::decode_metadata(data) {
-            Ok(image) => image,
-            Err(error) => {
-                // Cannot happen: the control shard wrote these bytes. Stay on the old version.
-                return self.log(
-                    Level::Error,
-                    format!("metadata version {version} from the control shard does not decode: {error}"),
-                );
-            }
-        };
-        let ids: BTreeMap<&str, TopicId> = image
-            .topics
-            .iter()
-            .map(|r| (r.name.as_str(), r.id))
-            .collect();
-        let gone: Vec<String> = self
-            .topics
-            .values()
-            .filter(|t| ids.get(t.name.as_str()) != Some(&t.id))
-            .map(|t| t.name.clone())
-            .collect();
-        for name in gone {
-            self.remove_topic(self.now_ms, &name);
-        }
-        let (node, cache) = (
-            self.config.node_id,
-            self.config.tail_cache_bytes_per_partition,
-        );
-        let mut starts = BTreeMap::new();
-        for record in image.topics {
-            for (&partition, &offset) in &record.log_start_offsets {
-                starts.insert((record.id, partition), offset);
-            }
-            let topic = self.topics.entry(record.name.clone()).or_insert_with(|| {
-                Topic::new(
-                    &record.name,
-                    record.id,
-                    BTreeMap::new(),
-                    BTreeMap::new(),
-                    Vec::new(),
-                    version,
-                )
-            });
-            topic.configs = record.configs;
-            while (topic.partitions.len() as i32) < record.partitions {
-                topic
-                    .partitions
-                    .push(Partition::single(node, PartitionLog::new(cache)));
-            }
-        }
-        self.broker_configs.dynamic_node = image.broker_configs;
-        self.broker_configs.dynamic_default = image.cluster_configs;
-        self.refresh_topic_fallbacks();
-        self.metadata_version = version;
-        self.metadata_persisted = version;
+        self.apply_published(version, records);
         let topic_ids: BTreeSet<TopicId> = self.topics.values().map(|t| t.id).collect();
+        let starts = &self.sharding.committed_log_starts;
         let (ready, waiting): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.sharding.awaited_log_starts)
                 .into_iter()

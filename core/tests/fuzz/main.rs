@@ -1261,13 +1261,14 @@ fn metadata_partitions_max(metadata: &[u8]) -> i64 {
 }
 
 fn generate_metadata(rng: &mut Rng) -> MetadataCase {
-    use spate_core::topics::{encode_metadata, MetadataImage, TopicId, TopicRecord};
+    use spate_core::controller::{snapshot, MetadataImage, PartitionImage, TopicImage};
+    use spate_core::topics::TopicId;
     let topics = (0..1 + rng.below(3))
         .map(|i| {
             let partitions = if rng.below(200) == 0 {
                 10_000
             } else {
-                *rng.pick(&[1, 1, 2, 3, 0, -1])
+                *rng.pick(&[1, 1, 2, 3, 0])
             };
             let mut configs = std::collections::BTreeMap::new();
             for _ in 0..rng.below(3) {
@@ -1296,17 +1297,24 @@ fn generate_metadata(rng: &mut Rng) -> MetadataCase {
             if partitions > 0 && rng.percent(30) {
                 log_start_offsets.insert(0, *rng.pick(&[1, 3, 100, i64::MAX]));
             }
-            TopicRecord {
-                name: if rng.percent(85) {
-                    ["t", "u", "v"][i].to_string()
-                } else {
-                    rng.pick(&["bad/name", "..", "", "t", "a b"]).to_string()
-                },
+            let name = if rng.percent(85) {
+                ["t", "u", "v"][i].to_string()
+            } else {
+                rng.pick(&["bad/name", "..", "", "t", "a b"]).to_string()
+            };
+            // Another node's replicas now and then; the same topic name twice comes from a
+            // line repeated below.
+            let replicas = rng
+                .pick(&[vec![1], vec![1], vec![1], vec![2, 1], vec![1, 1]])
+                .clone();
+            let topic = TopicImage {
+                name: name.clone(),
                 id: TopicId(rng.next_u64().to_be_bytes().repeat(2).try_into().unwrap()),
-                partitions,
+                partitions: vec![PartitionImage::placed(replicas); partitions],
                 configs,
                 log_start_offsets,
-            }
+            };
+            (name, topic)
         })
         .collect();
     let dynamic = |rng: &mut Rng| -> std::collections::BTreeMap<String, String> {
@@ -1332,7 +1340,7 @@ fn generate_metadata(rng: &mut Rng) -> MetadataCase {
         broker_configs: dynamic(rng),
         cluster_configs: dynamic(rng),
     };
-    let mut metadata = encode_metadata(&image);
+    let mut metadata = snapshot::encode(&image, 1);
     if rng.percent(60) {
         let text = String::from_utf8_lossy(&metadata).into_owned();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();

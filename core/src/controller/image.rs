@@ -1,0 +1,402 @@
+//! The metadata image: what the cluster's metadata says at one version, built by applying
+//! [`MetadataRecord`]s in order. Every record is checked against the image before it changes
+//! anything, so an image is always one the broker can serve: valid and unique names and ids,
+//! partition counts within bounds, valid configs, a producer-id limit with room to grow.
+
+use super::MetadataRecord;
+use crate::replica::NodeId;
+use crate::topics::{self, TopicId, PARTITIONS_MAX};
+use std::collections::BTreeMap;
+
+/// Where one partition lives: its replicas (the first is the preferred leader), its leader and
+/// leader epoch, and its in-sync replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionImage {
+    pub replicas: Vec<NodeId>,
+    pub leader: NodeId,
+    pub leader_epoch: i32,
+    pub in_sync: Vec<NodeId>,
+}
+
+impl PartitionImage {
+    /// A new partition on `replicas`, led by the first in epoch 0, all of them in sync.
+    pub fn placed(replicas: Vec<NodeId>) -> PartitionImage {
+        PartitionImage {
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+            in_sync: replicas.clone(),
+            replicas,
+        }
+    }
+}
+
+/// One topic as the metadata has it; its logs live in their own files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: TopicId,
+    pub partitions: Vec<PartitionImage>,
+    /// The topic's own configs (overrides of what it inherits from the broker).
+    pub configs: BTreeMap<String, String>,
+    /// Log start offsets moved by DeleteRecords or retention; partitions not listed start at 0.
+    pub log_start_offsets: BTreeMap<i32, i64>,
+}
+
+/// Everything the cluster's metadata holds.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    /// Producer ids below this may have been handed out; a restarted broker starts above it.
+    pub producer_id_limit: i64,
+    /// By name.
+    pub topics: BTreeMap<String, TopicImage>,
+    /// Dynamic broker configs of this node, and the dynamic cluster-wide defaults.
+    pub broker_configs: BTreeMap<String, String>,
+    pub cluster_configs: BTreeMap<String, String>,
+}
+
+impl MetadataImage {
+    pub fn topic_by_id(&self, id: TopicId) -> Option<&TopicImage> {
+        self.topics.values().find(|t| t.id == id)
+    }
+
+    fn name_of(&self, id: TopicId) -> Result<String, String> {
+        self.topic_by_id(id)
+            .map(|t| t.name.clone())
+            .ok_or_else(|| format!("no topic with id {}", id.to_hex()))
+    }
+
+    /// Applies one record, or says why it does not fit this image (and changes nothing).
+    pub fn apply(&mut self, record: &MetadataRecord) -> Result<(), String> {
+        match record {
+            MetadataRecord::Cluster { id } => {
+                if id.is_empty() || id.contains(char::is_whitespace) {
+                    return Err(format!("cluster id '{id}' is not a valid id"));
+                }
+                self.cluster_id = id.clone();
+            }
+            MetadataRecord::ProducerIds { limit } => {
+                check_producer_id_limit(*limit)?;
+                if *limit < self.producer_id_limit {
+                    return Err(format!(
+                        "producer id limit {limit} is below the current {}",
+                        self.producer_id_limit
+                    ));
+                }
+                self.producer_id_limit = *limit;
+            }
+            MetadataRecord::TopicCreated {
+                id,
+                name,
+                replicas,
+                configs,
+            } => {
+                topics::validate_name(name)?;
+                if self.topics.contains_key(name) {
+                    return Err(format!("topic '{name}' exists"));
+                }
+                if self.topic_by_id(*id).is_some() {
+                    return Err(format!("topic id {} is in use", id.to_hex()));
+                }
+                check_partition_count(name, replicas.len())?;
+                check_replicas(name, replicas)?;
+                check_topic_configs(name, configs)?;
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        name: name.clone(),
+                        id: *id,
+                        partitions: replicas
+                            .iter()
+                            .cloned()
+                            .map(PartitionImage::placed)
+                            .collect(),
+                        configs: configs.clone(),
+                        log_start_offsets: BTreeMap::new(),
+                    },
+                );
+            }
+            MetadataRecord::PartitionsAdded { id, replicas } => {
+                let name = self.name_of(*id)?;
+                let topic = self.topics.get_mut(&name).expect("found by id");
+                check_partition_count(&name, topic.partitions.len() + replicas.len())?;
+                check_replicas(&name, replicas)?;
+                if replicas.is_empty() {
+                    return Err(format!("no partitions to add to topic '{name}'"));
+                }
+                let added = replicas.iter().cloned().map(PartitionImage::placed);
+                topic.partitions.extend(added);
+            }
+            MetadataRecord::TopicDeleted { id } => {
+                let name = self.name_of(*id)?;
+                self.topics.remove(&name);
+            }
+            MetadataRecord::TopicConfigs { id, configs } => {
+                let name = self.name_of(*id)?;
+                check_topic_configs(&name, configs)?;
+                self.topics.get_mut(&name).expect("found by id").configs = configs.clone();
+            }
+            MetadataRecord::BrokerConfigs { per_node, configs } => {
+                crate::configs::broker::check_dynamic(configs, *per_node)
+                    .map_err(|e| format!("dynamic broker configs: {e}"))?;
+                match per_node {
+                    true => self.broker_configs = configs.clone(),
+                    false => self.cluster_configs = configs.clone(),
+                }
+            }
+            MetadataRecord::LogStart {
+                id,
+                partition,
+                offset,
+            } => {
+                let name = self.name_of(*id)?;
+                let topic = self.topics.get_mut(&name).expect("found by id");
+                if !(0..topic.partitions.len() as i32).contains(partition) {
+                    return Err(format!("topic '{name}' has no partition {partition}"));
+                }
+                if *offset < 0 {
+                    return Err(format!("{name}-{partition}: log start offset {offset}"));
+                }
+                let start = topic.log_start_offsets.entry(*partition).or_insert(0);
+                *start = (*start).max(*offset);
+            }
+        }
+        Ok(())
+    }
+
+    /// The records that build this image from an empty one: the snapshot the metadata file
+    /// holds, in the order [`super::snapshot::encode`] writes them.
+    pub fn snapshot(&self) -> Vec<MetadataRecord> {
+        let mut records = vec![
+            MetadataRecord::Cluster {
+                id: self.cluster_id.clone(),
+            },
+            MetadataRecord::ProducerIds {
+                limit: self.producer_id_limit,
+            },
+        ];
+        for topic in self.topics.values() {
+            records.push(MetadataRecord::TopicCreated {
+                id: topic.id,
+                name: topic.name.clone(),
+                replicas: topic
+                    .partitions
+                    .iter()
+                    .map(|p| p.replicas.clone())
+                    .collect(),
+                configs: topic.configs.clone(),
+            });
+            for (&partition, &offset) in &topic.log_start_offsets {
+                records.push(MetadataRecord::LogStart {
+                    id: topic.id,
+                    partition,
+                    offset,
+                });
+            }
+        }
+        for (per_node, configs) in [(true, &self.broker_configs), (false, &self.cluster_configs)] {
+            if !configs.is_empty() {
+                records.push(MetadataRecord::BrokerConfigs {
+                    per_node,
+                    configs: configs.clone(),
+                });
+            }
+        }
+        records
+    }
+}
+
+pub(super) fn check_producer_id_limit(limit: i64) -> Result<(), String> {
+    if !(0..=i64::MAX / 2).contains(&limit) {
+        return Err(format!("producer id limit {limit} is out of range"));
+    }
+    Ok(())
+}
+
+fn check_partition_count(name: &str, count: usize) -> Result<(), String> {
+    if !(1..=PARTITIONS_MAX as usize).contains(&count) {
+        return Err(format!("topic '{name}' would have {count} partitions"));
+    }
+    Ok(())
+}
+
+fn check_replicas(name: &str, replicas: &[Vec<NodeId>]) -> Result<(), String> {
+    for (partition, nodes) in replicas.iter().enumerate() {
+        let mut seen = std::collections::BTreeSet::new();
+        if nodes.is_empty() || nodes.iter().any(|&n| n < 0 || !seen.insert(n)) {
+            return Err(format!(
+                "topic '{name}' partition {partition}: bad replicas {nodes:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_topic_configs(name: &str, configs: &BTreeMap<String, String>) -> Result<(), String> {
+    for (key, value) in configs {
+        crate::configs::topic::validate(key, value).map_err(|e| format!("topic '{name}': {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created(name: &str, id: u8, partitions: usize) -> MetadataRecord {
+        MetadataRecord::TopicCreated {
+            id: TopicId([id; 16]),
+            name: name.into(),
+            replicas: vec![vec![1]; partitions],
+            configs: BTreeMap::new(),
+        }
+    }
+
+    /// Each row: records applied in order to an empty image, and which of them must be
+    /// refused (by index), with a word of the message.
+    #[test]
+    fn records_apply_in_order_and_misfits_are_refused_without_change() {
+        let id = TopicId([1; 16]);
+        // (what, records, refused: (index, a word of the message))
+        type Case<'a> = (&'a str, Vec<MetadataRecord>, Vec<(usize, &'a str)>);
+        let cases: Vec<Case> = vec![
+            (
+                "create twice",
+                vec![created("t", 1, 2), created("t", 2, 1)],
+                vec![(1, "exists")],
+            ),
+            (
+                "same id",
+                vec![created("t", 1, 2), created("u", 1, 1)],
+                vec![(1, "in use")],
+            ),
+            ("bad name", vec![created("a/b", 1, 1)], vec![(0, "'/'")]),
+            (
+                "no partitions",
+                vec![created("t", 1, 0)],
+                vec![(0, "0 partitions")],
+            ),
+            (
+                "too many",
+                vec![
+                    created("t", 1, 1),
+                    MetadataRecord::PartitionsAdded {
+                        id,
+                        replicas: vec![vec![1]; PARTITIONS_MAX as usize],
+                    },
+                ],
+                vec![(1, "10001 partitions")],
+            ),
+            (
+                "delete unknown",
+                vec![MetadataRecord::TopicDeleted { id }],
+                vec![(0, "no topic with id")],
+            ),
+            (
+                "log start of a partition that is not there",
+                vec![
+                    created("t", 1, 2),
+                    MetadataRecord::LogStart {
+                        id,
+                        partition: 2,
+                        offset: 5,
+                    },
+                ],
+                vec![(1, "no partition 2")],
+            ),
+            (
+                "producer ids go up only",
+                vec![
+                    MetadataRecord::ProducerIds { limit: 2000 },
+                    MetadataRecord::ProducerIds { limit: 1000 },
+                ],
+                vec![(1, "below")],
+            ),
+            (
+                "bad config",
+                vec![
+                    created("t", 1, 1),
+                    MetadataRecord::TopicConfigs {
+                        id,
+                        configs: BTreeMap::from([("retention.ms".into(), "x".into())]),
+                    },
+                ],
+                vec![(1, "retention.ms")],
+            ),
+            (
+                "replica twice",
+                vec![MetadataRecord::TopicCreated {
+                    id,
+                    name: "t".into(),
+                    replicas: vec![vec![1, 1]],
+                    configs: BTreeMap::new(),
+                }],
+                vec![(0, "bad replicas")],
+            ),
+        ];
+        for (what, records, refused) in cases {
+            let mut image = MetadataImage::default();
+            for (i, record) in records.iter().enumerate() {
+                let before = image.clone();
+                let result = image.apply(record);
+                match refused.iter().find(|(at, _)| *at == i) {
+                    Some((_, word)) => {
+                        let error = result.expect_err(what);
+                        assert!(error.contains(word), "{what}: {error}");
+                        assert_eq!(image, before, "{what}: a refused record changed the image");
+                    }
+                    None => result.unwrap_or_else(|e| panic!("{what}: record {i}: {e}")),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_the_image() {
+        let id = TopicId([1; 16]);
+        let mut image = MetadataImage::default();
+        let records = [
+            MetadataRecord::Cluster { id: "c1".into() },
+            created("t", 1, 2),
+            created("u", 2, 1),
+            MetadataRecord::PartitionsAdded {
+                id,
+                replicas: vec![vec![1]],
+            },
+            MetadataRecord::LogStart {
+                id,
+                partition: 2,
+                offset: 7,
+            },
+            MetadataRecord::LogStart {
+                id,
+                partition: 2,
+                offset: 3,
+            },
+            MetadataRecord::TopicConfigs {
+                id,
+                configs: BTreeMap::from([("retention.ms".into(), "5".into())]),
+            },
+            MetadataRecord::TopicDeleted {
+                id: TopicId([2; 16]),
+            },
+            MetadataRecord::ProducerIds { limit: 1000 },
+            MetadataRecord::BrokerConfigs {
+                per_node: false,
+                configs: BTreeMap::from([("log.retention.ms".into(), "9".into())]),
+            },
+        ];
+        for record in &records {
+            image.apply(record).unwrap();
+        }
+        let t = &image.topics["t"];
+        assert_eq!(t.partitions.len(), 3);
+        assert_eq!(t.log_start_offsets[&2], 7, "a log start never goes back");
+        assert!(!image.topics.contains_key("u"));
+        let mut rebuilt = MetadataImage::default();
+        for record in image.snapshot() {
+            rebuilt.apply(&record).unwrap();
+        }
+        assert_eq!(rebuilt, image);
+    }
+}
