@@ -70,7 +70,7 @@ pub const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IoOp {
     /// Write `data` at `position` (both block-aligned, for O_DIRECT), creating the file and its
-    /// directories if needed.
+    /// directories if needed (their names are made durable by a later `SyncDir`).
     Write {
         file: SegmentFile,
         position: u64,
@@ -78,6 +78,10 @@ pub enum IoOp {
     },
     /// fdatasync the file.
     Sync { file: SegmentFile },
+    /// fsync the directory `dir` (relative to the data directory) and every one above it up to
+    /// the data directory, so that the files and directories created in them survive a crash.
+    /// A new segment's bytes are durable only once its name is.
+    SyncDir { dir: String },
     /// Read `len` bytes at `position` (any alignment; the shell widens it for O_DIRECT).
     Read {
         file: SegmentFile,

@@ -425,6 +425,15 @@ struct PendingWrite {
     write: SegmentWrite,
 }
 
+/// What one sync of a partition must do before the records it covers are durable: fsync each
+/// segment, and where one of them is a file this run created, fsync the partition's directory
+/// (and those above it) so that the file's name survives a crash as well as its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncRound {
+    pub segments: Vec<i64>,
+    pub name_files: bool,
+}
+
 /// A position in the log: a segment and a byte count in it.
 type Position = (i64, u64);
 
@@ -455,6 +464,11 @@ pub struct PartitionLog {
     failed_write: Option<PendingWrite>,
     /// Segments written since the last sync began; the next sync covers them all.
     unsynced: BTreeSet<i64>,
+    /// Segments whose file this log creates (not found at recovery) and whose name is not yet
+    /// known durable: a sync that covers one also syncs the partition's directory
+    /// ([`SyncRound::name_files`]), and takes them out once done.
+    unnamed: BTreeSet<i64>,
+    naming: Vec<i64>,
     /// The sync in flight: the offset and position it makes durable, and when it started.
     sync_in_flight: Option<(i64, Position, i64)>,
     /// Batches not yet visible: (last offset, max timestamp, segment, the segment's bytes up to
@@ -504,6 +518,8 @@ impl PartitionLog {
             write_in_flight: None,
             failed_write: None,
             unsynced: BTreeSet::new(),
+            unnamed: BTreeSet::from([offset]),
+            naming: Vec::new(),
             sync_in_flight: None,
             invisible: VecDeque::new(),
             seal_in_flight: None,
@@ -525,6 +541,7 @@ impl PartitionLog {
             "segments are dense"
         );
         self.close_recovered();
+        self.unnamed.remove(&segment.base_offset);
         // The tail cache holds batches up to the log end, back to back: what an earlier
         // segment's scan put there is no longer at the end.
         self.tail.clear();
@@ -561,6 +578,7 @@ impl PartitionLog {
     pub fn begin_scan(&mut self, base_offset: i64, index_interval_bytes: u64) -> SegmentScan {
         assert_eq!(base_offset, self.log_end_offset, "segments are dense");
         self.close_recovered();
+        self.unnamed.remove(&base_offset);
         SegmentScan {
             segment: Segment::new(base_offset, 0),
             index_interval_bytes,
@@ -673,6 +691,7 @@ impl PartitionLog {
         if last.sealed {
             let base = self.log_end_offset;
             self.segments.push_back(Segment::new(base, now_ms));
+            self.unnamed.insert(base);
         } else {
             last.started_ms = now_ms;
         }
@@ -975,6 +994,7 @@ impl PartitionLog {
         active.producers_at_end = Some(producers);
         let base = self.log_end_offset;
         self.segments.push_back(Segment::new(base, now_ms));
+        self.unnamed.insert(base);
     }
 
     // ---- leader epochs ----
@@ -1163,7 +1183,7 @@ impl PartitionLog {
         now_ms: i64,
         policy: &FlushPolicy,
         force: bool,
-    ) -> Option<Vec<i64>> {
+    ) -> Option<SyncRound> {
         if self.sync_in_flight.is_some()
             || self.written_offset <= self.flushed_offset
             || !(force || self.sync_due(now_ms, policy))
@@ -1171,13 +1191,25 @@ impl PartitionLog {
             return None;
         }
         self.sync_in_flight = Some((self.written_offset, self.written_position, now_ms));
-        Some(std::mem::take(&mut self.unsynced).into_iter().collect())
+        let segments: Vec<i64> = std::mem::take(&mut self.unsynced).into_iter().collect();
+        self.naming = segments
+            .iter()
+            .copied()
+            .filter(|base| self.unnamed.contains(base))
+            .collect();
+        Some(SyncRound {
+            name_files: !self.naming.is_empty(),
+            segments,
+        })
     }
 
     /// The sync asked for last is done.
     pub fn handle_sync_done(&mut self) {
         let (target, position, started_ms) =
             self.sync_in_flight.take().expect("a sync was in flight");
+        for base in std::mem::take(&mut self.naming) {
+            self.unnamed.remove(&base);
+        }
         assert!(target >= self.flushed_offset);
         self.flushed_offset = target;
         self.flushed_position = position;
@@ -1562,7 +1594,10 @@ mod tests {
         log.handle_write_done();
         assert_eq!(
             log.poll_sync(0, &FlushPolicy::IMMEDIATE, false),
-            Some(vec![0])
+            Some(SyncRound {
+                segments: vec![0],
+                name_files: true
+            })
         );
         assert!(
             log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).is_none(),
@@ -1577,6 +1612,47 @@ mod tests {
             ReadPlan::Cached(batches) => assert_eq!(batches.len(), 1),
             other => panic!("expected a cached read, got {other:?}"),
         }
+    }
+
+    /// A segment file this log created needs its directory synced with the first sync that
+    /// covers it, and no other; a file found at recovery never does.
+    #[test]
+    fn a_new_segment_file_is_named_durably_by_its_first_sync() {
+        fn round(log: &mut PartitionLog, values: &[&[u8]], policy: &SegmentPolicy) -> SyncRound {
+            for value in values {
+                append_at(log, &[value], 0, policy);
+            }
+            while log.poll_write().is_some() {
+                log.handle_write_done();
+            }
+            let round = log.poll_sync(0, &FlushPolicy::IMMEDIATE, false).unwrap();
+            log.handle_sync_done();
+            round
+        }
+        let named = |segments: Vec<i64>, name_files| SyncRound {
+            segments,
+            name_files,
+        };
+        let tiny = SegmentPolicy {
+            segment_bytes: 1,
+            ..POLICY
+        };
+        let mut log = PartitionLog::new(1 << 20);
+        assert_eq!(round(&mut log, &[b"a"], &POLICY), named(vec![0], true));
+        assert_eq!(round(&mut log, &[b"b"], &POLICY), named(vec![0], false));
+        // Each batch now fills a segment: two new files, and one sync names both.
+        assert_eq!(
+            round(&mut log, &[b"c", b"d"], &tiny),
+            named(vec![2, 3], true)
+        );
+        // A recovered segment's file exists, named: appending to it needs no directory sync.
+        let mut recovered = PartitionLog::empty_at(0, 1 << 20);
+        recovered.recover_segment(0, &make_batch(&[b"x"], 1_000), 4096);
+        recovered.finish_recovery(0);
+        assert_eq!(
+            round(&mut recovered, &[b"y"], &POLICY),
+            named(vec![0], false)
+        );
     }
 
     #[test]

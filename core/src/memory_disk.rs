@@ -32,7 +32,7 @@ impl MemoryDisk {
                 bytes[position as usize..end].copy_from_slice(&data);
                 IoResult::Done
             }
-            IoOp::Sync { .. } => IoResult::Done,
+            IoOp::Sync { .. } | IoOp::SyncDir { .. } => IoResult::Done,
             IoOp::Read {
                 file,
                 position,

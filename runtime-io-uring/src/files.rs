@@ -53,6 +53,7 @@ impl Files {
                 data,
             } => self.write(&file, position, &data).await,
             IoOp::Sync { file } => self.sync(&file).await,
+            IoOp::SyncDir { dir } => self.sync_dir(&dir).await,
             IoOp::Read {
                 file,
                 position,
@@ -74,7 +75,7 @@ impl Files {
         if let Some(file) = self.open.borrow().get(&path) {
             return Ok(file.clone());
         }
-        let created = !path.exists();
+        // A new file's name is made durable by the core's `SyncDir` before its data counts.
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -86,11 +87,6 @@ impl Files {
             .dma_open(&path)
             .await
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        if created {
-            // A new segment's name must survive a crash as well as its data: sync the
-            // directories from the data directory down (rare: once per segment).
-            sync_dirs(&self.data_dir, &path)?;
-        }
         let file = Rc::new(file);
         self.open.borrow_mut().insert(path, file.clone());
         Ok(file)
@@ -122,6 +118,16 @@ impl Files {
         file.fdatasync()
             .await
             .map_err(|e| format!("fdatasync of {} failed: {e}", segment.relative_path()))
+    }
+
+    /// Syncs `dir` and the directories above it up to the data directory (once per new
+    /// segment, so off the ring, on the blocking pool).
+    async fn sync_dir(&self, dir: &str) -> Result<(), String> {
+        let data_dir = self.data_dir.clone();
+        let dir = data_dir.join(dir);
+        glommio::executor()
+            .spawn_blocking(move || sync_dirs(&data_dir, &dir))
+            .await
     }
 
     async fn read(&self, segment: &SegmentFile, position: u64, len: usize) -> IoResult {
@@ -218,9 +224,9 @@ impl Files {
     }
 }
 
-/// Syncs every directory from `file`'s parent up to and including `data_dir`.
-fn sync_dirs(data_dir: &Path, file: &Path) -> Result<(), String> {
-    let mut dir = file.parent();
+/// Syncs `dir` and every directory above it up to and including `data_dir`.
+fn sync_dirs(data_dir: &Path, dir: &Path) -> Result<(), String> {
+    let mut dir = Some(dir);
     while let Some(d) = dir {
         std::fs::File::open(d)
             .and_then(|f| f.sync_all())

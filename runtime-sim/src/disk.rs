@@ -1,7 +1,9 @@
 //! A simulated disk that outlives the node: writes land in a volatile view at once and become
 //! durable only when a sync issued after them completes. A crash keeps each unsynced write
 //! whole, torn at a sector boundary, or not at all, by chance, in any combination, as a real
-//! disk with a volatile cache may.
+//! disk with a volatile cache may. A file a write created keeps its name through a crash only
+//! once a sync of its directory issued after its creation completed; without one, a crash
+//! loses it whole, synced bytes and all, or not, by chance.
 
 use crate::rng::Stream;
 use bytes::Bytes;
@@ -21,10 +23,12 @@ struct PendingWrite {
     completed: bool,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct SimFile {
     durable: Vec<u8>,
     pending: Vec<PendingWrite>,
+    /// Whether its name (its directory entry) is durable.
+    named: bool,
 }
 
 fn apply(target: &mut Vec<u8>, position: usize, data: &[u8]) {
@@ -41,6 +45,7 @@ pub struct CrashDamage {
     pub writes_kept: u64,
     pub writes_torn: u64,
     pub writes_lost: u64,
+    pub files_lost: u64,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +56,8 @@ pub struct SimDisk {
     next_write: u64,
     /// Syncs in flight: the writes each will make durable.
     syncs: BTreeMap<u64, (String, Vec<u64>)>,
+    /// Directory syncs in flight: the files each will name durably.
+    dir_syncs: BTreeMap<u64, Vec<String>>,
 }
 
 impl SimDisk {
@@ -58,7 +65,11 @@ impl SimDisk {
     pub fn start_write(&mut self, path: &str, position: u64, data: Bytes) -> u64 {
         let id = self.next_write;
         self.next_write += 1;
-        let file = self.files.entry(path.to_string()).or_default();
+        let file = self.files.entry(path.to_string()).or_insert(SimFile {
+            durable: Vec::new(),
+            pending: Vec::new(),
+            named: false,
+        });
         file.pending.push(PendingWrite {
             id,
             position: position as usize,
@@ -121,6 +132,30 @@ impl SimDisk {
         }
     }
 
+    /// Starts a sync of directory `dir`: it names durably the files created in it (or below)
+    /// by now.
+    pub fn start_dir_sync(&mut self, dir: &str) -> u64 {
+        let id = self.next_write;
+        self.next_write += 1;
+        let prefix = format!("{dir}/");
+        let covered = self
+            .files
+            .iter()
+            .filter(|(path, file)| !file.named && path.starts_with(&prefix))
+            .map(|(path, _)| path.clone())
+            .collect();
+        self.dir_syncs.insert(id, covered);
+        id
+    }
+
+    pub fn complete_dir_sync(&mut self, id: u64) {
+        for path in self.dir_syncs.remove(&id).unwrap_or_default() {
+            if let Some(file) = self.files.get_mut(&path) {
+                file.named = true;
+            }
+        }
+    }
+
     /// What a reader sees now: durable bytes with completed writes on top.
     pub fn view(&self, path: &str) -> Vec<u8> {
         let Some(file) = self.files.get(path) else {
@@ -172,6 +207,7 @@ impl SimDisk {
             SimFile {
                 durable: data,
                 pending: Vec::new(),
+                named: true,
             },
         );
     }
@@ -199,6 +235,14 @@ impl SimDisk {
     /// Power loss: every unsynced write is kept, torn or lost by chance; syncs in flight are lost.
     pub fn crash(&mut self, rng: &mut Stream) -> CrashDamage {
         let mut damage = CrashDamage::default();
+        // A file whose name was never synced is gone, or made it to the disk anyway (what a
+        // restart finds is on the disk).
+        self.files.retain(|_, file| {
+            let kept = file.named || rng.chance(500);
+            file.named = true;
+            damage.files_lost += u64::from(!kept);
+            kept
+        });
         for file in self.files.values_mut() {
             for write in file.pending.drain(..) {
                 match rng.next_u64() % 10 {
@@ -221,6 +265,7 @@ impl SimDisk {
             }
         }
         self.syncs.clear();
+        self.dir_syncs.clear();
         // The metadata is replaced by rename: a crash leaves the old or the new file, whole.
         if let Some(data) = self.metadata_pending.take() {
             if rng.chance(500) {

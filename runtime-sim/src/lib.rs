@@ -80,6 +80,8 @@ pub struct Stats {
     pub writes_kept: u64,
     pub writes_torn: u64,
     pub writes_lost: u64,
+    /// Files created but not yet named durably that a crash took.
+    pub files_lost: u64,
     pub bit_flips: u64,
     pub dropped_messages: u64,
     pub failed_writes: u64,
@@ -188,6 +190,9 @@ enum PendingIo {
         id: Option<u64>,
     },
     Sync {
+        id: u64,
+    },
+    DirSync {
         id: u64,
     },
     Read {
@@ -944,6 +949,13 @@ impl Sim {
                 }
                 (PendingIo::Sync { id }, latency)
             }
+            IoOp::SyncDir { dir } => {
+                let id = self.disk.start_dir_sync(&dir);
+                let latency = self
+                    .io
+                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1);
+                (PendingIo::DirSync { id }, latency)
+            }
             IoOp::Read {
                 file,
                 position,
@@ -1019,6 +1031,10 @@ impl Sim {
                 self.disk.complete_sync(id);
                 IoResult::Done
             }
+            PendingIo::DirSync { id } => {
+                self.disk.complete_dir_sync(id);
+                IoResult::Done
+            }
             PendingIo::Read {
                 path,
                 position,
@@ -1089,7 +1105,13 @@ impl Sim {
         self.stats.writes_kept += damage.writes_kept;
         self.stats.writes_torn += damage.writes_torn;
         self.stats.writes_lost += damage.writes_lost;
-        self.fold(&[damage.writes_kept, damage.writes_torn, damage.writes_lost]);
+        self.stats.files_lost += damage.files_lost;
+        self.fold(&[
+            damage.writes_kept,
+            damage.writes_torn,
+            damage.writes_lost,
+            damage.files_lost,
+        ]);
         let delay = self.chance.range(50_000, 1_000_000);
         self.push(self.now + delay, Event::Restart);
     }

@@ -280,9 +280,10 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "lose-last-batch" => Ok(PlantedBug::LoseLastBatchOnRecovery),
         "commit-before-flush" => Ok(PlantedBug::CommitBeforeFlush),
         "stuck-group-deadline" => Ok(PlantedBug::StuckGroupDeadline),
+        "skip-dir-sync" => Ok(PlantedBug::SkipDirSync),
         "mislabel-split-fetch" => Ok(PlantedBug::MislabelSplitFetch),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline or mislabel-split-fetch"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch or skip-dir-sync"
         )),
     }
 }

@@ -27,7 +27,7 @@ struct Args {
     #[arg(long)]
     steps: Option<u64>,
     /// Plant a known bug: ack-before-fsync, lose-last-batch, commit-before-flush,
-    /// stuck-group-deadline or mislabel-split-fetch.
+    /// stuck-group-deadline, mislabel-split-fetch or skip-dir-sync.
     #[arg(long)]
     buggify: Option<String>,
     /// No faults at all (a baseline run).
@@ -93,9 +93,9 @@ fn run(args: Args) -> Result<bool, String> {
                 outcome.faults
             );
             println!(
-                "  ran {} events over {:.1} virtual s: {} requests, {} crashes (writes kept/torn/lost {}/{}/{}), {} bit flips, {} dropped messages, {} failed writes",
+                "  ran {} events over {:.1} virtual s: {} requests, {} crashes (writes kept/torn/lost {}/{}/{}, unnamed files lost {}), {} bit flips, {} dropped messages, {} failed writes",
                 s.events, s.virtual_us as f64 / 1e6, s.requests, s.crashes, s.writes_kept, s.writes_torn, s.writes_lost,
-                s.bit_flips, s.dropped_messages, s.failed_writes
+                s.files_lost, s.bit_flips, s.dropped_messages, s.failed_writes
             );
             if outcome.faults.shards > 1 {
                 println!(

@@ -62,6 +62,9 @@ pub enum PlantedBug {
     /// Merge a Fetch split across shards with its partitions' labels shifted by one within
     /// each topic: a client reads one partition's records as another's.
     MislabelSplitFetch,
+    /// Never sync a partition's directory after creating a segment file: an acknowledged
+    /// record's file may be gone after a crash although its bytes were fsynced.
+    SkipDirSync,
 }
 
 impl Default for Config {

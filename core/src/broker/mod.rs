@@ -883,9 +883,12 @@ impl Broker {
             let topic = self.topics.get_mut(name.as_str()).expect("writable");
             let policy = topic.flush_policy();
             let log = &mut topic.partitions[*partition as usize].log;
-            let Some(segments) = log.poll_sync(self.now_ms, &policy, force) else {
+            let Some(round) = log.poll_sync(self.now_ms, &policy, force) else {
                 continue;
             };
+            let segments = round.segments;
+            let name_files =
+                round.name_files && self.config.planted_bug != Some(PlantedBug::SkipDirSync);
             if segments.is_empty() {
                 // Nothing new reached a file since the last sync (a rewrite after a failure).
                 log.handle_sync_done();
@@ -893,7 +896,19 @@ impl Broker {
                 self.on_partition_progress(now_ms, id, *partition);
                 continue;
             }
-            self.sync_round.insert((id, *partition), segments.len());
+            self.sync_round
+                .insert((id, *partition), segments.len() + usize::from(name_files));
+            if name_files {
+                self.issue(
+                    IoOp::SyncDir {
+                        dir: crate::io::partition_dir(&dir, *partition),
+                    },
+                    InFlight::Sync {
+                        topic: id,
+                        partition: *partition,
+                    },
+                );
+            }
             for base_offset in segments {
                 let file = SegmentFile {
                     topic_dir: dir.clone(),

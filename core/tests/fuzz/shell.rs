@@ -376,6 +376,9 @@ impl Shell {
                     file.relative_path()
                 );
             }
+            IoOp::SyncDir { dir } => {
+                assert!(dir.split('/').all(safe), "a sync of an unsafe dir {dir:?}")
+            }
             IoOp::Read { file, len, .. } => {
                 assert!(
                     safe(&file.topic_dir),
@@ -452,6 +455,17 @@ impl Shell {
                 );
                 if fail {
                     return IoResult::Failed("injected: EIO on fdatasync".into());
+                }
+                IoResult::Done
+            }
+            IoOp::SyncDir { dir } => {
+                let prefix = format!("{dir}/");
+                assert!(
+                    self.files.keys().any(|path| path.starts_with(&prefix)),
+                    "a sync of {dir}, where no file was written"
+                );
+                if fail {
+                    return IoResult::Failed("injected: EIO on fsync of a directory".into());
                 }
                 IoResult::Done
             }
