@@ -98,6 +98,13 @@ pub enum IoOp {
     /// Remove files (a deleted segment's log and index), in order, durably; a missing file is
     /// not an error.
     RemoveFiles { paths: Vec<String> },
+    /// Run-time truncation (see `log/truncate.rs`): remove `remove` in order as `RemoveFiles`
+    /// does, then cut `file` to `len` bytes and sync it. A crash may stop it after any step.
+    Truncate {
+        remove: Vec<String>,
+        file: SegmentFile,
+        len: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,6 +63,19 @@ impl MemoryDisk {
                 }
                 IoResult::Done
             }
+            IoOp::Truncate { remove, file, len } => {
+                for path in remove {
+                    self.files.remove(&path);
+                }
+                let path = file.relative_path();
+                match self.files.get_mut(&path) {
+                    Some(bytes) => {
+                        bytes.truncate(len as usize);
+                        IoResult::Done
+                    }
+                    None => IoResult::Failed(format!("cannot truncate {path}: no such file")),
+                }
+            }
             IoOp::RemoveTopicDir { topic_dir } => {
                 self.files
                     .retain(|path, _| !path.starts_with(&format!("{topic_dir}/")));

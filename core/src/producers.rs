@@ -113,6 +113,16 @@ impl ProducerStates {
 }
 
 impl ProducerStates {
+    /// The log was cut back to `end`: batches at or after it are forgotten, and a producer
+    /// with none left loses its state (its next batch is taken as a new producer's, as after
+    /// its state expired).
+    pub fn truncate_to(&mut self, end: i64) {
+        for entry in self.producers.values_mut() {
+            entry.batches.retain(|b| b.last_offset < end);
+        }
+        self.producers.retain(|_, entry| !entry.batches.is_empty());
+    }
+
     /// The snapshot kept in a segment's index file, so a restart need not rescan the segments
     /// before the last one: per producer its id, epoch and last batches, big-endian.
     pub fn encode(&self, out: &mut Vec<u8>) {

@@ -64,7 +64,7 @@ pub struct Segment {
     /// Whether its index file is durable (always true of segments loaded from one).
     pub(crate) sealed: bool,
     /// Write state: bytes handed out in writes, and the last partial block, rewritten by the
-    /// next write (see `log.rs`).
+    /// next write (see `log/mod.rs`).
     pub(crate) submitted_bytes: u64,
     pub(crate) partial_block: Vec<u8>,
 }
@@ -143,6 +143,43 @@ impl Segment {
             },
             n => self.index[n - 1],
         }
+    }
+
+    /// Where to read to find the batch holding `offset` and the segment's largest timestamp
+    /// before it: from the indexed batch start at or before it up to the next indexed one (or
+    /// the segment's end), with the largest timestamp before that start.
+    pub fn span_holding(&self, offset: i64) -> (IndexEntry, u64) {
+        let at = self.index.partition_point(|e| e.offset <= offset);
+        let end = self.index.get(at).map_or(self.bytes, |e| e.position);
+        (self.entry_before(at), end)
+    }
+
+    /// Cuts the segment back to its first `position` bytes, which end where the batch at
+    /// `offset` began: the index entries, epochs and timestamps of what is cut go, it is no
+    /// longer sealed (it takes appends again), and `partial_block` is its bytes from the block
+    /// boundary at or below `position` (what the next write rewrites).
+    pub fn truncate_at(
+        &mut self,
+        offset: i64,
+        position: u64,
+        max_timestamp: (i64, i64),
+        partial_block: Vec<u8>,
+    ) {
+        assert!(offset >= self.base_offset && position <= self.bytes);
+        self.index.retain(|e| e.offset < offset);
+        self.bytes_since_entry = position - self.index.last().map_or(0, |e| e.position);
+        self.epochs.retain(|&(_, start)| start < offset);
+        self.next_offset = offset;
+        self.bytes = position;
+        (self.max_timestamp, self.max_timestamp_offset) = max_timestamp;
+        if self.visible_max_offset >= offset {
+            // The high watermark comes back to the cut: everything left is visible.
+            (self.visible_max_timestamp, self.visible_max_offset) = max_timestamp;
+        }
+        self.sealed = false;
+        self.producers_at_end = None;
+        self.submitted_bytes = position;
+        self.partial_block = partial_block;
     }
 
     pub fn index_entries(&self) -> usize {

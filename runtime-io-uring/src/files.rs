@@ -63,6 +63,7 @@ impl Files {
             IoOp::RemoveTopicDir { topic_dir } => self.remove_dir(&topic_dir).await,
             IoOp::WriteFile { path, data } => self.write_file(path, data).await,
             IoOp::RemoveFiles { paths } => self.remove_files(paths).await,
+            IoOp::Truncate { remove, file, len } => self.truncate(remove, &file, len).await,
         };
         match outcome {
             Ok(()) => IoResult::Done,
@@ -208,6 +209,27 @@ impl Files {
             .await
     }
 
+    /// Run-time truncation: the later segments' files go (in order), then the segment is cut
+    /// and synced.
+    async fn truncate(
+        &self,
+        remove: Vec<String>,
+        file: &SegmentFile,
+        len: u64,
+    ) -> Result<(), String> {
+        self.remove_files(remove).await?;
+        let path = self.data_dir.join(file.relative_path());
+        glommio::executor()
+            .spawn_blocking(move || {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(len).and_then(|()| f.sync_all()))
+                    .map_err(|e| format!("cannot truncate {} to {len}: {e}", path.display()))
+            })
+            .await
+    }
+
     async fn remove_dir(&self, topic_dir: &str) -> Result<(), String> {
         let path = self.data_dir.join(topic_dir);
         self.open
@@ -253,4 +275,66 @@ fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<(), String> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| fail("sync the directory of", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn segment(base_offset: i64) -> SegmentFile {
+        SegmentFile {
+            topic_dir: "t.00".into(),
+            partition: 0,
+            base_offset,
+        }
+    }
+
+    /// Writes create segment files, `SyncDir` syncs their directories, and `Truncate` removes
+    /// the later files in order and cuts the segment, on a real data directory.
+    #[test]
+    fn truncation_removes_later_segments_and_cuts_the_file() {
+        let dir = std::env::temp_dir().join(format!("spate-files-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let data_dir = dir.clone();
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let files = Files::new(data_dir.clone());
+                for base in [0, 10] {
+                    let write = IoOp::Write {
+                        file: segment(base),
+                        position: 0,
+                        data: Bytes::from(vec![7u8; 4096]),
+                    };
+                    assert_eq!(files.perform(write).await, IoResult::Done);
+                }
+                let sync = IoOp::SyncDir {
+                    dir: "t.00/0".into(),
+                };
+                assert_eq!(files.perform(sync).await, IoResult::Done);
+                let truncate = IoOp::Truncate {
+                    remove: vec![segment(10).relative_path(), segment(10).index_path()],
+                    file: segment(0),
+                    len: 100,
+                };
+                assert_eq!(files.perform(truncate).await, IoResult::Done);
+                let cut = data_dir.join(segment(0).relative_path());
+                assert_eq!(std::fs::metadata(&cut).unwrap().len(), 100);
+                assert!(!data_dir.join(segment(10).relative_path()).exists());
+                let missing = IoOp::Truncate {
+                    remove: Vec::new(),
+                    file: segment(20),
+                    len: 0,
+                };
+                match files.perform(missing).await {
+                    IoResult::Failed(error) => assert!(error.contains("cannot truncate")),
+                    other => panic!("truncating a missing file: {other:?}"),
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -179,6 +179,21 @@ impl SimDisk {
         self.files.get(path).map(|f| f.durable.as_slice())
     }
 
+    /// Cut a file at run time and sync it: what was written becomes durable, then the file
+    /// ends at `len`.
+    pub fn cut(&mut self, path: &str, len: u64) -> bool {
+        let Some(file) = self.files.get_mut(path) else {
+            return false;
+        };
+        for write in file.pending.drain(..) {
+            if write.completed {
+                apply(&mut file.durable, write.position, &write.data);
+            }
+        }
+        file.durable.truncate(len as usize);
+        true
+    }
+
     pub fn truncate(&mut self, path: &str, len: u64) {
         if let Some(file) = self.files.get_mut(path) {
             file.durable.truncate(len as usize);

@@ -195,6 +195,10 @@ enum PendingIo {
     DirSync {
         id: u64,
     },
+    Cut {
+        path: String,
+        len: u64,
+    },
     Read {
         path: String,
         position: u64,
@@ -949,6 +953,18 @@ impl Sim {
                 }
                 (PendingIo::Sync { id }, latency)
             }
+            IoOp::Truncate { remove, file, len } => {
+                // The removals happen at once, the cut on completion: a crash in between
+                // leaves the first steps done.
+                for path in &remove {
+                    self.disk.remove_file(path);
+                }
+                let latency = self
+                    .io
+                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1);
+                let path = file.relative_path();
+                (PendingIo::Cut { path, len }, latency)
+            }
             IoOp::SyncDir { dir } => {
                 let id = self.disk.start_dir_sync(&dir);
                 let latency = self
@@ -1031,6 +1047,10 @@ impl Sim {
                 self.disk.complete_sync(id);
                 IoResult::Done
             }
+            PendingIo::Cut { path, len } => match self.disk.cut(&path, len) {
+                true => IoResult::Done,
+                false => IoResult::Failed(format!("cannot truncate {path}: no such file")),
+            },
             PendingIo::DirSync { id } => {
                 self.disk.complete_dir_sync(id);
                 IoResult::Done

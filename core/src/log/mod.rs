@@ -226,6 +226,10 @@ pub struct PartitionLog {
     /// ([`SyncRound::name_files`]), and takes them out once done.
     unnamed: BTreeSet<i64>,
     naming: Vec<i64>,
+    /// A run-time truncation waiting for its read, and one whose files are being changed
+    /// (see `truncate.rs`): no write, sync or seal meanwhile.
+    cut_pending: Option<truncate::PendingCut>,
+    cut_in_flight: bool,
     /// The sync in flight: the offset and position it makes durable, and when it started.
     sync_in_flight: Option<(i64, Position, i64)>,
     /// Batches not yet visible: (last offset, max timestamp, segment, the segment's bytes up to
@@ -277,6 +281,8 @@ impl PartitionLog {
             unsynced: BTreeSet::new(),
             unnamed: BTreeSet::from([offset]),
             naming: Vec::new(),
+            cut_pending: None,
+            cut_in_flight: false,
             sync_in_flight: None,
             invisible: VecDeque::new(),
             seal_in_flight: None,
@@ -598,7 +604,7 @@ impl PartitionLog {
     /// The next write to hand to the shell, if appended bytes wait and no write is in flight:
     /// the waiting batches of the oldest segment with any, up to [`WRITE_BYTES_MAX`].
     pub fn poll_write(&mut self) -> Option<SegmentWrite> {
-        if self.write_in_flight.is_some() {
+        if self.write_in_flight.is_some() || self.truncating() {
             return None;
         }
         if let Some(retry) = self.failed_write.take() {
@@ -731,6 +737,7 @@ impl PartitionLog {
         force: bool,
     ) -> Option<SyncRound> {
         if self.sync_in_flight.is_some()
+            || self.truncating()
             || self.written_offset <= self.flushed_offset
             || !(force || self.sync_due(now_ms, policy))
         {
@@ -805,7 +812,7 @@ impl PartitionLog {
     /// The index file to write for a closed segment that is now durable, if there is one and no
     /// other is being written: (segment base, file bytes).
     pub fn poll_seal(&mut self) -> Option<(i64, Vec<u8>)> {
-        if self.seal_in_flight.is_some() {
+        if self.seal_in_flight.is_some() || self.truncating() {
             return None;
         }
         let segment = self.next_to_seal()?;
@@ -856,7 +863,7 @@ impl PartitionLog {
         let expired = |s: &Segment| retention_ms >= 0 && s.max_timestamp < now_ms - retention_ms;
         let mut total = self.size_bytes();
         let mut deleted = Vec::new();
-        while self.segments.len() > 1 {
+        while self.segments.len() > 1 && !self.truncating() {
             let oldest = self.segments.front().expect("not empty");
             if oldest.next_offset > self.flushed_offset
                 || self.seal_in_flight == Some(oldest.base_offset)
@@ -914,9 +921,11 @@ impl PartitionLog {
 
 mod read;
 mod recovery;
+mod truncate;
 
 pub use read::*;
 pub use recovery::*;
+pub use truncate::*;
 
 #[cfg(test)]
 mod tests;

@@ -640,3 +640,200 @@ fn the_epoch_history_survives_sealing_and_recovery() {
     scanned.finish_recovery(0);
     assert_eq!(scanned.epoch_history(), history);
 }
+
+/// Every offset a consumer reads from the log's start to its high watermark.
+fn readable(log: &mut PartitionLog, files: &Files) -> Vec<i64> {
+    let mut offsets = Vec::new();
+    let mut next = log.log_start_offset();
+    loop {
+        let batches = match log.read(next, 1 << 20) {
+            ReadPlan::Cached(batches) => batches.concat(),
+            ReadPlan::Disk(read) => match perform_read(files, read) {
+                ReadOutcome::Found { batches, .. } => batches.to_vec(),
+                other => panic!("reading at {next}: {other:?}"),
+            },
+            ReadPlan::Empty => return offsets,
+            other => panic!("reading at {next}: {other:?}"),
+        };
+        offsets.extend(offsets_in(&batches));
+        next = *offsets.last().unwrap() + 1;
+    }
+}
+
+/// A log of 20 batches of 2 records (offsets 0..40) in epochs 0, 3 and 5, over segments of
+/// about four batches with index entries every other batch, all durable; its files and the
+/// index files of its sealed segments. Tail cache of one byte: reads come from the files.
+fn cut_fixture() -> (PartitionLog, Files, BTreeMap<i64, Vec<u8>>) {
+    let policy = SegmentPolicy {
+        segment_bytes: 600,
+        segment_ms: 1 << 40,
+        index_interval_bytes: 150,
+    };
+    let mut log = PartitionLog::new(1);
+    let mut files = Files::new();
+    for i in 0..20 {
+        let bytes = make_batch(&[&[b'v'; 40], &[b'w'; 40]], 1_000 + i);
+        let info = batch::validate(&bytes).unwrap();
+        let epoch = [0, 3, 5][i as usize / 8];
+        log.append_as_leader(BytesMut::from(&bytes[..]), &info, epoch, 0, false, &policy);
+    }
+    let seals = flush(&mut log, &mut files).into_iter().collect();
+    assert!(log.segment_bases().len() >= 4, "{:?}", log.segment_bases());
+    (log, files, seals)
+}
+
+/// Performs a truncation on the files; `crash_after_removals` stops it before the cut.
+fn truncate_files(
+    log: &mut PartitionLog,
+    files: &mut Files,
+    seals: &mut BTreeMap<i64, Vec<u8>>,
+    offset: i64,
+    crash_after_removals: bool,
+) -> Option<TruncateFiles> {
+    let plan = match log.truncate_to(offset).unwrap() {
+        Truncation::Nothing => return None,
+        Truncation::Files(plan) => plan,
+        Truncation::Read(read) => {
+            let file = &files[&read.segment_base_offset];
+            let data = &file[read.position as usize..read.position as usize + read.len];
+            log.handle_truncate_read(data).unwrap()
+        }
+    };
+    assert!(log.poll_write().is_none() && log.poll_seal().is_none());
+    for base in plan
+        .removed_segments
+        .iter()
+        .chain([&plan.segment_base_offset])
+    {
+        seals.remove(base);
+        if *base != plan.segment_base_offset {
+            files.remove(base);
+        }
+    }
+    if !crash_after_removals {
+        let file = files.get_mut(&plan.segment_base_offset).unwrap();
+        file.truncate(plan.len as usize);
+        log.handle_truncate_done();
+    }
+    Some(plan)
+}
+
+/// A restart on the files: sealed segments from their index files, the rest scanned.
+fn restart(files: &Files, seals: &BTreeMap<i64, Vec<u8>>) -> PartitionLog {
+    let mut log = PartitionLog::empty_at(0, 1);
+    for (&base, file) in files {
+        match seals.get(&base) {
+            Some(index) => {
+                let (segment, producers) = Segment::decode_index(base, index).unwrap();
+                log.recover_sealed(segment, producers);
+            }
+            None => {
+                log.recover_segment(base, file, 150);
+            }
+        }
+    }
+    log.finish_recovery(0);
+    log.set_high_watermark(log.flushed_offset());
+    log
+}
+
+/// Run-time truncation: the batch holding the offset goes whole, with everything after it;
+/// the epochs of what is cut go; appends continue at the cut; and a restart finds the same.
+#[test]
+fn truncation_cuts_at_the_batch_holding_the_offset_and_the_log_goes_on_from_there() {
+    let (log, _, _) = cut_fixture();
+    let bases = log.segment_bases();
+    let (second, third) = (bases[1], bases[2]);
+    // (offset asked, where the log must end): mid-batch, a batch start, a segment's start,
+    // the first segment, the last record, past the end.
+    let cases = [
+        (second + 3, second + 2),
+        (second + 2, second + 2),
+        (third, third),
+        (1, 0),
+        (39, 38),
+        (40, 40),
+    ];
+    for (offset, end) in cases {
+        let (mut log, mut files, mut seals) = cut_fixture();
+        let plan = truncate_files(&mut log, &mut files, &mut seals, offset, false);
+        assert_eq!(plan.is_none(), offset == 40, "offset {offset}");
+        assert_eq!(log.log_end_offset(), end, "offset {offset}");
+        assert_eq!(log.high_watermark(), end);
+        let kept: Vec<i64> = (0..end).collect();
+        assert_eq!(readable(&mut log, &files), kept, "offset {offset}");
+        let history: Vec<(i32, i64)> = [(0, 0), (3, 16), (5, 32)]
+            .into_iter()
+            .filter(|&(_, start)| start < end)
+            .collect();
+        assert_eq!(log.epoch_history(), history, "offset {offset}");
+        // A new leader's records follow at the cut, and survive a restart.
+        let bytes = make_batch(&[b"new"], 5_000);
+        let info = batch::validate(&bytes).unwrap();
+        let appended = log.append_as_leader(
+            BytesMut::from(&bytes[..]),
+            &info,
+            9,
+            0,
+            false,
+            &SegmentPolicy::default(),
+        );
+        assert_eq!(appended.base_offset, end);
+        seals.extend(flush(&mut log, &mut files));
+        let mut expected = kept.clone();
+        expected.push(end);
+        assert_eq!(readable(&mut log, &files), expected, "offset {offset}");
+        let mut restarted = restart(&files, &seals);
+        assert_eq!(restarted.log_end_offset(), end + 1, "offset {offset}");
+        assert_eq!(
+            readable(&mut restarted, &files),
+            expected,
+            "offset {offset}"
+        );
+        let mut history = history.clone();
+        history.push((9, end));
+        assert_eq!(restarted.epoch_history(), history, "offset {offset}");
+    }
+}
+
+/// A crash after the later segments are removed but before the cut: the restart finds a
+/// prefix of the old log, at or past the cut and without a hole; truncating again finishes.
+#[test]
+fn a_crash_inside_a_truncation_leaves_a_prefix_and_truncating_again_finishes_it() {
+    let (log, _, _) = cut_fixture();
+    let offset = log.segment_bases()[1] + 3;
+    let (mut log, mut files, mut seals) = cut_fixture();
+    let plan = truncate_files(&mut log, &mut files, &mut seals, offset, true).unwrap();
+    assert!(!plan.removed_segments.is_empty());
+    let mut restarted = restart(&files, &seals);
+    let end = restarted.log_end_offset();
+    assert!(end > offset && end < 40, "a prefix past the cut: {end}");
+    assert_eq!(
+        readable(&mut restarted, &files),
+        (0..end).collect::<Vec<_>>()
+    );
+    truncate_files(&mut restarted, &mut files, &mut seals, offset, false).unwrap();
+    assert_eq!(restarted.log_end_offset(), offset - 1);
+    assert_eq!(
+        readable(&mut restart(&files, &seals), &files),
+        (0..offset - 1).collect::<Vec<_>>()
+    );
+}
+
+/// A truncation waits for the log to be quiet, and never goes below the log start.
+#[test]
+fn a_truncation_waits_for_writes_and_stays_above_the_log_start() {
+    let mut log = PartitionLog::new(1 << 20);
+    append_values(&mut log, &[b"a"]);
+    assert!(log.truncate_to(0).is_err(), "an unwritten batch");
+    let mut files = Files::new();
+    flush(&mut log, &mut files);
+    append_values(&mut log, &[b"b"]);
+    flush(&mut log, &mut files);
+    log.advance_log_start(1);
+    assert!(log
+        .truncate_to(0)
+        .unwrap_err()
+        .contains("below the log start"));
+    assert_eq!(log.truncate_to(2), Ok(Truncation::Nothing));
+}

@@ -379,6 +379,13 @@ impl Shell {
             IoOp::SyncDir { dir } => {
                 assert!(dir.split('/').all(safe), "a sync of an unsafe dir {dir:?}")
             }
+            IoOp::Truncate { remove, file, .. } => assert!(
+                remove
+                    .iter()
+                    .chain([&file.relative_path()])
+                    .all(|p| p.split('/').all(safe)),
+                "a truncation at an unsafe path"
+            ),
             IoOp::Read { file, len, .. } => {
                 assert!(
                     safe(&file.topic_dir),
@@ -457,6 +464,18 @@ impl Shell {
                     return IoResult::Failed("injected: EIO on fdatasync".into());
                 }
                 IoResult::Done
+            }
+            IoOp::Truncate { remove, file, len } => {
+                for path in remove {
+                    self.files.remove(path);
+                }
+                match self.files.get_mut(&file.relative_path()) {
+                    Some(bytes) => {
+                        bytes.truncate(*len as usize);
+                        IoResult::Done
+                    }
+                    None => IoResult::Failed(format!("no file {}", file.relative_path())),
+                }
             }
             IoOp::SyncDir { dir } => {
                 let prefix = format!("{dir}/");
