@@ -100,18 +100,6 @@ fn format_description(description: &ClusterDescription) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand)]
-    enum Command {
-        Cluster(ClusterArgs),
-    }
 
     #[test]
     fn describe_prints_id_controller_and_sorted_brokers() {
@@ -145,12 +133,10 @@ mod tests {
 
     #[test]
     fn describe_is_the_one_subcommand() {
-        let Command::Cluster(args) =
-            Cli::try_parse_from(["spate", "cluster", "describe", "-b", "h:1"])
-                .unwrap()
-                .command;
+        let parse = crate::cli::parse_subcommand::<ClusterArgs>;
+        let args = parse(&["spate", "cluster", "describe", "-b", "h:1"]).unwrap();
         assert!(matches!(args.command, ClusterCommand::Describe));
         assert_eq!(args.connect.bootstrap_server, "h:1");
-        assert!(Cli::try_parse_from(["spate", "cluster"]).is_err());
+        assert!(parse(&["spate", "cluster"]).is_err());
     }
 }

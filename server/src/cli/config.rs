@@ -516,26 +516,11 @@ fn parse_key_list(text: &str) -> Result<KeyList, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand)]
-    enum Command {
-        Config(ConfigArgs),
-    }
 
     fn try_parse(args: &[&str]) -> Result<ConfigArgs, clap::Error> {
         let mut argv = vec!["spate", "config"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).map(|cli| {
-            let Command::Config(args) = cli.command;
-            args
-        })
+        crate::cli::parse_subcommand(&argv)
     }
 
     fn alter(args: &[&str]) -> AlterArgs {

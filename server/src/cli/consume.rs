@@ -658,24 +658,10 @@ fn push_lossy(line: &mut Vec<u8>, bytes: Option<&[u8]>, null_literal: &[u8]) {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use clap::Parser;
     use kafka_protocol::indexmap::IndexMap;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand)]
-    enum Command {
-        Consume(ConsumeArgs),
-    }
-
     fn parse(args: &[&str]) -> Result<ConsumeArgs, clap::Error> {
-        Cli::try_parse_from(args).map(|cli| match cli.command {
-            Command::Consume(args) => args,
-        })
+        crate::cli::parse_subcommand(args)
     }
 
     fn record(key: Option<&[u8]>, value: Option<&[u8]>) -> Record {

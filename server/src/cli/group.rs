@@ -1178,29 +1178,14 @@ fn delete_group(session: &mut Session, group: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use bytes::BytesMut;
-    use clap::Parser;
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::protocol::Encodable;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand)]
-    enum Command {
-        Group(GroupArgs),
-    }
-
     fn parse(args: &[&str]) -> Result<GroupArgs, clap::Error> {
         let mut argv = vec!["spate", "group"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).map(|cli| {
-            let Command::Group(args) = cli.command;
-            args
-        })
+        crate::cli::parse_subcommand(&argv)
     }
 
     fn reset(args: &[&str]) -> ResetArgs {

@@ -98,6 +98,19 @@ pub fn unknown_property(tool: &str, key: &str, known: &[&str]) -> String {
     )
 }
 
+/// Tests: `argv` (`spate <name> ...`) parsed as the CLI parses subcommand `name`'s arguments.
+#[cfg(test)]
+pub fn parse_subcommand<A: clap::Args + clap::FromArgMatches>(
+    argv: &[&str],
+) -> Result<A, clap::Error> {
+    // (A test's few names leak; clap wants them for the program's life.)
+    let name: &'static str = Box::leak(argv.get(1).copied().unwrap_or_default().into());
+    let command = clap::Command::new("spate").subcommand(A::augment_args(clap::Command::new(name)));
+    let matches = command.try_get_matches_from(argv)?;
+    let (_, sub) = matches.subcommand().expect("a subcommand is required");
+    A::from_arg_matches(sub)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

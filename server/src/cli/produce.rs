@@ -423,26 +423,12 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
     use kafka_protocol::messages::produce_response::{
         PartitionProduceResponse, TopicProduceResponse,
     };
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand)]
-    enum Command {
-        Produce(ProduceArgs),
-    }
-
     fn parse(args: &[&str]) -> Result<ProduceArgs, clap::Error> {
-        Cli::try_parse_from(args).map(|cli| match cli.command {
-            Command::Produce(args) => args,
-        })
+        crate::cli::parse_subcommand(args)
     }
 
     fn value(line: &Line) -> &[u8] {

@@ -341,24 +341,11 @@ fn parse_config(text: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
     use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
     use kafka_protocol::messages::{BrokerId, TopicName};
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand)]
-    enum Command {
-        Topic(TopicArgs),
-    }
-
     fn parse(args: &[&str]) -> TopicArgs {
-        let Command::Topic(args) = Cli::try_parse_from(args).unwrap().command;
-        args
+        crate::cli::parse_subcommand(args).unwrap()
     }
 
     #[test]
@@ -411,11 +398,23 @@ mod tests {
 
     #[test]
     fn bad_arguments_are_rejected() {
-        assert!(
-            Cli::try_parse_from(["spate", "topic", "create", "t", "--partitions", "0"]).is_err()
-        );
-        assert!(Cli::try_parse_from(["spate", "topic", "create", "t", "--config", "x"]).is_err());
-        assert!(Cli::try_parse_from(["spate", "topic", "delete", "a", "--topic", "b"]).is_err());
+        assert!(crate::cli::parse_subcommand::<TopicArgs>(&[
+            "spate",
+            "topic",
+            "create",
+            "t",
+            "--partitions",
+            "0"
+        ])
+        .is_err());
+        assert!(crate::cli::parse_subcommand::<TopicArgs>(&[
+            "spate", "topic", "create", "t", "--config", "x"
+        ])
+        .is_err());
+        assert!(crate::cli::parse_subcommand::<TopicArgs>(&[
+            "spate", "topic", "delete", "a", "--topic", "b"
+        ])
+        .is_err());
         let args = parse(&["spate", "topic", "delete"]);
         let TopicCommand::Delete(selector) = args.command else {
             panic!()
@@ -490,9 +489,15 @@ mod tests {
         );
         assert_eq!(alter.delete_configs, ["segment.ms", "cleanup.policy"]);
         assert_eq!(check_alter(&alter), Ok(()));
-        assert!(
-            Cli::try_parse_from(["spate", "topic", "alter", "t", "--partitions", "0"]).is_err()
-        );
+        assert!(crate::cli::parse_subcommand::<TopicArgs>(&[
+            "spate",
+            "topic",
+            "alter",
+            "t",
+            "--partitions",
+            "0"
+        ])
+        .is_err());
     }
 
     #[test]
