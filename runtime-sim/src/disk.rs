@@ -354,14 +354,16 @@ mod tests {
     #[test]
     fn only_synced_writes_are_sure_to_survive_a_crash() {
         let mut disk = SimDisk::default();
-        let w1 = disk.start_write("f", 0, Bytes::from_static(b"aaaa"));
-        disk.complete_write("f", w1);
-        let sync = disk.start_sync("f");
-        let w2 = disk.start_write("f", 4, Bytes::from_static(b"bbbb"));
-        disk.complete_write("f", w2);
+        let w1 = disk.start_write("d/f", 0, Bytes::from_static(b"aaaa"));
+        disk.complete_write("d/f", w1);
+        let sync = disk.start_sync("d/f");
+        let name = disk.start_dir_sync("d");
+        let w2 = disk.start_write("d/f", 4, Bytes::from_static(b"bbbb"));
+        disk.complete_write("d/f", w2);
         disk.complete_sync(sync);
-        assert_eq!(disk.view("f"), b"aaaabbbb");
-        assert_eq!(disk.durable("f").unwrap(), b"aaaa");
+        disk.complete_dir_sync(name);
+        assert_eq!(disk.view("d/f"), b"aaaabbbb");
+        assert_eq!(disk.durable("d/f").unwrap(), b"aaaa");
         let mut lost = 0;
         for seed in 0..50 {
             let mut copy = SimDisk {
@@ -369,10 +371,39 @@ mod tests {
                 ..SimDisk::default()
             };
             copy.crash(&mut Stream::derive(seed, "disk"));
-            let durable = copy.durable("f").unwrap();
+            let durable = copy.durable("d/f").expect("a named file survives");
             assert_eq!(&durable[..4], b"aaaa", "the synced write always survives");
             lost += usize::from(durable.len() == 4);
         }
         assert!(lost > 0, "an unsynced write is sometimes lost");
+    }
+
+    #[test]
+    fn a_file_whose_directory_was_never_synced_may_vanish_in_a_crash() {
+        let mut disk = SimDisk::default();
+        let write = disk.start_write("d/f", 0, Bytes::from_static(b"aaaa"));
+        disk.complete_write("d/f", write);
+        let sync = disk.start_sync("d/f");
+        disk.complete_sync(sync);
+        let mut vanished = 0;
+        let mut kept = 0;
+        for seed in 0..50 {
+            let mut copy = SimDisk {
+                files: disk.files.clone(),
+                ..SimDisk::default()
+            };
+            let damage = copy.crash(&mut Stream::derive(seed, "disk"));
+            match copy.durable("d/f") {
+                None => {
+                    vanished += 1;
+                    assert_eq!(damage.files_lost, 1);
+                }
+                Some(durable) => {
+                    kept += 1;
+                    assert_eq!(durable, b"aaaa", "a file that stays keeps its synced bytes");
+                }
+            }
+        }
+        assert!(vanished > 0 && kept > 0, "vanished {vanished}, kept {kept}");
     }
 }
