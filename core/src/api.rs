@@ -2,6 +2,7 @@
 //! advertises, what the router and the broker accept (a request outside it closes the
 //! connection, as Kafka does for requests it cannot parse).
 
+use crate::io::ConnId;
 use kafka_protocol::messages::ApiKey;
 
 /// Every API served, with the version range advertised. Produce advertises v0 as Kafka 4 does,
@@ -49,4 +50,15 @@ pub fn supported_versions(api_key: ApiKey) -> Option<(i16, i16)> {
         .iter()
         .find(|(key, _, _)| *key == api_key)
         .map(|&(_, min, max)| (min, max))
+}
+
+/// The request a handler answers: where the response goes and how to encode it.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub conn: ConnId,
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: String,
+    pub now_ms: i64,
 }

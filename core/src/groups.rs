@@ -1,7 +1,7 @@
 //! Consumer groups: the state of one group, with Kafka's own state names, and the records that
 //! make groups and committed offsets durable in the internal `__consumer_offsets` topic.
 //!
-//! The coordinator's request handlers live in `broker/` (one file per API); this module holds
+//! The coordinator's request handlers live in `group_coordinator/`; this module holds
 //! the data and the rules that need no request to apply: membership, protocol selection,
 //! deadlines, and the record format (Kafka's own key and value schemas, so tools that read
 //! `__consumer_offsets` understand it).

@@ -24,8 +24,9 @@ pub enum Until {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Waiter {
     Produce(u64),
-    OffsetCommit(u64),
-    GroupSync(u64),
+    /// A group coordinator's records (an offset commit, a new generation's assignment), by the
+    /// coordinator's id for the append.
+    Group(u64),
 }
 
 #[derive(Debug)]
@@ -188,7 +189,7 @@ mod tests {
         let end = append(&mut p, 3);
         p.wait_for(end, Until::Durable, Waiter::Produce(1));
         p.wait_for(end, Until::Written, Waiter::Produce(2));
-        p.wait_for(end, Until::Durable, Waiter::OffsetCommit(7));
+        p.wait_for(end, Until::Durable, Waiter::Group(7));
         assert!(p.poll_ready().is_empty());
         write_all(&mut p);
         assert!(!p.handle_log_progress(&FlushPolicy::IMMEDIATE));
@@ -198,10 +199,7 @@ mod tests {
         assert!(p.handle_log_progress(&FlushPolicy::IMMEDIATE));
         assert_eq!(p.high_watermark(), 3);
         assert_eq!(p.log.high_watermark(), 3, "the log serves up to it");
-        assert_eq!(
-            p.poll_ready(),
-            vec![Waiter::Produce(1), Waiter::OffsetCommit(7)]
-        );
+        assert_eq!(p.poll_ready(), vec![Waiter::Produce(1), Waiter::Group(7)]);
         assert!(!p.has_waiters());
     }
 
@@ -227,11 +225,11 @@ mod tests {
     fn a_failing_partition_gives_back_every_waiter() {
         let mut p = Partition::single(1, PartitionLog::new(1 << 20));
         let end = append(&mut p, 1);
-        p.wait_for(end, Until::Durable, Waiter::GroupSync(3));
+        p.wait_for(end, Until::Durable, Waiter::Group(3));
         p.wait_for(end + 5, Until::Written, Waiter::Produce(4));
         let mut all = p.take_waiters();
         all.sort();
-        assert_eq!(all, vec![Waiter::Produce(4), Waiter::GroupSync(3)]);
+        assert_eq!(all, vec![Waiter::Produce(4), Waiter::Group(3)]);
         assert!(!p.has_waiters());
     }
     /// OffsetForLeaderEpoch by Kafka's rules, with the leader's current epoch ending at the

@@ -2,6 +2,7 @@
 //! and flags through [`Config::set`], which checks each against Kafka's definition
 //! ([`crate::configs::broker`]) and keeps it as a static broker config for DescribeConfigs.
 
+pub use crate::planted::PlantedBug;
 use std::collections::BTreeMap;
 
 /// Broker settings, with Kafka's names in the comments.
@@ -45,26 +46,6 @@ pub struct Config {
     /// Every setting given in the config file or as a flag, by Kafka name, as given: the
     /// static broker configs DescribeConfigs reports and topics fall back to.
     pub static_configs: BTreeMap<String, String>,
-}
-
-/// Bugs the simulator plants to prove its checkers are checking (a `--buggify` switch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlantedBug {
-    /// Answer acks=all once the batch is written, before its fsync.
-    AckBeforeFsync,
-    /// Drop the last batch of every partition when recovering after a restart.
-    LoseLastBatchOnRecovery,
-    /// Apply and answer an offset commit before its record is flushed.
-    CommitBeforeFlush,
-    /// Keep reporting the session deadline of a member waiting in JoinGroup or SyncGroup once
-    /// it has passed, without renewing it (issue 12): a deadline `handle_timeout` never moves.
-    StuckGroupDeadline,
-    /// Merge a Fetch split across shards with its partitions' labels shifted by one within
-    /// each topic: a client reads one partition's records as another's.
-    MislabelSplitFetch,
-    /// Never sync a partition's directory after creating a segment file: an acknowledged
-    /// record's file may be gone after a crash although its bytes were fsynced.
-    SkipDirSync,
 }
 
 impl Default for Config {

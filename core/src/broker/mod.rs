@@ -8,45 +8,37 @@
 mod alter_configs;
 mod api_versions;
 mod config;
-mod coordinator;
 mod create_partitions;
 mod create_topics;
-mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
-mod describe_groups;
 mod describe_log_dirs;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
-mod heartbeat;
+mod groups;
 mod incremental_alter_configs;
 mod init_producer_id;
-mod join_group;
-mod leave_group;
-mod list_groups;
 mod list_offsets;
 mod metadata;
 mod metadata_log;
-mod offset_commit;
-mod offset_delete;
-mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod recovery;
 mod security;
 mod shards;
-mod sync_group;
 mod waiters;
 
 pub use crate::api::{supported_versions, SUPPORTED_APIS};
 pub use config::{Config, PlantedBug};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
+use crate::api::RequestContext;
 use crate::controller::{Controller, MetadataRecord};
 use crate::errors;
+use crate::group_coordinator::{GroupCoordinator, GroupRequest};
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output, SegmentFile};
 use crate::rng::Rng;
 use crate::topics::{Topic, TopicId};
@@ -78,17 +70,6 @@ pub fn check_frame_size(size: i32) -> Result<usize, String> {
         ));
     }
     Ok(size)
-}
-
-/// The request a handler answers: where the response goes and how to encode it.
-#[derive(Debug, Clone)]
-struct RequestContext {
-    conn: ConnId,
-    api_key: ApiKey,
-    version: i16,
-    correlation_id: i32,
-    client_id: String,
-    now_ms: i64,
 }
 
 /// What an in-flight I/O command was for.
@@ -175,8 +156,8 @@ pub struct Broker {
     recovered_log_starts: BTreeMap<(TopicId, i32), i64>,
     /// ListOffsets requests waiting for batches read from disk.
     list_offsets: BTreeMap<u64, list_offsets::PendingListOffsets>,
-    /// The group coordinator's state (see `coordinator.rs`).
-    coordinator: coordinator::Coordinator,
+    /// The group coordinator (see [`crate::group_coordinator`] and `groups.rs`).
+    groups: GroupCoordinator,
     /// Peer addresses the shell told us of, for DescribeGroups' client host.
     conn_hosts: BTreeMap<ConnId, String>,
     /// The time of the latest input that carried one (flush policy decisions use it).
@@ -229,7 +210,9 @@ impl Broker {
         }
         let controller = (config.shard == crate::shard::CONTROL_SHARD)
             .then(|| Controller::new_cluster(config.node_id, cluster_id.clone()));
+        let groups = GroupCoordinator::new(config.groups.clone(), config.seed, config.planted_bug);
         Broker {
+            groups,
             config,
             cluster_id,
             rng,
@@ -257,7 +240,6 @@ impl Broker {
             next_producer_id: 0,
             recovered_log_starts: BTreeMap::new(),
             list_offsets: BTreeMap::new(),
-            coordinator: coordinator::Coordinator::default(),
             conn_hosts: BTreeMap::new(),
             now_ms: 0,
             tail_cache_estimate: 0,
@@ -288,13 +270,13 @@ impl Broker {
 
     /// A group's state name, generation and member count, if the group exists.
     pub fn group_summary(&self, group_id: &str) -> Option<(&'static str, i32, usize)> {
-        let group = self.coordinator.groups.get(group_id)?;
+        let group = self.groups.group(group_id)?;
         Some((group.state.name(), group.generation_id, group.members.len()))
     }
 
     /// A group's committed offsets, by (topic, partition).
     pub fn committed_offsets(&self, group_id: &str) -> BTreeMap<(String, i32), i64> {
-        let Some(group) = self.coordinator.groups.get(group_id) else {
+        let Some(group) = self.groups.group(group_id) else {
             return BTreeMap::new();
         };
         group
@@ -337,7 +319,8 @@ impl Broker {
         }) else {
             return self.close(conn, "request shorter than its header".into());
         };
-        self.start_group_sessions(now_ms);
+        self.groups.handle_now(now_ms);
+        self.pump_groups();
         let Ok(api_key) = ApiKey::try_from(api_key_raw) else {
             return self.close(conn, format!("unknown API key {api_key_raw}"));
         };
@@ -393,6 +376,7 @@ impl Broker {
         fn decode<T: Decodable>(body: &mut Bytes, version: i16) -> Result<T, String> {
             T::decode(body, version).map_err(|e| e.to_string())
         }
+        let group = |broker: &mut Broker, request| broker.on_group_request(ctx, request);
         if !self.is_control() && !crate::shard::is_partition_api(ctx.api_key) {
             return Err(format!(
                 "shard {} serves partition requests only; the router sends the rest to shard 0",
@@ -429,16 +413,27 @@ impl Broker {
             }
             ApiKey::DescribeCluster => self.on_describe_cluster(ctx, decode(body, ctx.version)?),
             ApiKey::FindCoordinator => self.on_find_coordinator(ctx, decode(body, ctx.version)?),
-            ApiKey::JoinGroup => self.on_join_group(ctx, decode(body, ctx.version)?),
-            ApiKey::SyncGroup => self.on_sync_group(ctx, decode(body, ctx.version)?),
-            ApiKey::Heartbeat => self.on_heartbeat(ctx, decode(body, ctx.version)?),
-            ApiKey::LeaveGroup => self.on_leave_group(ctx, decode(body, ctx.version)?),
-            ApiKey::OffsetCommit => self.on_offset_commit(ctx, decode(body, ctx.version)?),
-            ApiKey::OffsetFetch => self.on_offset_fetch(ctx, decode(body, ctx.version)?),
-            ApiKey::ListGroups => self.on_list_groups(ctx, decode(body, ctx.version)?),
-            ApiKey::DescribeGroups => self.on_describe_groups(ctx, decode(body, ctx.version)?),
-            ApiKey::DeleteGroups => self.on_delete_groups(ctx, decode(body, ctx.version)?),
-            ApiKey::OffsetDelete => self.on_offset_delete(ctx, decode(body, ctx.version)?),
+            ApiKey::JoinGroup => group(self, GroupRequest::Join(decode(body, ctx.version)?)),
+            ApiKey::SyncGroup => group(self, GroupRequest::Sync(decode(body, ctx.version)?)),
+            ApiKey::Heartbeat => group(self, GroupRequest::Heartbeat(decode(body, ctx.version)?)),
+            ApiKey::LeaveGroup => group(self, GroupRequest::Leave(decode(body, ctx.version)?)),
+            ApiKey::OffsetCommit => {
+                group(self, GroupRequest::OffsetCommit(decode(body, ctx.version)?))
+            }
+            ApiKey::OffsetFetch => {
+                group(self, GroupRequest::OffsetFetch(decode(body, ctx.version)?))
+            }
+            ApiKey::OffsetDelete => {
+                group(self, GroupRequest::OffsetDelete(decode(body, ctx.version)?))
+            }
+            ApiKey::ListGroups => group(self, GroupRequest::ListGroups(decode(body, ctx.version)?)),
+            ApiKey::DescribeGroups => group(
+                self,
+                GroupRequest::DescribeGroups(decode(body, ctx.version)?),
+            ),
+            ApiKey::DeleteGroups => {
+                group(self, GroupRequest::DeleteGroups(decode(body, ctx.version)?))
+            }
             ApiKey::DescribeAcls => self.on_describe_acls(ctx, decode(body, ctx.version)?),
             ApiKey::CreateAcls => self.on_create_acls(ctx, decode(body, ctx.version)?),
             ApiKey::DeleteAcls => self.on_delete_acls(ctx, decode(body, ctx.version)?),
@@ -510,7 +505,7 @@ impl Broker {
     /// Time has reached a deadline from [`Broker::poll_timeout`].
     pub fn handle_timeout(&mut self, now_ms: i64) {
         self.now_ms = self.now_ms.max(now_ms);
-        self.start_group_sessions(now_ms);
+        self.groups.handle_now(now_ms);
         self.retry_storage(now_ms);
         if self.next_retention_ms == 0 || now_ms >= self.next_retention_ms {
             if self.next_retention_ms > 0 {
@@ -518,7 +513,8 @@ impl Broker {
             }
             self.next_retention_ms = now_ms + self.config.retention_check_interval_ms.max(1);
         }
-        self.expire_groups(now_ms);
+        self.groups.handle_timeout(now_ms);
+        self.pump_groups();
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
         self.pump_io();
@@ -541,7 +537,7 @@ impl Broker {
         self.produces.retain(|_, p| p.conn() != conn);
         self.fetches.retain(|_, f| f.conn() != conn);
         self.list_offsets.retain(|_, l| l.conn() != conn);
-        self.drop_group_requests(conn);
+        self.groups.handle_disconnect(conn);
         self.conn_hosts.remove(&conn);
     }
 
@@ -595,7 +591,7 @@ impl Broker {
                 "storage retry",
                 self.storage_retry_at.values().copied().min(),
             ),
-            ("group timers", self.group_deadline_ms()),
+            ("group timers", self.groups.poll_timeout()),
             ("flush.ms", self.flush_deadline_ms()),
             (
                 "retention check",

@@ -315,7 +315,8 @@ impl Broker {
             .expect("found above");
         topic.partitions[partition as usize] = Partition::single(self.config.node_id, log);
         for data in replay {
-            self.replay_offsets_partition(&data);
+            self.groups.replay_partition(&data);
+            self.pump_groups();
         }
         Ok(())
     }

@@ -2170,7 +2170,7 @@ mod groups {
         let mut h = h.restart(Config::default());
         join(&mut h, 1, "g", &a);
         assert_eq!(
-            h.broker.coordinator.groups["g"].state,
+            h.broker.groups.group("g").unwrap().state,
             GroupState::PreparingRebalance
         );
         // The clock is corrected: 13 s back, seen by the next input. Timers keep the time they
@@ -2190,7 +2190,7 @@ mod groups {
             (errors::NONE, 2, 1),
             "b expired after its session timeout, not 13 s later"
         );
-        let group = &h.broker.coordinator.groups["g"];
+        let group = &h.broker.groups.group("g").unwrap();
         assert_eq!(group.members.keys().collect::<Vec<_>>(), vec![&a]);
     }
 
@@ -2362,7 +2362,7 @@ mod groups {
             "leave"
         );
         // The new member is untouched: still in the group, which never rebalanced.
-        let g = &h.broker.coordinator.groups["g"];
+        let g = &h.broker.groups.group("g").unwrap();
         assert_eq!((g.state, g.generation_id), (GroupState::Stable, 1));
         assert!(g.members.contains_key(new.member_id.as_str()));
     }
@@ -2374,7 +2374,10 @@ mod groups {
         let (a, b, generation) = stable_group_of_two(&mut h);
         assert_eq!(heartbeat(&mut h, 1, "g", &a, generation), errors::NONE);
         assert_eq!(heartbeat(&mut h, 2, "g", &b, generation), errors::NONE);
-        assert_eq!(h.broker.coordinator.groups["g"].state, GroupState::Stable);
+        assert_eq!(
+            h.broker.groups.group("g").unwrap().state,
+            GroupState::Stable
+        );
     }
 
     #[test]
@@ -2449,7 +2452,7 @@ mod groups {
             heartbeat(&mut h, 1, "g", &a, generation),
             errors::REBALANCE_IN_PROGRESS
         );
-        assert!(!h.broker.coordinator.groups["g"].members.contains_key(&b));
+        assert!(!h.broker.groups.group("g").unwrap().members.contains_key(&b));
         join(&mut h, 1, "g", &a);
         let rejoined = joined(&mut h, 1);
         assert_eq!(
@@ -2466,7 +2469,7 @@ mod groups {
                 .error_code,
             errors::NONE
         );
-        assert_eq!(h.broker.coordinator.groups["g"].state, GroupState::Empty);
+        assert_eq!(h.broker.groups.group("g").unwrap().state, GroupState::Empty);
     }
 
     #[test]
@@ -2501,7 +2504,7 @@ mod groups {
             42,
             "offsets are replayed from __consumer_offsets"
         );
-        let group = &h.broker.coordinator.groups["g"];
+        let group = &h.broker.groups.group("g").unwrap();
         assert_eq!(
             (group.state, group.generation_id, group.members.len()),
             (GroupState::Stable, 1, 2)
@@ -2541,7 +2544,7 @@ mod groups {
             -1,
             "expired after offsets.retention"
         );
-        assert!(!h.broker.coordinator.groups.contains_key("solo"));
+        assert!(h.broker.groups.group("solo").is_none());
     }
 
     #[test]

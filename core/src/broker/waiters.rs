@@ -73,8 +73,10 @@ impl Broker {
     ) {
         match waiter {
             Waiter::Produce(id) => self.on_produce_settled(id, topic, partition, code),
-            Waiter::OffsetCommit(id) => self.on_commit_settled(now_ms, id, code == errors::NONE),
-            Waiter::GroupSync(id) => self.on_sync_settled(now_ms, id, code == errors::NONE),
+            Waiter::Group(id) => {
+                self.groups.handle_stored(now_ms, id, code == errors::NONE);
+                self.pump_groups();
+            }
         }
     }
 }

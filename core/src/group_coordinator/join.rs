@@ -1,18 +1,25 @@
-//! JoinGroup (key 11): a member joins (or rejoins) its group for the next generation. New members
+//! JoinGroup: a member joins (or rejoins) its group for the next generation. New members
 //! without an id get one with MEMBER_ID_REQUIRED first (KIP-394, v4+); static members
 //! (`group.instance.id`, KIP-345) keep their place across restarts and replace their old id.
-//! The answer waits for the rebalance to complete (see `coordinator.rs`).
+//! The answer waits for the rebalance to complete (see `membership.rs`).
 
-use super::{Broker, RequestContext};
+use super::GroupCoordinator;
+use crate::api::RequestContext;
 use crate::errors;
 use crate::groups::{Group, GroupState, Member};
 use crate::io::Level;
 use bytes::Bytes;
-use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
-impl Broker {
-    pub(super) fn on_join_group(&mut self, ctx: &RequestContext, request: JoinGroupRequest) {
+impl GroupCoordinator {
+    pub(super) fn on_join(
+        &mut self,
+        ctx: &RequestContext,
+        request: JoinGroupRequest,
+        client_host: &str,
+    ) {
         let now = ctx.now_ms;
         let group_id = request.group_id.0.to_string();
         let member_id = request.member_id.to_string();
@@ -30,13 +37,13 @@ impl Broker {
         let fail = |code: i16| join_error(code, &member_id, ctx.version);
         // Kafka's group records hold strings of at most i16::MAX bytes.
         if group_id.is_empty() || group_id.len() > i16::MAX as usize {
-            return self.respond(ctx, &fail(errors::INVALID_GROUP_ID));
+            return self.reply(ctx, fail(errors::INVALID_GROUP_ID));
         }
-        let limits = &self.config.groups;
+        let limits = &self.config;
         if request.session_timeout_ms < limits.min_session_timeout_ms
             || request.session_timeout_ms > limits.max_session_timeout_ms
         {
-            return self.respond(ctx, &fail(errors::INVALID_SESSION_TIMEOUT));
+            return self.reply(ctx, fail(errors::INVALID_SESSION_TIMEOUT));
         }
         // Everything stored in the group's record must fit its i16-length strings.
         let too_long = |s: &str| s.len() > i16::MAX as usize;
@@ -44,16 +51,14 @@ impl Broker {
             || protocols.iter().any(|(name, _)| too_long(name))
             || instance_id.as_deref().is_some_and(too_long)
         {
-            return self.respond(ctx, &fail(errors::INVALID_REQUEST));
+            return self.reply(ctx, fail(errors::INVALID_REQUEST));
         }
-        self.ensure_offsets_topic();
         let group = self
-            .coordinator
             .groups
             .entry(group_id.clone())
             .or_insert_with(|| Group::new(&group_id, now));
         if !group.supports(&protocol_type, &protocols) {
-            return self.respond(ctx, &fail(errors::INCONSISTENT_GROUP_PROTOCOL));
+            return self.reply(ctx, fail(errors::INCONSISTENT_GROUP_PROTOCOL));
         }
         // Before v4 a JoinGroup's rebalance timeout is its session timeout.
         let rebalance_timeout_ms = if ctx.version >= 1 {
@@ -65,7 +70,7 @@ impl Broker {
             member_id: member_id.clone(),
             group_instance_id: instance_id.clone(),
             client_id: ctx.client_id.clone(),
-            client_host: self.client_host(ctx.conn),
+            client_host: client_host.to_string(),
             session_timeout_ms: request.session_timeout_ms,
             rebalance_timeout_ms,
             protocols,
@@ -80,7 +85,7 @@ impl Broker {
         }
     }
 
-    fn join_unknown_member(
+    pub(super) fn join_unknown_member(
         &mut self,
         ctx: &RequestContext,
         group_id: &str,
@@ -90,13 +95,12 @@ impl Broker {
         let now = ctx.now_ms;
         let new_id = self.new_member_id(&ctx.client_id);
         let group = self
-            .coordinator
             .groups
             .get_mut(group_id)
             .expect("created by the caller");
-        if group.members.len() >= self.config.groups.max_size {
+        if group.members.len() >= self.config.max_size {
             let response = join_error(errors::GROUP_MAX_SIZE_REACHED, "", ctx.version);
-            return self.respond(ctx, &response);
+            return self.reply(ctx, response);
         }
         if let Some(instance) = joining.group_instance_id.clone() {
             if let Some(old) = group.member_by_instance(&instance).cloned() {
@@ -108,13 +112,13 @@ impl Broker {
                 .pending_members
                 .insert(new_id.clone(), now + i64::from(joining.session_timeout_ms));
             let response = join_error(errors::MEMBER_ID_REQUIRED, &new_id, ctx.version);
-            return self.respond(ctx, &response);
+            return self.reply(ctx, response);
         }
         joining.member_id = new_id;
         self.add_member_and_rebalance(ctx, group_id, joining, protocol_type);
     }
 
-    fn join_known_member(
+    pub(super) fn join_known_member(
         &mut self,
         ctx: &RequestContext,
         group_id: &str,
@@ -123,7 +127,6 @@ impl Broker {
     ) {
         let member_id = joining.member_id.clone();
         let group = self
-            .coordinator
             .groups
             .get_mut(group_id)
             .expect("created by the caller");
@@ -132,7 +135,7 @@ impl Broker {
         }
         if let Err(code) = group.check_member(&member_id, joining.group_instance_id.as_deref()) {
             let response = join_error(code, &member_id, ctx.version);
-            return self.respond(ctx, &response);
+            return self.reply(ctx, response);
         }
         let existing = group.members[&member_id].clone();
         let same_metadata = existing.protocols == joining.protocols;
@@ -148,13 +151,12 @@ impl Broker {
             GroupState::CompletingRebalance | GroupState::Stable
                 if same_metadata && (state == GroupState::CompletingRebalance || !is_leader) =>
             {
-                let group = self.coordinator.groups[group_id].clone();
+                let group = self.groups[group_id].clone();
                 let response = self.join_response(&group, &member_id, ctx.version);
-                self.respond(ctx, &response);
+                self.reply(ctx, response);
             }
             _ => {
-                self.coordinator
-                    .joins
+                self.joins
                     .insert((group_id.to_string(), member_id.clone()), ctx.clone());
                 let reason = if same_metadata {
                     "the leader rejoined"
@@ -167,7 +169,7 @@ impl Broker {
         }
     }
 
-    fn add_member_and_rebalance(
+    pub(super) fn add_member_and_rebalance(
         &mut self,
         ctx: &RequestContext,
         group_id: &str,
@@ -177,7 +179,6 @@ impl Broker {
         joining.joined_seq = self.next_join_seq();
         let member_id = joining.member_id.clone();
         let group = self
-            .coordinator
             .groups
             .get_mut(group_id)
             .expect("created by the caller");
@@ -185,8 +186,7 @@ impl Broker {
             group.protocol_type = Some(protocol_type.to_string());
         }
         group.members.insert(member_id.clone(), joining);
-        self.coordinator
-            .joins
+        self.joins
             .insert((group_id.to_string(), member_id.clone()), ctx.clone());
         self.prepare_rebalance(group_id, ctx.now_ms, &format!("member {member_id} joined"));
         self.maybe_complete_join(group_id, ctx.now_ms);
@@ -195,7 +195,7 @@ impl Broker {
     /// A static member came back with a new process: it takes over the old member's place (and
     /// assignment); the old id is fenced. No rebalance unless the group is rebalancing anyway
     /// or the member's subscription changed.
-    fn replace_static_member(
+    pub(super) fn replace_static_member(
         &mut self,
         ctx: &RequestContext,
         group_id: &str,
@@ -204,21 +204,19 @@ impl Broker {
         new_id: String,
     ) {
         let old_key = (group_id.to_string(), old.member_id.clone());
-        if let Some(old_join) = self.coordinator.joins.remove(&old_key) {
+        if let Some(old_join) = self.joins.remove(&old_key) {
             let fenced = join_error(errors::FENCED_INSTANCE_ID, &old.member_id, old_join.version);
-            self.respond(&old_join, &fenced);
+            self.reply(&old_join, fenced);
         }
-        if let Some(old_sync) = self.coordinator.syncs.remove(&old_key) {
-            let fenced = kafka_protocol::messages::SyncGroupResponse::default()
-                .with_error_code(errors::FENCED_INSTANCE_ID);
-            self.respond(&old_sync, &fenced);
+        if let Some(old_sync) = self.syncs.remove(&old_key) {
+            let fenced = SyncGroupResponse::default().with_error_code(errors::FENCED_INSTANCE_ID);
+            self.reply(&old_sync, fenced);
         }
         let same_metadata = old.protocols == joining.protocols;
         joining.member_id = new_id.clone();
         joining.joined_seq = old.joined_seq;
         joining.assignment = old.assignment.clone();
         let group = self
-            .coordinator
             .groups
             .get_mut(group_id)
             .expect("created by the caller");
@@ -242,7 +240,7 @@ impl Broker {
         // assign a Stable group again; from v9 it gets the members with skip_assignment, as
         // Kafka's `updateStaticMemberAndRebalance` answers.
         if state == GroupState::Stable && same_metadata {
-            let group = self.coordinator.groups[group_id].clone();
+            let group = self.groups[group_id].clone();
             let mut response = self.join_response(&group, &new_id, ctx.version);
             if was_leader && ctx.version >= 9 {
                 response.skip_assignment = true;
@@ -250,11 +248,10 @@ impl Broker {
                 response.leader = StrBytes::from_string(old.member_id.clone());
                 response.members.clear();
             }
-            self.persist_group(group_id, ctx.now_ms);
-            return self.respond(ctx, &response);
+            self.persist_group(group_id, ctx.now_ms, None);
+            return self.reply(ctx, response);
         }
-        self.coordinator
-            .joins
+        self.joins
             .insert((group_id.to_string(), new_id.clone()), ctx.clone());
         self.prepare_rebalance(
             group_id,
@@ -262,6 +259,66 @@ impl Broker {
             &format!("static member {new_id} rejoined"),
         );
         self.maybe_complete_join(group_id, ctx.now_ms);
+    }
+
+    /// The JoinGroup answer for `member_id` in the group's current generation.
+    pub(super) fn join_response(
+        &self,
+        group: &Group,
+        member_id: &str,
+        version: i16,
+    ) -> JoinGroupResponse {
+        let protocol = group.protocol_name.clone().unwrap_or_default();
+        let leader = group.leader.clone().unwrap_or_default();
+        let members = if leader == member_id {
+            group
+                .members
+                .values()
+                .map(|m| {
+                    let mut entry = JoinGroupResponseMember::default()
+                        .with_member_id(StrBytes::from_string(m.member_id.clone()))
+                        .with_metadata(m.metadata_for(&protocol));
+                    if version >= 5 {
+                        entry.group_instance_id =
+                            m.group_instance_id.clone().map(StrBytes::from_string);
+                    }
+                    entry
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut response = JoinGroupResponse::default()
+            .with_generation_id(group.generation_id)
+            .with_protocol_name(Some(StrBytes::from_string(protocol)))
+            .with_leader(StrBytes::from_string(leader))
+            .with_member_id(StrBytes::from_string(member_id.to_string()))
+            .with_members(members);
+        if version >= 7 {
+            response.protocol_type = group.protocol_type.clone().map(StrBytes::from_string);
+        }
+        response
+    }
+
+    /// A new member id, as Kafka makes them: the client id, a dash, a random UUID.
+    pub(super) fn new_member_id(&mut self, client_id: &str) -> String {
+        let bytes = self.rng.bytes16();
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        // Kafka's records hold strings of at most i16::MAX bytes: keep the client id part short.
+        let client_id: String = client_id.chars().take(256).collect();
+        format!(
+            "{client_id}-{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        )
+    }
+
+    pub(super) fn next_join_seq(&mut self) -> u64 {
+        self.next_member_seq += 1;
+        self.next_member_seq
     }
 }
 

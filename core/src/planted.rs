@@ -1,0 +1,22 @@
+//! Known bugs the simulator can switch on (`--buggify NAME`) to show that its checkers catch
+//! them. Never set in production.
+
+/// Bugs the simulator plants to prove its checkers are checking (a `--buggify` switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Answer acks=all once the batch is written, before its fsync.
+    AckBeforeFsync,
+    /// Drop the last batch of every partition when recovering after a restart.
+    LoseLastBatchOnRecovery,
+    /// Apply and answer an offset commit before its record is flushed.
+    CommitBeforeFlush,
+    /// Keep reporting the session deadline of a member waiting in JoinGroup or SyncGroup once
+    /// it has passed, without renewing it (issue 12): a deadline `handle_timeout` never moves.
+    StuckGroupDeadline,
+    /// Merge a Fetch split across shards with its partitions' labels shifted by one within
+    /// each topic: a client reads one partition's records as another's.
+    MislabelSplitFetch,
+    /// Never sync a partition's directory after creating a segment file: an acknowledged
+    /// record's file may be gone after a crash although its bytes were fsynced.
+    SkipDirSync,
+}
