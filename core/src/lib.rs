@@ -18,6 +18,7 @@ pub mod log;
 pub mod memory_disk;
 pub mod node;
 pub mod partition;
+pub mod placement;
 pub mod planted;
 pub mod producers;
 pub mod replica;

@@ -8,6 +8,7 @@
 //!
 //! Differs from Kafka: only topic and broker resources exist.
 
+use super::apis::{api, Api};
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Broker, RequestContext};
 use crate::controller::MetadataRecord;
@@ -30,6 +31,9 @@ pub(super) enum AlterTarget {
     /// This broker (`per_broker`), or the cluster-wide defaults.
     Broker { per_broker: bool },
 }
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(AlterConfigs, 0..=2, Broker::on_alter_configs);
 
 impl Broker {
     pub(super) fn on_alter_configs(&mut self, ctx: &RequestContext, request: AlterConfigsRequest) {

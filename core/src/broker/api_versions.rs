@@ -1,7 +1,7 @@
 //! ApiVersions (key 18): the versions this broker serves, with the KIP-511 fallback.
 
+use super::apis::{supported_versions, Api, SUPPORTED_APIS};
 use super::{Broker, RequestContext};
-use crate::api::{supported_versions, SUPPORTED_APIS};
 use bytes::Bytes;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
@@ -10,15 +10,26 @@ use kafka_protocol::protocol::Decodable;
 /// Kafka's UNSUPPORTED_VERSION.
 const UNSUPPORTED_VERSION: i16 = 35;
 
+/// Versions served, and the adapter: the body is read by the handler, which answers any version.
+pub(super) const API: Api = Api {
+    key: ApiKey::ApiVersions,
+    min: 0,
+    max: 4,
+    handle: |broker, ctx, body| {
+        broker.on_api_versions(ctx, body);
+        Ok(())
+    },
+};
+
 impl Broker {
     pub(super) fn on_api_versions(&mut self, ctx: &RequestContext, body: &mut Bytes) {
         let api_keys = SUPPORTED_APIS
             .iter()
-            .map(|&(key, min, max)| {
+            .map(|api| {
                 ApiVersion::default()
-                    .with_api_key(key as i16)
-                    .with_min_version(min)
-                    .with_max_version(max)
+                    .with_api_key(api.key as i16)
+                    .with_min_version(api.min)
+                    .with_max_version(api.max)
             })
             .collect();
         let (_, max) = supported_versions(ApiKey::ApiVersions).expect("ApiVersions is supported");

@@ -5,6 +5,7 @@
 //! Differs from Kafka: manual replica assignments are refused (INVALID_REPLICA_ASSIGNMENT)
 //! rather than checked against the one broker; an unknown topic's error carries a message.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::controller::MetadataRecord;
 use crate::errors;
@@ -15,6 +16,9 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(CreatePartitions, 0..=3, Broker::on_create_partitions);
 
 impl Broker {
     pub(super) fn on_create_partitions(

@@ -2,6 +2,7 @@
 //! replication factor, configs) with Kafka's errors and messages, and answers once the new
 //! metadata is durable.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::configs::broker::Source;
 use crate::configs::topic::TOPIC_CONFIGS;
@@ -15,6 +16,9 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use uuid::Uuid;
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(CreateTopics, 2..=7, Broker::on_create_topics);
 
 impl Broker {
     pub(super) fn on_create_topics(&mut self, ctx: &RequestContext, request: CreateTopicsRequest) {

@@ -7,6 +7,7 @@
 //! ones are deleted (issue 3); the request's timeout is not needed, as the one replica is this
 //! node's disk.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::errors;
 use crate::io::Level;
@@ -20,6 +21,9 @@ const HIGH_WATERMARK: i64 = -1;
 
 /// Kafka's internal topics, whose records cannot be deleted.
 const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(DeleteRecords, 0..=2, Broker::on_delete_records);
 
 impl Broker {
     pub(super) fn on_delete_records(
@@ -83,7 +87,7 @@ impl Broker {
         if partition < 0 || partition as usize >= topic.partitions.len() {
             return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
         }
-        if crate::shard::owner(name, partition, self.config.shards) != self.config.shard {
+        if crate::placement::owner(name, partition, self.config.shards) != self.config.shard {
             return Err(errors::NOT_LEADER_OR_FOLLOWER);
         }
         if self.offline.contains(&(topic.id, partition)) {

@@ -1,6 +1,7 @@
 //! DeleteTopics (key 20): by name (v0-v5) or by name or id (v6+). The topic's directory is
 //! removed once the metadata without it is durable.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::controller::MetadataRecord;
 use crate::errors;
@@ -9,6 +10,9 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(DeleteTopics, 1..=6, Broker::on_delete_topics);
 
 impl Broker {
     pub(super) fn on_delete_topics(&mut self, ctx: &RequestContext, request: DeleteTopicsRequest) {

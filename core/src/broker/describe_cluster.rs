@@ -4,6 +4,7 @@
 //! quorum); without ACLs (no authorizer), authorized operations, when asked for, are every
 //! operation a cluster supports, as Kafka answers without an authorizer.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::errors;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -20,6 +21,9 @@ const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 /// Kafka's `AclOperation` codes a cluster supports: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION,
 /// DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
 const CLUSTER_OPERATIONS: &[u8] = &[5, 7, 8, 9, 10, 11, 12];
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(DescribeCluster, 0..=2, Broker::on_describe_cluster);
 
 impl Broker {
     pub(super) fn on_describe_cluster(

@@ -7,6 +7,7 @@
 //! Differs from Kafka: documentation is always null; the broker lists the configs Spate knows
 //! (`configs::broker`), not Kafka's few hundred.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::configs::broker::{self as broker_configs, Source, BROKER_CONFIGS};
 use crate::configs::topic::TOPIC_CONFIGS;
@@ -34,6 +35,9 @@ struct Entry {
     kind: ConfigType,
     synonyms: Vec<(String, Option<String>, Source)>,
 }
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(DescribeConfigs, 1..=4, Broker::on_describe_configs);
 
 impl Broker {
     pub(super) fn on_describe_configs(

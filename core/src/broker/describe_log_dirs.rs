@@ -5,6 +5,7 @@
 //! segment's logical size, without the block padding on disk); the volume's total and usable
 //! bytes (v4) are -1, unknown, since the core never looks at the disk.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::topics::Topic;
 use kafka_protocol::messages::describe_log_dirs_response::{
@@ -12,6 +13,9 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(DescribeLogDirs, 1..=4, Broker::on_describe_log_dirs);
 
 impl Broker {
     pub(super) fn on_describe_log_dirs(
@@ -21,7 +25,8 @@ impl Broker {
     ) {
         // Each shard describes the partitions it owns (the router merges them).
         let (shard, shards) = (self.config.shard, self.config.shards);
-        let owned = |topic: &Topic, p: i32| crate::shard::owner(&topic.name, p, shards) == shard;
+        let owned =
+            |topic: &Topic, p: i32| crate::placement::owner(&topic.name, p, shards) == shard;
         let topics: Vec<DescribeLogDirsTopic> = match &request.topics {
             None => self
                 .topics

@@ -6,6 +6,7 @@
 //! not exist is answered UNKNOWN_TOPIC_OR_PARTITION, and a cursor outside the named topics, or
 //! with a negative partition, is an INVALID_REQUEST for every topic.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::errors;
 use kafka_protocol::messages::describe_topic_partitions_response::{
@@ -23,6 +24,13 @@ pub const PARTITIONS_PER_RESPONSE_MAX: i32 = 2000;
 
 /// The authorized-operations field when they were not asked for (Kafka's INT32_MIN).
 const OPERATIONS_NOT_ASKED: i32 = i32::MIN;
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(
+    DescribeTopicPartitions,
+    0..=0,
+    Broker::on_describe_topic_partitions
+);
 
 impl Broker {
     pub(super) fn on_describe_topic_partitions(

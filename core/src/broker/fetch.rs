@@ -1,6 +1,7 @@
 //! Fetch (key 1): read committed batches from each partition asked for, from the tail cache or
 //! the disk, and wait up to `max_wait_ms` for `min_bytes` when there is too little.
 
+use super::apis::{api, Api};
 use super::{Broker, InFlight, RequestContext};
 use crate::errors;
 use crate::io::{ConnId, IoOp, IoResult, Level, SegmentFile};
@@ -57,6 +58,9 @@ impl PendingFetch {
         self.parked.then_some(self.deadline_ms)
     }
 }
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(Fetch, 4..=12, Broker::on_fetch);
 
 impl Broker {
     pub(super) fn on_fetch(&mut self, ctx: &RequestContext, request: FetchRequest) {
@@ -169,7 +173,8 @@ impl Broker {
             slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
             return None;
         };
-        if crate::shard::owner(&topic.name, slot.partition, self.config.shards) != self.config.shard
+        if crate::placement::owner(&topic.name, slot.partition, self.config.shards)
+            != self.config.shard
         {
             slot.data.error_code = errors::NOT_LEADER_OR_FOLLOWER;
             return None;

@@ -6,6 +6,7 @@
 //! fatal (librdkafka, the Java client and kafka-python fail `init_transactions` at once),
 //! whereas COORDINATOR_NOT_AVAILABLE would have them retry until their timeout.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::errors;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -16,6 +17,9 @@ const KEY_TYPE_GROUP: i8 = 0;
 
 const NO_TRANSACTIONS: &str =
     "transactions are not supported by this Spate broker yet; use an idempotent producer (enable.idempotence=true) without transactional.id";
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(FindCoordinator, 0..=4, Broker::on_find_coordinator);
 
 impl Broker {
     pub(super) fn on_find_coordinator(

@@ -2,6 +2,7 @@
 //! in, and what it asks for comes out: answers to encode, and records to append to
 //! `__consumer_offsets`, whose commit (or failure) it is told through the partition's waiters.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::group_coordinator::{GroupOutput, GroupReply, GroupRequest, Lookup};
 use crate::groups::{self, OffsetsRecord, OFFSETS_TOPIC};
@@ -13,6 +14,26 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use std::collections::BTreeMap;
+
+/// The group APIs: versions served, and the adapters (each hands its request, decoded, to the
+/// coordinator).
+macro_rules! group_api {
+    ($key:ident, $min:literal ..= $max:literal, $variant:ident) => {
+        api!($key, $min..=$max, |broker: &mut Broker, ctx, request| {
+            broker.on_group_request(ctx, GroupRequest::$variant(request))
+        })
+    };
+}
+pub(super) const OFFSET_COMMIT: Api = group_api!(OffsetCommit, 2..=8, OffsetCommit);
+pub(super) const OFFSET_FETCH: Api = group_api!(OffsetFetch, 1..=8, OffsetFetch);
+pub(super) const JOIN_GROUP: Api = group_api!(JoinGroup, 0..=9, Join);
+pub(super) const HEARTBEAT: Api = group_api!(Heartbeat, 0..=4, Heartbeat);
+pub(super) const LEAVE_GROUP: Api = group_api!(LeaveGroup, 0..=5, Leave);
+pub(super) const SYNC_GROUP: Api = group_api!(SyncGroup, 0..=5, Sync);
+pub(super) const DESCRIBE_GROUPS: Api = group_api!(DescribeGroups, 0..=5, DescribeGroups);
+pub(super) const LIST_GROUPS: Api = group_api!(ListGroups, 0..=5, ListGroups);
+pub(super) const DELETE_GROUPS: Api = group_api!(DeleteGroups, 0..=2, DeleteGroups);
+pub(super) const OFFSET_DELETE: Api = group_api!(OffsetDelete, 0..=0, OffsetDelete);
 
 impl Broker {
     /// A group request for the coordinator.

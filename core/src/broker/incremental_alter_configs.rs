@@ -12,6 +12,7 @@ use super::alter_configs::{
     check_no_duplicate_keys, check_no_nulls, repeated_resource_error, repeated_resources,
     AlterError, AlterTarget,
 };
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::configs::{self, ConfigType};
 use crate::errors;
@@ -28,6 +29,13 @@ const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(
+    IncrementalAlterConfigs,
+    0..=1,
+    Broker::on_incremental_alter_configs
+);
 
 impl Broker {
     pub(super) fn on_incremental_alter_configs(

@@ -2,6 +2,7 @@
 //! in the durable metadata, so no id is handed out twice across restarts. Transactions are not
 //! supported yet: a transactional id is refused with a clear error rather than left to hang.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::controller::MetadataRecord;
 use crate::errors;
@@ -10,6 +11,9 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 /// Ids reserved per metadata write.
 const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(InitProducerId, 0..=5, Broker::on_init_producer_id);
 
 impl Broker {
     pub(super) fn on_init_producer_id(

@@ -3,6 +3,7 @@
 //! T. For T the batch is found by its max timestamp, then its records are read, from the tail
 //! cache or from disk, as Kafka does.
 
+use super::apis::{api, Api};
 use super::{Broker, InFlight, RequestContext};
 use crate::errors;
 use crate::io::{ConnId, IoOp, IoResult, SegmentFile};
@@ -40,6 +41,9 @@ impl PendingListOffsets {
         self.ctx.conn
     }
 }
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(ListOffsets, 1..=7, Broker::on_list_offsets);
 
 impl Broker {
     pub(super) fn on_list_offsets(&mut self, ctx: &RequestContext, request: ListOffsetsRequest) {

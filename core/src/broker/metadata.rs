@@ -1,6 +1,7 @@
 //! Metadata (key 3): the broker, and the topics asked for, auto-creating unknown ones when
 //! allowed (`auto.create.topics.enable` and the request's own flag).
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::controller::PartitionImage;
 use crate::errors;
@@ -22,6 +23,9 @@ pub(super) struct PartitionView {
     pub in_sync: Vec<BrokerId>,
     pub offline: Vec<BrokerId>,
 }
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(Metadata, 0..=12, Broker::on_metadata);
 
 impl Broker {
     pub(super) fn on_metadata(&mut self, ctx: &RequestContext, request: MetadataRequest) {

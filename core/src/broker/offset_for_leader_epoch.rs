@@ -6,6 +6,7 @@
 //! since records above it are not yet durable and a crash could take them back; a consumer
 //! never reads above it, so the check is unchanged.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::errors;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -15,6 +16,13 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 /// The requester does not say which epoch it thinks is current.
 const NO_EPOCH: i32 = -1;
+
+/// Versions served, and the adapter.
+pub(super) const API: Api = api!(
+    OffsetForLeaderEpoch,
+    2..=4,
+    Broker::on_offset_for_leader_epoch
+);
 
 impl Broker {
     pub(super) fn on_offset_for_leader_epoch(

@@ -6,6 +6,7 @@
 //! their own batches are written. A connection has one request in the core at a time, so that
 //! holds the producer: unwritten memory stays within the bound plus one request per connection.
 
+use super::apis::{decode, Api};
 use super::{Broker, RequestContext};
 use crate::batch::{self, BatchInfo};
 use crate::errors;
@@ -15,7 +16,7 @@ use crate::producers::SequenceCheck;
 use crate::topics::{self, TopicId};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
@@ -39,6 +40,25 @@ impl PendingProduce {
         self.deadline_ms
     }
 }
+
+/// Versions served, and the adapter. v0 is advertised as Kafka 4 does, because librdkafka
+/// disables compression unless Produce's minimum is 0 (KAFKA-18659); v0-v2 (message formats v0
+/// and v1) are refused when they arrive.
+pub(super) const API: Api = Api {
+    key: ApiKey::Produce,
+    min: 0,
+    max: 11,
+    handle: |broker, ctx, body| {
+        if ctx.version < 3 {
+            return Err(
+                "Produce v0-v2 (message formats v0 and v1) are not supported; use v3 or later"
+                    .into(),
+            );
+        }
+        broker.on_produce(ctx, decode(body, ctx.version)?);
+        Ok(())
+    },
+};
 
 impl Broker {
     pub(super) fn on_produce(&mut self, ctx: &RequestContext, request: ProduceRequest) {

@@ -6,6 +6,7 @@
 //! - SaslHandshake (key 17), SaslAuthenticate (key 36): ILLEGAL_SASL_STATE; the listener is
 //!   PLAINTEXT, so a client configured for SASL learns that it is talking to the wrong listener.
 
+use super::apis::{api, Api};
 use super::{Broker, RequestContext};
 use crate::errors;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
@@ -24,6 +25,14 @@ const NO_SASL: &str =
 fn message(text: &'static str) -> Option<StrBytes> {
     Some(StrBytes::from_static_str(text))
 }
+
+/// Versions served, and the adapters.
+pub(super) const DESCRIBE_ACLS: Api = api!(DescribeAcls, 1..=3, Broker::on_describe_acls);
+pub(super) const CREATE_ACLS: Api = api!(CreateAcls, 1..=3, Broker::on_create_acls);
+pub(super) const DELETE_ACLS: Api = api!(DeleteAcls, 1..=3, Broker::on_delete_acls);
+pub(super) const SASL_HANDSHAKE: Api = api!(SaslHandshake, 0..=1, Broker::on_sasl_handshake);
+pub(super) const SASL_AUTHENTICATE: Api =
+    api!(SaslAuthenticate, 0..=2, Broker::on_sasl_authenticate);
 
 impl Broker {
     pub(super) fn on_describe_acls(&mut self, ctx: &RequestContext, _: DescribeAclsRequest) {

@@ -9,6 +9,7 @@ use crate::memory_disk::MemoryDisk;
 use crate::node::{home_shard, NodeOutput, PeerMessage, ShardNode};
 use crate::shard::tests::fetch_request;
 use crate::shard::{owner, Answer};
+use bytes::BytesMut;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,

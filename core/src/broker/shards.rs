@@ -1,7 +1,7 @@
 //! Thread-per-core: a broker that is one shard of several (see [`crate::shard`]).
 //!
 //! Every shard runs a whole `Broker` over the same topic table, and serves the partitions
-//! [`crate::shard::owner`] gives it: their logs, writes, flush rounds, reads and retention.
+//! [`crate::placement::owner`] gives it: their logs, writes, flush rounds, reads and retention.
 //! Shard 0, the control shard, also runs the controller (topics, configs, producer ids: see
 //! `metadata_log.rs`) and the groups (their offsets topic is its own), and it alone writes the
 //! metadata file. The records of each version it makes durable go to the other shards
@@ -16,7 +16,8 @@
 
 use super::{Broker, InFlight, Output};
 use crate::io::ConnId;
-use crate::shard::{owner, ShardMessage, CONTROL_SHARD};
+use crate::io::ShardMessage;
+use crate::placement::{owner, CONTROL_SHARD};
 use crate::topics::TopicId;
 use std::collections::{BTreeMap, BTreeSet};
 

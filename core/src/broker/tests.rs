@@ -4,6 +4,7 @@
 use super::*;
 use crate::batch::{self, tests::make_batch};
 use crate::errors;
+use bytes::BytesMut;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};

@@ -411,9 +411,9 @@ fn random_frames() {
             let mut frame = Vec::new();
             if rng.percent(50) {
                 // A real API key and version, so the bytes get past the first checks.
-                let &(key, min, max) = rng.pick(spate_core::broker::SUPPORTED_APIS);
-                frame.extend((key as i16).to_be_bytes());
-                frame.extend(requests::version(rng, min, max).to_be_bytes());
+                let api = rng.pick(spate_core::broker::SUPPORTED_APIS);
+                frame.extend((api.key as i16).to_be_bytes());
+                frame.extend(requests::version(rng, api.min, api.max).to_be_bytes());
             }
             let n = rng.small_len(400);
             frame.extend(rng.bytes(n));

@@ -673,11 +673,11 @@ pub struct Frame {
 /// A structure-aware frame: an advertised API (or, rarely, any other key), a version, a valid
 /// header and a valid body for it. `favor` makes one API likelier (it must be advertised).
 pub fn frame(rng: &mut Rng, correlation_id: i32, favor: Option<ApiKey>) -> Frame {
-    let favored = favor.and_then(|k| SUPPORTED_APIS.iter().find(|(key, _, _)| *key == k));
+    let favored = favor.and_then(|k| SUPPORTED_APIS.iter().find(|api| api.key == k));
     let (key, raw, min, max) = match rng.below(40) {
         _ if favored.is_some() && rng.percent(60) => {
-            let &(key, min, max) = favored.expect("checked");
-            (Some(key), key as i16, min, max)
+            let api = favored.expect("checked");
+            (Some(api.key), api.key as i16, api.min, api.max)
         }
         0 => {
             // An API key kafka-protocol knows but the broker may not serve, or no API at all.
@@ -695,8 +695,8 @@ pub fn frame(rng: &mut Rng, correlation_id: i32, favor: Option<ApiKey>) -> Frame
             }
         }
         _ => {
-            let &(key, min, max) = rng.pick(SUPPORTED_APIS);
-            (Some(key), key as i16, min, max)
+            let api = rng.pick(SUPPORTED_APIS);
+            (Some(api.key), api.key as i16, api.min, api.max)
         }
     };
     let version = version(rng, min, max);
@@ -821,7 +821,7 @@ pub fn group_frame(
         GroupOp::Leave => ApiKey::LeaveGroup,
         GroupOp::Describe => ApiKey::DescribeGroups,
     };
-    let &(_, min, max) = SUPPORTED_APIS.iter().find(|(k, _, _)| *k == key)?;
+    let (min, max) = spate_core::broker::supported_versions(key)?;
     let version = rng.range(i64::from(min), i64::from(max)) as i16;
     let group = GroupId(text("g"));
     let member = text(member_id);
