@@ -21,6 +21,7 @@ pub mod partition;
 pub mod placement;
 pub mod planted;
 pub mod producers;
+pub mod raft;
 pub mod replica;
 mod rng;
 pub mod segment;

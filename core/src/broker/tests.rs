@@ -1,8 +1,9 @@
 //! The broker driven through its public interface by an in-memory shell: requests in, outputs
 //! performed on a map of byte vectors, with control over when I/O completes. The harness is
-//! here; the tests are by area: `data.rs` (produce, fetch, list offsets, recovery), `admin.rs`
-//! and `configs.rs` (admin APIs), `groups.rs`, `flush_policy.rs`, `chunked_recovery.rs`,
-//! `storage.rs` (segments, retention, checkpoints).
+//! here; the tests are by area in `tests/`: `data_tests.rs` (produce, fetch, list offsets,
+//! recovery), `admin_tests.rs` and `configs_tests.rs` (admin APIs), `groups_tests.rs`,
+//! `flush_policy_tests.rs`, `chunked_recovery_tests.rs`, `storage_tests.rs` (segments,
+//! retention, checkpoints).
 
 use super::*;
 use crate::batch::{self, tests::make_batch};
@@ -238,12 +239,12 @@ fn offsets_in(records: &Bytes) -> Vec<i64> {
         .collect()
 }
 
-mod admin;
-mod chunked_recovery;
-mod configs;
-mod data;
-mod flush_policy;
-mod groups;
-mod storage;
+mod admin_tests;
+mod chunked_recovery_tests;
+mod configs_tests;
+mod data_tests;
+mod flush_policy_tests;
+mod groups_tests;
+mod storage_tests;
 
-use admin::{text, topic_name, ADMIN};
+use admin_tests::{text, topic_name, ADMIN};

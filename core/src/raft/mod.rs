@@ -1,0 +1,449 @@
+//! Raft, as a pure state machine: the consensus under the controller quorum's metadata log
+//! (issue 15; KRaft runs Kafka's the same way, KIP-595). No clock, no socket, no disk: time comes
+//! in as `now` (ms), randomness from the seed, and everything to store or send comes out as data.
+//!
+//! Inputs: `handle_message(now, message)`, `handle_timeout(now)` at `poll_timeout()`,
+//! `handle_persisted(seq)` once a `Persist` is on disk, and the command `propose(data)`.
+//! Outputs, from `poll_output()`: `Persist` (the term and vote, and log entries from an index on,
+//! replacing what is stored from there), `Send` (a message to a peer), `Committed` (the next
+//! entry committed and durable here, in order). A message goes out only once the state it speaks
+//! for is durable: a vote is never granted, nor an entry acknowledged, from memory.
+//!
+//! Beyond the Raft paper: **pre-vote** (§9.6 of Ongaro's thesis: a node cut off asks whether it
+//! could win before raising its term, so it does not depose a healthy leader when it returns) and
+//! **check-quorum** (a leader that has not heard from a majority within an election timeout
+//! steps down; a follower that heard from a leader within the minimum election timeout ignores
+//! votes, so a leader's lease is respected).
+//!
+//! Files: `log.rs` (the entries and their indexes), `election.rs` (timeouts, pre-votes, votes),
+//! `replication.rs` (appends, their answers, the commit rule), `tests.rs`.
+
+mod election;
+mod log;
+mod replication;
+#[cfg(test)]
+mod tests;
+
+use crate::replica::NodeId;
+use crate::rng::Rng;
+use log::RaftLog;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub type Term = u64;
+pub type Index = u64;
+
+/// One entry of the replicated log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub term: Term,
+    pub index: Index,
+    pub data: Vec<u8>,
+}
+
+/// What must survive a crash besides the log: the current term and the vote cast in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+    pub committed_index: Index,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub body: MessageBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageBody {
+    /// Would you vote for me in `term` (the message's term, not yet the sender's)?
+    PreVote {
+        last_log_term: Term,
+        last_log_index: Index,
+    },
+    PreVoteResponse {
+        granted: bool,
+    },
+    Vote {
+        last_log_term: Term,
+        last_log_index: Index,
+    },
+    VoteResponse {
+        granted: bool,
+    },
+    /// Entries after (`prev_log_index`, `prev_log_term`); empty as a heartbeat.
+    Append {
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        committed_index: Index,
+    },
+    /// `match_index`: the follower's log matches the leader's through it (success); on a
+    /// mismatch, the follower's last index, so the leader can go back at once.
+    AppendResponse {
+        success: bool,
+        match_index: Index,
+    },
+}
+
+/// Storage asked of the shell: set the hard state; cut the stored log after `entries_from - 1`
+/// and append `entries` (no entries and no cut when `entries_from` is `None`). Then call
+/// `handle_persisted(seq)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Persist {
+    pub seq: u64,
+    pub hard_state: HardState,
+    pub entries_from: Option<Index>,
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaftOutput {
+    Persist(Persist),
+    Send(Message),
+    Committed(Entry),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// A node's settings. Election timeouts are drawn from [`election_timeout_ms`,
+/// 2 × `election_timeout_ms`) with the seed.
+#[derive(Debug, Clone)]
+pub struct RaftConfig {
+    pub node: NodeId,
+    pub voters: Vec<NodeId>,
+    pub election_timeout_ms: i64,
+    pub heartbeat_interval_ms: i64,
+    /// Entries per Append message, at most.
+    pub append_entries_max: usize,
+    pub seed: u64,
+    /// A known bug switched on, for the checkers to catch (never in production).
+    pub planted: Option<RaftBug>,
+}
+
+/// Bugs a test plants to show that its checkers catch them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaftBug {
+    /// Grant a vote in a term already voted in, to anyone with an up-to-date log.
+    VoteTwice,
+    /// Commit what a minority (one fewer than a majority) has durable.
+    CommitMinority,
+}
+
+impl RaftConfig {
+    /// Kafka's defaults: `controller.quorum.election.timeout.ms` 1000, fetch every 500 ms or
+    /// less; Spate heartbeats every 200 ms.
+    pub fn new(node: NodeId, voters: Vec<NodeId>, seed: u64) -> RaftConfig {
+        RaftConfig {
+            node,
+            voters,
+            election_timeout_ms: 1_000,
+            heartbeat_interval_ms: 200,
+            append_entries_max: 256,
+            seed,
+            planted: None,
+        }
+    }
+}
+
+/// What the leader knows of a follower.
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    match_index: Index,
+    next_index: Index,
+    /// When it last answered in this term (check-quorum).
+    heard_ms: i64,
+}
+
+pub struct RaftNode {
+    config: RaftConfig,
+    rng: Rng,
+    role: Role,
+    term: Term,
+    voted_for: Option<NodeId>,
+    leader: Option<NodeId>,
+    log: RaftLog,
+    /// Votes (or pre-votes) received in the current election.
+    votes: BTreeSet<NodeId>,
+    /// The leader's view of each other voter.
+    progress: BTreeMap<NodeId, Progress>,
+    /// Follower: when an election starts; leader: when the next heartbeat is due.
+    election_deadline_ms: i64,
+    heartbeat_deadline_ms: i64,
+    /// Leader: when check-quorum looks next.
+    quorum_check_ms: i64,
+    /// When a leader was last heard from (or this node became one).
+    leader_heard_ms: Option<i64>,
+    /// Bumped on every change to the hard state or the log; `persisted_seq` is the last durable.
+    state_seq: u64,
+    persisted_seq: u64,
+    /// The persist handed out and not yet done.
+    persisting: Option<u64>,
+    /// Messages waiting for the state they speak for to be durable.
+    held: VecDeque<(u64, Message)>,
+    outputs: VecDeque<RaftOutput>,
+    now_ms: i64,
+}
+
+impl RaftNode {
+    /// A node starting from what it stored (nothing, the first time), at `now_ms`.
+    pub fn new(
+        config: RaftConfig,
+        stored: HardState,
+        entries: Vec<Entry>,
+        now_ms: i64,
+    ) -> RaftNode {
+        assert!(
+            config.voters.windows(2).all(|w| w[0] < w[1]),
+            "voters sorted, once each"
+        );
+        assert!(config.election_timeout_ms > config.heartbeat_interval_ms);
+        let rng = Rng::new(config.seed ^ 0x7261_6674 ^ config.node as u64);
+        let log = RaftLog::restored(entries, stored.committed_index);
+        let mut node = RaftNode {
+            config,
+            rng,
+            role: Role::Follower,
+            term: stored.term,
+            voted_for: stored.voted_for,
+            leader: None,
+            log,
+            votes: BTreeSet::new(),
+            progress: BTreeMap::new(),
+            election_deadline_ms: 0,
+            heartbeat_deadline_ms: 0,
+            quorum_check_ms: 0,
+            leader_heard_ms: None,
+            state_seq: 0,
+            persisted_seq: 0,
+            persisting: None,
+            held: VecDeque::new(),
+            outputs: VecDeque::new(),
+            now_ms,
+        };
+        node.reset_election_deadline();
+        node
+    }
+
+    // ---- getters ----
+
+    pub fn node(&self) -> NodeId {
+        self.config.node
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn term(&self) -> Term {
+        self.term
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+    pub fn committed_index(&self) -> Index {
+        self.log.committed_index
+    }
+    pub fn last_index(&self) -> Index {
+        self.log.last_index()
+    }
+    pub fn term_at(&self, index: Index) -> Option<Term> {
+        self.log.term_at(index)
+    }
+
+    fn is_voter(&self) -> bool {
+        self.config.voters.contains(&self.config.node)
+    }
+
+    fn majority(&self) -> usize {
+        self.config.voters.len() / 2 + 1
+    }
+
+    fn planted_vote_twice(&self) -> bool {
+        self.config.planted == Some(RaftBug::VoteTwice)
+    }
+
+    /// How many voters must have an entry durable for it to commit.
+    fn planted_commit_quorum(&self) -> usize {
+        match self.config.planted {
+            Some(RaftBug::CommitMinority) => (self.majority() - 1).max(1),
+            _ => self.majority(),
+        }
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        let me = self.config.node;
+        self.config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != me)
+            .collect()
+    }
+
+    // ---- inputs ----
+
+    /// A message from a peer. Anything a peer sends is checked; a bad message is dropped.
+    pub fn handle_message(&mut self, now_ms: i64, message: Message) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let from_peer =
+            message.from != self.config.node && self.config.voters.contains(&message.from);
+        if message.to != self.config.node || !from_peer {
+            return;
+        }
+        match message.body {
+            MessageBody::PreVote { .. } | MessageBody::Vote { .. } => self.on_vote_request(message),
+            MessageBody::PreVoteResponse { granted } => self.on_pre_vote_response(message, granted),
+            MessageBody::VoteResponse { granted } => self.on_vote_response(message, granted),
+            MessageBody::Append { .. } => self.on_append(message),
+            MessageBody::AppendResponse { .. } => self.on_append_response(message),
+        }
+        self.pump();
+    }
+
+    /// Time passed: an election, a heartbeat or a quorum check may be due.
+    pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match self.role {
+            Role::Leader => {
+                if self.now_ms >= self.quorum_check_ms {
+                    self.on_quorum_check_timeout();
+                }
+                if self.role == Role::Leader && self.now_ms >= self.heartbeat_deadline_ms {
+                    self.on_heartbeat_timeout();
+                }
+            }
+            _ => {
+                if self.now_ms >= self.election_deadline_ms {
+                    self.on_election_timeout();
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// The persist numbered `seq` is on disk: what waited for it may go out.
+    pub fn handle_persisted(&mut self, seq: u64) {
+        if self.persisting != Some(seq) {
+            return;
+        }
+        self.persisting = None;
+        self.persisted_seq = seq;
+        self.log.end_persist();
+        if self.role == Role::Leader {
+            self.advance_commit();
+        }
+        self.pump();
+    }
+
+    /// Command: append `data` to the log, if this node leads. Returns the entry's index, or the
+    /// leader to ask instead (if known).
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<Index, Option<NodeId>> {
+        if self.role != Role::Leader {
+            return Err(self.leader);
+        }
+        let index = self.log.push(self.term, data);
+        self.state_changed();
+        self.broadcast_append();
+        self.pump();
+        Ok(index)
+    }
+
+    // ---- outputs ----
+
+    pub fn poll_output(&mut self) -> Option<RaftOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// When `handle_timeout` is due next.
+    pub fn poll_timeout(&self) -> i64 {
+        match self.role {
+            Role::Leader => self.heartbeat_deadline_ms.min(self.quorum_check_ms),
+            _ => self.election_deadline_ms,
+        }
+    }
+
+    // ---- shared by the handlers ----
+
+    /// The hard state or the log changed: it must be stored before messages that follow go out.
+    fn state_changed(&mut self) {
+        self.state_seq += 1;
+    }
+
+    fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+            committed_index: self.log.committed_index,
+        }
+    }
+
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        let message = Message {
+            from: self.config.node,
+            to,
+            term: self.term,
+            body,
+        };
+        self.held.push_back((self.state_seq, message));
+    }
+
+    /// Hands out a persist if state changed and none is in flight, the messages whose state is
+    /// durable, and the entries committed and durable here.
+    fn pump(&mut self) {
+        if self.persisting.is_none() && self.state_seq > self.persisted_seq {
+            let (entries_from, entries) = self.log.begin_persist();
+            let seq = self.state_seq;
+            self.persisting = Some(seq);
+            self.outputs.push_back(RaftOutput::Persist(Persist {
+                seq,
+                hard_state: self.hard_state(),
+                entries_from,
+                entries,
+            }));
+        }
+        while self
+            .held
+            .front()
+            .is_some_and(|(seq, _)| *seq <= self.persisted_seq)
+        {
+            let (_, message) = self.held.pop_front().expect("checked");
+            self.outputs.push_back(RaftOutput::Send(message));
+        }
+        while let Some(entry) = self.log.next_to_apply() {
+            self.outputs.push_back(RaftOutput::Committed(entry));
+        }
+    }
+
+    /// Moves to `term` as a follower of `leader` (if known); a new term clears the vote.
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.state_changed();
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+        self.progress.clear();
+        if leader.is_some() {
+            self.leader_heard_ms = Some(self.now_ms);
+        }
+        self.reset_election_deadline();
+    }
+
+    fn reset_election_deadline(&mut self) {
+        let timeout = self.config.election_timeout_ms;
+        let jitter = self.rng.next_u64() % timeout.max(1) as u64;
+        self.election_deadline_ms = self.now_ms + timeout + jitter as i64;
+    }
+}

@@ -1,0 +1,703 @@
+//! Raft's rules as data tables, and a small deterministic network of nodes (cut links, drop,
+//! duplicate and reorder messages, crash nodes back to what they stored) with Raft's safety
+//! checkers run over seeds; the planted bugs show the checkers catch what they are for.
+
+use super::log::{AppendError, RaftLog};
+use super::*;
+
+const TIMEOUT_MS: i64 = 1_000;
+
+fn entry(term: Term, index: Index) -> Entry {
+    Entry {
+        term,
+        index,
+        data: vec![index as u8],
+    }
+}
+
+/// A log of entries with these terms, at indexes 1, 2, ...
+fn log_of(terms: &[Term]) -> Vec<Entry> {
+    (1..).zip(terms).map(|(i, &t)| entry(t, i)).collect()
+}
+
+/// One node of a network, with what it stored and what it applied.
+struct Member {
+    node: RaftNode,
+    stored: (HardState, Vec<Entry>),
+    applied: Vec<Entry>,
+    /// Persists held back, when the test performs them itself.
+    pending: VecDeque<Persist>,
+}
+
+struct Net {
+    config: RaftConfig,
+    members: BTreeMap<NodeId, Member>,
+    now_ms: i64,
+    /// Messages on the wire, each with when it arrives.
+    in_flight: VecDeque<(i64, Message)>,
+    /// Each message takes 0 to this many ms.
+    delay_ms_max: i64,
+    /// Links that drop every message, both ways.
+    cut: BTreeSet<(NodeId, NodeId)>,
+    rng: Rng,
+    /// Percent of messages dropped, and duplicated; whether delivery order is shuffled.
+    drop_percent: u64,
+    duplicate_percent: u64,
+    reorder: bool,
+    /// Persists complete at once unless held.
+    hold_persists: bool,
+    /// Every leader seen, by term (election safety).
+    leaders: BTreeMap<Term, BTreeSet<NodeId>>,
+    /// The first entry applied at each index, by any node before or after any crash, and the
+    /// disagreements seen (state machine safety).
+    applied_at: BTreeMap<Index, (NodeId, Entry)>,
+    disagreements: Vec<String>,
+}
+
+impl Net {
+    fn new(voters: &[NodeId], seed: u64) -> Net {
+        let config = RaftConfig::new(0, voters.to_vec(), seed);
+        let mut net = Net {
+            config,
+            members: BTreeMap::new(),
+            now_ms: 0,
+            in_flight: VecDeque::new(),
+            delay_ms_max: 0,
+            cut: BTreeSet::new(),
+            rng: Rng::new(seed),
+            drop_percent: 0,
+            duplicate_percent: 0,
+            reorder: false,
+            hold_persists: false,
+            leaders: BTreeMap::new(),
+            applied_at: BTreeMap::new(),
+            disagreements: Vec::new(),
+        };
+        for &id in voters {
+            let node = RaftNode::new(net.config_of(id), HardState::default(), Vec::new(), 0);
+            let member = Member {
+                node,
+                stored: (HardState::default(), Vec::new()),
+                applied: Vec::new(),
+                pending: VecDeque::new(),
+            };
+            net.members.insert(id, member);
+        }
+        net
+    }
+
+    fn config_of(&self, id: NodeId) -> RaftConfig {
+        RaftConfig {
+            node: id,
+            ..self.config.clone()
+        }
+    }
+
+    fn node(&self, id: NodeId) -> &RaftNode {
+        &self.members[&id].node
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        let leaders: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| m.node.role() == Role::Leader)
+            .map(|(&id, _)| id)
+            .collect();
+        // The leader of the highest term (a deposed one may not know it yet).
+        leaders.into_iter().max_by_key(|id| self.node(*id).term())
+    }
+
+    /// Collects every node's outputs: persists performed (or held), messages queued,
+    /// committed entries recorded.
+    fn drain(&mut self) {
+        loop {
+            let mut progress = false;
+            let ids: Vec<NodeId> = self.members.keys().copied().collect();
+            for id in ids {
+                while let Some(output) = self.members.get_mut(&id).unwrap().node.poll_output() {
+                    progress = true;
+                    match output {
+                        RaftOutput::Persist(persist) => {
+                            let member = self.members.get_mut(&id).unwrap();
+                            member.pending.push_back(persist);
+                            if !self.hold_persists {
+                                self.complete_persists(id);
+                            }
+                        }
+                        RaftOutput::Send(message) => {
+                            let delay =
+                                (self.rng.next_u64() % (self.delay_ms_max as u64 + 1)) as i64;
+                            self.in_flight.push_back((self.now_ms + delay, message))
+                        }
+                        RaftOutput::Committed(entry) => {
+                            match self.applied_at.get(&entry.index) {
+                                Some((other, first)) if *first != entry => {
+                                    self.disagreements.push(format!(
+                                    "index {}: node {other} applied {first:?}, node {id} {entry:?}",
+                                    entry.index
+                                ))
+                                }
+                                Some(_) => {}
+                                None => {
+                                    self.applied_at.insert(entry.index, (id, entry.clone()));
+                                }
+                            }
+                            self.members.get_mut(&id).unwrap().applied.push(entry)
+                        }
+                    }
+                }
+                let member = &self.members[&id];
+                if member.node.role() == Role::Leader {
+                    let term = member.node.term();
+                    self.leaders.entry(term).or_default().insert(id);
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Stores what `id` asked to store, and tells it.
+    fn complete_persists(&mut self, id: NodeId) {
+        let member = self.members.get_mut(&id).unwrap();
+        while let Some(persist) = member.pending.pop_front() {
+            member.stored.0 = persist.hard_state;
+            if let Some(from) = persist.entries_from {
+                member.stored.1.truncate(from as usize - 1);
+                member.stored.1.extend(persist.entries);
+            }
+            member.node.handle_persisted(persist.seq);
+        }
+    }
+
+    /// Delivers one message that has arrived (any of them, when reordering); false if none.
+    fn deliver_one(&mut self) -> bool {
+        let arrived: Vec<usize> = (0..self.in_flight.len())
+            .filter(|&i| self.in_flight[i].0 <= self.now_ms)
+            .collect();
+        if arrived.is_empty() {
+            return false;
+        }
+        let i = match self.reorder {
+            true => arrived[(self.rng.next_u64() % arrived.len() as u64) as usize],
+            false => arrived[0],
+        };
+        let (_, message) = self.in_flight.remove(i).expect("arrived");
+        let (a, b) = (message.from.min(message.to), message.from.max(message.to));
+        let dropped = self.cut.contains(&(a, b)) || self.rng.next_u64() % 100 < self.drop_percent;
+        if !dropped && self.members.contains_key(&message.to) {
+            if self.rng.next_u64() % 100 < self.duplicate_percent {
+                self.in_flight.push_back((self.now_ms, message.clone()));
+            }
+            let now_ms = self.now_ms;
+            let to = message.to;
+            self.members
+                .get_mut(&to)
+                .unwrap()
+                .node
+                .handle_message(now_ms, message);
+        }
+        self.drain();
+        true
+    }
+
+    fn deliver_all(&mut self) {
+        let mut bound = 100_000;
+        while self.deliver_one() {
+            bound -= 1;
+            assert!(bound > 0, "messages never stop");
+        }
+    }
+
+    /// Advances time by `ms` in 10 ms steps, firing due timeouts and delivering messages.
+    fn run(&mut self, ms: i64) {
+        let end = self.now_ms + ms;
+        while self.now_ms < end {
+            self.now_ms += 10;
+            let now_ms = self.now_ms;
+            for member in self.members.values_mut() {
+                if member.node.poll_timeout() <= now_ms {
+                    member.node.handle_timeout(now_ms);
+                }
+            }
+            self.drain();
+            self.deliver_all();
+        }
+    }
+
+    /// Runs until a leader is elected (bounded).
+    fn elect(&mut self) -> NodeId {
+        for _ in 0..100 {
+            self.run(100);
+            if let Some(leader) = self.leader() {
+                return leader;
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    fn isolate(&mut self, id: NodeId) {
+        for &other in self.members.keys() {
+            if other != id {
+                self.cut.insert((id.min(other), id.max(other)));
+            }
+        }
+    }
+
+    fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// The node restarts from what it stored; what it had not stored is gone.
+    fn crash(&mut self, id: NodeId) {
+        let config = self.config_of(id);
+        let now_ms = self.now_ms;
+        let member = self.members.get_mut(&id).unwrap();
+        member.pending.clear();
+        let (hard_state, entries) = member.stored.clone();
+        member.node = RaftNode::new(config, hard_state, entries, now_ms);
+        member.applied.clear();
+    }
+
+    /// Proposes through the current leader; returns whether one took it.
+    fn propose(&mut self, data: Vec<u8>) -> bool {
+        let Some(leader) = self.leader() else {
+            return false;
+        };
+        let taken = self
+            .members
+            .get_mut(&leader)
+            .unwrap()
+            .node
+            .propose(data)
+            .is_ok();
+        self.drain();
+        taken
+    }
+
+    // ---- checkers ----
+
+    /// Election safety: at most one leader per term.
+    fn check_one_leader_per_term(&self) -> Result<(), String> {
+        match self.leaders.iter().find(|(_, ids)| ids.len() > 1) {
+            Some((term, ids)) => Err(format!("term {term} had leaders {ids:?}")),
+            None => Ok(()),
+        }
+    }
+
+    /// State machine safety: no two nodes ever applied different entries at one index (across
+    /// crashes too), and each node applies indexes in order from 1.
+    fn check_applied_agree(&self) -> Result<(), String> {
+        if let Some(first) = self.disagreements.first() {
+            return Err(first.clone());
+        }
+        for (&id, member) in &self.members {
+            for (i, applied) in member.applied.iter().enumerate() {
+                if applied.index != i as Index + 1 {
+                    return Err(format!(
+                        "node {id} applied index {} at {}",
+                        applied.index,
+                        i + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Leader completeness: the current leader's log holds every entry anyone applied.
+    fn check_leader_has_applied(&self) -> Result<(), String> {
+        let Some(leader) = self.leader() else {
+            return Ok(());
+        };
+        let node = self.node(leader);
+        for member in self.members.values() {
+            for applied in &member.applied {
+                if node.term_at(applied.index) != Some(applied.term) {
+                    return Err(format!(
+                        "leader {leader} (term {}) lacks applied entry {}@{}",
+                        node.term(),
+                        applied.index,
+                        applied.term
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_lone_voter_leads_and_commits_only_what_is_durable() {
+    let mut net = Net::new(&[1], 7);
+    net.hold_persists = true;
+    net.run(3 * TIMEOUT_MS);
+    assert_eq!(net.node(1).role(), Role::Leader);
+    assert_eq!(net.node(1).term(), 1);
+    net.complete_persists(1);
+    net.drain();
+    let before = net.members[&1].applied.len();
+    assert!(net.propose(b"a".to_vec()));
+    assert_eq!(net.members[&1].applied.len(), before, "not durable yet");
+    net.complete_persists(1);
+    net.drain();
+    let applied = &net.members[&1].applied;
+    assert_eq!(applied.last().map(|e| e.data.clone()), Some(b"a".to_vec()));
+    // The leader's no-op opened its term, with no data.
+    assert!(applied[0].data.is_empty());
+}
+
+#[test]
+fn three_voters_elect_one_leader_and_all_apply_the_same_entries() {
+    let mut net = Net::new(&[1, 2, 3], 11);
+    let leader = net.elect();
+    for i in 0..20u8 {
+        assert!(net.propose(vec![i]));
+    }
+    net.run(500);
+    for (id, member) in &net.members {
+        let data: Vec<Vec<u8>> = member
+            .applied
+            .iter()
+            .filter(|e| !e.data.is_empty())
+            .map(|e| e.data.clone())
+            .collect();
+        assert_eq!(
+            data,
+            (0..20u8).map(|i| vec![i]).collect::<Vec<_>>(),
+            "node {id}"
+        );
+    }
+    assert_eq!(net.node(leader).role(), Role::Leader);
+    net.check_one_leader_per_term().unwrap();
+}
+
+/// Raft §5.4.1 and the one-vote-per-term rule, as data: (voter's log terms, whom it voted for
+/// in term 2, the candidate's last log term and index) → granted.
+#[test]
+fn a_vote_goes_once_per_term_to_a_log_at_least_as_up_to_date() {
+    type Case<'a> = (&'a [Term], Option<NodeId>, Term, Index, bool);
+    let cases: &[Case] = &[
+        (&[1, 1], None, 1, 2, true),  // same last term, same length
+        (&[1, 1], None, 1, 3, true),  // longer
+        (&[1, 1], None, 1, 1, false), // shorter
+        (&[1, 2], None, 1, 5, false), // older last term, however long
+        (&[1, 1], None, 2, 1, true),  // newer last term, however short
+        (&[], None, 0, 0, true),      // both empty
+        (&[1], Some(3), 1, 1, false), // voted for another in this term
+        (&[1], Some(2), 1, 1, true),  // the same candidate asking again
+    ];
+    for (i, &(terms, voted_for, last_log_term, last_log_index, want)) in cases.iter().enumerate() {
+        let stored = HardState {
+            term: 2,
+            voted_for,
+            committed_index: 0,
+        };
+        let mut node = RaftNode::new(
+            RaftConfig::new(1, vec![1, 2, 3], 1),
+            stored,
+            log_of(terms),
+            0,
+        );
+        let vote = Message {
+            from: 2,
+            to: 1,
+            term: 2,
+            body: MessageBody::Vote {
+                last_log_term,
+                last_log_index,
+            },
+        };
+        node.handle_message(0, vote);
+        let mut granted = None;
+        while let Some(output) = node.poll_output() {
+            match output {
+                RaftOutput::Persist(p) => node.handle_persisted(p.seq),
+                RaftOutput::Send(Message {
+                    body: MessageBody::VoteResponse { granted: g },
+                    ..
+                }) => granted = Some(g),
+                _ => {}
+            }
+        }
+        let granted = granted.expect("a vote response");
+        assert_eq!(granted, want, "case {i}");
+    }
+}
+
+/// Raft §5.4.2 (Figure 8), as data: the leader of `term` with these log terms and these
+/// followers' durable match indexes commits through the expected index, never an entry of an
+/// earlier term by counting replicas.
+#[test]
+fn a_leader_commits_what_a_majority_has_durable_and_only_of_its_own_term() {
+    let cases: &[(&[Term], Term, [Index; 2], Index)] = &[
+        (&[1, 1, 2], 2, [3, 0], 3), // a majority (leader + one) has index 3, of term 2
+        (&[1, 1, 2], 2, [0, 0], 0), // only the leader
+        (&[1, 1, 2], 2, [2, 2], 0), // a majority at 2, but 2 is of term 1
+        (&[2, 2, 4], 4, [2, 3], 3), // highest majority index is 3, of term 4
+        (&[1, 3, 3], 3, [1, 2], 2), // majority at 2, of term 3
+    ];
+    for (i, &(terms, term, followers, want)) in cases.iter().enumerate() {
+        let stored = HardState {
+            term,
+            voted_for: Some(1),
+            committed_index: 0,
+        };
+        let mut node = RaftNode::new(
+            RaftConfig::new(1, vec![1, 2, 3], 1),
+            stored,
+            log_of(terms),
+            0,
+        );
+        node.role = Role::Leader;
+        node.leader = Some(1);
+        for (peer, match_index) in [2, 3].into_iter().zip(followers) {
+            let progress = Progress {
+                match_index,
+                next_index: match_index + 1,
+                heard_ms: 0,
+            };
+            node.progress.insert(peer, progress);
+        }
+        node.advance_commit();
+        assert_eq!(node.committed_index(), want, "case {i}");
+    }
+}
+
+/// Raft §5.3, as data: (follower's log terms, committed, prev index and term, the leader's
+/// entries' terms) → the follower's log after, or the error.
+#[test]
+fn appends_keep_matching_entries_replace_a_conflicting_suffix_and_never_a_commit() {
+    type Case<'a> = (
+        &'a [Term],
+        Index,
+        Index,
+        Term,
+        &'a [Term],
+        Result<&'a [Term], AppendError>,
+    );
+    let cases: &[Case] = &[
+        (&[1, 1], 0, 2, 1, &[2], Ok(&[1, 1, 2])),    // plain append
+        (&[1, 1, 1], 0, 1, 1, &[1], Ok(&[1, 1, 1])), // already there: nothing cut
+        (&[1, 1, 1], 0, 1, 1, &[2], Ok(&[1, 2])),    // conflict at 2: suffix replaced
+        (&[1, 1], 0, 3, 1, &[2], Err(AppendError::Mismatch)), // a gap
+        (&[1, 2], 0, 2, 1, &[3], Err(AppendError::Mismatch)), // prev of another term
+        (
+            &[1, 1, 1],
+            2,
+            1,
+            1,
+            &[2],
+            Err(AppendError::RewritesCommitted(2)),
+        ),
+    ];
+    for (i, (terms, committed, prev_index, prev_term, new_terms, want)) in cases.iter().enumerate()
+    {
+        let mut log = RaftLog::restored(log_of(terms), *committed);
+        let entries: Vec<Entry> = (prev_index + 1..)
+            .zip(new_terms.iter())
+            .map(|(index, &term)| entry(term, index))
+            .collect();
+        let result = log.append_after(*prev_index, *prev_term, &entries);
+        match want {
+            Ok(after) => {
+                assert!(result.is_ok(), "case {i}: {result:?}");
+                let got: Vec<Term> = (1..=log.last_index())
+                    .map(|x| log.term_at(x).unwrap())
+                    .collect();
+                assert_eq!(&got, after, "case {i}");
+            }
+            Err(error) => assert_eq!(result.as_ref().err(), Some(error), "case {i}"),
+        }
+    }
+}
+
+#[test]
+fn answers_wait_until_the_vote_they_carry_is_durable() {
+    let mut node = RaftNode::new(
+        RaftConfig::new(1, vec![1, 2, 3], 1),
+        HardState::default(),
+        Vec::new(),
+        0,
+    );
+    let vote = Message {
+        from: 2,
+        to: 1,
+        term: 1,
+        body: MessageBody::Vote {
+            last_log_term: 0,
+            last_log_index: 0,
+        },
+    };
+    node.handle_message(0, vote);
+    let Some(RaftOutput::Persist(persist)) = node.poll_output() else {
+        panic!("the vote is stored first");
+    };
+    assert_eq!(persist.hard_state.voted_for, Some(2));
+    assert_eq!(
+        node.poll_output(),
+        None,
+        "no answer before the vote is durable"
+    );
+    node.handle_persisted(persist.seq);
+    assert!(matches!(
+        node.poll_output(),
+        Some(RaftOutput::Send(Message {
+            body: MessageBody::VoteResponse { granted: true },
+            ..
+        }))
+    ));
+}
+
+#[test]
+fn pre_vote_keeps_a_returning_node_from_deposing_the_leader() {
+    let mut net = Net::new(&[1, 2, 3], 5);
+    let leader = net.elect();
+    let term = net.node(leader).term();
+    let outsider = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
+    net.isolate(outsider);
+    net.run(10 * TIMEOUT_MS);
+    assert_eq!(
+        net.node(outsider).term(),
+        term,
+        "pre-votes do not raise the term"
+    );
+    net.heal();
+    net.run(5 * TIMEOUT_MS);
+    assert_eq!(net.leader(), Some(leader));
+    assert_eq!(net.node(leader).term(), term);
+}
+
+#[test]
+fn check_quorum_makes_a_cut_off_leader_step_down_and_the_rest_elect_another() {
+    let mut net = Net::new(&[1, 2, 3], 9);
+    let old = net.elect();
+    let term = net.node(old).term();
+    net.isolate(old);
+    net.run(5 * TIMEOUT_MS);
+    assert_ne!(net.node(old).role(), Role::Leader, "stepped down");
+    let new = net.leader().expect("the majority elected a leader");
+    assert_ne!(new, old);
+    assert!(net.node(new).term() > term);
+    net.heal();
+    assert!(net.propose(b"after".to_vec()));
+    net.run(TIMEOUT_MS);
+    assert!(net.members[&old].applied.iter().any(|e| e.data == b"after"));
+    net.check_one_leader_per_term().unwrap();
+}
+
+#[test]
+fn a_restarted_node_keeps_its_term_vote_and_log() {
+    let mut net = Net::new(&[1, 2, 3], 3);
+    net.elect();
+    for i in 0..5u8 {
+        assert!(net.propose(vec![i]));
+    }
+    net.run(500);
+    let (term, last, voted_for) = (
+        net.node(2).term(),
+        net.node(2).last_index(),
+        net.node(2).voted_for(),
+    );
+    net.crash(2);
+    assert_eq!(net.node(2).term(), term);
+    assert_eq!(net.node(2).voted_for(), voted_for);
+    assert_eq!(net.node(2).last_index(), last);
+    net.run(TIMEOUT_MS);
+    assert_eq!(
+        net.members[&2].applied.len() as Index,
+        last,
+        "re-applied from its log"
+    );
+}
+
+/// Faults as data over seeds: cut links, drops, duplicates, reordering, crashes, then a quiet
+/// phase. Checked on every seed: one leader per term, every node applies the same entries,
+/// the leader has everything applied; and after the faults a proposal is applied everywhere.
+fn swarm(seed: u64, voters: &[NodeId], planted: Option<RaftBug>) -> Result<(), String> {
+    let mut net = Net::new(voters, seed);
+    net.config.planted = planted;
+    for member in net.members.values_mut() {
+        member.node.config.planted = planted;
+    }
+    net.drop_percent = seed % 3 * 5;
+    net.duplicate_percent = seed % 2 * 5;
+    net.reorder = seed.is_multiple_of(2);
+    net.delay_ms_max = (seed % 4) as i64 * 20;
+    let mut chooser = Rng::new(seed ^ 0x5eed);
+    let mut pick = |n: usize| (chooser.next_u64() % n as u64) as usize;
+    for round in 0..60u8 {
+        match pick(5) {
+            0 => {
+                let id = voters[pick(voters.len())];
+                net.isolate(id);
+            }
+            1 => net.heal(),
+            2 => {
+                let id = voters[pick(voters.len())];
+                net.crash(id);
+            }
+            3 => {
+                if let Some(leader) = net.leader() {
+                    net.crash(leader);
+                }
+            }
+            _ => {}
+        }
+        net.propose(vec![round]);
+        net.run(100 + pick(400) as i64);
+        net.check_one_leader_per_term()?;
+        net.check_applied_agree()?;
+    }
+    net.heal();
+    net.drop_percent = 0;
+    net.duplicate_percent = 0;
+    net.run(5 * TIMEOUT_MS);
+    net.check_leader_has_applied()?;
+    if !net.propose(b"last".to_vec()) {
+        return Err("no leader after the faults stopped".into());
+    }
+    net.run(2 * TIMEOUT_MS);
+    for (id, member) in &net.members {
+        if !member.applied.iter().any(|e| e.data == b"last") {
+            return Err(format!("node {id} never applied the last proposal"));
+        }
+    }
+    net.check_one_leader_per_term()?;
+    net.check_applied_agree()
+}
+
+#[test]
+fn a_swarm_of_faults_keeps_raft_safe_and_live() {
+    for seed in 1..=300 {
+        let voters: &[NodeId] = if seed % 2 == 0 {
+            &[1, 2, 3]
+        } else {
+            &[1, 2, 3, 4, 5]
+        };
+        if let Err(violation) = swarm(seed, voters, None) {
+            panic!("seed {seed} with {} voters: {violation}", voters.len());
+        }
+    }
+}
+
+#[test]
+fn the_checkers_catch_a_vote_granted_twice_and_a_commit_on_a_minority() {
+    let caught = [RaftBug::VoteTwice, RaftBug::CommitMinority].map(|bug| {
+        let seeds = (1..=300).filter(|&seed| {
+            let voters: &[NodeId] = if seed % 2 == 0 {
+                &[1, 2, 3]
+            } else {
+                &[1, 2, 3, 4, 5]
+            };
+            swarm(seed, voters, Some(bug)).is_err()
+        });
+        (bug, seeds.count())
+    });
+    for (bug, seeds) in caught {
+        println!("{bug:?}: caught on {seeds} of 300 seeds");
+        assert!(seeds > 0, "{bug:?} caught on no seed");
+    }
+}
