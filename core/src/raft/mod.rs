@@ -15,8 +15,14 @@
 //! steps down; a follower that heard from a leader within the minimum election timeout ignores
 //! votes, so a leader's lease is respected).
 //!
-//! Files: `log.rs` (the entries and their indexes), `election.rs` (timeouts, pre-votes, votes),
-//! `replication.rs` (appends, their answers, the commit rule), `tests.rs`.
+//! Snapshots (KIP-630's role): the application hands the node its state through an applied
+//! index (`compact`), the log before it is dropped once the snapshot is stored, and a follower
+//! that needs entries the leader no longer has is sent the snapshot (`RestoreSnapshot` hands it
+//! to the application there once stored).
+//!
+//! Files: `log.rs` (the snapshot point, the entries and their indexes), `election.rs`
+//! (timeouts, pre-votes, votes), `replication.rs` (appends, snapshots, their answers, the
+//! commit rule), `tests.rs`.
 
 mod election;
 mod log;
@@ -38,6 +44,24 @@ pub struct Entry {
     pub term: Term,
     pub index: Index,
     pub data: Vec<u8>,
+}
+
+/// The application's state through `index` (whose entry is of `term`), standing for every
+/// entry up to it: the log before it is dropped, and a follower too far behind gets it whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub index: Index,
+    pub term: Term,
+    pub data: Vec<u8>,
+}
+
+/// What a node stored, to start from: the hard state, the latest snapshot (whose state the
+/// application restores itself) and the entries after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
 }
 
 /// What must survive a crash besides the log: the current term and the vote cast in it.
@@ -86,14 +110,22 @@ pub enum MessageBody {
         success: bool,
         match_index: Index,
     },
+    /// The leader's snapshot, for a follower that needs entries the leader no longer has;
+    /// answered with an `AppendResponse` through its index. Sent whole (the metadata image is
+    /// small); chunks as KIP-630's FetchSnapshot would come with larger images.
+    InstallSnapshot {
+        snapshot: Snapshot,
+    },
 }
 
-/// Storage asked of the shell: set the hard state; cut the stored log after `entries_from - 1`
+/// Storage asked of the shell, in this order: store the snapshot (if any) and drop stored
+/// entries through its index; set the hard state; cut the stored log after `entries_from - 1`
 /// and append `entries` (no entries and no cut when `entries_from` is `None`). Then call
 /// `handle_persisted(seq)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Persist {
     pub seq: u64,
+    pub snapshot: Option<Snapshot>,
     pub hard_state: HardState,
     pub entries_from: Option<Index>,
     pub entries: Vec<Entry>,
@@ -104,6 +136,9 @@ pub enum RaftOutput {
     Persist(Persist),
     Send(Message),
     Committed(Entry),
+    /// A leader's snapshot is durable here: the application replaces its state with it; the
+    /// entries committed next follow its index.
+    RestoreSnapshot(Snapshot),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,31 +224,41 @@ pub struct RaftNode {
     persisting: Option<u64>,
     /// Messages waiting for the state they speak for to be durable.
     held: VecDeque<(u64, Message)>,
+    /// The latest snapshot, kept for followers that need it; whether it is yet to be stored;
+    /// a leader's snapshot to hand the application once stored (with its persist seq).
+    snapshot: Option<Snapshot>,
+    snapshot_unstored: bool,
+    restore: Option<(u64, Snapshot)>,
     outputs: VecDeque<RaftOutput>,
     now_ms: i64,
 }
 
 impl RaftNode {
-    /// A node starting from what it stored (nothing, the first time), at `now_ms`.
-    pub fn new(
-        config: RaftConfig,
-        stored: HardState,
-        entries: Vec<Entry>,
-        now_ms: i64,
-    ) -> RaftNode {
-        assert!(
-            config.voters.windows(2).all(|w| w[0] < w[1]),
-            "voters sorted, once each"
-        );
-        assert!(config.election_timeout_ms > config.heartbeat_interval_ms);
+    /// A node starting from what it stored (nothing, the first time), at `now_ms`. Stored
+    /// entries that do not follow the snapshot are refused, naming the problem.
+    pub fn new(config: RaftConfig, stored: Stored, now_ms: i64) -> Result<RaftNode, String> {
+        if !config.voters.windows(2).all(|w| w[0] < w[1]) {
+            return Err(format!(
+                "voters {:?} must be sorted and distinct",
+                config.voters
+            ));
+        }
+        if config.election_timeout_ms <= config.heartbeat_interval_ms {
+            return Err("the election timeout must be longer than the heartbeat interval".into());
+        }
         let rng = Rng::new(config.seed ^ 0x7261_6674 ^ config.node as u64);
-        let log = RaftLog::restored(entries, stored.committed_index);
+        let (snapshot_index, snapshot_term) = stored
+            .snapshot
+            .as_ref()
+            .map_or((0, 0), |s| (s.index, s.term));
+        let committed = stored.hard_state.committed_index;
+        let log = RaftLog::restored(snapshot_index, snapshot_term, stored.entries, committed)?;
         let mut node = RaftNode {
             config,
             rng,
             role: Role::Follower,
-            term: stored.term,
-            voted_for: stored.voted_for,
+            term: stored.hard_state.term,
+            voted_for: stored.hard_state.voted_for,
             leader: None,
             log,
             votes: BTreeSet::new(),
@@ -226,11 +271,14 @@ impl RaftNode {
             persisted_seq: 0,
             persisting: None,
             held: VecDeque::new(),
+            snapshot: stored.snapshot,
+            snapshot_unstored: false,
+            restore: None,
             outputs: VecDeque::new(),
             now_ms,
         };
         node.reset_election_deadline();
-        node
+        Ok(node)
     }
 
     // ---- getters ----
@@ -258,6 +306,14 @@ impl RaftNode {
     }
     pub fn term_at(&self, index: Index) -> Option<Term> {
         self.log.term_at(index)
+    }
+    /// Everything through this index has been handed to the application (or restored).
+    pub fn applied_index(&self) -> Index {
+        self.log.applied_index
+    }
+    /// The index the log starts after: entries through it are in the snapshot.
+    pub fn snapshot_index(&self) -> Index {
+        self.log.snapshot_index
     }
 
     fn is_voter(&self) -> bool {
@@ -306,6 +362,7 @@ impl RaftNode {
             MessageBody::VoteResponse { granted } => self.on_vote_response(message, granted),
             MessageBody::Append { .. } => self.on_append(message),
             MessageBody::AppendResponse { .. } => self.on_append_response(message),
+            MessageBody::InstallSnapshot { .. } => self.on_install_snapshot(message),
         }
         self.pump();
     }
@@ -358,6 +415,25 @@ impl RaftNode {
         Ok(index)
     }
 
+    /// Command: the application's state through `index` (applied already) is `data`; the
+    /// log before it goes, once the snapshot is stored. Refused for an index not applied yet or
+    /// not past the current snapshot.
+    pub fn compact(&mut self, index: Index, data: Vec<u8>) -> Result<(), String> {
+        if index > self.log.applied_index || index <= self.log.snapshot_index {
+            return Err(format!(
+                "cannot snapshot at {index}: applied through {}, snapshot at {}",
+                self.log.applied_index, self.log.snapshot_index
+            ));
+        }
+        self.log.compact(index);
+        let term = self.log.snapshot_term;
+        self.snapshot = Some(Snapshot { index, term, data });
+        self.snapshot_unstored = true;
+        self.state_changed();
+        self.pump();
+        Ok(())
+    }
+
     // ---- outputs ----
 
     pub fn poll_output(&mut self) -> Option<RaftOutput> {
@@ -404,12 +480,26 @@ impl RaftNode {
             let (entries_from, entries) = self.log.begin_persist();
             let seq = self.state_seq;
             self.persisting = Some(seq);
+            let snapshot = match std::mem::take(&mut self.snapshot_unstored) {
+                true => self.snapshot.clone(),
+                false => None,
+            };
             self.outputs.push_back(RaftOutput::Persist(Persist {
                 seq,
+                snapshot,
                 hard_state: self.hard_state(),
                 entries_from,
                 entries,
             }));
+        }
+        if self
+            .restore
+            .as_ref()
+            .is_some_and(|(seq, _)| *seq <= self.persisted_seq)
+        {
+            let (_, snapshot) = self.restore.take().expect("checked");
+            self.outputs
+                .push_back(RaftOutput::RestoreSnapshot(snapshot));
         }
         while self
             .held
@@ -419,7 +509,10 @@ impl RaftNode {
             let (_, message) = self.held.pop_front().expect("checked");
             self.outputs.push_back(RaftOutput::Send(message));
         }
-        while let Some(entry) = self.log.next_to_apply() {
+        while self.restore.is_none() {
+            let Some(entry) = self.log.next_to_apply() else {
+                break;
+            };
             self.outputs.push_back(RaftOutput::Committed(entry));
         }
     }

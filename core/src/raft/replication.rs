@@ -43,6 +43,9 @@ impl RaftNode {
         let Some(progress) = self.progress.get(&peer).copied() else {
             return;
         };
+        if progress.next_index <= self.log.snapshot_index {
+            return self.send_snapshot(peer);
+        }
         let prev_log_index = progress.next_index - 1;
         let prev_log_term = self
             .log
@@ -62,6 +65,46 @@ impl RaftNode {
         if let Some(progress) = self.progress.get_mut(&peer) {
             progress.next_index += sent;
         }
+    }
+
+    /// The follower needs entries the snapshot replaced: it gets the snapshot.
+    fn send_snapshot(&mut self, peer: NodeId) {
+        let snapshot = self
+            .snapshot
+            .clone()
+            .expect("a compacted log has its snapshot");
+        let next_index = snapshot.index + 1;
+        self.send(peer, MessageBody::InstallSnapshot { snapshot });
+        if let Some(progress) = self.progress.get_mut(&peer) {
+            progress.next_index = next_index;
+        }
+    }
+
+    pub(super) fn on_install_snapshot(&mut self, message: Message) {
+        let MessageBody::InstallSnapshot { snapshot } = message.body else {
+            unreachable!("only snapshots come here");
+        };
+        let from = message.from;
+        if message.term < self.term {
+            let last = self.log.last_index();
+            return self.send(from, append_response(false, last));
+        }
+        if message.term > self.term || self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(message.term, Some(from));
+        } else {
+            self.leader_heard_ms = Some(self.now_ms);
+            self.reset_election_deadline();
+        }
+        if snapshot.index > self.log.committed_index {
+            self.log.install(snapshot.index, snapshot.term);
+            self.snapshot = Some(snapshot.clone());
+            self.snapshot_unstored = true;
+            self.state_changed();
+            self.restore = Some((self.state_seq, snapshot.clone()));
+        }
+        // Everything through the snapshot is here now, or was committed here already.
+        let matched = self.log.committed_index;
+        self.send(from, append_response(true, matched));
     }
 
     pub(super) fn on_append(&mut self, message: Message) {

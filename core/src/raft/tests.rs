@@ -20,10 +20,38 @@ fn log_of(terms: &[Term]) -> Vec<Entry> {
     (1..).zip(terms).map(|(i, &t)| entry(t, i)).collect()
 }
 
+/// A test application's state: the entries it applied, as bytes.
+fn encode(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in entries {
+        out.extend(e.term.to_be_bytes());
+        out.extend(e.index.to_be_bytes());
+        out.extend((e.data.len() as u32).to_be_bytes());
+        out.extend(&e.data);
+    }
+    out
+}
+
+fn decode(mut bytes: &[u8]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let term = u64::from_be_bytes(bytes[..8].try_into().unwrap());
+        let index = u64::from_be_bytes(bytes[8..16].try_into().unwrap());
+        let len = u32::from_be_bytes(bytes[16..20].try_into().unwrap()) as usize;
+        out.push(Entry {
+            term,
+            index,
+            data: bytes[20..20 + len].to_vec(),
+        });
+        bytes = &bytes[20 + len..];
+    }
+    out
+}
+
 /// One node of a network, with what it stored and what it applied.
 struct Member {
     node: RaftNode,
-    stored: (HardState, Vec<Entry>),
+    stored: Stored,
     applied: Vec<Entry>,
     /// Persists held back, when the test performs them itself.
     pending: VecDeque<Persist>,
@@ -74,10 +102,10 @@ impl Net {
             disagreements: Vec::new(),
         };
         for &id in voters {
-            let node = RaftNode::new(net.config_of(id), HardState::default(), Vec::new(), 0);
+            let node = RaftNode::new(net.config_of(id), Stored::default(), 0).unwrap();
             let member = Member {
                 node,
-                stored: (HardState::default(), Vec::new()),
+                stored: Stored::default(),
                 applied: Vec::new(),
                 pending: VecDeque::new(),
             };
@@ -130,19 +158,15 @@ impl Net {
                                 (self.rng.next_u64() % (self.delay_ms_max as u64 + 1)) as i64;
                             self.in_flight.push_back((self.now_ms + delay, message))
                         }
-                        RaftOutput::Committed(entry) => {
-                            match self.applied_at.get(&entry.index) {
-                                Some((other, first)) if *first != entry => {
-                                    self.disagreements.push(format!(
-                                    "index {}: node {other} applied {first:?}, node {id} {entry:?}",
-                                    entry.index
-                                ))
-                                }
-                                Some(_) => {}
-                                None => {
-                                    self.applied_at.insert(entry.index, (id, entry.clone()));
-                                }
+                        RaftOutput::RestoreSnapshot(snapshot) => {
+                            let entries = decode(&snapshot.data);
+                            for entry in &entries {
+                                self.note_applied(id, entry);
                             }
+                            self.members.get_mut(&id).unwrap().applied = entries;
+                        }
+                        RaftOutput::Committed(entry) => {
+                            self.note_applied(id, &entry);
                             self.members.get_mut(&id).unwrap().applied.push(entry)
                         }
                     }
@@ -159,14 +183,44 @@ impl Net {
         }
     }
 
+    fn note_applied(&mut self, id: NodeId, entry: &Entry) {
+        match self.applied_at.get(&entry.index) {
+            Some((other, first)) if first != entry => self.disagreements.push(format!(
+                "index {}: node {other} applied {first:?}, node {id} {entry:?}",
+                entry.index
+            )),
+            Some(_) => {}
+            None => {
+                self.applied_at.insert(entry.index, (id, entry.clone()));
+            }
+        }
+    }
+
+    /// Every node snapshots what it applied, dropping its log before it.
+    fn compact_all(&mut self) {
+        for member in self.members.values_mut() {
+            let index = member.node.applied_index();
+            if index > member.node.snapshot_index() {
+                let data = encode(&member.applied[..index as usize]);
+                member.node.compact(index, data).unwrap();
+            }
+        }
+        self.drain();
+    }
+
     /// Stores what `id` asked to store, and tells it.
     fn complete_persists(&mut self, id: NodeId) {
         let member = self.members.get_mut(&id).unwrap();
         while let Some(persist) = member.pending.pop_front() {
-            member.stored.0 = persist.hard_state;
+            let stored = &mut member.stored;
+            if let Some(snapshot) = persist.snapshot {
+                stored.entries.retain(|e| e.index > snapshot.index);
+                stored.snapshot = Some(snapshot);
+            }
+            stored.hard_state = persist.hard_state;
             if let Some(from) = persist.entries_from {
-                member.stored.1.truncate(from as usize - 1);
-                member.stored.1.extend(persist.entries);
+                stored.entries.retain(|e| e.index < from);
+                stored.entries.extend(persist.entries);
             }
             member.node.handle_persisted(persist.seq);
         }
@@ -203,11 +257,18 @@ impl Net {
         true
     }
 
+    /// Delivers every message that has arrived, and those they cause; a storm that never ends
+    /// (two leaders answering each other) is a violation, and the wire is cleared.
     fn deliver_all(&mut self) {
         let mut bound = 100_000;
         while self.deliver_one() {
             bound -= 1;
-            assert!(bound > 0, "messages never stop");
+            if bound == 0 {
+                self.disagreements
+                    .push(format!("messages never stop at {} ms", self.now_ms));
+                self.in_flight.clear();
+                return;
+            }
         }
     }
 
@@ -256,9 +317,13 @@ impl Net {
         let now_ms = self.now_ms;
         let member = self.members.get_mut(&id).unwrap();
         member.pending.clear();
-        let (hard_state, entries) = member.stored.clone();
-        member.node = RaftNode::new(config, hard_state, entries, now_ms);
-        member.applied.clear();
+        member.node = RaftNode::new(config, member.stored.clone(), now_ms).unwrap();
+        // The application restores its state from the snapshot it stored.
+        member.applied = member
+            .stored
+            .snapshot
+            .as_ref()
+            .map_or(Vec::new(), |s| decode(&s.data));
     }
 
     /// Proposes through the current leader; returns whether one took it.
@@ -288,7 +353,7 @@ impl Net {
     }
 
     /// State machine safety: no two nodes ever applied different entries at one index (across
-    /// crashes too), and each node applies indexes in order from 1.
+    /// crashes and snapshots too), and each node applies indexes in order from 1.
     fn check_applied_agree(&self) -> Result<(), String> {
         if let Some(first) = self.disagreements.first() {
             return Err(first.clone());
@@ -314,7 +379,12 @@ impl Net {
         };
         let node = self.node(leader);
         for member in self.members.values() {
-            for applied in &member.applied {
+            // What the leader's snapshot covers is committed; agreement on it is checked apart.
+            let after_snapshot = member
+                .applied
+                .iter()
+                .filter(|e| e.index > node.snapshot_index());
+            for applied in after_snapshot {
                 if node.term_at(applied.index) != Some(applied.term) {
                     return Err(format!(
                         "leader {leader} (term {}) lacks applied entry {}@{}",
@@ -390,17 +460,17 @@ fn a_vote_goes_once_per_term_to_a_log_at_least_as_up_to_date() {
         (&[1], Some(2), 1, 1, true),  // the same candidate asking again
     ];
     for (i, &(terms, voted_for, last_log_term, last_log_index, want)) in cases.iter().enumerate() {
-        let stored = HardState {
+        let hard_state = HardState {
             term: 2,
             voted_for,
             committed_index: 0,
         };
-        let mut node = RaftNode::new(
-            RaftConfig::new(1, vec![1, 2, 3], 1),
-            stored,
-            log_of(terms),
-            0,
-        );
+        let stored = Stored {
+            hard_state,
+            snapshot: None,
+            entries: log_of(terms),
+        };
+        let mut node = RaftNode::new(RaftConfig::new(1, vec![1, 2, 3], 1), stored, 0).unwrap();
         let vote = Message {
             from: 2,
             to: 1,
@@ -440,17 +510,17 @@ fn a_leader_commits_what_a_majority_has_durable_and_only_of_its_own_term() {
         (&[1, 3, 3], 3, [1, 2], 2), // majority at 2, of term 3
     ];
     for (i, &(terms, term, followers, want)) in cases.iter().enumerate() {
-        let stored = HardState {
+        let hard_state = HardState {
             term,
             voted_for: Some(1),
             committed_index: 0,
         };
-        let mut node = RaftNode::new(
-            RaftConfig::new(1, vec![1, 2, 3], 1),
-            stored,
-            log_of(terms),
-            0,
-        );
+        let stored = Stored {
+            hard_state,
+            snapshot: None,
+            entries: log_of(terms),
+        };
+        let mut node = RaftNode::new(RaftConfig::new(1, vec![1, 2, 3], 1), stored, 0).unwrap();
         node.role = Role::Leader;
         node.leader = Some(1);
         for (peer, match_index) in [2, 3].into_iter().zip(followers) {
@@ -495,7 +565,7 @@ fn appends_keep_matching_entries_replace_a_conflicting_suffix_and_never_a_commit
     ];
     for (i, (terms, committed, prev_index, prev_term, new_terms, want)) in cases.iter().enumerate()
     {
-        let mut log = RaftLog::restored(log_of(terms), *committed);
+        let mut log = RaftLog::restored(0, 0, log_of(terms), *committed).unwrap();
         let entries: Vec<Entry> = (prev_index + 1..)
             .zip(new_terms.iter())
             .map(|(index, &term)| entry(term, index))
@@ -516,12 +586,8 @@ fn appends_keep_matching_entries_replace_a_conflicting_suffix_and_never_a_commit
 
 #[test]
 fn answers_wait_until_the_vote_they_carry_is_durable() {
-    let mut node = RaftNode::new(
-        RaftConfig::new(1, vec![1, 2, 3], 1),
-        HardState::default(),
-        Vec::new(),
-        0,
-    );
+    let mut node =
+        RaftNode::new(RaftConfig::new(1, vec![1, 2, 3], 1), Stored::default(), 0).unwrap();
     let vote = Message {
         from: 2,
         to: 1,
@@ -629,7 +695,7 @@ fn swarm(seed: u64, voters: &[NodeId], planted: Option<RaftBug>) -> Result<(), S
     let mut chooser = Rng::new(seed ^ 0x5eed);
     let mut pick = |n: usize| (chooser.next_u64() % n as u64) as usize;
     for round in 0..60u8 {
-        match pick(5) {
+        match pick(6) {
             0 => {
                 let id = voters[pick(voters.len())];
                 net.isolate(id);
@@ -644,6 +710,7 @@ fn swarm(seed: u64, voters: &[NodeId], planted: Option<RaftBug>) -> Result<(), S
                     net.crash(leader);
                 }
             }
+            4 => net.compact_all(),
             _ => {}
         }
         net.propose(vec![round]);
@@ -700,4 +767,87 @@ fn the_checkers_catch_a_vote_granted_twice_and_a_commit_on_a_minority() {
         println!("{bug:?}: caught on {seeds} of 300 seeds");
         assert!(seeds > 0, "{bug:?} caught on no seed");
     }
+}
+
+/// Snapshots in the log, as data: terms around the snapshot point, and appends whose entries
+/// start before it (those are committed, so they match and are skipped).
+#[test]
+fn a_log_after_a_snapshot_knows_its_point_and_skips_what_it_covers() {
+    // Snapshot through 3 (term 2), then entries 4, 5 of term 2 and 3.
+    let mut log = RaftLog::restored(3, 2, vec![entry(2, 4), entry(3, 5)], 3).unwrap();
+    assert_eq!(log.term_at(2), None, "compacted");
+    assert_eq!(log.term_at(3), Some(2));
+    assert_eq!(log.term_at(5), Some(3));
+    assert_eq!((log.last_index(), log.last_term()), (5, 3));
+    // A leader's append from index 1 carrying 2..6: 2 and 3 are in the snapshot, 4 and 5 match.
+    let entries: Vec<Entry> = [(1, 2), (2, 3), (2, 4), (3, 5), (3, 6)]
+        .iter()
+        .map(|&(t, i)| entry(t, i))
+        .collect();
+    assert_eq!(log.append_after(1, 1, &entries), Ok(6));
+    assert_eq!((log.last_index(), log.term_at(6)), (6, Some(3)));
+    let refused = RaftLog::restored(3, 2, vec![entry(2, 5)], 0).err();
+    assert!(refused.unwrap().contains("expected 4"));
+}
+
+#[test]
+fn a_follower_behind_the_snapshot_catches_up_from_it() {
+    let mut net = Net::new(&[1, 2, 3], 21);
+    let leader = net.elect();
+    let behind = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
+    net.isolate(behind);
+    for i in 0..20u8 {
+        assert!(net.propose(vec![i]));
+    }
+    net.run(500);
+    net.compact_all();
+    assert!(net.node(leader).snapshot_index() > net.node(behind).last_index());
+    net.heal();
+    assert!(net.propose(b"after".to_vec()));
+    net.run(2 * TIMEOUT_MS);
+    let want = net.members[&leader].applied.clone();
+    assert!(want.iter().any(|e| e.data == b"after"));
+    assert_eq!(
+        net.members[&behind].applied, want,
+        "restored from the snapshot, then applied"
+    );
+    assert!(net.members[&behind].stored.snapshot.is_some());
+    net.check_applied_agree().unwrap();
+}
+
+#[test]
+fn a_restarted_node_starts_from_its_snapshot_and_the_entries_after_it() {
+    let mut net = Net::new(&[1, 2, 3], 23);
+    net.elect();
+    for i in 0..5u8 {
+        assert!(net.propose(vec![i]));
+    }
+    net.run(500);
+    net.compact_all();
+    assert!(net.propose(b"later".to_vec()));
+    net.run(500);
+    let snapshot_index = net.node(2).snapshot_index();
+    assert!(snapshot_index > 0);
+    assert!(net.members[&2]
+        .stored
+        .entries
+        .iter()
+        .all(|e| e.index > snapshot_index));
+    let before = net.members[&2].applied.clone();
+    net.crash(2);
+    assert_eq!(net.node(2).applied_index(), snapshot_index);
+    net.run(TIMEOUT_MS);
+    assert_eq!(net.members[&2].applied, before);
+}
+
+#[test]
+fn a_snapshot_must_be_of_applied_entries_past_the_last_one() {
+    let mut net = Net::new(&[1], 1);
+    net.elect();
+    let applied = net.node(1).applied_index();
+    let node = &mut net.members.get_mut(&1).unwrap().node;
+    assert!(node.compact(applied + 1, Vec::new()).is_err());
+    assert!(node.compact(0, Vec::new()).is_err());
+    assert!(node.compact(applied, Vec::new()).is_ok());
+    assert!(node.compact(applied, Vec::new()).is_err());
 }
