@@ -58,3 +58,28 @@ def test_records_survive_restart_and_offsets_continue(broker, topic):
 
     everything = snapshot(consume_all_confluent(broker.bootstrap, topic, PARTITIONS, expected=600))
     assert everything == expected
+
+
+def test_a_data_directory_of_another_node_is_refused_and_left_unchanged(broker, topic):
+    """meta.properties (Kafka's file) names the node and cluster a data directory belongs to;
+    starting another node id on it fails with a message naming both, before anything changes."""
+    from spate_helpers import run_spate
+
+    create_topic(broker.bootstrap, topic, 1)
+    produce_confluent(broker.bootstrap, topic, records("a", 10), acks="all")
+    broker.stop()
+    meta = (broker.data_dir / "meta.properties").read_text()
+    assert "node.id=1" in meta and "version=1" in meta
+    cluster = [line.split("=", 1)[1] for line in meta.splitlines() if line.startswith("cluster.id=")]
+    assert len(cluster) == 1 and len(cluster[0]) == 22, meta
+    before = sorted((p.relative_to(broker.data_dir), p.stat().st_size) for p in broker.data_dir.rglob("*") if p.is_file())
+
+    cp = run_spate("server", "--data-dir", str(broker.data_dir), "--listen", "127.0.0.1:0", "--node-id", "2")
+    assert cp.returncode != 0
+    assert "belongs to node 1" in cp.stderr and "--node-id 1" in cp.stderr, cp.stderr
+    after = sorted((p.relative_to(broker.data_dir), p.stat().st_size) for p in broker.data_dir.rglob("*") if p.is_file())
+    assert after == before
+
+    broker.start()  # the right node still starts, with its records
+    got = consume_all_confluent(broker.bootstrap, topic, 1, expected=10)
+    assert sum(len(m) for m in got.values()) == 10

@@ -24,6 +24,7 @@ mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
 mod groups;
+mod identity;
 mod incremental_alter_configs;
 mod init_producer_id;
 mod list_offsets;
@@ -41,6 +42,7 @@ mod waiters;
 
 pub use apis::{check_frame_size, supported_versions, Api, REQUEST_BYTES_MAX, SUPPORTED_APIS};
 pub use config::{Config, PlantedBug};
+pub use identity::{Identity, META_PROPERTIES};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
 use crate::api::RequestContext;
@@ -94,6 +96,8 @@ enum InFlight {
         version: u64,
     },
     RemoveDir,
+    /// The data directory's `meta.properties`.
+    Identity,
 }
 
 pub struct Broker {
@@ -320,6 +324,7 @@ impl Broker {
                 self.on_timestamp_read_done(list, slot, result)
             }
             InFlight::Metadata { version } => self.on_metadata_persisted(version, result),
+            InFlight::Identity => self.on_identity_written(result),
             InFlight::RemoveDir => {
                 if let IoResult::Failed(error) = result {
                     self.log(

@@ -71,13 +71,20 @@ impl Broker {
         disk: &mut impl StartupDisk,
         now_ms: i64,
     ) -> Result<StartupReport, String> {
+        let identity = match disk.read_file(super::META_PROPERTIES)? {
+            Some(bytes) => Some(super::Identity::decode(&bytes)?),
+            None => None,
+        };
         let metadata = disk.read_metadata()?;
+        self.check_node_identity(identity.as_ref(), metadata.is_some())?;
         let mut report = StartupReport {
             clean: disk.file_len(io::CLEAN_SHUTDOWN_FILE)?.is_some(),
             ..StartupReport::default()
         };
         let mut recovered = 0;
-        for (topic_dir, partition) in self.recover_metadata(metadata.as_deref())? {
+        let to_recover = self.recover_metadata(metadata.as_deref())?;
+        self.check_cluster_identity(identity.as_ref())?;
+        for (topic_dir, partition) in to_recover {
             let name = self
                 .topics
                 .values()

@@ -22,8 +22,9 @@
 //!
 //! Files: `log.rs` (the snapshot point, the entries and their indexes), `election.rs`
 //! (timeouts, pre-votes, votes), `replication.rs` (appends, snapshots, their answers, the
-//! commit rule), `tests.rs`.
+//! commit rule), `codec.rs` (messages and stored records as bytes), `tests.rs`.
 
+pub mod codec;
 mod election;
 mod log;
 mod replication;

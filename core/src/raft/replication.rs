@@ -80,20 +80,30 @@ impl RaftNode {
         }
     }
 
+    /// An append or a snapshot from `from` in `term`: a stale leader is told the current term
+    /// (so it steps down) and refused; otherwise this node follows it, its election put off.
+    fn follow(&mut self, from: NodeId, term: super::Term) -> bool {
+        if term < self.term {
+            let last = self.log.last_index();
+            self.send(from, append_response(false, last));
+            return false;
+        }
+        if term > self.term || self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(term, Some(from));
+        } else {
+            self.leader_heard_ms = Some(self.now_ms);
+            self.reset_election_deadline();
+        }
+        true
+    }
+
     pub(super) fn on_install_snapshot(&mut self, message: Message) {
         let MessageBody::InstallSnapshot { snapshot } = message.body else {
             unreachable!("only snapshots come here");
         };
         let from = message.from;
-        if message.term < self.term {
-            let last = self.log.last_index();
-            return self.send(from, append_response(false, last));
-        }
-        if message.term > self.term || self.role != Role::Follower || self.leader != Some(from) {
-            self.become_follower(message.term, Some(from));
-        } else {
-            self.leader_heard_ms = Some(self.now_ms);
-            self.reset_election_deadline();
+        if !self.follow(from, message.term) {
+            return;
         }
         if snapshot.index > self.log.committed_index {
             self.log.install(snapshot.index, snapshot.term);
@@ -118,16 +128,8 @@ impl RaftNode {
             unreachable!("only appends come here");
         };
         let from = message.from;
-        if message.term < self.term {
-            // A stale leader: the answer's term tells it to step down.
-            let last = self.log.last_index();
-            return self.send(from, append_response(false, last));
-        }
-        if message.term > self.term || self.role != Role::Follower || self.leader != Some(from) {
-            self.become_follower(message.term, Some(from));
-        } else {
-            self.leader_heard_ms = Some(self.now_ms);
-            self.reset_election_deadline();
+        if !self.follow(from, message.term) {
+            return;
         }
         match self
             .log

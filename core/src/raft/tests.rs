@@ -736,14 +736,18 @@ fn swarm(seed: u64, voters: &[NodeId], planted: Option<RaftBug>) -> Result<(), S
     net.check_applied_agree()
 }
 
+/// Even seeds run 3 voters, odd ones 5.
+fn voters_for(seed: u64) -> &'static [NodeId] {
+    match seed % 2 {
+        0 => &[1, 2, 3],
+        _ => &[1, 2, 3, 4, 5],
+    }
+}
+
 #[test]
 fn a_swarm_of_faults_keeps_raft_safe_and_live() {
     for seed in 1..=300 {
-        let voters: &[NodeId] = if seed % 2 == 0 {
-            &[1, 2, 3]
-        } else {
-            &[1, 2, 3, 4, 5]
-        };
+        let voters = voters_for(seed);
         if let Err(violation) = swarm(seed, voters, None) {
             panic!("seed {seed} with {} voters: {violation}", voters.len());
         }
@@ -754,11 +758,7 @@ fn a_swarm_of_faults_keeps_raft_safe_and_live() {
 fn the_checkers_catch_a_vote_granted_twice_and_a_commit_on_a_minority() {
     let caught = [RaftBug::VoteTwice, RaftBug::CommitMinority].map(|bug| {
         let seeds = (1..=300).filter(|&seed| {
-            let voters: &[NodeId] = if seed % 2 == 0 {
-                &[1, 2, 3]
-            } else {
-                &[1, 2, 3, 4, 5]
-            };
+            let voters = voters_for(seed);
             swarm(seed, voters, Some(bug)).is_err()
         });
         (bug, seeds.count())

@@ -641,13 +641,16 @@ impl Shell {
         let conns = std::mem::take(&mut self.conns);
         self.gone.extend(conns.into_keys());
         if let Some((which, at, garbage)) = damage {
-            if !self.files.is_empty() {
-                let path = self
-                    .files
-                    .keys()
-                    .nth(which % self.files.len())
-                    .expect("not empty")
-                    .clone();
+            // A damaged meta.properties refuses the start, as Kafka's does, naming it; like
+            // the metadata file it is not among the files damage may hit.
+            let damageable: Vec<String> = self
+                .files
+                .keys()
+                .filter(|path| path.as_str() != spate_core::broker::META_PROPERTIES)
+                .cloned()
+                .collect();
+            if !damageable.is_empty() {
+                let path = damageable[which % damageable.len()].clone();
                 let file = self.files.get_mut(&path).expect("listed");
                 let at = at % (file.len() + 1);
                 let end = (at + garbage.len()).min(file.len());

@@ -200,3 +200,98 @@ fn a_torn_closed_segment_drops_the_segments_after_it() {
     let remaining = disk.files.keys().filter(|p| p.ends_with(".log")).count();
     assert_eq!(remaining, 3, "the segments after the torn one are gone");
 }
+
+/// The data directory's identity (meta.properties): written at the first start-up, another
+/// node's directory refused before anything in it changes, metadata of another cluster refused,
+/// and the cluster id the file names kept when the metadata was never stored.
+#[test]
+fn a_data_directory_knows_its_node_and_cluster_and_refuses_another() {
+    let h = Harness::new(Config::default());
+    let h = h.restart(Config::default());
+    let written = h
+        .disk
+        .files
+        .get(META_PROPERTIES)
+        .expect("written at start-up");
+    let identity = Identity::decode(written).unwrap();
+    assert_eq!(identity.node_id, 1);
+    assert_eq!(identity.cluster_id, h.broker.cluster_id());
+    let cluster = identity.cluster_id.clone();
+
+    // Another node id on this directory: refused, naming both.
+    let start = |disk: &MemoryDisk, config: Config| {
+        let mut disk = disk.clone();
+        let mut broker = Broker::new(config);
+        broker
+            .start_up(&mut disk, 0)
+            .map(|_| broker.cluster_id().to_string())
+    };
+    let other_node = Config {
+        node_id: 2,
+        ..Config::default()
+    };
+    let refused = start(&h.disk, other_node).unwrap_err();
+    assert!(
+        refused.contains("belongs to node 1") && refused.contains("not to node 2"),
+        "{refused}"
+    );
+
+    // The metadata of another cluster under this identity: refused.
+    let mut mixed = h.disk.clone();
+    let other = Identity {
+        node_id: 1,
+        cluster_id: "AnotherClusterIdAAAAAA".into(),
+    };
+    mixed.files.insert(META_PROPERTIES.into(), other.encode());
+    let refused = start(&mixed, Config::default()).unwrap_err();
+    assert!(
+        refused.contains("belongs to cluster AnotherClusterIdAAAAAA"),
+        "{refused}"
+    );
+
+    // No metadata yet (a crash at the first start): the file's cluster id is kept.
+    let mut fresh = MemoryDisk::default();
+    fresh.files.insert(META_PROPERTIES.into(), other.encode());
+    let seeded = Config {
+        seed: 99,
+        ..Config::default()
+    };
+    assert_eq!(start(&fresh, seeded).unwrap(), "AnotherClusterIdAAAAAA");
+    assert_ne!(cluster, "AnotherClusterIdAAAAAA");
+}
+
+#[test]
+fn meta_properties_is_read_as_kafka_writes_it_and_its_faults_are_named() {
+    let kafka = b"#\n#Sun Dec 06 10:00:00 UTC 2026\nnode.id=3\ndirectory.id=xyz\nversion=1\ncluster.id=MkU3OEVBNTcwNTJENDM2Qk\n";
+    assert_eq!(
+        Identity::decode(kafka),
+        Ok(Identity {
+            node_id: 3,
+            cluster_id: "MkU3OEVBNTcwNTJENDM2Qk".into()
+        })
+    );
+    let faults: &[(&[u8], &str)] = &[
+        (
+            b"version=0\nnode.id=1\ncluster.id=x\n",
+            "version 0 is not 1",
+        ),
+        (b"node.id=1\ncluster.id=x\n", "version (missing)"),
+        (
+            b"version=1\nnode.id=one\ncluster.id=x\n",
+            "line 2: node.id 'one' is not a number",
+        ),
+        (
+            b"version=1\nnode.id=1\n",
+            "must name node.id and cluster.id",
+        ),
+        (
+            b"version=1\nnode.id\n",
+            "line 2: 'node.id' is not key=value",
+        ),
+        (b"\xff\xfe", "not text"),
+    ];
+    for (bytes, want) in faults {
+        let error = Identity::decode(bytes).unwrap_err();
+        assert!(error.contains(want), "{error} lacks {want}");
+    }
+}

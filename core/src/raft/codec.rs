@@ -1,0 +1,450 @@
+//! Raft's bytes: messages between controller voters, and what a node stores (hard state,
+//! snapshot, entries), the same for both shells. Everything read from a peer or a disk is
+//! checked: a length past the end, an unknown kind or a bad checksum is an error naming it,
+//! never a panic or an allocation the bytes cannot back.
+//!
+//! A message: version (1 byte, 0), kind (1), from (i32), to (i32), term (u64), then its body.
+//! A stored record: length (u32) of what follows the checksum, CRC32C (u32) of it, kind (1),
+//! then its body; a torn last record (a crash during its write) reads as the end.
+
+use super::{Entry, HardState, Message, MessageBody, Snapshot};
+use crate::replica::NodeId;
+
+const VERSION: u8 = 0;
+
+/// Bytes of one entry besides its data: term, index, data length.
+const ENTRY_HEADER_BYTES: usize = 8 + 8 + 4;
+
+pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
+    out.push(VERSION);
+    let (kind, body) = match &message.body {
+        MessageBody::PreVote { .. } => (1, &message.body),
+        MessageBody::PreVoteResponse { .. } => (2, &message.body),
+        MessageBody::Vote { .. } => (3, &message.body),
+        MessageBody::VoteResponse { .. } => (4, &message.body),
+        MessageBody::Append { .. } => (5, &message.body),
+        MessageBody::AppendResponse { .. } => (6, &message.body),
+        MessageBody::InstallSnapshot { .. } => (7, &message.body),
+    };
+    out.push(kind);
+    out.extend(message.from.to_be_bytes());
+    out.extend(message.to.to_be_bytes());
+    out.extend(message.term.to_be_bytes());
+    match body {
+        MessageBody::PreVote {
+            last_log_term,
+            last_log_index,
+        }
+        | MessageBody::Vote {
+            last_log_term,
+            last_log_index,
+        } => {
+            out.extend(last_log_term.to_be_bytes());
+            out.extend(last_log_index.to_be_bytes());
+        }
+        MessageBody::PreVoteResponse { granted } | MessageBody::VoteResponse { granted } => {
+            out.push(u8::from(*granted))
+        }
+        MessageBody::Append {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            committed_index,
+        } => {
+            out.extend(prev_log_index.to_be_bytes());
+            out.extend(prev_log_term.to_be_bytes());
+            out.extend(committed_index.to_be_bytes());
+            out.extend((entries.len() as u32).to_be_bytes());
+            for entry in entries {
+                encode_entry(entry, out);
+            }
+        }
+        MessageBody::AppendResponse {
+            success,
+            match_index,
+        } => {
+            out.push(u8::from(*success));
+            out.extend(match_index.to_be_bytes());
+        }
+        MessageBody::InstallSnapshot { snapshot } => encode_snapshot(snapshot, out),
+    }
+}
+
+pub fn decode_message(bytes: &[u8]) -> Result<Message, String> {
+    let mut r = Reader { bytes, at: 0 };
+    let version = r.u8("version")?;
+    if version != VERSION {
+        return Err(format!("Raft message version {version} is not {VERSION}"));
+    }
+    let kind = r.u8("kind")?;
+    let from = r.i32("from")? as NodeId;
+    let to = r.i32("to")? as NodeId;
+    let term = r.u64("term")?;
+    let body = match kind {
+        1 | 3 => {
+            let last_log_term = r.u64("last log term")?;
+            let last_log_index = r.u64("last log index")?;
+            match kind {
+                1 => MessageBody::PreVote {
+                    last_log_term,
+                    last_log_index,
+                },
+                _ => MessageBody::Vote {
+                    last_log_term,
+                    last_log_index,
+                },
+            }
+        }
+        2 => MessageBody::PreVoteResponse {
+            granted: r.bool("granted")?,
+        },
+        4 => MessageBody::VoteResponse {
+            granted: r.bool("granted")?,
+        },
+        5 => {
+            let prev_log_index = r.u64("prev log index")?;
+            let prev_log_term = r.u64("prev log term")?;
+            let committed_index = r.u64("committed index")?;
+            let count = r.u32("entry count")? as usize;
+            if count > r.left() / ENTRY_HEADER_BYTES {
+                return Err(format!("{count} entries cannot fit in {} bytes", r.left()));
+            }
+            let entries = (0..count)
+                .map(|_| decode_entry(&mut r))
+                .collect::<Result<_, _>>()?;
+            MessageBody::Append {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                committed_index,
+            }
+        }
+        6 => MessageBody::AppendResponse {
+            success: r.bool("success")?,
+            match_index: r.u64("match index")?,
+        },
+        7 => MessageBody::InstallSnapshot {
+            snapshot: decode_snapshot(&mut r)?,
+        },
+        other => return Err(format!("unknown Raft message kind {other}")),
+    };
+    r.finish("message")?;
+    Ok(Message {
+        from,
+        to,
+        term,
+        body,
+    })
+}
+
+/// One stored record of a node's Raft state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredRecord {
+    HardState(HardState),
+    Snapshot(Snapshot),
+    /// The stored log is cut after this index (what follows replaces it).
+    TruncateAfter(u64),
+    Entry(Entry),
+}
+
+pub fn encode_record(record: &StoredRecord, out: &mut Vec<u8>) {
+    let mut body = Vec::new();
+    match record {
+        StoredRecord::HardState(hard_state) => {
+            body.push(1);
+            body.extend(hard_state.term.to_be_bytes());
+            body.extend(hard_state.voted_for.unwrap_or(-1).to_be_bytes());
+            body.extend(hard_state.committed_index.to_be_bytes());
+        }
+        StoredRecord::Snapshot(snapshot) => {
+            body.push(2);
+            encode_snapshot(snapshot, &mut body);
+        }
+        StoredRecord::TruncateAfter(index) => {
+            body.push(3);
+            body.extend(index.to_be_bytes());
+        }
+        StoredRecord::Entry(entry) => {
+            body.push(4);
+            encode_entry(entry, &mut body);
+        }
+    }
+    out.extend((body.len() as u32).to_be_bytes());
+    out.extend(crc32c::crc32c(&body).to_be_bytes());
+    out.extend(body);
+}
+
+/// The records of a stored file, in order. A torn record at the end (shorter than its length
+/// says) ends the file, as a crash during its write leaves it; a bad checksum elsewhere, or a
+/// record that does not parse, is an error.
+pub fn decode_records(bytes: &[u8]) -> Result<Vec<StoredRecord>, String> {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(header) = bytes.get(at..at + 8) else {
+            break; // torn header
+        };
+        let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
+        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
+            break; // torn body
+        };
+        if crc32c::crc32c(body) != crc {
+            let last = at + 8 + len == bytes.len();
+            if last {
+                break; // a torn write of the last record
+            }
+            return Err(format!("Raft record at byte {at} fails its checksum"));
+        }
+        let mut r = Reader { bytes: body, at: 0 };
+        let record = match r.u8("record kind")? {
+            1 => {
+                let term = r.u64("term")?;
+                let voted_for = r.i32("voted for")?;
+                let committed_index = r.u64("committed index")?;
+                StoredRecord::HardState(HardState {
+                    term,
+                    voted_for: (voted_for >= 0).then_some(voted_for),
+                    committed_index,
+                })
+            }
+            2 => StoredRecord::Snapshot(decode_snapshot(&mut r)?),
+            3 => StoredRecord::TruncateAfter(r.u64("index")?),
+            4 => StoredRecord::Entry(decode_entry(&mut r)?),
+            other => return Err(format!("unknown Raft record kind {other} at byte {at}")),
+        };
+        r.finish("record")?;
+        records.push(record);
+        at += 8 + len;
+    }
+    Ok(records)
+}
+
+fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
+    out.extend(entry.term.to_be_bytes());
+    out.extend(entry.index.to_be_bytes());
+    out.extend((entry.data.len() as u32).to_be_bytes());
+    out.extend(&entry.data);
+}
+
+fn decode_entry(r: &mut Reader) -> Result<Entry, String> {
+    let term = r.u64("entry term")?;
+    let index = r.u64("entry index")?;
+    let len = r.u32("entry length")? as usize;
+    let data = r.take(len, "entry data")?.to_vec();
+    Ok(Entry { term, index, data })
+}
+
+fn encode_snapshot(snapshot: &Snapshot, out: &mut Vec<u8>) {
+    out.extend(snapshot.index.to_be_bytes());
+    out.extend(snapshot.term.to_be_bytes());
+    out.extend((snapshot.data.len() as u32).to_be_bytes());
+    out.extend(&snapshot.data);
+}
+
+fn decode_snapshot(r: &mut Reader) -> Result<Snapshot, String> {
+    let index = r.u64("snapshot index")?;
+    let term = r.u64("snapshot term")?;
+    let len = r.u32("snapshot length")? as usize;
+    let data = r.take(len, "snapshot data")?.to_vec();
+    Ok(Snapshot { index, term, data })
+}
+
+/// Reads big-endian fields, naming the one that runs past the end.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn left(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+        if n > self.left() {
+            return Err(format!(
+                "{what}: {n} bytes wanted at byte {}, {} left",
+                self.at,
+                self.left()
+            ));
+        }
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(out)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, String> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn bool(&mut self, what: &str) -> Result<bool, String> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!("{what}: {other} is not a boolean")),
+        }
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, String> {
+        Ok(u32::from_be_bytes(
+            self.take(4, what)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn i32(&mut self, what: &str) -> Result<i32, String> {
+        Ok(i32::from_be_bytes(
+            self.take(4, what)?.try_into().expect("4 bytes"),
+        ))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, String> {
+        Ok(u64::from_be_bytes(
+            self.take(8, what)?.try_into().expect("8 bytes"),
+        ))
+    }
+
+    fn finish(&self, what: &str) -> Result<(), String> {
+        match self.left() {
+            0 => Ok(()),
+            n => Err(format!("{n} bytes after the end of the {what}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn messages() -> Vec<Message> {
+        let entry = |term, index, data: &[u8]| Entry {
+            term,
+            index,
+            data: data.to_vec(),
+        };
+        let snapshot = Snapshot {
+            index: 9,
+            term: 3,
+            data: b"image".to_vec(),
+        };
+        let bodies = vec![
+            MessageBody::PreVote {
+                last_log_term: 2,
+                last_log_index: 7,
+            },
+            MessageBody::PreVoteResponse { granted: true },
+            MessageBody::Vote {
+                last_log_term: 2,
+                last_log_index: 7,
+            },
+            MessageBody::VoteResponse { granted: false },
+            MessageBody::Append {
+                prev_log_index: 4,
+                prev_log_term: 2,
+                entries: vec![entry(2, 5, b""), entry(3, 6, b"topic created")],
+                committed_index: 4,
+            },
+            MessageBody::AppendResponse {
+                success: true,
+                match_index: 6,
+            },
+            MessageBody::InstallSnapshot { snapshot },
+        ];
+        bodies
+            .into_iter()
+            .map(|body| Message {
+                from: 1,
+                to: 3,
+                term: 5,
+                body,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_message_reads_back_as_written_and_every_cut_is_an_error() {
+        for message in messages() {
+            let mut bytes = Vec::new();
+            encode_message(&message, &mut bytes);
+            assert_eq!(decode_message(&bytes), Ok(message.clone()));
+            for cut in 0..bytes.len() {
+                assert!(
+                    decode_message(&bytes[..cut]).is_err(),
+                    "{message:?} cut at {cut}"
+                );
+            }
+            bytes.push(0);
+            assert!(decode_message(&bytes)
+                .unwrap_err()
+                .contains("after the end"));
+        }
+    }
+
+    #[test]
+    fn random_and_mutated_bytes_are_errors_or_messages_never_panics() {
+        let mut rng = Rng::new(42);
+        let encoded: Vec<Vec<u8>> = messages()
+            .iter()
+            .map(|m| {
+                let mut bytes = Vec::new();
+                encode_message(m, &mut bytes);
+                bytes
+            })
+            .collect();
+        for round in 0..20_000u64 {
+            let mut bytes = encoded[(round % encoded.len() as u64) as usize].clone();
+            for _ in 0..1 + rng.next_u64() % 4 {
+                let at = (rng.next_u64() % bytes.len() as u64) as usize;
+                bytes[at] = rng.next_u64() as u8;
+            }
+            let _ = decode_message(&bytes);
+        }
+        // A count that the bytes cannot back is refused before anything is allocated.
+        let mut bomb = Vec::new();
+        encode_message(&messages()[4], &mut bomb);
+        bomb[42..46].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_message(&bomb).unwrap_err().contains("cannot fit"));
+    }
+
+    #[test]
+    fn stored_records_read_back_a_torn_tail_ends_them_and_a_bad_checksum_is_named() {
+        let records = vec![
+            StoredRecord::HardState(HardState {
+                term: 4,
+                voted_for: Some(2),
+                committed_index: 3,
+            }),
+            StoredRecord::HardState(HardState::default()),
+            StoredRecord::Snapshot(Snapshot {
+                index: 3,
+                term: 1,
+                data: b"image".to_vec(),
+            }),
+            StoredRecord::TruncateAfter(3),
+            StoredRecord::Entry(Entry {
+                term: 4,
+                index: 4,
+                data: b"x".to_vec(),
+            }),
+        ];
+        let mut bytes = Vec::new();
+        for record in &records {
+            encode_record(record, &mut bytes);
+        }
+        assert_eq!(decode_records(&bytes), Ok(records.clone()));
+        // Any cut inside the last record: the others read, the torn one is not there.
+        let mut last = Vec::new();
+        encode_record(records.last().unwrap(), &mut last);
+        for cut in bytes.len() - last.len()..bytes.len() {
+            assert_eq!(
+                decode_records(&bytes[..cut]).unwrap(),
+                records[..4].to_vec()
+            );
+        }
+        // A flipped bit in an earlier record is an error, naming where.
+        let mut bad = bytes.clone();
+        bad[10] ^= 1;
+        assert!(decode_records(&bad).unwrap_err().contains("checksum"));
+    }
+}
