@@ -25,6 +25,7 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
         MessageBody::Append { .. } => (5, &message.body),
         MessageBody::AppendResponse { .. } => (6, &message.body),
         MessageBody::InstallSnapshot { .. } => (7, &message.body),
+        MessageBody::TimeoutNow => (8, &message.body),
     };
     out.push(kind);
     out.extend(message.from.to_be_bytes());
@@ -34,13 +35,18 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
         MessageBody::PreVote {
             last_log_term,
             last_log_index,
-        }
-        | MessageBody::Vote {
-            last_log_term,
-            last_log_index,
         } => {
             out.extend(last_log_term.to_be_bytes());
             out.extend(last_log_index.to_be_bytes());
+        }
+        MessageBody::Vote {
+            last_log_term,
+            last_log_index,
+            transfer,
+        } => {
+            out.extend(last_log_term.to_be_bytes());
+            out.extend(last_log_index.to_be_bytes());
+            out.push(u8::from(*transfer));
         }
         MessageBody::PreVoteResponse { granted } | MessageBody::VoteResponse { granted } => {
             out.push(u8::from(*granted))
@@ -67,6 +73,7 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
             out.extend(match_index.to_be_bytes());
         }
         MessageBody::InstallSnapshot { snapshot } => encode_snapshot(snapshot, out),
+        MessageBody::TimeoutNow => {}
     }
 }
 
@@ -92,6 +99,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, String> {
                 _ => MessageBody::Vote {
                     last_log_term,
                     last_log_index,
+                    transfer: r.bool("transfer")?,
                 },
             }
         }
@@ -126,6 +134,7 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, String> {
         7 => MessageBody::InstallSnapshot {
             snapshot: decode_snapshot(&mut r)?,
         },
+        8 => MessageBody::TimeoutNow,
         other => return Err(format!("unknown Raft message kind {other}")),
     };
     r.finish("message")?;
@@ -337,6 +346,7 @@ mod tests {
             MessageBody::Vote {
                 last_log_term: 2,
                 last_log_index: 7,
+                transfer: true,
             },
             MessageBody::VoteResponse { granted: false },
             MessageBody::Append {
@@ -350,6 +360,7 @@ mod tests {
                 match_index: 6,
             },
             MessageBody::InstallSnapshot { snapshot },
+            MessageBody::TimeoutNow,
         ];
         bodies
             .into_iter()

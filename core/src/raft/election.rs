@@ -17,7 +17,7 @@ impl RaftNode {
         self.votes.clear();
         self.votes.insert(self.config.node);
         if self.votes.len() >= self.majority() {
-            return self.become_candidate();
+            return self.become_candidate(false);
         }
         let body = MessageBody::PreVote {
             last_log_term: self.log.last_term(),
@@ -38,19 +38,20 @@ impl RaftNode {
     }
 
     pub(super) fn on_vote_request(&mut self, message: super::Message) {
-        let (pre, last_log_term, last_log_index) = match message.body {
+        let (pre, last_log_term, last_log_index, transfer) = match message.body {
             MessageBody::PreVote {
                 last_log_term,
                 last_log_index,
-            } => (true, last_log_term, last_log_index),
+            } => (true, last_log_term, last_log_index, false),
             MessageBody::Vote {
                 last_log_term,
                 last_log_index,
-            } => (false, last_log_term, last_log_index),
+                transfer,
+            } => (false, last_log_term, last_log_index, transfer),
             _ => unreachable!("only vote requests come here"),
         };
         let from = message.from;
-        if message.term > self.term && self.in_lease() {
+        if message.term > self.term && self.in_lease() && !transfer {
             return;
         }
         let up_to_date = self.log.is_up_to_date(last_log_term, last_log_index);
@@ -90,7 +91,7 @@ impl RaftNode {
         }
         self.votes.insert(message.from);
         if self.votes.len() >= self.majority() {
-            self.become_candidate();
+            self.become_candidate(false);
         }
     }
 
@@ -107,8 +108,17 @@ impl RaftNode {
         }
     }
 
-    /// A pre-vote majority: a new term, with this node's own vote.
-    fn become_candidate(&mut self) {
+    /// The leader of this term hands over: stand now, without pre-votes.
+    pub(super) fn on_timeout_now(&mut self, message: super::Message) {
+        let from_leader = message.term == self.term && self.leader == Some(message.from);
+        if from_leader && self.role == Role::Follower && self.is_voter() {
+            self.become_candidate(true);
+        }
+    }
+
+    /// A pre-vote majority (or the leader's hand-over, `transfer`): a new term, with this
+    /// node's own vote.
+    fn become_candidate(&mut self, transfer: bool) {
         self.term += 1;
         self.voted_for = Some(self.config.node);
         self.state_changed();
@@ -123,6 +133,7 @@ impl RaftNode {
         let body = MessageBody::Vote {
             last_log_term: self.log.last_term(),
             last_log_index: self.log.last_index(),
+            transfer,
         };
         for peer in self.peers() {
             self.send(peer, body.clone());

@@ -3,7 +3,8 @@
 //! in as `now` (ms), randomness from the seed, and everything to store or send comes out as data.
 //!
 //! Inputs: `handle_message(now, message)`, `handle_timeout(now)` at `poll_timeout()`,
-//! `handle_persisted(seq)` once a `Persist` is on disk, and the command `propose(data)`.
+//! `handle_persisted(seq)` once a `Persist` is on disk, and the commands `propose(data)`,
+//! `compact(index, data)` (a snapshot) and `transfer_leadership(to)` (a hand-over).
 //! Outputs, from `poll_output()`: `Persist` (the term and vote, and log entries from an index on,
 //! replacing what is stored from there), `Send` (a message to a peer), `Committed` (the next
 //! entry committed and durable here, in order). A message goes out only once the state it speaks
@@ -91,9 +92,12 @@ pub enum MessageBody {
     PreVoteResponse {
         granted: bool,
     },
+    /// `transfer`: the leader handed over to this candidate (`TimeoutNow`), so a voter's lease
+    /// on that leader does not hold the vote back.
     Vote {
         last_log_term: Term,
         last_log_index: Index,
+        transfer: bool,
     },
     VoteResponse {
         granted: bool,
@@ -117,6 +121,9 @@ pub enum MessageBody {
     InstallSnapshot {
         snapshot: Snapshot,
     },
+    /// The leader hands over: stand for election now (Raft thesis §3.10; KRaft's
+    /// EndQuorumEpoch on a controlled shutdown plays this part).
+    TimeoutNow,
 }
 
 /// Storage asked of the shell, in this order: store the snapshot (if any) and drop stored
@@ -216,6 +223,8 @@ pub struct RaftNode {
     heartbeat_deadline_ms: i64,
     /// Leader: when check-quorum looks next.
     quorum_check_ms: i64,
+    /// Leader: handing over to this follower, until this time (proposals wait meanwhile).
+    transfer: Option<(NodeId, i64)>,
     /// When a leader was last heard from (or this node became one).
     leader_heard_ms: Option<i64>,
     /// Bumped on every change to the hard state or the log; `persisted_seq` is the last durable.
@@ -267,6 +276,7 @@ impl RaftNode {
             election_deadline_ms: 0,
             heartbeat_deadline_ms: 0,
             quorum_check_ms: 0,
+            transfer: None,
             leader_heard_ms: None,
             state_seq: 0,
             persisted_seq: 0,
@@ -364,6 +374,7 @@ impl RaftNode {
             MessageBody::Append { .. } => self.on_append(message),
             MessageBody::AppendResponse { .. } => self.on_append_response(message),
             MessageBody::InstallSnapshot { .. } => self.on_install_snapshot(message),
+            MessageBody::TimeoutNow => self.on_timeout_now(message),
         }
         self.pump();
     }
@@ -373,6 +384,9 @@ impl RaftNode {
         self.now_ms = self.now_ms.max(now_ms);
         match self.role {
             Role::Leader => {
+                if self.transfer.is_some_and(|(_, until)| self.now_ms >= until) {
+                    self.transfer = None; // the follower did not take over: lead on
+                }
                 if self.now_ms >= self.quorum_check_ms {
                     self.on_quorum_check_timeout();
                 }
@@ -409,11 +423,39 @@ impl RaftNode {
         if self.role != Role::Leader {
             return Err(self.leader);
         }
+        if self.transfer.is_some() {
+            return Err(None); // handing over: the next leader takes it
+        }
         let index = self.log.push(self.term, data);
         self.state_changed();
         self.broadcast_append();
         self.pump();
         Ok(index)
+    }
+
+    /// Command: hand leadership to `to` (or the most up-to-date follower), as before a
+    /// controlled shutdown: proposals are refused meanwhile, the follower is brought up to date
+    /// and told to stand at once. If it has not taken over within an election timeout, this
+    /// node leads on. Returns the follower chosen.
+    pub fn transfer_leadership(&mut self, to: Option<NodeId>) -> Result<NodeId, String> {
+        if self.role != Role::Leader {
+            return Err(format!("node {} does not lead", self.config.node));
+        }
+        let target = match to {
+            Some(peer) if self.progress.contains_key(&peer) => peer,
+            Some(peer) => return Err(format!("node {peer} is not another voter")),
+            None => {
+                let best = self
+                    .progress
+                    .iter()
+                    .max_by_key(|(id, p)| (p.match_index, -**id));
+                *best.ok_or("a lone voter has no one to hand over to")?.0
+            }
+        };
+        self.transfer = Some((target, self.now_ms + self.config.election_timeout_ms));
+        self.continue_transfer(target);
+        self.pump();
+        Ok(target)
     }
 
     /// Command: the application's state through `index` (applied already) is `data`; the
@@ -444,7 +486,12 @@ impl RaftNode {
     /// When `handle_timeout` is due next.
     pub fn poll_timeout(&self) -> i64 {
         match self.role {
-            Role::Leader => self.heartbeat_deadline_ms.min(self.quorum_check_ms),
+            Role::Leader => {
+                let transfer = self.transfer.map_or(i64::MAX, |(_, until)| until);
+                self.heartbeat_deadline_ms
+                    .min(self.quorum_check_ms)
+                    .min(transfer)
+            }
             _ => self.election_deadline_ms,
         }
     }
@@ -529,6 +576,7 @@ impl RaftNode {
         self.leader = leader;
         self.votes.clear();
         self.progress.clear();
+        self.transfer = None;
         if leader.is_some() {
             self.leader_heard_ms = Some(self.now_ms);
         }

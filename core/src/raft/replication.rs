@@ -179,6 +179,9 @@ impl RaftNode {
             progress.next_index = progress.next_index.max(match_index + 1);
             let behind = progress.next_index <= last;
             self.advance_commit();
+            if self.transfer.is_some_and(|(to, _)| to == message.from) {
+                return self.continue_transfer(message.from);
+            }
             if behind {
                 self.send_append(message.from);
             }
@@ -187,6 +190,18 @@ impl RaftNode {
             let next = (match_index + 1).min(progress.next_index);
             progress.next_index = next.max(progress.match_index + 1);
             self.send_append(message.from);
+        }
+    }
+
+    /// A hand-over: the follower gets what it lacks, then `TimeoutNow` once it has everything.
+    pub(super) fn continue_transfer(&mut self, target: NodeId) {
+        let Some(progress) = self.progress.get(&target).copied() else {
+            return;
+        };
+        if progress.match_index == self.log.last_index() {
+            self.send(target, MessageBody::TimeoutNow);
+        } else if progress.next_index <= self.log.last_index() {
+            self.send_append(target);
         }
     }
 

@@ -478,6 +478,7 @@ fn a_vote_goes_once_per_term_to_a_log_at_least_as_up_to_date() {
             body: MessageBody::Vote {
                 last_log_term,
                 last_log_index,
+                transfer: false,
             },
         };
         node.handle_message(0, vote);
@@ -595,6 +596,7 @@ fn answers_wait_until_the_vote_they_carry_is_durable() {
         body: MessageBody::Vote {
             last_log_term: 0,
             last_log_index: 0,
+            transfer: false,
         },
     };
     node.handle_message(0, vote);
@@ -695,7 +697,7 @@ fn swarm(seed: u64, voters: &[NodeId], planted: Option<RaftBug>) -> Result<(), S
     let mut chooser = Rng::new(seed ^ 0x5eed);
     let mut pick = |n: usize| (chooser.next_u64() % n as u64) as usize;
     for round in 0..60u8 {
-        match pick(6) {
+        match pick(7) {
             0 => {
                 let id = voters[pick(voters.len())];
                 net.isolate(id);
@@ -711,6 +713,13 @@ fn swarm(seed: u64, voters: &[NodeId], planted: Option<RaftBug>) -> Result<(), S
                 }
             }
             4 => net.compact_all(),
+            5 => {
+                if let Some(leader) = net.leader() {
+                    let node = &mut net.members.get_mut(&leader).unwrap().node;
+                    node.transfer_leadership(None).unwrap();
+                    net.drain();
+                }
+            }
             _ => {}
         }
         net.propose(vec![round]);
@@ -850,4 +859,78 @@ fn a_snapshot_must_be_of_applied_entries_past_the_last_one() {
     assert!(node.compact(0, Vec::new()).is_err());
     assert!(node.compact(applied, Vec::new()).is_ok());
     assert!(node.compact(applied, Vec::new()).is_err());
+}
+
+#[test]
+fn a_leader_hands_over_to_a_follower_that_stands_at_once() {
+    let mut net = Net::new(&[1, 2, 3], 31);
+    let old = net.elect();
+    let term = net.node(old).term();
+    let behind = [1, 2, 3].into_iter().find(|&id| id != old).unwrap();
+    net.isolate(behind);
+    for i in 0..5u8 {
+        assert!(net.propose(vec![i]));
+    }
+    net.run(300);
+    net.heal();
+    // Handed to the follower that lacks the last entries: it catches up first.
+    let node = &mut net.members.get_mut(&old).unwrap().node;
+    assert_eq!(node.transfer_leadership(Some(behind)), Ok(behind));
+    assert_eq!(
+        node.propose(b"during".to_vec()),
+        Err(None),
+        "proposals wait for the next leader"
+    );
+    net.drain();
+    net.run(100); // far less than an election timeout
+    assert_eq!(net.leader(), Some(behind));
+    assert_eq!(net.node(behind).term(), term + 1);
+    assert!(net.propose(b"after".to_vec()));
+    net.run(300);
+    for member in net.members.values() {
+        let data: Vec<&[u8]> = member
+            .applied
+            .iter()
+            .map(|e| e.data.as_slice())
+            .filter(|d| !d.is_empty())
+            .collect();
+        assert_eq!(data, [&[0u8][..], &[1], &[2], &[3], &[4], b"after"]);
+    }
+    let lone = &mut Net::new(&[1], 1);
+    lone.elect();
+    let node = &mut lone.members.get_mut(&1).unwrap().node;
+    assert!(node
+        .transfer_leadership(None)
+        .unwrap_err()
+        .contains("no one"));
+    assert!(node
+        .transfer_leadership(Some(7))
+        .unwrap_err()
+        .contains("not another voter"));
+}
+
+#[test]
+fn a_hand_over_the_follower_never_takes_ends_and_the_leader_leads_on() {
+    let mut net = Net::new(&[1, 2, 3], 37);
+    let leader = net.elect();
+    let term = net.node(leader).term();
+    let target = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
+    net.isolate(target); // TimeoutNow never reaches it
+    let node = &mut net.members.get_mut(&leader).unwrap().node;
+    node.transfer_leadership(Some(target)).unwrap();
+    assert_eq!(node.propose(b"during".to_vec()), Err(None));
+    net.drain();
+    net.run(TIMEOUT_MS + 100);
+    assert_eq!(net.leader(), Some(leader));
+    assert_eq!(net.node(leader).term(), term);
+    assert!(net.propose(b"later".to_vec()), "proposals taken again");
+    net.run(500);
+    let third = [1, 2, 3]
+        .into_iter()
+        .find(|&id| id != leader && id != target)
+        .unwrap();
+    assert!(net.members[&third]
+        .applied
+        .iter()
+        .any(|e| e.data == b"later"));
 }
