@@ -326,6 +326,14 @@ impl Net {
             .map_or(Vec::new(), |s| decode(&s.data));
     }
 
+    /// Proposes entries holding 0, 1, ... `count - 1` (each must be taken), then runs `ms`.
+    fn propose_each(&mut self, count: u8, ms: i64) {
+        for i in 0..count {
+            assert!(self.propose(vec![i]), "proposal {i} refused");
+        }
+        self.run(ms);
+    }
+
     /// Proposes through the current leader; returns whether one took it.
     fn propose(&mut self, data: Vec<u8>) -> bool {
         let Some(leader) = self.leader() else {
@@ -423,10 +431,7 @@ fn a_lone_voter_leads_and_commits_only_what_is_durable() {
 fn three_voters_elect_one_leader_and_all_apply_the_same_entries() {
     let mut net = Net::new(&[1, 2, 3], 11);
     let leader = net.elect();
-    for i in 0..20u8 {
-        assert!(net.propose(vec![i]));
-    }
-    net.run(500);
+    net.propose_each(20, 500);
     for (id, member) in &net.members {
         let data: Vec<Vec<u8>> = member
             .applied
@@ -660,10 +665,7 @@ fn check_quorum_makes_a_cut_off_leader_step_down_and_the_rest_elect_another() {
 fn a_restarted_node_keeps_its_term_vote_and_log() {
     let mut net = Net::new(&[1, 2, 3], 3);
     net.elect();
-    for i in 0..5u8 {
-        assert!(net.propose(vec![i]));
-    }
-    net.run(500);
+    net.propose_each(5, 500);
     let (term, last, voted_for) = (
         net.node(2).term(),
         net.node(2).last_index(),
@@ -805,10 +807,7 @@ fn a_follower_behind_the_snapshot_catches_up_from_it() {
     let leader = net.elect();
     let behind = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
     net.isolate(behind);
-    for i in 0..20u8 {
-        assert!(net.propose(vec![i]));
-    }
-    net.run(500);
+    net.propose_each(20, 500);
     net.compact_all();
     assert!(net.node(leader).snapshot_index() > net.node(behind).last_index());
     net.heal();
@@ -828,10 +827,7 @@ fn a_follower_behind_the_snapshot_catches_up_from_it() {
 fn a_restarted_node_starts_from_its_snapshot_and_the_entries_after_it() {
     let mut net = Net::new(&[1, 2, 3], 23);
     net.elect();
-    for i in 0..5u8 {
-        assert!(net.propose(vec![i]));
-    }
-    net.run(500);
+    net.propose_each(5, 500);
     net.compact_all();
     assert!(net.propose(b"later".to_vec()));
     net.run(500);
@@ -868,10 +864,7 @@ fn a_leader_hands_over_to_a_follower_that_stands_at_once() {
     let term = net.node(old).term();
     let behind = [1, 2, 3].into_iter().find(|&id| id != old).unwrap();
     net.isolate(behind);
-    for i in 0..5u8 {
-        assert!(net.propose(vec![i]));
-    }
-    net.run(300);
+    net.propose_each(5, 300);
     net.heal();
     // Handed to the follower that lacks the last entries: it catches up first.
     let node = &mut net.members.get_mut(&old).unwrap().node;
