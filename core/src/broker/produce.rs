@@ -260,6 +260,9 @@ impl Broker {
             );
             return Err((errors::MESSAGE_TOO_LARGE, Some(message)));
         }
+        if topic.has_cleanup_policy("compact") {
+            check_keys(&records, &batches, name, index)?;
+        }
         let log = &topic.partitions[index as usize].log;
         let mut duplicate = None;
         for info in &batches {
@@ -386,6 +389,41 @@ fn check_timestamps(
                 info.base_offset
             );
             return Err((errors::INVALID_TIMESTAMP, Some(message)));
+        }
+    }
+    Ok(())
+}
+
+/// Kafka's rule for compacted topics: every record has a key (compaction keeps the latest
+/// value per key), else the batch is refused with INVALID_RECORD and Kafka's message. The
+/// records are decoded (decompressed if need be) only for topics whose policy includes compact.
+fn check_keys(
+    records: &[u8],
+    batches: &[batch::BatchInfo],
+    name: &str,
+    index: i32,
+) -> Result<(), (i16, Option<String>)> {
+    const CONTROL_BATCH: i16 = 0x20;
+    let mut position = 0;
+    for info in batches {
+        let bytes = &records[position..position + info.size_bytes];
+        position += info.size_bytes;
+        if info.attributes & CONTROL_BATCH != 0 {
+            continue;
+        }
+        let mut one = Bytes::copy_from_slice(bytes);
+        let keyed = match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
+            Ok(set) => set.records.iter().all(|r| r.key.is_some()),
+            Err(error) => {
+                let message = format!("{name}-{index}: records cannot be read: {error}");
+                return Err((errors::CORRUPT_MESSAGE, Some(message)));
+            }
+        };
+        if !keyed {
+            let message = format!(
+                "Compacted topic cannot accept message without key in topic partition {name}-{index}."
+            );
+            return Err((errors::INVALID_RECORD, Some(message)));
         }
     }
     Ok(())

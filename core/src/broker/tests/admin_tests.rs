@@ -747,3 +747,60 @@ fn the_admin_apis_are_advertised_with_their_versions() {
     assert_eq!(advertised(ApiKey::DescribeCluster), Some((0, 2)));
     assert_eq!(advertised(ApiKey::EndTxn), None);
 }
+
+/// Kafka's rule for compacted topics (issue 17): a record without a key is refused with
+/// INVALID_RECORD and Kafka's message, compressed batches included; keyed records go in.
+#[test]
+fn a_compacted_topic_refuses_records_without_a_key() {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let batch = |keys: &[Option<&'static [u8]>], compression| {
+        let records: Vec<Record> = (0..)
+            .zip(keys)
+            .map(|(i, key)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: i as i32 - 1,
+                timestamp: 5,
+                key: key.map(Bytes::from_static),
+                value: Some(Bytes::from_static(b"v")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut bytes = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut bytes, &records, &options).unwrap();
+        bytes.to_vec()
+    };
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce(1, "t", 0, -1, batch(&[Some(b"k"), None], Compression::None));
+    assert_eq!(
+        h.produce_result(1).0,
+        errors::NONE,
+        "a deleting topic takes it"
+    );
+    let compact = &[("cleanup.policy", Some("compact"))];
+    assert_eq!(h.alter_configs(2, "t", compact, false).0, errors::NONE);
+    for compression in [Compression::None, Compression::Gzip, Compression::Lz4] {
+        h.produce(1, "t", 0, -1, batch(&[Some(b"k"), None], compression));
+        assert_eq!(
+            h.produce_result(1).0,
+            errors::INVALID_RECORD,
+            "{compression:?}"
+        );
+        h.produce(1, "t", 0, -1, batch(&[Some(b"k"), Some(b"j")], compression));
+        assert_eq!(h.produce_result(1).0, errors::NONE, "{compression:?}");
+    }
+    assert_eq!(h.broker.high_watermark("t", 0), Some(2 + 3 * 2));
+}
