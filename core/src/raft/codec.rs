@@ -4,10 +4,10 @@
 //! never a panic or an allocation the bytes cannot back.
 //!
 //! A message: version (1 byte, 0), kind (1), from (i32), to (i32), term (u64), then its body.
-//! A stored record: length (u32) of what follows the checksum, CRC32C (u32) of it, kind (1),
-//! then its body; a torn last record (a crash during its write) reads as the end.
+//! A stored record is one whole `Persist`: its length (u32), a CRC32C of the length, a CRC32C of
+//! the body, the body; a torn last record (a crash during its write) reads as the end.
 
-use super::{Entry, HardState, Message, MessageBody, Snapshot};
+use super::{Entry, HardState, Message, MessageBody, Persist, Snapshot};
 use crate::replica::NodeId;
 
 const VERSION: u8 = 0;
@@ -146,87 +146,103 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, String> {
     })
 }
 
-/// One stored record of a node's Raft state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoredRecord {
-    HardState(HardState),
-    Snapshot(Snapshot),
-    /// The stored log is cut after this index (what follows replaces it).
-    TruncateAfter(u64),
-    Entry(Entry),
-}
-
-pub fn encode_record(record: &StoredRecord, out: &mut Vec<u8>) {
+/// One stored record: a whole [`Persist`], so that a crash keeps all of it or none (its hard
+/// state never without the cut and entries that go with it).
+pub fn encode_persist(persist: &Persist, out: &mut Vec<u8>) {
     let mut body = Vec::new();
-    match record {
-        StoredRecord::HardState(hard_state) => {
+    body.extend(persist.seq.to_be_bytes());
+    let hard_state = &persist.hard_state;
+    body.extend(hard_state.term.to_be_bytes());
+    body.extend(hard_state.voted_for.unwrap_or(-1).to_be_bytes());
+    body.extend(hard_state.committed_index.to_be_bytes());
+    match &persist.snapshot {
+        Some(snapshot) => {
             body.push(1);
-            body.extend(hard_state.term.to_be_bytes());
-            body.extend(hard_state.voted_for.unwrap_or(-1).to_be_bytes());
-            body.extend(hard_state.committed_index.to_be_bytes());
-        }
-        StoredRecord::Snapshot(snapshot) => {
-            body.push(2);
             encode_snapshot(snapshot, &mut body);
         }
-        StoredRecord::TruncateAfter(index) => {
-            body.push(3);
-            body.extend(index.to_be_bytes());
-        }
-        StoredRecord::Entry(entry) => {
-            body.push(4);
-            encode_entry(entry, &mut body);
-        }
+        None => body.push(0),
     }
-    out.extend((body.len() as u32).to_be_bytes());
+    body.extend(persist.entries_from.unwrap_or(0).to_be_bytes());
+    body.extend((persist.entries.len() as u32).to_be_bytes());
+    for entry in &persist.entries {
+        encode_entry(entry, &mut body);
+    }
+    let len = (body.len() as u32).to_be_bytes();
+    out.extend(len);
+    out.extend(crc32c::crc32c(&len).to_be_bytes());
     out.extend(crc32c::crc32c(&body).to_be_bytes());
     out.extend(body);
 }
 
-/// The records of a stored file, in order. A torn record at the end (shorter than its length
-/// says) ends the file, as a crash during its write leaves it; a bad checksum elsewhere, or a
-/// record that does not parse, is an error.
-pub fn decode_records(bytes: &[u8]) -> Result<Vec<StoredRecord>, String> {
-    let mut records = Vec::new();
+/// The persists of a stored file, in order (replay them with [`super::Stored::apply`]). A
+/// record the file ends inside (a crash during its write) ends the file; a length that fails its
+/// own checksum, a body that fails its checksum before the last record, or a record that does
+/// not parse, is an error naming where.
+pub fn decode_persists(bytes: &[u8]) -> Result<Vec<Persist>, String> {
+    let mut persists = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
-        let Some(header) = bytes.get(at..at + 8) else {
+        let Some(header) = bytes.get(at..at + 12) else {
             break; // torn header
         };
-        let len = u32::from_be_bytes(header[..4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_be_bytes(header[4..].try_into().expect("4 bytes"));
-        let Some(body) = bytes.get(at + 8..at + 8 + len) else {
+        let len_bytes: [u8; 4] = header[..4].try_into().expect("4 bytes");
+        let len_crc = u32::from_be_bytes(header[4..8].try_into().expect("4 bytes"));
+        if crc32c::crc32c(&len_bytes) != len_crc {
+            return Err(format!(
+                "Raft record at byte {at}: its length fails its checksum"
+            ));
+        }
+        let len = u32::from_be_bytes(len_bytes) as usize;
+        let crc = u32::from_be_bytes(header[8..].try_into().expect("4 bytes"));
+        let Some(body) = bytes.get(at + 12..at + 12 + len) else {
             break; // torn body
         };
         if crc32c::crc32c(body) != crc {
-            let last = at + 8 + len == bytes.len();
-            if last {
-                break; // a torn write of the last record
+            if at + 12 + len == bytes.len() {
+                break; // the last record, torn
             }
             return Err(format!("Raft record at byte {at} fails its checksum"));
         }
-        let mut r = Reader { bytes: body, at: 0 };
-        let record = match r.u8("record kind")? {
-            1 => {
-                let term = r.u64("term")?;
-                let voted_for = r.i32("voted for")?;
-                let committed_index = r.u64("committed index")?;
-                StoredRecord::HardState(HardState {
-                    term,
-                    voted_for: (voted_for >= 0).then_some(voted_for),
-                    committed_index,
-                })
-            }
-            2 => StoredRecord::Snapshot(decode_snapshot(&mut r)?),
-            3 => StoredRecord::TruncateAfter(r.u64("index")?),
-            4 => StoredRecord::Entry(decode_entry(&mut r)?),
-            other => return Err(format!("unknown Raft record kind {other} at byte {at}")),
-        };
-        r.finish("record")?;
-        records.push(record);
-        at += 8 + len;
+        persists.push(decode_persist(body).map_err(|e| format!("Raft record at byte {at}: {e}"))?);
+        at += 12 + len;
     }
-    Ok(records)
+    Ok(persists)
+}
+
+fn decode_persist(body: &[u8]) -> Result<Persist, String> {
+    let mut r = Reader { bytes: body, at: 0 };
+    let seq = r.u64("seq")?;
+    let term = r.u64("term")?;
+    let voted_for = r.i32("voted for")?;
+    let committed_index = r.u64("committed index")?;
+    let snapshot = match r.u8("snapshot flag")? {
+        0 => None,
+        1 => Some(decode_snapshot(&mut r)?),
+        other => return Err(format!("snapshot flag {other} is not 0 or 1")),
+    };
+    let entries_from = match r.u64("entries from")? {
+        0 => None,
+        from => Some(from),
+    };
+    let count = r.u32("entry count")? as usize;
+    if count > r.left() / ENTRY_HEADER_BYTES {
+        return Err(format!("{count} entries cannot fit in {} bytes", r.left()));
+    }
+    let entries = (0..count)
+        .map(|_| decode_entry(&mut r))
+        .collect::<Result<_, _>>()?;
+    r.finish("record")?;
+    Ok(Persist {
+        seq,
+        snapshot,
+        hard_state: HardState {
+            term,
+            voted_for: (voted_for >= 0).then_some(voted_for),
+            committed_index,
+        },
+        entries_from,
+        entries,
+    })
 }
 
 fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
@@ -419,43 +435,69 @@ mod tests {
     }
 
     #[test]
-    fn stored_records_read_back_a_torn_tail_ends_them_and_a_bad_checksum_is_named() {
-        let records = vec![
-            StoredRecord::HardState(HardState {
-                term: 4,
-                voted_for: Some(2),
-                committed_index: 3,
-            }),
-            StoredRecord::HardState(HardState::default()),
-            StoredRecord::Snapshot(Snapshot {
-                index: 3,
-                term: 1,
-                data: b"image".to_vec(),
-            }),
-            StoredRecord::TruncateAfter(3),
-            StoredRecord::Entry(Entry {
-                term: 4,
-                index: 4,
-                data: b"x".to_vec(),
-            }),
+    fn persists_read_back_a_torn_tail_ends_them_and_damage_is_named() {
+        let entry = |term, index| Entry {
+            term,
+            index,
+            data: vec![index as u8],
+        };
+        let persists = vec![
+            Persist {
+                seq: 1,
+                snapshot: None,
+                hard_state: HardState {
+                    term: 1,
+                    voted_for: Some(2),
+                    committed_index: 0,
+                },
+                entries_from: Some(1),
+                entries: vec![entry(1, 1), entry(1, 2), entry(1, 3)],
+            },
+            Persist {
+                seq: 2,
+                snapshot: Some(Snapshot {
+                    index: 1,
+                    term: 1,
+                    data: b"image".to_vec(),
+                }),
+                hard_state: HardState {
+                    term: 2,
+                    voted_for: None,
+                    committed_index: 2,
+                },
+                entries_from: Some(2),
+                entries: vec![entry(2, 2)],
+            },
         ];
         let mut bytes = Vec::new();
-        for record in &records {
-            encode_record(record, &mut bytes);
+        for persist in &persists {
+            encode_persist(persist, &mut bytes);
         }
-        assert_eq!(decode_records(&bytes), Ok(records.clone()));
-        // Any cut inside the last record: the others read, the torn one is not there.
-        let mut last = Vec::new();
-        encode_record(records.last().unwrap(), &mut last);
-        for cut in bytes.len() - last.len()..bytes.len() {
+        assert_eq!(decode_persists(&bytes), Ok(persists.clone()));
+        // Replayed, the second replaces the first's suffix: all or none of each.
+        let mut stored = super::super::Stored::default();
+        for persist in &decode_persists(&bytes).unwrap() {
+            stored.apply(persist);
+        }
+        assert_eq!(stored.entries, vec![entry(2, 2)]);
+        assert_eq!(stored.hard_state.committed_index, 2);
+        // A cut anywhere inside the last record: the first reads, none of the second.
+        let mut first = Vec::new();
+        encode_persist(&persists[0], &mut first);
+        for cut in first.len()..bytes.len() {
             assert_eq!(
-                decode_records(&bytes[..cut]).unwrap(),
-                records[..4].to_vec()
+                decode_persists(&bytes[..cut]).unwrap(),
+                persists[..1].to_vec()
             );
         }
-        // A flipped bit in an earlier record is an error, naming where.
+        // A flipped bit in the first record's body, or in its length, is named.
         let mut bad = bytes.clone();
-        bad[10] ^= 1;
-        assert!(decode_records(&bad).unwrap_err().contains("checksum"));
+        bad[20] ^= 1;
+        assert!(decode_persists(&bad)
+            .unwrap_err()
+            .contains("fails its checksum"));
+        let mut bad = bytes.clone();
+        bad[1] ^= 0x40;
+        assert!(decode_persists(&bad).unwrap_err().contains("length fails"));
     }
 }

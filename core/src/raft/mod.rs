@@ -66,6 +66,21 @@ pub struct Stored {
     pub entries: Vec<Entry>,
 }
 
+impl Stored {
+    /// What storing `persist` makes of this (the shells' stores and the tests' share it).
+    pub fn apply(&mut self, persist: &Persist) {
+        if let Some(snapshot) = &persist.snapshot {
+            self.entries.retain(|e| e.index > snapshot.index);
+            self.snapshot = Some(snapshot.clone());
+        }
+        self.hard_state = persist.hard_state;
+        if let Some(from) = persist.entries_from {
+            self.entries.retain(|e| e.index < from);
+            self.entries.extend(persist.entries.iter().cloned());
+        }
+    }
+}
+
 /// What must survive a crash besides the log: the current term and the vote cast in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HardState {
@@ -126,10 +141,12 @@ pub enum MessageBody {
     TimeoutNow,
 }
 
-/// Storage asked of the shell, in this order: store the snapshot (if any) and drop stored
-/// entries through its index; set the hard state; cut the stored log after `entries_from - 1`
-/// and append `entries` (no entries and no cut when `entries_from` is `None`). Then call
-/// `handle_persisted(seq)`.
+/// Storage asked of the shell: store the snapshot (if any) and drop stored entries through its
+/// index; set the hard state; cut the stored log after `entries_from - 1` and append `entries`
+/// (no entries and no cut when `entries_from` is `None`), as [`Stored::apply`] does; then call
+/// `handle_persisted(seq)`. **All of it or none** survives a crash: a hard state stored without
+/// the cut that goes with it could name as committed an entry the cut removes
+/// (`codec::encode_persist` writes one record under one checksum).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Persist {
     pub seq: u64,
@@ -179,6 +196,8 @@ pub enum RaftBug {
     VoteTwice,
     /// Commit what a minority (one fewer than a majority) has durable.
     CommitMinority,
+    /// Acknowledge appended entries before they are durable.
+    AckFromMemory,
 }
 
 impl RaftConfig {
@@ -195,6 +214,45 @@ impl RaftConfig {
             planted: None,
         }
     }
+}
+
+/// Terms and indexes a peer may name: far beyond any real log, and far enough below
+/// `u64::MAX` that `+ 1` never wraps. A message naming more is dropped.
+const BOUND: u64 = u64::MAX / 4;
+
+fn within_bounds(message: &Message) -> bool {
+    let entries_ok =
+        |entries: &[Entry]| entries.iter().all(|e| e.term <= BOUND && e.index <= BOUND);
+    message.term <= BOUND
+        && match &message.body {
+            MessageBody::PreVote {
+                last_log_term,
+                last_log_index,
+            }
+            | MessageBody::Vote {
+                last_log_term,
+                last_log_index,
+                ..
+            } => *last_log_term <= BOUND && *last_log_index <= BOUND,
+            MessageBody::Append {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                committed_index,
+            } => {
+                *prev_log_index <= BOUND
+                    && *prev_log_term <= BOUND
+                    && *committed_index <= BOUND
+                    && entries_ok(entries)
+            }
+            MessageBody::AppendResponse { match_index, .. } => *match_index <= BOUND,
+            MessageBody::InstallSnapshot { snapshot } => {
+                snapshot.index <= BOUND && snapshot.term <= BOUND
+            }
+            MessageBody::PreVoteResponse { .. }
+            | MessageBody::VoteResponse { .. }
+            | MessageBody::TimeoutNow => true,
+        }
 }
 
 /// What the leader knows of a follower.
@@ -364,7 +422,7 @@ impl RaftNode {
         self.now_ms = self.now_ms.max(now_ms);
         let from_peer =
             message.from != self.config.node && self.config.voters.contains(&message.from);
-        if message.to != self.config.node || !from_peer {
+        if message.to != self.config.node || !from_peer || !within_bounds(&message) {
             return;
         }
         match message.body {
@@ -519,6 +577,19 @@ impl RaftNode {
             body,
         };
         self.held.push_back((self.state_seq, message));
+    }
+
+    /// A leader's message to a follower goes out at once: the leader's term and vote were
+    /// durable before it could win, and it counts its own entries only once they are durable
+    /// (thesis §10.2.1), so a slow fsync here does not starve the followers' leases.
+    fn send_now(&mut self, to: NodeId, body: MessageBody) {
+        let message = Message {
+            from: self.config.node,
+            to,
+            term: self.term,
+            body,
+        };
+        self.outputs.push_back(RaftOutput::Send(message));
     }
 
     /// Hands out a persist if state changed and none is in flight, the messages whose state is

@@ -61,7 +61,7 @@ impl RaftNode {
             entries,
             committed_index: self.log.committed_index,
         };
-        self.send(peer, body);
+        self.send_now(peer, body);
         if let Some(progress) = self.progress.get_mut(&peer) {
             progress.next_index += sent;
         }
@@ -74,7 +74,7 @@ impl RaftNode {
             .clone()
             .expect("a compacted log has its snapshot");
         let next_index = snapshot.index + 1;
-        self.send(peer, MessageBody::InstallSnapshot { snapshot });
+        self.send_now(peer, MessageBody::InstallSnapshot { snapshot });
         if let Some(progress) = self.progress.get_mut(&peer) {
             progress.next_index = next_index;
         }
@@ -140,7 +140,11 @@ impl RaftNode {
                     self.state_changed();
                 }
                 self.log.commit_to(committed_index.min(last_new));
-                self.send(from, append_response(true, last_new));
+                let ack = append_response(true, last_new);
+                match self.config.planted {
+                    Some(super::RaftBug::AckFromMemory) => self.send_now(from, ack),
+                    _ => self.send(from, ack),
+                }
             }
             Err(AppendError::Mismatch) => {
                 let hint = self.log.last_index().min(prev_log_index.saturating_sub(1));
@@ -199,7 +203,7 @@ impl RaftNode {
             return;
         };
         if progress.match_index == self.log.last_index() {
-            self.send(target, MessageBody::TimeoutNow);
+            self.send_now(target, MessageBody::TimeoutNow);
         } else if progress.next_index <= self.log.last_index() {
             self.send_append(target);
         }

@@ -72,8 +72,10 @@ struct Net {
     drop_percent: u64,
     duplicate_percent: u64,
     reorder: bool,
-    /// Persists complete at once unless held.
+    /// Persists complete at once unless held (by the test, or by a slow disk: then each
+    /// completes with `slow_persist_percent` chance at each look).
     hold_persists: bool,
+    slow_persist_percent: u64,
     /// Every leader seen, by term (election safety).
     leaders: BTreeMap<Term, BTreeSet<NodeId>>,
     /// The first entry applied at each index, by any node before or after any crash, and the
@@ -97,6 +99,7 @@ impl Net {
             duplicate_percent: 0,
             reorder: false,
             hold_persists: false,
+            slow_persist_percent: 0,
             leaders: BTreeMap::new(),
             applied_at: BTreeMap::new(),
             disagreements: Vec::new(),
@@ -212,22 +215,31 @@ impl Net {
     fn complete_persists(&mut self, id: NodeId) {
         let member = self.members.get_mut(&id).unwrap();
         while let Some(persist) = member.pending.pop_front() {
-            let stored = &mut member.stored;
-            if let Some(snapshot) = persist.snapshot {
-                stored.entries.retain(|e| e.index > snapshot.index);
-                stored.snapshot = Some(snapshot);
-            }
-            stored.hard_state = persist.hard_state;
-            if let Some(from) = persist.entries_from {
-                stored.entries.retain(|e| e.index < from);
-                stored.entries.extend(persist.entries);
-            }
+            member.stored.apply(&persist);
             member.node.handle_persisted(persist.seq);
         }
     }
 
+    /// Slow disks: each node's waiting persists complete with this chance per look.
+    fn maybe_complete_persists(&mut self) {
+        if self.slow_persist_percent == 0 {
+            return;
+        }
+        let ids: Vec<NodeId> = self.members.keys().copied().collect();
+        for id in ids {
+            if self.rng.next_u64() % 100 < self.slow_persist_percent {
+                self.complete_persists(id);
+            }
+        }
+        self.drain();
+    }
+
     /// Delivers one message that has arrived (any of them, when reordering); false if none.
     fn deliver_one(&mut self) -> bool {
+        self.maybe_complete_persists();
+        if let Err(violation) = self.check_acks_durable() {
+            self.disagreements.push(violation);
+        }
         let arrived: Vec<usize> = (0..self.in_flight.len())
             .filter(|&i| self.in_flight[i].0 <= self.now_ms)
             .collect();
@@ -285,6 +297,7 @@ impl Net {
             }
             self.drain();
             self.deliver_all();
+            self.maybe_complete_persists();
         }
     }
 
@@ -373,6 +386,35 @@ impl Net {
                         "node {id} applied index {} at {}",
                         applied.index,
                         i + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A follower the leader counts as holding entries through its match index has them on
+    /// its disk (an acknowledgement never comes from memory).
+    fn check_acks_durable(&self) -> Result<(), String> {
+        let Some(leader) = self.leader() else {
+            return Ok(());
+        };
+        let node = self.node(leader);
+        for (&peer, progress) in &node.progress {
+            let member = &self.members[&peer];
+            if member.node.term() != node.term() {
+                continue;
+            }
+            let snapshot = member.stored.snapshot.as_ref().map_or(0, |s| s.index);
+            for index in snapshot + 1..=progress.match_index {
+                let Some(want) = node.term_at(index) else {
+                    continue; // compacted at the leader
+                };
+                let stored = member.stored.entries.iter().find(|e| e.index == index);
+                if stored.map(|e| e.term) != Some(want) {
+                    return Err(format!(
+                        "leader {leader} counts node {peer} through {}, but its disk has {stored:?} at {index}",
+                        progress.match_index
                     ));
                 }
             }
@@ -696,6 +738,10 @@ fn swarm(seed: u64, voters: &[NodeId], planted: Option<RaftBug>) -> Result<(), S
     net.duplicate_percent = seed % 2 * 5;
     net.reorder = seed.is_multiple_of(2);
     net.delay_ms_max = (seed % 4) as i64 * 20;
+    if !seed.is_multiple_of(3) {
+        net.hold_persists = true;
+        net.slow_persist_percent = 15;
+    }
     let mut chooser = Rng::new(seed ^ 0x5eed);
     let mut pick = |n: usize| (chooser.next_u64() % n as u64) as usize;
     for round in 0..60u8 {
@@ -766,8 +812,13 @@ fn a_swarm_of_faults_keeps_raft_safe_and_live() {
 }
 
 #[test]
-fn the_checkers_catch_a_vote_granted_twice_and_a_commit_on_a_minority() {
-    let caught = [RaftBug::VoteTwice, RaftBug::CommitMinority].map(|bug| {
+fn the_checkers_catch_a_vote_granted_twice_a_commit_on_a_minority_and_an_ack_from_memory() {
+    let bugs = [
+        RaftBug::VoteTwice,
+        RaftBug::CommitMinority,
+        RaftBug::AckFromMemory,
+    ];
+    let caught = bugs.map(|bug| {
         let seeds = (1..=300).filter(|&seed| {
             let voters = voters_for(seed);
             swarm(seed, voters, Some(bug)).is_err()
@@ -926,4 +977,50 @@ fn a_hand_over_the_follower_never_takes_ends_and_the_leader_leads_on() {
         .applied
         .iter()
         .any(|e| e.data == b"later"));
+}
+
+#[test]
+fn a_message_naming_terms_or_indexes_beyond_any_log_is_dropped() {
+    let mut node =
+        RaftNode::new(RaftConfig::new(1, vec![1, 2, 3], 1), Stored::default(), 0).unwrap();
+    let huge = Snapshot {
+        index: u64::MAX,
+        term: 1,
+        data: Vec::new(),
+    };
+    let messages = [
+        (1, MessageBody::InstallSnapshot { snapshot: huge }),
+        (u64::MAX, MessageBody::TimeoutNow),
+        (
+            u64::MAX,
+            MessageBody::Vote {
+                last_log_term: 0,
+                last_log_index: 0,
+                transfer: true,
+            },
+        ),
+        (
+            1,
+            MessageBody::AppendResponse {
+                success: true,
+                match_index: u64::MAX,
+            },
+        ),
+    ];
+    for (term, body) in messages {
+        node.handle_message(
+            0,
+            Message {
+                from: 2,
+                to: 1,
+                term,
+                body,
+            },
+        );
+        while node.poll_output().is_some() {}
+        assert_eq!(
+            (node.term(), node.last_index(), node.role()),
+            (0, 0, Role::Follower)
+        );
+    }
 }
