@@ -246,33 +246,37 @@ fn decode_persist(body: &[u8]) -> Result<Persist, String> {
 }
 
 fn encode_entry(entry: &Entry, out: &mut Vec<u8>) {
-    out.extend(entry.term.to_be_bytes());
-    out.extend(entry.index.to_be_bytes());
-    out.extend((entry.data.len() as u32).to_be_bytes());
-    out.extend(&entry.data);
+    put_numbered_bytes(entry.term, entry.index, &entry.data, out);
 }
 
 fn decode_entry(r: &mut Reader) -> Result<Entry, String> {
-    let term = r.u64("entry term")?;
-    let index = r.u64("entry index")?;
-    let len = r.u32("entry length")? as usize;
-    let data = r.take(len, "entry data")?.to_vec();
+    let (term, index, data) = take_numbered_bytes(r, "entry")?;
     Ok(Entry { term, index, data })
 }
 
 fn encode_snapshot(snapshot: &Snapshot, out: &mut Vec<u8>) {
-    out.extend(snapshot.index.to_be_bytes());
-    out.extend(snapshot.term.to_be_bytes());
-    out.extend((snapshot.data.len() as u32).to_be_bytes());
-    out.extend(&snapshot.data);
+    put_numbered_bytes(snapshot.index, snapshot.term, &snapshot.data, out);
 }
 
 fn decode_snapshot(r: &mut Reader) -> Result<Snapshot, String> {
-    let index = r.u64("snapshot index")?;
-    let term = r.u64("snapshot term")?;
-    let len = r.u32("snapshot length")? as usize;
-    let data = r.take(len, "snapshot data")?.to_vec();
+    let (index, term, data) = take_numbered_bytes(r, "snapshot")?;
     Ok(Snapshot { index, term, data })
+}
+
+/// Two numbers, then bytes with their length: the shape of an entry and of a snapshot.
+fn put_numbered_bytes(first: u64, second: u64, data: &[u8], out: &mut Vec<u8>) {
+    out.extend(first.to_be_bytes());
+    out.extend(second.to_be_bytes());
+    out.extend((data.len() as u32).to_be_bytes());
+    out.extend(data);
+}
+
+fn take_numbered_bytes(r: &mut Reader, what: &str) -> Result<(u64, u64, Vec<u8>), String> {
+    let first = r.u64(what)?;
+    let second = r.u64(what)?;
+    let len = r.u32(what)? as usize;
+    let data = r.take(len, what)?.to_vec();
+    Ok((first, second, data))
 }
 
 /// Reads big-endian fields, naming the one that runs past the end.
