@@ -25,7 +25,7 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
         MessageBody::Append { .. } => (5, &message.body),
         MessageBody::AppendResponse { .. } => (6, &message.body),
         MessageBody::InstallSnapshot { .. } => (7, &message.body),
-        MessageBody::TimeoutNow => (8, &message.body),
+        MessageBody::TimeoutNow { .. } => (8, &message.body),
     };
     out.push(kind);
     out.extend(message.from.to_be_bytes());
@@ -73,7 +73,7 @@ pub fn encode_message(message: &Message, out: &mut Vec<u8>) {
             out.extend(match_index.to_be_bytes());
         }
         MessageBody::InstallSnapshot { snapshot } => encode_snapshot(snapshot, out),
-        MessageBody::TimeoutNow => {}
+        MessageBody::TimeoutNow { last_log_index } => out.extend(last_log_index.to_be_bytes()),
     }
 }
 
@@ -134,7 +134,9 @@ pub fn decode_message(bytes: &[u8]) -> Result<Message, String> {
         7 => MessageBody::InstallSnapshot {
             snapshot: decode_snapshot(&mut r)?,
         },
-        8 => MessageBody::TimeoutNow,
+        8 => MessageBody::TimeoutNow {
+            last_log_index: r.u64("last log index")?,
+        },
         other => return Err(format!("unknown Raft message kind {other}")),
     };
     r.finish("message")?;
@@ -380,7 +382,7 @@ mod tests {
                 match_index: 6,
             },
             MessageBody::InstallSnapshot { snapshot },
-            MessageBody::TimeoutNow,
+            MessageBody::TimeoutNow { last_log_index: 9 },
         ];
         bodies
             .into_iter()

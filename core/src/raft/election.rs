@@ -110,8 +110,12 @@ impl RaftNode {
 
     /// The leader of this term hands over: stand now, without pre-votes.
     pub(super) fn on_timeout_now(&mut self, message: super::Message) {
+        let MessageBody::TimeoutNow { last_log_index } = message.body else {
+            unreachable!("only hand-overs come here");
+        };
         let from_leader = message.term == self.term && self.leader == Some(message.from);
-        if from_leader && self.role == Role::Follower && self.is_voter() {
+        let current = last_log_index == self.log.last_index();
+        if from_leader && current && self.role == Role::Follower && self.is_voter() {
             self.become_candidate(true);
         }
     }

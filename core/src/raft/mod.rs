@@ -138,7 +138,11 @@ pub enum MessageBody {
     },
     /// The leader hands over: stand for election now (Raft thesis §3.10; KRaft's
     /// EndQuorumEpoch on a controlled shutdown plays this part).
-    TimeoutNow,
+    /// `last_log_index`: the leader's log when it asked; a follower whose log is not exactly
+    /// that (the hand-over expired and the leader went on) ignores it.
+    TimeoutNow {
+        last_log_index: Index,
+    },
 }
 
 /// Storage asked of the shell: store the snapshot (if any) and drop stored entries through its
@@ -251,7 +255,7 @@ fn within_bounds(message: &Message) -> bool {
             }
             MessageBody::PreVoteResponse { .. }
             | MessageBody::VoteResponse { .. }
-            | MessageBody::TimeoutNow => true,
+            | MessageBody::TimeoutNow { .. } => true,
         }
 }
 
@@ -432,7 +436,7 @@ impl RaftNode {
             MessageBody::Append { .. } => self.on_append(message),
             MessageBody::AppendResponse { .. } => self.on_append_response(message),
             MessageBody::InstallSnapshot { .. } => self.on_install_snapshot(message),
-            MessageBody::TimeoutNow => self.on_timeout_now(message),
+            MessageBody::TimeoutNow { .. } => self.on_timeout_now(message),
         }
         self.pump();
     }

@@ -203,7 +203,8 @@ impl RaftNode {
             return;
         };
         if progress.match_index == self.log.last_index() {
-            self.send_now(target, MessageBody::TimeoutNow);
+            let last_log_index = self.log.last_index();
+            self.send_now(target, MessageBody::TimeoutNow { last_log_index });
         } else if progress.next_index <= self.log.last_index() {
             self.send_append(target);
         }

@@ -990,7 +990,7 @@ fn a_message_naming_terms_or_indexes_beyond_any_log_is_dropped() {
     };
     let messages = [
         (1, MessageBody::InstallSnapshot { snapshot: huge }),
-        (u64::MAX, MessageBody::TimeoutNow),
+        (u64::MAX, MessageBody::TimeoutNow { last_log_index: 0 }),
         (
             u64::MAX,
             MessageBody::Vote {
@@ -1023,4 +1023,32 @@ fn a_message_naming_terms_or_indexes_beyond_any_log_is_dropped() {
             (0, 0, Role::Follower)
         );
     }
+}
+
+#[test]
+fn a_hand_over_that_arrives_after_the_leader_went_on_is_ignored() {
+    let mut net = Net::new(&[1, 2, 3], 41);
+    let leader = net.elect();
+    net.propose_each(3, 300);
+    let follower = [1, 2, 3].into_iter().find(|&id| id != leader).unwrap();
+    let (term, last) = (net.node(follower).term(), net.node(follower).last_index());
+    let hand_over = |last_log_index| Message {
+        from: leader,
+        to: follower,
+        term,
+        body: MessageBody::TimeoutNow { last_log_index },
+    };
+    let node = &mut net.members.get_mut(&follower).unwrap().node;
+    node.handle_message(net.now_ms, hand_over(last - 1));
+    assert_eq!(
+        (node.role(), node.term()),
+        (Role::Follower, term),
+        "stale: ignored"
+    );
+    node.handle_message(net.now_ms, hand_over(last));
+    assert_eq!(
+        (node.role(), node.term()),
+        (Role::Candidate, term + 1),
+        "current: stands"
+    );
 }
