@@ -398,7 +398,7 @@ fn check_timestamps(
 /// value per key), else the batch is refused with INVALID_RECORD and Kafka's message. The
 /// records are decoded (decompressed if need be) only for topics whose policy includes compact.
 fn check_keys(
-    records: &[u8],
+    records: &Bytes,
     batches: &[batch::BatchInfo],
     name: &str,
     index: i32,
@@ -406,12 +406,11 @@ fn check_keys(
     const CONTROL_BATCH: i16 = 0x20;
     let mut position = 0;
     for info in batches {
-        let bytes = &records[position..position + info.size_bytes];
+        let mut one = records.slice(position..position + info.size_bytes);
         position += info.size_bytes;
         if info.attributes & CONTROL_BATCH != 0 {
             continue;
         }
-        let mut one = Bytes::copy_from_slice(bytes);
         let keyed = match kafka_protocol::records::RecordBatchDecoder::decode(&mut one) {
             Ok(set) => set.records.iter().all(|r| r.key.is_some()),
             Err(error) => {

@@ -20,6 +20,21 @@ fn log_of(terms: &[Term]) -> Vec<Entry> {
     (1..).zip(terms).map(|(i, &t)| entry(t, i)).collect()
 }
 
+/// Node 1 of voters 1, 2, 3, started from a stored term, vote and log of these terms.
+fn stored_node(term: Term, voted_for: Option<NodeId>, terms: &[Term]) -> RaftNode {
+    let hard_state = HardState {
+        term,
+        voted_for,
+        committed_index: 0,
+    };
+    let stored = Stored {
+        hard_state,
+        snapshot: None,
+        entries: log_of(terms),
+    };
+    RaftNode::new(RaftConfig::new(1, vec![1, 2, 3], 1), stored, 0).unwrap()
+}
+
 /// A test application's state: the entries it applied, as bytes.
 fn encode(entries: &[Entry]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -507,17 +522,7 @@ fn a_vote_goes_once_per_term_to_a_log_at_least_as_up_to_date() {
         (&[1], Some(2), 1, 1, true),  // the same candidate asking again
     ];
     for (i, &(terms, voted_for, last_log_term, last_log_index, want)) in cases.iter().enumerate() {
-        let hard_state = HardState {
-            term: 2,
-            voted_for,
-            committed_index: 0,
-        };
-        let stored = Stored {
-            hard_state,
-            snapshot: None,
-            entries: log_of(terms),
-        };
-        let mut node = RaftNode::new(RaftConfig::new(1, vec![1, 2, 3], 1), stored, 0).unwrap();
+        let mut node = stored_node(2, voted_for, terms);
         let vote = Message {
             from: 2,
             to: 1,
@@ -558,17 +563,7 @@ fn a_leader_commits_what_a_majority_has_durable_and_only_of_its_own_term() {
         (&[1, 3, 3], 3, [1, 2], 2), // majority at 2, of term 3
     ];
     for (i, &(terms, term, followers, want)) in cases.iter().enumerate() {
-        let hard_state = HardState {
-            term,
-            voted_for: Some(1),
-            committed_index: 0,
-        };
-        let stored = Stored {
-            hard_state,
-            snapshot: None,
-            entries: log_of(terms),
-        };
-        let mut node = RaftNode::new(RaftConfig::new(1, vec![1, 2, 3], 1), stored, 0).unwrap();
+        let mut node = stored_node(term, Some(1), terms);
         node.role = Role::Leader;
         node.leader = Some(1);
         for (peer, match_index) in [2, 3].into_iter().zip(followers) {
