@@ -89,6 +89,10 @@ impl StartupDisk for MemoryDisk {
     fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String> {
         Ok(self.files.get(METADATA_FILE).cloned())
     }
+    fn write_metadata(&mut self, data: &[u8]) -> Result<(), String> {
+        self.files.insert(METADATA_FILE.to_string(), data.to_vec());
+        Ok(())
+    }
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
         Ok(self.files.get(path).cloned())
     }

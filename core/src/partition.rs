@@ -39,10 +39,10 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// A partition this node leads alone (a single-node cluster), from its log as it is
-    /// (recovered, or new).
-    pub fn single(node: NodeId, log: PartitionLog) -> Partition {
-        let replica = Replica::single(node, log.high_watermark());
+    /// A partition this node leads alone in `leader_epoch` (a single-node cluster), from its
+    /// log as it is (recovered, or new).
+    pub fn single(node: NodeId, leader_epoch: i32, log: PartitionLog) -> Partition {
+        let replica = Replica::leader(node, leader_epoch, &[node], log.high_watermark());
         Partition::new(log, replica)
     }
 
@@ -60,8 +60,23 @@ impl Partition {
     /// committed, which is all a consumer can have read), an older one where the next begins
     /// in the log's epoch history, an unknown one at (-1, -1).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
-        // The current epoch is the history's last, from where the log ended when it began
-        // (as Kafka assigns it at election), batches of it or not.
+        let history = self.epoch_history();
+        let (found, end) = crate::log::end_offset_for_epoch(&history, epoch, self.high_watermark());
+        // Never past what is committed: a consumer cannot have read beyond it.
+        (found, end.min(self.high_watermark()))
+    }
+
+    /// The leader epoch of the record at `offset`, as ListOffsets reports it (KIP-320): the
+    /// epoch whose batches hold it; at the log end, the current one.
+    pub fn epoch_at(&self, offset: i64) -> i32 {
+        let history = self.epoch_history();
+        let holding = history.iter().rev().find(|&&(_, start)| start <= offset);
+        holding.or(history.first()).map_or(-1, |&(epoch, _)| epoch)
+    }
+
+    /// The log's epoch history with the current leadership last: it begins where the log
+    /// ended when it began (as Kafka assigns it at election), batches of it or not.
+    fn epoch_history(&self) -> Vec<(i32, i64)> {
         let current = self.replica.leader_epoch();
         let mut history = self.log.epoch_history();
         if history.last().is_none_or(|&(last, _)| last < current) {
@@ -70,9 +85,7 @@ impl Partition {
                 .map_or(self.log.log_start_offset(), |_| self.log.log_end_offset());
             history.push((current, start));
         }
-        let (found, end) = crate::log::end_offset_for_epoch(&history, epoch, self.high_watermark());
-        // Never past what is committed: a consumer cannot have read beyond it.
-        (found, end.min(self.high_watermark()))
+        history
     }
 
     /// Appends a producer's batch as this partition's leader, in the replica's leader epoch.
@@ -185,7 +198,7 @@ mod tests {
 
     #[test]
     fn waiters_are_told_once_their_records_are_written_or_durable() {
-        let mut p = Partition::single(1, PartitionLog::new(1 << 20));
+        let mut p = Partition::single(1, 0, PartitionLog::new(1 << 20));
         let end = append(&mut p, 3);
         p.wait_for(end, Until::Durable, Waiter::Produce(1));
         p.wait_for(end, Until::Written, Waiter::Produce(2));
@@ -205,7 +218,7 @@ mod tests {
 
     #[test]
     fn a_relaxed_flush_policy_shows_written_records_but_acks_all_still_waits_for_the_disk() {
-        let mut p = Partition::single(1, PartitionLog::new(1 << 20));
+        let mut p = Partition::single(1, 0, PartitionLog::new(1 << 20));
         let relaxed = FlushPolicy {
             messages: 100,
             ms: 1000,
@@ -223,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_failing_partition_gives_back_every_waiter() {
-        let mut p = Partition::single(1, PartitionLog::new(1 << 20));
+        let mut p = Partition::single(1, 0, PartitionLog::new(1 << 20));
         let end = append(&mut p, 1);
         p.wait_for(end, Until::Durable, Waiter::Group(3));
         p.wait_for(end + 5, Until::Written, Waiter::Produce(4));
@@ -236,7 +249,7 @@ mod tests {
     /// high watermark even before a batch of it is written.
     #[test]
     fn epochs_end_where_the_next_begins_and_the_current_at_the_high_watermark() {
-        let mut p = Partition::single(1, PartitionLog::new(1 << 20));
+        let mut p = Partition::single(1, 0, PartitionLog::new(1 << 20));
         assert_eq!(p.end_offset_for_epoch(0), (0, 0), "an empty log's epoch");
         append(&mut p, 2);
         write_all(&mut p);
@@ -265,5 +278,11 @@ mod tests {
         assert_eq!(p.log.epoch_history(), vec![(0, 0), (4, 2)]);
         assert_eq!(p.end_offset_for_epoch(4), (4, 5));
         assert_eq!(p.end_offset_for_epoch(3), (0, 2));
+        let epochs: Vec<i32> = (0..=6).map(|offset| p.epoch_at(offset)).collect();
+        assert_eq!(
+            epochs,
+            [0, 0, 4, 4, 4, 4, 4],
+            "the epoch holding each offset"
+        );
     }
 }

@@ -19,4 +19,7 @@ pub enum PlantedBug {
     /// Never sync a partition's directory after creating a segment file: an acknowledged
     /// record's file may be gone after a crash although its bytes were fsynced.
     SkipDirSync,
+    /// Forget the leader epochs the metadata kept when starting up: every restart leads in
+    /// epoch 1 again, so batches of different lives share an epoch and epochs go back.
+    ForgetLeaderEpochs,
 }

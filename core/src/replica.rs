@@ -139,6 +139,14 @@ impl Replica {
         self.recompute();
     }
 
+    /// This node leads on in a later epoch (the controller began a new leadership: a
+    /// restart, or a leader elected again). An epoch that is not later changes nothing.
+    pub fn handle_leader_epoch(&mut self, leader_epoch: i32) {
+        if self.role == Role::Leader {
+            self.leader_epoch = self.leader_epoch.max(leader_epoch);
+        }
+    }
+
     /// The in-sync set changed (decided by the controller, with a partition epoch, once there
     /// is one). It always holds the leader.
     pub fn handle_in_sync(&mut self, in_sync: &[NodeId]) {

@@ -263,7 +263,7 @@ fn sync_dirs(data_dir: &Path, dir: &Path) -> Result<(), String> {
 
 /// Replaces `dir/name` so that a crash leaves either the old or the new content: write a
 /// temporary file, sync it, rename it over, sync the directory.
-fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<(), String> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> Result<(), String> {
     use std::io::Write;
     let tmp = dir.join(format!("{name}.tmp"));
     let target = dir.join(name);

@@ -47,6 +47,10 @@ impl StartupDisk for DataDir<'_> {
         self.read_file(spate_core::io::METADATA_FILE)
     }
 
+    fn write_metadata(&mut self, data: &[u8]) -> Result<(), String> {
+        crate::files::write_atomically(self.0, spate_core::io::METADATA_FILE, data)
+    }
+
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
         let path = self.0.join(path);
         match fs::read(&path) {

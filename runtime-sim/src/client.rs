@@ -820,6 +820,8 @@ fn read_batches(
             }
         };
         position += info.size_bytes;
+        let epoch = info.partition_leader_epoch;
+        history.observe_batch(topic, partition, info.base_offset, epoch, verifier);
         if info.base_offset > next || info.last_offset() < next {
             history.problems.push(format!(
                 "client {client}: {topic}-{partition}: expected offset {next}, got a batch of {}..={}",

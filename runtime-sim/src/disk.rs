@@ -298,6 +298,12 @@ impl StartupDisk for SimDisk {
         Ok(self.metadata().map(<[u8]>::to_vec))
     }
 
+    fn write_metadata(&mut self, data: &[u8]) -> Result<(), String> {
+        self.start_metadata(data.to_vec());
+        self.complete_metadata();
+        Ok(())
+    }
+
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
         Ok(self.durable(path).map(<[u8]>::to_vec))
     }

@@ -1,5 +1,6 @@
 //! What happened in a run, as the clients saw it: the checkers (in `sim-tests`) judge it.
 
+use spate_core::topics::TopicId;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A produce the broker acknowledged: `payloads[i]` is at `base_offset + i`.
@@ -46,6 +47,9 @@ pub struct OffsetRead {
     pub sent_at: u64,
 }
 
+/// A partition's high watermark, and for each epoch asked the (epoch, end offset) it answered.
+pub type EpochEnds = (i64, Vec<(i32, (i32, i64))>);
+
 #[derive(Debug, Default)]
 pub struct History {
     pub offset_reads: Vec<OffsetRead>,
@@ -76,9 +80,49 @@ pub struct History {
     pub liveness: Vec<String>,
     /// Times an idempotent producer had to start a new session.
     pub sequence_resets: u64,
+    /// The topic id and leader epoch of every partition, by (topic, partition), as each
+    /// start-up left them (the first start too), in order.
+    pub start_epochs: Vec<BTreeMap<(String, i32), (TopicId, i32)>>,
+    /// The leader epoch of each batch, by (topic, partition, base offset), as first read.
+    pub batch_epochs: BTreeMap<(String, i32, i64), i32>,
+    /// A batch read with one epoch and later with another.
+    pub epoch_conflicts: Vec<String>,
+    /// The batches of the final log (what the verifier read): epoch by base offset.
+    pub final_batches: BTreeMap<(String, i32), BTreeMap<i64, i32>>,
+    /// At the end: each partition's high watermark and, for each epoch asked, where the
+    /// partition says it ends (OffsetForLeaderEpoch's answer: epoch, end offset).
+    pub epoch_ends: BTreeMap<(String, i32), EpochEnds>,
 }
 
 impl History {
+    /// A batch read at `base_offset` in `epoch`.
+    pub fn observe_batch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        base_offset: i64,
+        epoch: i32,
+        verifier: bool,
+    ) {
+        if verifier {
+            let batches = self
+                .final_batches
+                .entry((topic.to_string(), partition))
+                .or_default();
+            batches.insert(base_offset, epoch);
+        }
+        let key = (topic.to_string(), partition, base_offset);
+        match self.batch_epochs.get(&key) {
+            Some(&first) if first != epoch => self.epoch_conflicts.push(format!(
+                "{topic}-{partition}: the batch at {base_offset} was read in epoch {first}, later in epoch {epoch}"
+            )),
+            Some(_) => {}
+            None => {
+                self.batch_epochs.insert(key, epoch);
+            }
+        }
+    }
+
     pub fn observe(
         &mut self,
         client: usize,

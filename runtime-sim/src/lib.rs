@@ -33,6 +33,8 @@ use std::collections::{BTreeMap, VecDeque};
 const EPOCH_MS: i64 = 1_700_000_000_000;
 /// The consumer group the simulated group members form.
 pub const GROUP: &str = "workers";
+/// The workload's topic.
+pub const TOPIC: &str = "events";
 /// How soon the node's timer fires again when a deadline was left due (as in production).
 const OVERDUE_RETRY_MS: i64 = 10;
 /// Overdue-deadline reports kept in the history.
@@ -348,7 +350,7 @@ impl Sim {
     }
 
     fn add_clients(&mut self) {
-        let topic = "events";
+        let topic = TOPIC;
         let partitions = self.faults.partitions;
         let mut configs = match self.faults.segments {
             Some((segment_bytes, interval)) => vec![
@@ -1179,6 +1181,12 @@ impl Sim {
                 .collect();
             self.history.recovered_commits.push((crashed_at, recovered));
         }
+        let epochs = broker
+            .nodes
+            .iter()
+            .flat_map(|n| n.broker().leader_epochs())
+            .collect();
+        self.history.start_epochs.push(epochs);
         self.node.broker = Some(broker);
         self.drain();
     }
@@ -1288,7 +1296,7 @@ impl Sim {
                     .insert((GROUP.to_string(), partition), offset);
             }
         }
-        let role = Client::consumer("events", self.faults.partitions, true);
+        let role = Client::consumer(TOPIC, self.faults.partitions, true);
         self.add_client(role, self.now);
         self.push(self.now + VERIFY_US, Event::End);
     }
@@ -1340,12 +1348,35 @@ impl Sim {
                 break;
             }
         }
+        self.record_epoch_ends();
         self.stats.virtual_us = self.now;
         Outcome {
             faults: self.faults,
             history: self.history,
             stats: self.stats,
             trace_hash: self.trace,
+        }
+    }
+
+    /// At the end, where each workload partition says each of its epochs ends (up to one
+    /// past its current), for the epoch checker to hold against the batches read.
+    fn record_epoch_ends(&mut self) {
+        let Some(broker) = self.node.broker.as_ref() else {
+            return;
+        };
+        for index in 0..self.faults.partitions {
+            let owner = shard::owner(TOPIC, index, broker.nodes.len());
+            let Some(partition) = broker.nodes[owner].broker().partition(TOPIC, index) else {
+                continue;
+            };
+            let current = partition.replica.leader_epoch();
+            let ends = (0..=current + 1)
+                .map(|epoch| (epoch, partition.end_offset_for_epoch(epoch)))
+                .collect();
+            let key = (TOPIC.to_string(), index);
+            self.history
+                .epoch_ends
+                .insert(key, (partition.high_watermark(), ends));
         }
     }
 

@@ -7,6 +7,8 @@
 //! - no phantom data: nothing read that no producer sent, no corrupt batch served;
 //! - exactly once: an idempotent acks=all producer's record is in the log at most once;
 //! - deadlines: after `handle_timeout(now)` no deadline of the broker is still due at `now`;
+//! - leader epochs: each start-up leads in a later epoch, batches keep theirs and never go
+//!   back in the log, and OffsetForLeaderEpoch's answers match the batches read;
 //! - liveness: after the faults stop, every producer's records are acknowledged, every consumer
 //!   catches up, and the verifier reads everything within a bounded virtual time.
 
@@ -241,6 +243,99 @@ pub fn check_deadlines(history: &History) -> Verdict {
     }
 }
 
+/// Leader epochs across crashes (KIP-101, KIP-320): every start-up leads each partition in a
+/// later epoch than the last; a batch keeps the epoch it was written in; the final log's
+/// epochs never go back and are epochs the node led in; and where the partition says each
+/// epoch ends (OffsetForLeaderEpoch) is where the batches read show the next one begins.
+/// `relaxed_flush`: records read before their fsync may be rewritten after a crash, so a
+/// batch's epoch may change then.
+pub fn check_leader_epochs(history: &History, relaxed_flush: bool) -> Verdict {
+    let mut violations = Vec::new();
+    if !relaxed_flush {
+        violations.extend(history.epoch_conflicts.iter().cloned());
+    }
+    // The epochs each partition was led in (0 at creation), for topics that kept their id.
+    let mut led: BTreeMap<&(String, i32), Vec<i32>> = BTreeMap::new();
+    for (start, epochs) in history.start_epochs.iter().enumerate() {
+        for (key, &(id, epoch)) in epochs {
+            let before = start.checked_sub(1).map(|b| &history.start_epochs[b]);
+            match before.and_then(|b| b.get(key)) {
+                Some(&(same, last)) if same == id && epoch <= last => violations.push(format!(
+                    "{}-{}: start-up {start} leads in epoch {epoch}, the one before led in {last}",
+                    key.0, key.1
+                )),
+                Some(&(same, _)) if same == id => {}
+                _ => {
+                    led.insert(key, vec![0]); // (re)created since
+                }
+            }
+            led.entry(key).or_insert_with(|| vec![0]).push(epoch);
+        }
+    }
+    for (key, batches) in &history.final_batches {
+        let (topic, partition) = key;
+        let mut last = None;
+        for (&base, &epoch) in batches {
+            if last.is_some_and(|(_, e)| epoch < e) {
+                let (at, e) = last.unwrap();
+                violations.push(format!(
+                    "{topic}-{partition}: the batch at {base} is in epoch {epoch}, after one at {at} in epoch {e}"
+                ));
+            }
+            if !led.get(key).is_some_and(|epochs| epochs.contains(&epoch)) {
+                violations.push(format!(
+                    "{topic}-{partition}: the batch at {base} is in epoch {epoch}, which no start-up led in"
+                ));
+            }
+            last = Some((base, epoch));
+        }
+    }
+    for (key, (high_watermark, ends)) in &history.epoch_ends {
+        let (topic, partition) = key;
+        // Where each epoch begins, as the final log shows it, and the current one last (at the
+        // log end when it has no batch yet).
+        let mut begins: Vec<(i32, i64)> = Vec::new();
+        for (&base, &epoch) in history.final_batches.get(key).into_iter().flatten() {
+            if begins.last().is_none_or(|&(e, _)| epoch > e) {
+                begins.push((epoch, base));
+            }
+        }
+        // The epochs asked run from 0 to one past the current.
+        let Some(&(current, _)) = ends.iter().rev().nth(1) else {
+            continue;
+        };
+        if begins.last().is_none_or(|&(e, _)| e < current) {
+            begins.push((current, *high_watermark));
+        }
+        let oldest_read = begins.first().map_or(current, |&(e, _)| e);
+        for &(asked, answer) in ends {
+            let expected = if asked > current {
+                (-1, -1)
+            } else if asked == current {
+                (current, *high_watermark)
+            } else if asked < oldest_read {
+                continue; // its batches may be below the log start, unread
+            } else {
+                let floor = begins.iter().rev().find(|&&(e, _)| e <= asked);
+                let next = begins.iter().find(|&&(e, _)| e > asked);
+                match (floor, next) {
+                    (Some(&(e, _)), Some(&(_, start))) => (e, start),
+                    _ => continue,
+                }
+            };
+            if answer != expected {
+                violations.push(format!(
+                    "{topic}-{partition}: epoch {asked} ends at {answer:?} by the broker, at {expected:?} by the batches read"
+                ));
+            }
+        }
+    }
+    Verdict {
+        checker: "leader-epochs",
+        violations,
+    }
+}
+
 pub fn check_liveness(history: &History) -> Verdict {
     Verdict {
         checker: "liveness",
@@ -259,6 +354,7 @@ pub fn check(outcome: &Outcome) -> Vec<Verdict> {
         check_group_assignments(h),
         check_group_commits(h),
         check_deadlines(h),
+        check_leader_epochs(h, outcome.faults.flush.is_some()),
         check_liveness(h),
     ]
 }
@@ -282,8 +378,9 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "stuck-group-deadline" => Ok(PlantedBug::StuckGroupDeadline),
         "skip-dir-sync" => Ok(PlantedBug::SkipDirSync),
         "mislabel-split-fetch" => Ok(PlantedBug::MislabelSplitFetch),
+        "forget-leader-epochs" => Ok(PlantedBug::ForgetLeaderEpochs),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch or skip-dir-sync"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync or forget-leader-epochs"
         )),
     }
 }

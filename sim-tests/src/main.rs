@@ -27,7 +27,7 @@ struct Args {
     #[arg(long)]
     steps: Option<u64>,
     /// Plant a known bug: ack-before-fsync, lose-last-batch, commit-before-flush,
-    /// stuck-group-deadline, mislabel-split-fetch or skip-dir-sync.
+    /// stuck-group-deadline, mislabel-split-fetch, skip-dir-sync or forget-leader-epochs.
     #[arg(long)]
     buggify: Option<String>,
     /// No faults at all (a baseline run).

@@ -161,3 +161,17 @@ fn a_planted_missing_directory_sync_is_caught_within_40_seeds() {
         "segment files lost with their names went unnoticed in 40 seeds: {caught:?}"
     );
 }
+
+/// Issue 14: leader epochs move across crashes. A start-up that forgets the epochs the
+/// metadata kept (and leads in epoch 1 again) is caught by the leader-epoch checker.
+#[test]
+fn a_planted_start_up_that_forgets_leader_epochs_is_caught_within_20_seeds() {
+    let caught = failures(1..21, Some("forget-leader-epochs"));
+    assert!(
+        caught.len() >= 10
+            && caught
+                .iter()
+                .any(|(_, why)| why.starts_with("leader-epochs")),
+        "forgotten leader epochs went unnoticed: caught on {caught:?}"
+    );
+}

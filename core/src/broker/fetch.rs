@@ -2,6 +2,7 @@
 //! the disk, and wait up to `max_wait_ms` for `min_bytes` when there is too little.
 
 use super::apis::{api, Api};
+use super::offset_for_leader_epoch::check_current_epoch;
 use super::{Broker, InFlight, RequestContext};
 use crate::errors;
 use crate::io::{ConnId, IoOp, IoResult, Level, SegmentFile};
@@ -16,6 +17,8 @@ struct Slot {
     name: TopicName,
     partition: i32,
     fetch_offset: i64,
+    /// The leader epoch the consumer believes current (-1: unchecked).
+    current_leader_epoch: i32,
     max_bytes: i32,
     data: PartitionData,
     batches: Vec<Bytes>,
@@ -42,6 +45,7 @@ impl Slot {
             name: TopicName::default(),
             partition: -1,
             fetch_offset: -1,
+            current_leader_epoch: -1,
             max_bytes: 0,
             data: PartitionData::default(),
             batches: Vec::new(),
@@ -72,6 +76,7 @@ impl Broker {
                     name: topic.topic.clone(),
                     partition: partition.partition,
                     fetch_offset: partition.fetch_offset,
+                    current_leader_epoch: partition.current_leader_epoch,
                     max_bytes: partition.partition_max_bytes,
                     data: PartitionData::default(),
                     batches: Vec::new(),
@@ -181,6 +186,12 @@ impl Broker {
         }
         if self.offline.contains(&(topic.id, slot.partition)) {
             slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
+            return None;
+        }
+        let leader_epoch = partition.replica.leader_epoch();
+        let checked = check_current_epoch(slot.current_leader_epoch, leader_epoch);
+        if let Err(code) = checked {
+            slot.data.error_code = code;
             return None;
         }
         slot.data.high_watermark = partition.high_watermark();

@@ -4,6 +4,7 @@
 //! cache or from disk, as Kafka does.
 
 use super::apis::{api, Api};
+use super::offset_for_leader_epoch::check_current_epoch;
 use super::{Broker, InFlight, RequestContext};
 use crate::errors;
 use crate::io::{ConnId, IoOp, IoResult, SegmentFile};
@@ -68,15 +69,15 @@ impl Broker {
                     (ti, pi),
                     topic.name.0.as_str(),
                     wanted.partition_index,
-                    wanted.timestamp,
+                    (wanted.timestamp, wanted.current_leader_epoch),
                 );
                 match found {
                     Err(code) => result.error_code = code,
-                    Ok(Some((timestamp, offset))) => {
+                    Ok(Some((timestamp, offset, epoch))) => {
                         result.timestamp = timestamp;
                         result.offset = offset;
                         if ctx.version >= 4 {
-                            result.leader_epoch = 0;
+                            result.leader_epoch = epoch;
                         }
                     }
                     Ok(None) => {}
@@ -96,8 +97,9 @@ impl Broker {
         }
     }
 
-    /// The (timestamp, offset) answer for one partition, `Ok(None)` when there is none (or when
-    /// it waits for a disk read, filled in by `on_timestamp_read_done`).
+    /// The (timestamp, offset, leader epoch) answer for one partition, `Ok(None)` when there is
+    /// none (or when it waits for a disk read, filled in by `on_timestamp_read_done`), after
+    /// the check of the leader epoch the requester believes current.
     fn lookup_offset(
         &mut self,
         pending: &mut PendingListOffsets,
@@ -105,8 +107,8 @@ impl Broker {
         at: (usize, usize),
         topic: &str,
         partition: i32,
-        timestamp: i64,
-    ) -> Result<Option<(i64, i64)>, i16> {
+        (timestamp, current_leader_epoch): (i64, i32),
+    ) -> Result<Option<(i64, i64, i32)>, i16> {
         let topic = self
             .topics
             .get(topic)
@@ -123,26 +125,31 @@ impl Broker {
         if self.offline.contains(&(topic.id, partition)) {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }
+        let leader_epoch = partition_state.replica.leader_epoch();
+        check_current_epoch(current_leader_epoch, leader_epoch)?;
+        let with_epoch =
+            |(timestamp, offset)| (timestamp, offset, partition_state.epoch_at(offset));
         // The largest timestamp (KIP-734) is answered with the first record that has it,
         // found as a lookup by that timestamp: the first batch reaching it holds the record.
         // (Records without timestamps, -1, keep the batch's answer.)
         let timestamp = match timestamp {
             MAX_TIMESTAMP => match log.max_timestamp() {
                 Some((max_timestamp, _)) if max_timestamp >= 0 => max_timestamp,
-                other => return Ok(other),
+                other => return Ok(other.map(with_epoch)),
             },
             t => t,
         };
         match timestamp {
-            LATEST => Ok(Some((-1, partition_state.high_watermark()))),
-            EARLIEST => Ok(Some((-1, log.log_start_offset()))),
+            // Kafka answers the latest offset with the current epoch, not the last batch's.
+            LATEST => Ok(Some((-1, partition_state.high_watermark(), leader_epoch))),
+            EARLIEST => Ok(Some(with_epoch((-1, log.log_start_offset())))),
             t if t >= 0 => {
                 let log_start_offset = log.log_start_offset();
                 match log.timestamp_lookup(t) {
                     None => Ok(None),
                     Some(TimestampPlan::Cached(bytes)) => {
                         Ok(log::first_record_at_or_after(&bytes, t, log_start_offset)
-                            .map(|(offset, ts)| (ts, offset)))
+                            .map(|(offset, ts)| with_epoch((ts, offset))))
                     }
                     Some(TimestampPlan::Disk(read)) => {
                         let slot = pending.slots.len();
@@ -205,6 +212,14 @@ impl Broker {
             IoResult::Failed(error) => Err(error.clone()),
             IoResult::Done => Err("the read returned no data".into()),
         };
+        let epoch_at = |offset| {
+            let topic = self
+                .topics
+                .values()
+                .find(|t| t.dir_name() == read.topic_dir);
+            let partition = topic.and_then(|t| t.partitions.get(read.partition as usize));
+            partition.map_or(-1, |p| p.epoch_at(offset))
+        };
         let answer =
             &mut pending.response.topics[read.topic_index].partitions[read.partition_index];
         match found {
@@ -212,7 +227,7 @@ impl Broker {
                 answer.timestamp = timestamp;
                 answer.offset = offset;
                 if pending.ctx.version >= 4 {
-                    answer.leader_epoch = 0;
+                    answer.leader_epoch = epoch_at(offset);
                 }
             }
             Ok(None) => {}

@@ -133,7 +133,18 @@ impl Broker {
             .and_then(|c| c.image().topics.get(&topic.name))
             .and_then(|t| t.partitions.get(usize::try_from(index).ok()?))
             .cloned()
-            .unwrap_or_else(|| PartitionImage::placed(vec![node]));
+            .unwrap_or_else(|| {
+                // A shard without the controller: this node leads alone, in the epoch its copy
+                // of the partition runs in.
+                let epoch = topic
+                    .partitions
+                    .get(index as usize)
+                    .map(|p| p.replica.leader_epoch());
+                PartitionImage {
+                    leader_epoch: epoch.unwrap_or(0),
+                    ..PartitionImage::placed(vec![node])
+                }
+            });
         let offline = self.offline.contains(&(topic.id, index));
         let ids = |nodes: &[i32]| nodes.iter().copied().map(BrokerId).collect::<Vec<_>>();
         PartitionView {

@@ -45,14 +45,14 @@ impl Broker {
                     replicas,
                     configs,
                 } => {
-                    let partitions = replicas.iter().map(|_| self.new_partition()).collect();
+                    let partitions = replicas.iter().map(|_| self.new_partition(0)).collect();
                     let inherited = self.broker_configs.topic_fallbacks();
                     let topic =
                         Topic::new(name, *id, configs.clone(), inherited, partitions, version);
                     self.topics.insert(name.clone(), topic);
                 }
                 MetadataRecord::PartitionsAdded { id, replicas } => {
-                    let added: Vec<_> = replicas.iter().map(|_| self.new_partition()).collect();
+                    let added: Vec<_> = replicas.iter().map(|_| self.new_partition(0)).collect();
                     if let Some(topic) = self.topic_by_id_mut(*id) {
                         topic.partitions.extend(added);
                         topic.created_in_version = version;
@@ -74,6 +74,26 @@ impl Broker {
                         false => self.broker_configs.dynamic_default = configs.clone(),
                     }
                     self.refresh_topic_fallbacks();
+                }
+                MetadataRecord::LeaderChanged {
+                    id,
+                    partition,
+                    leader,
+                    leader_epoch,
+                } => {
+                    let node = self.config.node_id;
+                    let found = self
+                        .topic_by_id_mut(*id)
+                        .and_then(|t| t.partitions.get_mut(usize::try_from(*partition).ok()?));
+                    match found {
+                        Some(p) if *leader == node => p.replica.handle_leader_epoch(*leader_epoch),
+                        // Following another node's leader comes with replication.
+                        Some(_) => self.log(
+                            Level::Warn,
+                            format!("partition {partition} is now led by node {leader}, which this node cannot follow yet"),
+                        ),
+                        None => {}
+                    }
                 }
                 MetadataRecord::LogStart {
                     id,
@@ -172,7 +192,7 @@ impl Broker {
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|_| self.new_partition())
+                .map(|p| self.new_partition(p.leader_epoch))
                 .collect();
             let configs = topic.configs.clone();
             let loaded = Topic::new(

@@ -260,14 +260,29 @@ impl Broker {
 
     /// A partition's high watermark, if the topic and partition exist.
     pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.partition(topic, partition).map(|p| p.high_watermark())
+    }
+
+    /// A partition, if the topic and partition exist (only the shard that serves it has its
+    /// log).
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&crate::partition::Partition> {
         let index = usize::try_from(partition).ok()?;
-        Some(
-            self.topics
-                .get(topic)?
-                .partitions
-                .get(index)?
-                .high_watermark(),
-        )
+        self.topics.get(topic)?.partitions.get(index)
+    }
+
+    /// The topic id and leader epoch of each partition this shard serves, by (topic,
+    /// partition).
+    pub fn leader_epochs(&self) -> BTreeMap<(String, i32), (TopicId, i32)> {
+        let mut epochs = BTreeMap::new();
+        for topic in self.topics.values() {
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                if self.owns(&topic.name, index as i32) {
+                    let epoch = partition.replica.leader_epoch();
+                    epochs.insert((topic.name.clone(), index as i32), (topic.id, epoch));
+                }
+            }
+        }
+        epochs
     }
 
     // ---- inputs ----
@@ -517,9 +532,10 @@ impl Broker {
     }
 
     /// A new, empty partition this node leads alone.
-    fn new_partition(&self) -> crate::partition::Partition {
+    /// A new, empty partition this node leads in `leader_epoch`.
+    fn new_partition(&self, leader_epoch: i32) -> crate::partition::Partition {
         let log = crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition);
-        crate::partition::Partition::single(self.config.node_id, log)
+        crate::partition::Partition::single(self.config.node_id, leader_epoch, log)
     }
 
     fn topic_by_id_mut(&mut self, id: TopicId) -> Option<&mut Topic> {

@@ -91,14 +91,20 @@ impl Broker {
         if self.offline.contains(&(topic.id, partition)) {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }
-        let leader_epoch = state.replica.leader_epoch();
-        if current_leader_epoch != NO_EPOCH {
-            match current_leader_epoch.cmp(&leader_epoch) {
-                std::cmp::Ordering::Less => return Err(errors::FENCED_LEADER_EPOCH),
-                std::cmp::Ordering::Greater => return Err(errors::UNKNOWN_LEADER_EPOCH),
-                std::cmp::Ordering::Equal => {}
-            }
-        }
+        check_current_epoch(current_leader_epoch, state.replica.leader_epoch())?;
         Ok(state.end_offset_for_epoch(epoch))
+    }
+}
+
+/// Kafka's check of the leader epoch a requester believes current (Fetch v9+, ListOffsets
+/// v4+, OffsetForLeaderEpoch v2+; -1: no check): an older one is fenced (its metadata is
+/// stale: it refreshes and, with KIP-320, validates its position), a newer one is unknown
+/// here yet.
+pub(super) fn check_current_epoch(current: i32, leader_epoch: i32) -> Result<(), i16> {
+    match current {
+        NO_EPOCH => Ok(()),
+        c if c < leader_epoch => Err(errors::FENCED_LEADER_EPOCH),
+        c if c > leader_epoch => Err(errors::UNKNOWN_LEADER_EPOCH),
+        _ => Ok(()),
     }
 }

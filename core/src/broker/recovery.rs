@@ -23,6 +23,8 @@ use std::collections::BTreeSet;
 pub trait StartupDisk {
     /// The metadata file, or `None` for a new data directory.
     fn read_metadata(&mut self) -> Result<Option<Vec<u8>>, String>;
+    /// Replaces the metadata file durably, so that a crash leaves the old or the new one whole.
+    fn write_metadata(&mut self, data: &[u8]) -> Result<(), String>;
     /// A file's bytes, or `None` when it does not exist.
     fn read_file(&mut self, path: &str) -> Result<Option<Vec<u8>>, String>;
     /// Up to `len` bytes of a file from `offset` (fewer at its end; none past it or when the
@@ -84,6 +86,11 @@ impl Broker {
         let mut recovered = 0;
         let to_recover = self.recover_metadata(metadata.as_deref())?;
         self.check_cluster_identity(identity.as_ref())?;
+        if let (Some(controller), Some(_)) = (&self.controller, &metadata) {
+            // The new leader epochs are durable before a batch is written in them.
+            let data = crate::controller::snapshot::encode(controller.image(), self.config.node_id);
+            disk.write_metadata(&data)?;
+        }
         for (topic_dir, partition) in to_recover {
             let name = self
                 .topics
@@ -150,7 +157,8 @@ impl Broker {
             self.pump_io(); // persist the cluster id now, so it survives a restart
             return Ok(Vec::new());
         };
-        let image = crate::controller::snapshot::decode(data, self.config.node_id)?;
+        let mut image = crate::controller::snapshot::decode(data, self.config.node_id)?;
+        self.begin_leaderships(&mut image)?;
         self.load_image(&image);
         // Ids below the limit may be in use by producers from before the restart.
         self.next_producer_id = image.producer_id_limit;
@@ -165,6 +173,26 @@ impl Broker {
             self.controller = Some(Controller::recovered(self.config.node_id, image));
         }
         Ok(to_load)
+    }
+
+    /// Start-up: this node leads its partitions in new leader epochs, one above the last each
+    /// (as a KRaft broker that restarts is fenced and then elected again), so batches written
+    /// from now on are told apart from those of its earlier life (KIP-101, KIP-320).
+    fn begin_leaderships(
+        &self,
+        image: &mut crate::controller::MetadataImage,
+    ) -> Result<(), String> {
+        if self.config.planted_bug == Some(super::PlantedBug::ForgetLeaderEpochs) {
+            for topic in image.topics.values_mut() {
+                for placed in &mut topic.partitions {
+                    placed.leader_epoch = 0;
+                }
+            }
+        }
+        for record in image.new_leaderships(self.config.node_id)? {
+            image.apply(&record)?;
+        }
+        Ok(())
     }
 
     /// Rebuilds one partition from its directory.
@@ -320,7 +348,17 @@ impl Broker {
             .values_mut()
             .find(|t| t.id == id)
             .expect("found above");
-        topic.partitions[partition as usize] = Partition::single(self.config.node_id, log);
+        let slot = &mut topic.partitions[partition as usize];
+        let leader_epoch = slot.replica.leader_epoch();
+        *slot = Partition::single(self.config.node_id, leader_epoch, log);
+        if let Some(logged) = slot.log.latest_epoch().filter(|&e| e > leader_epoch) {
+            // The epoch field is outside a batch's CRC, or the metadata file is older than
+            // the log: either way the history above the leader's epoch cannot be trusted.
+            self.log(
+                Level::Error,
+                format!("{name}: the log holds leader epoch {logged}, above the metadata's {leader_epoch}"),
+            );
+        }
         for data in replay {
             self.groups.replay_partition(&data);
             self.pump_groups();

@@ -243,6 +243,7 @@ mod admin_tests;
 mod chunked_recovery_tests;
 mod configs_tests;
 mod data_tests;
+mod epoch_tests;
 mod flush_policy_tests;
 mod groups_tests;
 mod storage_tests;

@@ -144,6 +144,33 @@ impl MetadataImage {
                     false => self.cluster_configs = configs.clone(),
                 }
             }
+            MetadataRecord::LeaderChanged {
+                id,
+                partition,
+                leader,
+                leader_epoch,
+            } => {
+                let name = self.name_of(*id)?;
+                let topic = self.topics.get_mut(&name).expect("found by id");
+                let placed = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|p| topic.partitions.get_mut(p))
+                    .ok_or_else(|| format!("topic '{name}' has no partition {partition}"))?;
+                if !placed.replicas.contains(leader) {
+                    return Err(format!(
+                        "{name}-{partition}: leader {leader} is not one of replicas {:?}",
+                        placed.replicas
+                    ));
+                }
+                if *leader_epoch <= placed.leader_epoch || *leader_epoch > LEADER_EPOCH_MAX {
+                    return Err(format!(
+                        "{name}-{partition}: leader epoch {leader_epoch} does not follow {}",
+                        placed.leader_epoch
+                    ));
+                }
+                placed.leader = *leader;
+                placed.leader_epoch = *leader_epoch;
+            }
             MetadataRecord::LogStart {
                 id,
                 partition,
@@ -186,6 +213,17 @@ impl MetadataImage {
                     .collect(),
                 configs: topic.configs.clone(),
             });
+            for (partition, placed) in topic.partitions.iter().enumerate() {
+                // Epoch 0 is the placement's own (the first replica leads).
+                if placed.leader_epoch > 0 {
+                    records.push(MetadataRecord::LeaderChanged {
+                        id: topic.id,
+                        partition: partition as i32,
+                        leader: placed.leader,
+                        leader_epoch: placed.leader_epoch,
+                    });
+                }
+            }
             for (&partition, &offset) in &topic.log_start_offsets {
                 records.push(MetadataRecord::LogStart {
                     id: topic.id,
@@ -204,7 +242,38 @@ impl MetadataImage {
         }
         records
     }
+
+    /// The records that begin a new leadership of every partition `node` leads, each in the
+    /// epoch after its last: what a node that starts up appends before it serves, so that
+    /// batches it writes from now on are told apart from those of its earlier life.
+    pub fn new_leaderships(&self, node: NodeId) -> Result<Vec<MetadataRecord>, String> {
+        let mut records = Vec::new();
+        for topic in self.topics.values() {
+            for (partition, placed) in topic.partitions.iter().enumerate() {
+                if placed.leader != node {
+                    continue;
+                }
+                let leader_epoch = placed.leader_epoch + 1;
+                if leader_epoch > LEADER_EPOCH_MAX {
+                    return Err(format!(
+                        "{}-{partition}: leader epoch {} cannot rise further",
+                        topic.name, placed.leader_epoch
+                    ));
+                }
+                records.push(MetadataRecord::LeaderChanged {
+                    id: topic.id,
+                    partition: partition as i32,
+                    leader: node,
+                    leader_epoch,
+                });
+            }
+        }
+        Ok(records)
+    }
 }
+
+/// Leader epochs stay well inside i32 (the batch header's field), so one can always follow.
+pub const LEADER_EPOCH_MAX: i32 = i32::MAX / 2;
 
 pub(super) fn check_producer_id_limit(limit: i64) -> Result<(), String> {
     if !(0..=i64::MAX / 2).contains(&limit) {
@@ -249,6 +318,15 @@ mod tests {
             name: name.into(),
             replicas: vec![vec![1]; partitions],
             configs: BTreeMap::new(),
+        }
+    }
+
+    fn leader(id: TopicId, partition: i32, leader: NodeId, leader_epoch: i32) -> MetadataRecord {
+        MetadataRecord::LeaderChanged {
+            id,
+            partition,
+            leader,
+            leader_epoch,
         }
     }
 
@@ -303,6 +381,23 @@ mod tests {
                     },
                 ],
                 vec![(1, "no partition 2")],
+            ),
+            (
+                "leader epochs only rise, and a leader is a replica",
+                vec![
+                    created("t", 1, 1),
+                    leader(id, 0, 1, 1),
+                    leader(id, 0, 1, 1),
+                    leader(id, 0, 2, 2),
+                    leader(id, 1, 1, 2),
+                    leader(id, 0, 1, LEADER_EPOCH_MAX + 1),
+                ],
+                vec![
+                    (2, "does not follow 1"),
+                    (3, "not one of replicas"),
+                    (4, "no partition 1"),
+                    (5, "does not follow"),
+                ],
             ),
             (
                 "producer ids go up only",
@@ -373,6 +468,7 @@ mod tests {
                 partition: 2,
                 offset: 3,
             },
+            leader(id, 1, 1, 3),
             MetadataRecord::TopicConfigs {
                 id,
                 configs: BTreeMap::from([("retention.ms".into(), "5".into())]),
@@ -392,6 +488,22 @@ mod tests {
         let t = &image.topics["t"];
         assert_eq!(t.partitions.len(), 3);
         assert_eq!(t.log_start_offsets[&2], 7, "a log start never goes back");
+        assert_eq!(t.partitions[1].leader_epoch, 3);
+        let next = image.new_leaderships(1).unwrap();
+        assert_eq!(
+            next,
+            vec![
+                leader(id, 0, 1, 1),
+                leader(id, 1, 1, 4),
+                leader(id, 2, 1, 1)
+            ],
+            "each partition node 1 leads, one epoch on"
+        );
+        assert_eq!(
+            image.new_leaderships(2).unwrap(),
+            vec![],
+            "node 2 leads none"
+        );
         assert!(!image.topics.contains_key("u"));
         let mut rebuilt = MetadataImage::default();
         for record in image.snapshot() {

@@ -17,6 +17,10 @@
 //! apply) stays as it is.
 
 pub mod image;
+pub mod quorum;
+#[cfg(test)]
+mod quorum_tests;
+pub mod records;
 pub mod snapshot;
 
 pub use image::{MetadataImage, PartitionImage, TopicImage};
@@ -61,6 +65,15 @@ pub enum MetadataRecord {
     BrokerConfigs {
         per_node: bool,
         configs: BTreeMap<String, String>,
+    },
+    /// A partition's leader and leader epoch changed (KRaft's PartitionChangeRecord, its
+    /// leader part): a new leadership begins, in an epoch above every one before it. A node
+    /// that restarts leads its partitions in a new epoch, as a KRaft broker does once unfenced.
+    LeaderChanged {
+        id: TopicId,
+        partition: i32,
+        leader: NodeId,
+        leader_epoch: i32,
     },
     /// A partition's log start moved (DeleteRecords, retention); it never moves back.
     LogStart {

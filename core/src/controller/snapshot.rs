@@ -7,10 +7,13 @@
 //! producer_ids   <limit>
 //! topic          <id hex> <name> <partitions> [<key>=<value> ...]
 //! replicas       <id hex> <partition> <node>,<node>,...   (only where not this node alone)
+//! leader         <id hex> <partition> <node> <epoch>      (only where the epoch is above 0)
 //! start          <id hex> <partition> <log start offset>  (only where above 0)
 //! broker_config  <key>=<value>                            (this node's dynamic configs)
 //! cluster_config <key>=<value>                            (the cluster-wide defaults)
 //! ```
+//!
+//! Files from before leader lines read as epoch 0, led by the first replica.
 //!
 //! Reading it applies the records in order to an empty image, so a damaged or hand-edited file
 //! is refused with the line at fault, never half-loaded.
@@ -58,6 +61,15 @@ pub fn encode(image: &MetadataImage, node: NodeId) -> Vec<u8> {
                     }
                 }
             }
+            MetadataRecord::LeaderChanged {
+                id,
+                partition,
+                leader,
+                leader_epoch,
+            } => out.push_str(&format!(
+                "leader\t{}\t{partition}\t{leader}\t{leader_epoch}\n",
+                id.to_hex()
+            )),
             MetadataRecord::LogStart {
                 id,
                 partition,
@@ -167,6 +179,19 @@ pub fn decode(data: &[u8], node: NodeId) -> Result<MetadataImage, String> {
                 }
                 replicas[partition] = nodes;
             }
+            "leader" => {
+                let id = id(fields.next())?;
+                let partition = fields.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                let leader = fields.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+                let leader_epoch = fields.next().and_then(|e| e.parse().ok()).ok_or_else(bad)?;
+                let record = MetadataRecord::LeaderChanged {
+                    id,
+                    partition,
+                    leader,
+                    leader_epoch,
+                };
+                apply(&mut image, number, record)?;
+            }
             "start" => {
                 let id = id(fields.next())?;
                 let partition = fields.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -221,7 +246,10 @@ mod tests {
             partitions: vec![
                 PartitionImage::placed(vec![1]),
                 PartitionImage::placed(vec![2, 1]),
-                PartitionImage::placed(vec![1]),
+                PartitionImage {
+                    leader_epoch: 4,
+                    ..PartitionImage::placed(vec![1])
+                },
             ],
             configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
             log_start_offsets: BTreeMap::from([(2, 17)]),
@@ -244,6 +272,12 @@ mod tests {
             1,
             "only the partition not on node 1 alone: {text}"
         );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("leader\t") && l.ends_with("\t2\t1\t4")),
+            "the epoch of partition 2, and no other: {text}"
+        );
+        assert_eq!(text.matches("\nleader\t").count(), 1, "{text}");
         assert_eq!(decode(&bytes, 1).unwrap(), image());
         assert!(decode(b"garbage", 1).is_err());
         assert!(decode(b"spate-metadata v1\ncluster\tx\ntopic\tzz\n", 1).is_err());

@@ -440,6 +440,7 @@ impl PartitionLog {
                 timestamp,
                 log_start: self.log_start_offset,
             },
+            epochs: segment.epochs.clone(),
         }))
     }
 

@@ -38,6 +38,9 @@ pub struct DiskRead {
     /// Where the segment's visible (committed) bytes ended when the read was planned.
     pub visible_end: u64,
     pub want: Want,
+    /// Where each leader epoch of the segment's batches begins: a batch's epoch, outside its
+    /// CRC, is checked against it.
+    pub epochs: Vec<(i32, i64)>,
 }
 
 /// Bytes read from a segment after what a fetch took, kept for the next fetch.
@@ -67,8 +70,8 @@ pub enum ReadOutcome {
 
 impl DiskRead {
     /// Walks the batches in `data` (read at `self.position`), checking that their base offsets
-    /// follow on from `first_offset` and that the CRC of every batch returned matches, so a
-    /// corrupt batch is never served.
+    /// follow on from `first_offset`, that their leader epochs are the segment's, and that the
+    /// CRC of every batch returned matches, so a corrupt batch is never served.
     pub fn complete(&self, data: &Bytes) -> ReadOutcome {
         let mut position = 0usize;
         let mut expected = self.first_offset;
@@ -104,6 +107,18 @@ impl DiskRead {
                     "batch at byte {} has base offset {}, expected {expected}",
                     self.position + position as u64,
                     info.base_offset
+                ));
+            }
+            let epoch = self
+                .epochs
+                .iter()
+                .rev()
+                .find(|&&(_, start)| start <= info.base_offset);
+            if let Some(&(epoch, _)) = epoch.filter(|&&(e, _)| e != info.partition_leader_epoch) {
+                return ReadOutcome::Corrupt(format!(
+                    "batch at byte {} has leader epoch {}, the segment's history says {epoch}",
+                    self.position + position as u64,
+                    info.partition_leader_epoch
                 ));
             }
             expected = info.last_offset() + 1;
@@ -219,6 +234,7 @@ impl PartitionLog {
                     first_offset: ahead.first_offset,
                     visible_end,
                     want,
+                    epochs: segment.epochs.clone(),
                 };
                 match plan.complete(&ahead.data) {
                     ReadOutcome::Found { batches, rest } => {
@@ -244,6 +260,7 @@ impl PartitionLog {
             first_offset: start.offset,
             visible_end,
             want,
+            epochs: segment.epochs.clone(),
         })
     }
 

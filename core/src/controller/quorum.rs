@@ -1,0 +1,340 @@
+//! The controller quorum (issue 15, KRaft's role): the metadata log replicated by Raft among the
+//! controller voters. Each entry is one version: the records of one [`QuorumController::append`]
+//! ([`super::records`] bytes); a version is its entry's index. Pure like the rest of the core:
+//! the shell carries its `Send`s between nodes, stores its `Persist`s and hands back what
+//! arrives, with time passed in.
+//!
+//! - **The leader** checks each append against its image (everything committed, and its own
+//!   appends not yet committed, as KRaft's active controller does) and proposes it. It takes
+//!   appends only once the first entry of its term is committed, so that its image holds all
+//!   that earlier leaders committed. When it stops leading, what it appended and did not see
+//!   committed is reported abandoned (it may still commit under the next leader, or not: a
+//!   caller retries, as a Kafka client does after NOT_CONTROLLER) and its image goes back to
+//!   the committed one.
+//! - **Every node** applies committed entries in order to its committed image and publishes
+//!   them ([`QuorumController::poll_published`]) for the brokers that run on the metadata:
+//!   nothing uncommitted is ever published, so no broker acts on a change a crash could undo.
+//! - **Snapshots**: every `snapshot_every` entries the committed image becomes the Raft
+//!   snapshot (its records, as the log's entries are), which bounds the log; a node too far
+//!   behind gets it whole, and publishes it as a new image.
+
+use super::records::{decode_records, encode_records};
+use super::{MetadataImage, MetadataRecord};
+use crate::raft::{Index, Message, Persist, RaftConfig, RaftNode, RaftOutput, Role, Stored, Term};
+use crate::replica::NodeId;
+use std::collections::VecDeque;
+
+/// What the brokers that run on the metadata are given, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    /// The whole image at `index`: at start-up, and when a snapshot replaced the state.
+    Image { index: Index, image: MetadataImage },
+    /// The committed records of the version at `index`.
+    Records {
+        index: Index,
+        records: Vec<MetadataRecord>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuorumOutput {
+    /// Store this (all or none), then call `handle_persisted(seq)`.
+    Persist(Persist),
+    Send(Message),
+    /// The version appended at this index was not seen committed before this node stopped
+    /// leading; whoever waits for it is told to retry.
+    Abandoned(Index),
+    /// Something to log: a committed entry that could not be read or applied.
+    Error(String),
+}
+
+/// Why an append was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendError {
+    /// This node does not lead; the leader, if known (Kafka's NOT_CONTROLLER).
+    NotLeader(Option<NodeId>),
+    /// This node leads but has not yet seen its term's first entry committed.
+    NotReady,
+    /// A record does not fit the image; nothing was appended.
+    Refused(String),
+}
+
+/// Bugs a test plants to show that its checkers catch them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuorumBug {
+    /// The leader publishes an append at once instead of once it is committed.
+    PublishOnAppend,
+}
+
+pub struct QuorumController {
+    raft: RaftNode,
+    /// Every committed record applied, through `applied`.
+    committed: MetadataImage,
+    applied: Index,
+    /// The leader's image: `committed` and then `pending`; `committed` when not leading.
+    image: MetadataImage,
+    /// The leader's appends not yet seen committed: (index, records).
+    pending: VecDeque<(Index, Vec<MetadataRecord>)>,
+    /// The term this node leads in and the index of that term's first entry.
+    leading: Option<(Term, Index)>,
+    published: VecDeque<Published>,
+    outputs: VecDeque<QuorumOutput>,
+    /// Entries between snapshots.
+    snapshot_every: u64,
+    planted: Option<QuorumBug>,
+}
+
+impl QuorumController {
+    /// A voter starting from what it stored: its committed image is the snapshot and the
+    /// stored entries up to the stored commit index, published first as one image.
+    pub fn new(
+        config: RaftConfig,
+        stored: Stored,
+        now_ms: i64,
+        snapshot_every: u64,
+        planted: Option<QuorumBug>,
+    ) -> Result<QuorumController, String> {
+        let mut committed = MetadataImage::default();
+        let mut applied = 0;
+        if let Some(snapshot) = &stored.snapshot {
+            committed = image_of(&snapshot.data)
+                .map_err(|e| format!("the controller's snapshot at {}: {e}", snapshot.index))?;
+            applied = snapshot.index;
+        }
+        let through = stored.hard_state.committed_index;
+        for entry in stored.entries.iter().filter(|e| e.index <= through) {
+            if entry.index <= applied {
+                continue;
+            }
+            for record in decode_records(&entry.data).or_else(|e| empty_or(&entry.data, e))? {
+                committed
+                    .apply(&record)
+                    .map_err(|e| format!("the controller's entry {}: {e}", entry.index))?;
+            }
+            applied = entry.index;
+        }
+        let raft = RaftNode::new(config, stored, now_ms)?;
+        let published = VecDeque::from([Published::Image {
+            index: applied,
+            image: committed.clone(),
+        }]);
+        Ok(QuorumController {
+            raft,
+            image: committed.clone(),
+            committed,
+            applied,
+            pending: VecDeque::new(),
+            leading: None,
+            published,
+            outputs: VecDeque::new(),
+            snapshot_every: snapshot_every.max(1),
+            planted,
+        })
+    }
+
+    // ---- getters ----
+
+    pub fn raft(&self) -> &RaftNode {
+        &self.raft
+    }
+
+    /// The leader's image (with its appends not yet committed); the committed one elsewhere.
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+
+    pub fn committed_image(&self) -> &MetadataImage {
+        &self.committed
+    }
+
+    /// The index of the last committed version applied here.
+    pub fn applied_index(&self) -> Index {
+        self.applied
+    }
+
+    /// Whether this node leads and takes appends.
+    pub fn is_active(&self) -> bool {
+        self.leading
+            .is_some_and(|(_, first)| self.applied >= first && self.raft.role() == Role::Leader)
+    }
+
+    // ---- inputs ----
+
+    pub fn handle_message(&mut self, now_ms: i64, message: Message) {
+        self.raft.handle_message(now_ms, message);
+        self.drain();
+    }
+
+    pub fn handle_timeout(&mut self, now_ms: i64) {
+        self.raft.handle_timeout(now_ms);
+        self.drain();
+    }
+
+    pub fn handle_persisted(&mut self, seq: u64) {
+        self.raft.handle_persisted(seq);
+        self.drain();
+    }
+
+    /// Appends `records` as one version, if this node leads and is ready: each is checked
+    /// against the image as the ones before it left it, and if one does not fit none is
+    /// appended. Returns the version's index; it is published once committed.
+    pub fn append(&mut self, records: Vec<MetadataRecord>) -> Result<Index, AppendError> {
+        if self.raft.role() != Role::Leader {
+            return Err(AppendError::NotLeader(self.raft.leader()));
+        }
+        if !self.is_active() {
+            return Err(AppendError::NotReady);
+        }
+        let mut next = self.image.clone();
+        for record in &records {
+            next.apply(record).map_err(AppendError::Refused)?;
+        }
+        let index = self
+            .raft
+            .propose(encode_records(&records))
+            .map_err(AppendError::NotLeader)?;
+        self.image = next;
+        if self.planted == Some(QuorumBug::PublishOnAppend) {
+            self.published.push_back(Published::Records {
+                index,
+                records: records.clone(),
+            });
+        }
+        self.pending.push_back((index, records));
+        self.drain();
+        Ok(index)
+    }
+
+    /// Hands leadership to another voter (a controlled shutdown), if this node leads.
+    pub fn transfer_leadership(&mut self, to: Option<NodeId>) -> Result<NodeId, String> {
+        let result = self.raft.transfer_leadership(to);
+        self.drain();
+        result
+    }
+
+    // ---- outputs ----
+
+    pub fn poll_output(&mut self) -> Option<QuorumOutput> {
+        self.outputs.pop_front()
+    }
+
+    pub fn poll_published(&mut self) -> Option<Published> {
+        self.published.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> i64 {
+        self.raft.poll_timeout()
+    }
+
+    // ---- internals ----
+
+    fn drain(&mut self) {
+        while let Some(output) = self.raft.poll_output() {
+            match output {
+                RaftOutput::Persist(persist) => self.outputs.push_back(QuorumOutput::Persist(persist)),
+                RaftOutput::Send(message) => self.outputs.push_back(QuorumOutput::Send(message)),
+                RaftOutput::Committed(entry) if entry.index <= self.applied => {}
+                RaftOutput::Committed(entry) => self.on_committed(entry.index, &entry.data),
+                RaftOutput::RestoreSnapshot(snapshot) => match image_of(&snapshot.data) {
+                    Ok(image) => {
+                        self.committed = image;
+                        self.applied = snapshot.index;
+                        self.abandon_pending();
+                        self.published.push_back(Published::Image {
+                            index: snapshot.index,
+                            image: self.committed.clone(),
+                        });
+                    }
+                    Err(error) => self.outputs.push_back(QuorumOutput::Error(format!(
+                        "the leader's snapshot at {}: {error}",
+                        snapshot.index
+                    ))),
+                },
+            }
+        }
+        self.follow_role();
+        if self.applied >= self.raft.snapshot_index() + self.snapshot_every {
+            let data = encode_records(&self.committed.snapshot());
+            if self.raft.compact(self.applied, data).is_ok() {
+                self.drain();
+            }
+        }
+    }
+
+    fn on_committed(&mut self, index: Index, data: &[u8]) {
+        self.applied = index;
+        let records = match decode_records(data) {
+            Ok(records) => records,
+            Err(_) if data.is_empty() => Vec::new(), // a leader's first entry of its term
+            Err(error) => {
+                let error = format!("the controller's entry {index}: {error}");
+                return self.outputs.push_back(QuorumOutput::Error(error));
+            }
+        };
+        let ours = self.pending.front().is_some_and(|(at, _)| *at == index);
+        if !ours {
+            self.abandon_pending();
+        }
+        for record in &records {
+            if let Err(error) = self.committed.apply(record) {
+                let error = format!("the controller's entry {index}: {error}");
+                self.outputs.push_back(QuorumOutput::Error(error));
+            } else if !ours {
+                // Not leading: the image follows the committed one record by record.
+                self.image.apply(record).expect("the image is the committed one");
+            }
+        }
+        if ours {
+            self.pending.pop_front(); // already in the image
+            if self.planted == Some(QuorumBug::PublishOnAppend) {
+                return; // published when appended
+            }
+        }
+        if !records.is_empty() {
+            self.published.push_back(Published::Records { index, records });
+        }
+    }
+
+    /// Notes a new term of leading, or the end of one.
+    fn follow_role(&mut self) {
+        let term = self.raft.term();
+        match self.raft.role() {
+            Role::Leader if self.leading.is_none_or(|(t, _)| t != term) => {
+                // The term's first entry is the last one: nothing was proposed since.
+                self.leading = Some((term, self.raft.last_index()));
+            }
+            Role::Leader => {}
+            _ => {
+                self.leading = None;
+                self.abandon_pending();
+            }
+        }
+    }
+
+    /// Drops the appends not seen committed; the image goes back to the committed one.
+    fn abandon_pending(&mut self) {
+        for (index, _) in self.pending.drain(..) {
+            self.outputs.push_back(QuorumOutput::Abandoned(index));
+        }
+        if self.image != self.committed {
+            self.image.clone_from(&self.committed);
+        }
+    }
+}
+
+/// The image a snapshot's records build.
+fn image_of(data: &[u8]) -> Result<MetadataImage, String> {
+    let mut image = MetadataImage::default();
+    for record in decode_records(data)? {
+        image.apply(&record)?;
+    }
+    Ok(image)
+}
+
+/// A leader's first entry of its term is empty: no records.
+fn empty_or(data: &[u8], error: String) -> Result<Vec<MetadataRecord>, String> {
+    match data.is_empty() {
+        true => Ok(Vec::new()),
+        false => Err(error),
+    }
+}

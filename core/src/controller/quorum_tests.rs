@@ -1,0 +1,378 @@
+//! The controller quorum under faults: three voters on a network that delays, reorders and
+//! drops messages and cuts nodes off, with slow disks and crashes back to what each stored,
+//! while the active controller takes a stream of metadata changes. Checked on every seed:
+//! no committed entry is read two ways, nothing is published that does not end up committed,
+//! every voter ends with the same image (the one the published records build), and the quorum
+//! still takes changes once the faults stop. A planted bug (publishing on append) is caught.
+
+use super::quorum::{AppendError, Published, QuorumBug, QuorumController, QuorumOutput};
+use super::{MetadataImage, MetadataRecord};
+use crate::raft::{Index, Message, Persist, RaftConfig, Stored};
+use crate::replica::NodeId;
+use crate::rng::Rng;
+use crate::topics::TopicId;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+const VOTERS: [NodeId; 3] = [1, 2, 3];
+
+struct Voter {
+    controller: Option<QuorumController>,
+    stored: Stored,
+    /// Persists handed out and not yet on disk (lost in a crash).
+    persisting: VecDeque<Persist>,
+    restart_at: Option<i64>,
+}
+
+struct Cluster {
+    voters: BTreeMap<NodeId, Voter>,
+    now_ms: i64,
+    /// (arrival, sequence) → message.
+    wire: BTreeMap<(i64, u64), Message>,
+    sent: u64,
+    cut: BTreeSet<NodeId>,
+    rng: Rng,
+    seed: u64,
+    planted: Option<QuorumBug>,
+    /// Every committed version any voter published, by index (the first seen).
+    published: BTreeMap<Index, Vec<MetadataRecord>>,
+    violations: Vec<String>,
+    topics_made: u32,
+    appends: u64,
+}
+
+impl Cluster {
+    fn new(seed: u64, planted: Option<QuorumBug>) -> Cluster {
+        let mut cluster = Cluster {
+            voters: BTreeMap::new(),
+            now_ms: 0,
+            wire: BTreeMap::new(),
+            sent: 0,
+            cut: BTreeSet::new(),
+            rng: Rng::new(seed),
+            seed,
+            planted,
+            published: BTreeMap::new(),
+            violations: Vec::new(),
+            topics_made: 0,
+            appends: 0,
+        };
+        for id in VOTERS {
+            let voter = Voter {
+                controller: None,
+                stored: Stored::default(),
+                persisting: VecDeque::new(),
+                restart_at: None,
+            };
+            cluster.voters.insert(id, voter);
+            cluster.start(id);
+        }
+        cluster
+    }
+
+    fn chance(&mut self, per_thousand: u64) -> bool {
+        self.rng.next_u64() % 1000 < per_thousand
+    }
+
+    fn start(&mut self, id: NodeId) {
+        let config = RaftConfig::new(id, VOTERS.to_vec(), self.seed);
+        let stored = self.voters[&id].stored.clone();
+        // A small snapshot interval, so snapshots are taken and sent under the faults.
+        let controller = QuorumController::new(config, stored, self.now_ms, 20, self.planted)
+            .expect("a voter restarts from what it stored");
+        let voter = self.voters.get_mut(&id).expect("a voter");
+        voter.controller = Some(controller);
+        voter.restart_at = None;
+        self.drain(id);
+    }
+
+    fn crash(&mut self, id: NodeId) {
+        let voter = self.voters.get_mut(&id).expect("a voter");
+        voter.controller = None;
+        voter.persisting.clear();
+        let back = self.now_ms + 200 + (self.rng.next_u64() % 2_000) as i64;
+        self.voters.get_mut(&id).expect("a voter").restart_at = Some(back);
+    }
+
+    /// Everything a voter's controller has to say: stored, sent, published.
+    fn drain(&mut self, id: NodeId) {
+        loop {
+            let voter = self.voters.get_mut(&id).expect("a voter");
+            let Some(controller) = voter.controller.as_mut() else {
+                return;
+            };
+            let published = controller.poll_published();
+            let output = controller.poll_output();
+            if output.is_none() && published.is_none() {
+                return;
+            }
+            match output {
+                Some(QuorumOutput::Persist(persist)) => voter.persisting.push_back(persist),
+                Some(QuorumOutput::Send(message)) => {
+                    let delay = 1 + (self.rng.next_u64() % 30) as i64;
+                    self.sent += 1;
+                    self.wire.insert((self.now_ms + delay, self.sent), message);
+                }
+                Some(QuorumOutput::Error(error)) => {
+                    self.violations.push(format!("node {id}: {error}"))
+                }
+                Some(QuorumOutput::Abandoned(_)) | None => {}
+            }
+            if let Some(Published::Records { index, records }) = published {
+                match self.published.get(&index) {
+                    Some(first) if *first != records => self.violations.push(format!(
+                        "node {id} published {records:?} at {index}, another published {first:?}"
+                    )),
+                    Some(_) => {}
+                    None => {
+                        self.published.insert(index, records);
+                    }
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, faults: bool) {
+        self.now_ms += 1 + (self.rng.next_u64() % 5) as i64;
+        let now = self.now_ms;
+        // Messages due, unless an end is down or cut off, or lost.
+        while let Some(entry) = self.wire.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let message = entry.remove();
+            let (from, to) = (message.from, message.to);
+            let lost = faults && self.chance(20);
+            if lost || self.cut.contains(&from) || self.cut.contains(&to) {
+                continue;
+            }
+            if let Some(controller) = self.voters.get_mut(&to).and_then(|v| v.controller.as_mut()) {
+                controller.handle_message(now, message);
+                self.drain(to);
+            }
+        }
+        for id in VOTERS {
+            if self.voters[&id].restart_at.is_some_and(|at| at <= now) {
+                self.start(id);
+            }
+            // A slow disk: a persist completes on some steps only.
+            let done = !self.voters[&id].persisting.is_empty() && self.chance(400);
+            let voter = self.voters.get_mut(&id).expect("a voter");
+            if let (true, Some(controller)) = (done, voter.controller.as_mut()) {
+                let persist = voter.persisting.pop_front().expect("checked");
+                voter.stored.apply(&persist);
+                controller.handle_persisted(persist.seq);
+            }
+            if let Some(controller) = voter.controller.as_mut() {
+                if controller.poll_timeout() <= now {
+                    controller.handle_timeout(now);
+                }
+            }
+            self.drain(id);
+        }
+        if self.chance(100) {
+            self.append_somewhere();
+        }
+        if faults {
+            let id = VOTERS[(self.rng.next_u64() % 3) as usize];
+            if self.chance(2) && self.voters[&id].controller.is_some() {
+                self.crash(id);
+            } else if self.chance(3) && self.cut.is_empty() {
+                self.cut.insert(id);
+            } else if self.chance(3) {
+                self.cut.clear();
+            }
+        }
+    }
+
+    /// A metadata change on the active controller, if there is one: a new topic, a deleted
+    /// one, or a topic's configs, chosen from what its image holds.
+    fn append_somewhere(&mut self) {
+        let Some(id) = VOTERS.into_iter().find(|id| {
+            let controller = self.voters[id].controller.as_ref();
+            controller.is_some_and(QuorumController::is_active)
+        }) else {
+            return;
+        };
+        let roll = self.rng.next_u64() % 10;
+        let existing: Vec<TopicId> = {
+            let image = self.voters[&id].controller.as_ref().expect("active").image();
+            image.topics.values().map(|t| t.id).collect()
+        };
+        let pick = existing
+            .get((self.rng.next_u64() as usize) % existing.len().max(1))
+            .copied();
+        let record = match (roll, pick) {
+            (0..=1, Some(id)) => MetadataRecord::TopicDeleted { id },
+            (2..=3, Some(id)) => MetadataRecord::TopicConfigs {
+                id,
+                configs: BTreeMap::from([("retention.ms".into(), roll.to_string())]),
+            },
+            _ => {
+                self.topics_made += 1;
+                MetadataRecord::TopicCreated {
+                    id: TopicId(self.rng.bytes16()),
+                    name: format!("t{}", self.topics_made),
+                    replicas: vec![vec![1, 2, 3]],
+                    configs: BTreeMap::new(),
+                }
+            }
+        };
+        let controller = self.voters.get_mut(&id).and_then(|v| v.controller.as_mut());
+        match controller.expect("active").append(vec![record]) {
+            Ok(_) => self.appends += 1,
+            Err(AppendError::Refused(error)) => {
+                self.violations.push(format!("node {id} refused a fitting change: {error}"))
+            }
+            Err(_) => {}
+        }
+        self.drain(id);
+    }
+
+    /// Faults for `fault_ms`, then quiet (everything up, nothing cut or lost) until every
+    /// voter has the same image and a last change committed everywhere; then the checks.
+    fn run(mut self, fault_ms: i64) -> Result<u64, String> {
+        while self.now_ms < fault_ms {
+            self.step(true);
+        }
+        self.cut.clear();
+        for id in VOTERS {
+            if self.voters[&id].controller.is_none() {
+                self.start(id);
+            }
+        }
+        let quiet_until = self.now_ms + 20_000;
+        let mut last: Option<Index> = None;
+        while self.now_ms < quiet_until {
+            self.step(false);
+            if last.is_none() {
+                last = self.append_last();
+            }
+            let applied: BTreeSet<Index> = self
+                .voters
+                .values()
+                .map(|v| v.controller.as_ref().expect("up").applied_index())
+                .collect();
+            if last.is_some_and(|l| applied.len() == 1 && applied.first() >= Some(&l)) {
+                break;
+            }
+        }
+        let images: Vec<&MetadataImage> = self
+            .voters
+            .values()
+            .map(|v| v.controller.as_ref().expect("up").committed_image())
+            .collect();
+        let Some(last) = last else {
+            return Err("no controller took a change after the faults stopped".into());
+        };
+        if images.windows(2).any(|w| w[0] != w[1]) {
+            self.violations.push(format!(
+                "the voters' images differ at the end (last change at {last})"
+            ));
+        }
+        let mut rebuilt = MetadataImage::default();
+        for (index, records) in &self.published {
+            for record in records {
+                if let Err(error) = rebuilt.apply(record) {
+                    self.violations.push(format!("published at {index}: {error}"));
+                }
+            }
+        }
+        if rebuilt != *images[0] {
+            self.violations.push(
+                "what was published does not build the committed image: something published never committed"
+                    .into(),
+            );
+        }
+        match self.violations.first() {
+            Some(first) => Err(format!("{} violation(s), first: {first}", self.violations.len())),
+            None => Ok(self.appends),
+        }
+    }
+
+    /// The change that shows the quorum is live after the faults.
+    fn append_last(&mut self) -> Option<Index> {
+        let id = VOTERS.into_iter().find(|id| {
+            self.voters[id]
+                .controller
+                .as_ref()
+                .is_some_and(QuorumController::is_active)
+        })?;
+        let record = MetadataRecord::ProducerIds { limit: 1 << 30 };
+        let controller = self.voters.get_mut(&id)?.controller.as_mut()?;
+        let index = controller.append(vec![record]).ok();
+        self.drain(id);
+        index
+    }
+}
+
+#[test]
+fn a_swarm_of_faults_keeps_the_voters_images_one_and_publishes_only_what_commits() {
+    let mut appends = 0;
+    for seed in 0..40 {
+        match Cluster::new(seed, None).run(20_000) {
+            Ok(n) => appends += n,
+            Err(error) => panic!("seed {seed}: {error}"),
+        }
+    }
+    assert!(appends > 40 * 50, "the quorum took only {appends} changes");
+}
+
+#[test]
+fn the_checkers_catch_a_leader_that_publishes_on_append() {
+    let caught = (0..40)
+        .filter(|&seed| {
+            Cluster::new(seed, Some(QuorumBug::PublishOnAppend))
+                .run(20_000)
+                .is_err()
+        })
+        .count();
+    assert!(caught >= 10, "publishing before commit was caught on {caught} of 40 seeds");
+}
+
+/// One voter is a quorum of one: it leads at once, and a change is published once durable.
+#[test]
+fn a_lone_voter_publishes_a_change_once_it_is_durable() {
+    let config = RaftConfig::new(1, vec![1], 7);
+    let mut c = QuorumController::new(config, Stored::default(), 0, 100, None).unwrap();
+    assert!(matches!(c.poll_published(), Some(Published::Image { index: 0, .. })));
+    assert_eq!(
+        c.append(vec![MetadataRecord::ProducerIds { limit: 10 }]),
+        Err(AppendError::NotLeader(None))
+    );
+    let mut stored = Stored::default();
+    let mut now = 0;
+    while !c.is_active() {
+        now += 100;
+        c.handle_timeout(now);
+        while let Some(output) = c.poll_output() {
+            if let QuorumOutput::Persist(p) = output {
+                stored.apply(&p);
+                c.handle_persisted(p.seq);
+            }
+        }
+        assert!(now < 10_000, "a lone voter leads");
+    }
+    let record = MetadataRecord::ProducerIds { limit: 10 };
+    let index = c.append(vec![record.clone()]).unwrap();
+    assert_eq!(c.image().producer_id_limit, 10, "the leader's image has it at once");
+    assert_eq!(c.committed_image().producer_id_limit, 0, "not committed yet");
+    assert_eq!(c.poll_published(), None);
+    let bad = c.append(vec![MetadataRecord::ProducerIds { limit: 5 }]);
+    assert!(matches!(bad, Err(AppendError::Refused(e)) if e.contains("below")));
+    while let Some(output) = c.poll_output() {
+        if let QuorumOutput::Persist(p) = output {
+            stored.apply(&p);
+            c.handle_persisted(p.seq);
+        }
+    }
+    assert_eq!(
+        c.poll_published(),
+        Some(Published::Records {
+            index,
+            records: vec![record],
+        })
+    );
+    // Restarted from what it stored: the change is in the image it starts from.
+    let restarted = QuorumController::new(RaftConfig::new(1, vec![1], 7), stored, now, 100, None);
+    assert_eq!(restarted.unwrap().committed_image().producer_id_limit, 10);
+}
