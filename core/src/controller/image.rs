@@ -194,14 +194,15 @@ impl MetadataImage {
     /// The records that build this image from an empty one: the snapshot the metadata file
     /// holds, in the order [`super::snapshot::encode`] writes them.
     pub fn snapshot(&self) -> Vec<MetadataRecord> {
-        let mut records = vec![
-            MetadataRecord::Cluster {
+        let mut records = Vec::new();
+        if !self.cluster_id.is_empty() {
+            records.push(MetadataRecord::Cluster {
                 id: self.cluster_id.clone(),
-            },
-            MetadataRecord::ProducerIds {
-                limit: self.producer_id_limit,
-            },
-        ];
+            });
+        }
+        records.push(MetadataRecord::ProducerIds {
+            limit: self.producer_id_limit,
+        });
         for topic in self.topics.values() {
             records.push(MetadataRecord::TopicCreated {
                 id: topic.id,

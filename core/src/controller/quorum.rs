@@ -73,8 +73,10 @@ pub struct QuorumController {
     applied: Index,
     /// The leader's image: `committed` and then `pending`; `committed` when not leading.
     image: MetadataImage,
-    /// The leader's appends not yet seen committed: (index, records).
+    /// The leader's appends not yet seen committed: (index, records); whether the image holds
+    /// any of them (else it is the committed one).
     pending: VecDeque<(Index, Vec<MetadataRecord>)>,
+    diverged: bool,
     /// The term this node leads in and the index of that term's first entry.
     leading: Option<(Term, Index)>,
     published: VecDeque<Published>,
@@ -124,6 +126,7 @@ impl QuorumController {
             committed,
             applied,
             pending: VecDeque::new(),
+            diverged: false,
             leading: None,
             published,
             outputs: VecDeque::new(),
@@ -194,6 +197,7 @@ impl QuorumController {
             .propose(encode_records(&records))
             .map_err(AppendError::NotLeader)?;
         self.image = next;
+        self.diverged = true;
         if self.planted == Some(QuorumBug::PublishOnAppend) {
             self.published.push_back(Published::Records {
                 index,
@@ -231,7 +235,9 @@ impl QuorumController {
     fn drain(&mut self) {
         while let Some(output) = self.raft.poll_output() {
             match output {
-                RaftOutput::Persist(persist) => self.outputs.push_back(QuorumOutput::Persist(persist)),
+                RaftOutput::Persist(persist) => {
+                    self.outputs.push_back(QuorumOutput::Persist(persist))
+                }
                 RaftOutput::Send(message) => self.outputs.push_back(QuorumOutput::Send(message)),
                 RaftOutput::Committed(entry) if entry.index <= self.applied => {}
                 RaftOutput::Committed(entry) => self.on_committed(entry.index, &entry.data),
@@ -240,6 +246,7 @@ impl QuorumController {
                         self.committed = image;
                         self.applied = snapshot.index;
                         self.abandon_pending();
+                        self.image.clone_from(&self.committed);
                         self.published.push_back(Published::Image {
                             index: snapshot.index,
                             image: self.committed.clone(),
@@ -281,17 +288,21 @@ impl QuorumController {
                 self.outputs.push_back(QuorumOutput::Error(error));
             } else if !ours {
                 // Not leading: the image follows the committed one record by record.
-                self.image.apply(record).expect("the image is the committed one");
+                self.image
+                    .apply(record)
+                    .expect("the image is the committed one");
             }
         }
         if ours {
             self.pending.pop_front(); // already in the image
+            self.diverged = !self.pending.is_empty();
             if self.planted == Some(QuorumBug::PublishOnAppend) {
                 return; // published when appended
             }
         }
         if !records.is_empty() {
-            self.published.push_back(Published::Records { index, records });
+            self.published
+                .push_back(Published::Records { index, records });
         }
     }
 
@@ -316,7 +327,7 @@ impl QuorumController {
         for (index, _) in self.pending.drain(..) {
             self.outputs.push_back(QuorumOutput::Abandoned(index));
         }
-        if self.image != self.committed {
+        if std::mem::take(&mut self.diverged) {
             self.image.clone_from(&self.committed);
         }
     }

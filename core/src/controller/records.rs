@@ -100,7 +100,9 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
     let mut input = Reader(data);
     let version = input.u8()?;
     if version != VERSION {
-        return Err(format!("metadata records of version {version}, not {VERSION}"));
+        return Err(format!(
+            "metadata records of version {version}, not {VERSION}"
+        ));
     }
     // Every record takes at least its tag byte, so a count beyond what is left is refused
     // before anything is allocated for it.
@@ -315,7 +317,9 @@ mod tests {
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(decode_records(&longer).unwrap_err().contains("after the records"));
+        assert!(decode_records(&longer)
+            .unwrap_err()
+            .contains("after the records"));
         let mut rng = Rng::new(5);
         for _ in 0..2_000 {
             let mut damaged = bytes.clone();
