@@ -105,7 +105,14 @@ pub enum IoOp {
         file: SegmentFile,
         len: u64,
     },
+    /// The controller quorum's journal ([`QUORUM_JOURNAL`]): append `data` and fdatasync, or
+    /// (`replace`) replace the whole file with it atomically and durably, as `PersistMetadata`.
+    PersistQuorum { data: Vec<u8>, replace: bool },
 }
+
+/// The controller quorum's journal, in the data directory: the Raft state this node stored,
+/// as records (`raft::codec::encode_persist`), replayed in order at start-up.
+pub const QUORUM_JOURNAL: &str = "quorum-journal";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IoCommand {
@@ -156,6 +163,12 @@ pub enum Output {
     ToShard {
         shard: usize,
         message: ShardMessage,
+    },
+    /// A controller quorum message for node `node`, as bytes (`raft::codec`): the shell sends
+    /// it on its connection to that node's controller listener, or drops it (Raft resends).
+    ToNode {
+        node: crate::replica::NodeId,
+        frame: Vec<u8>,
     },
 }
 

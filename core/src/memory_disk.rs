@@ -3,7 +3,7 @@
 //! once and durably. The simulator keeps its own disk, which models what a crash loses.
 
 use crate::broker::StartupDisk;
-use crate::io::{IoOp, IoResult, METADATA_FILE};
+use crate::io::{IoOp, IoResult, METADATA_FILE, QUORUM_JOURNAL};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 
@@ -33,6 +33,14 @@ impl MemoryDisk {
                 IoResult::Done
             }
             IoOp::Sync { .. } | IoOp::SyncDir { .. } => IoResult::Done,
+            IoOp::PersistQuorum { data, replace } => {
+                let journal = self.files.entry(QUORUM_JOURNAL.to_string()).or_default();
+                if replace {
+                    journal.clear();
+                }
+                journal.extend_from_slice(&data);
+                IoResult::Done
+            }
             IoOp::Read {
                 file,
                 position,

@@ -60,6 +60,11 @@ pub enum NodeOutput {
         level: Level,
         message: String,
     },
+    /// A controller quorum message for another node (only from the control shard).
+    ToNode {
+        node: crate::replica::NodeId,
+        frame: Vec<u8>,
+    },
 }
 
 /// The shard that serves a connection's socket.
@@ -157,6 +162,13 @@ impl ShardNode {
     }
 
     /// What another shard sent this one.
+    /// A controller quorum message another node sent (control shard only).
+    pub fn handle_quorum_frame(&mut self, now_ms: i64, frame: &[u8]) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.broker.handle_quorum_frame(self.now_ms, frame);
+        self.pump();
+    }
+
     pub fn handle_peer_message(&mut self, now_ms: i64, from: usize, message: PeerMessage) {
         assert_ne!(from, self.shard, "a shard told itself {message:?}");
         self.now_ms = self.now_ms.max(now_ms);
@@ -236,6 +248,9 @@ impl ShardNode {
                     self.outputs.push_back(NodeOutput::Log { level, message })
                 }
                 Output::ToShard { shard, message } => self.send(shard, PeerMessage::Core(message)),
+                Output::ToNode { node, frame } => {
+                    self.outputs.push_back(NodeOutput::ToNode { node, frame })
+                }
             }
         }
     }

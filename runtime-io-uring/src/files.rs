@@ -64,6 +64,7 @@ impl Files {
             IoOp::WriteFile { path, data } => self.write_file(path, data).await,
             IoOp::RemoveFiles { paths } => self.remove_files(paths).await,
             IoOp::Truncate { remove, file, len } => self.truncate(remove, &file, len).await,
+            IoOp::PersistQuorum { data, replace } => self.persist_quorum(data, replace).await,
         };
         match outcome {
             Ok(()) => IoResult::Done,
@@ -163,6 +164,30 @@ impl Files {
         let dir = self.data_dir.clone();
         glommio::executor()
             .spawn_blocking(move || write_atomically(&dir, spate_core::io::METADATA_FILE, &data))
+            .await
+    }
+
+    /// The controller quorum's journal: appended and synced, or replaced whole.
+    async fn persist_quorum(&self, data: Vec<u8>, replace: bool) -> Result<(), String> {
+        let dir = self.data_dir.clone();
+        glommio::executor()
+            .spawn_blocking(move || {
+                let name = spate_core::io::QUORUM_JOURNAL;
+                if replace {
+                    return write_atomically(&dir, name, &data);
+                }
+                use std::io::Write;
+                let path = dir.join(name);
+                let fail = |what: &str, e: std::io::Error| {
+                    format!("cannot {what} {}: {e}", path.display())
+                };
+                let mut file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| fail("open", e))?;
+                file.write_all(&data).map_err(|e| fail("append to", e))?;
+                file.sync_data().map_err(|e| fail("sync", e))
+            })
             .await
     }
 

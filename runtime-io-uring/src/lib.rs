@@ -14,6 +14,7 @@
 
 mod files;
 mod net;
+mod quorum_net;
 mod shards;
 mod startup;
 
@@ -22,7 +23,7 @@ use spate_core::broker::{Broker, Config};
 use spate_core::io::{ConnId, IoCommand, Level};
 use spate_core::node::{NodeOutput, PeerMessage, ShardNode};
 use spate_core::shard::Answer;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -39,6 +40,9 @@ pub struct ServerConfig {
     /// The shards: one executor each, pinned to the CPU given (`None`: not pinned). Shard 0
     /// runs the core.
     pub shard_cpus: Vec<Option<usize>>,
+    /// Where this node takes the controller quorum's traffic (`controller.listener`), when it
+    /// is a voter of one (`broker.controller_quorum`).
+    pub controller_listen: Option<SocketAddr>,
 }
 
 /// The CPUs for `cores` shards, one each: the first `cores` CPUs this process may run on (its
@@ -121,6 +125,8 @@ struct Shell {
     overdue: Cell<bool>,
     /// This shard's connections, and the channels to the other shards.
     net: Rc<net::Net>,
+    /// Shard 0 of a controller quorum voter: the connections to the other voters.
+    quorum: OnceCell<Rc<quorum_net::QuorumNet>>,
 }
 
 /// How soon a timer fires again when the core left a deadline due after its timeout.
@@ -139,7 +145,7 @@ pub(crate) fn spawn_later(task: impl std::future::Future<Output = ()> + 'static)
 }
 
 /// Milliseconds since the Unix epoch: the `now` the core is given.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -200,6 +206,11 @@ impl Shell {
                     spawn_later(async move { shell.perform(command).await });
                 }
                 NodeOutput::Log { level, message } => log_line(level, &message),
+                NodeOutput::ToNode { node, frame } => {
+                    if let Some(quorum) = self.quorum.get() {
+                        quorum.send(node, frame);
+                    }
+                }
             }
         }
         self.arm_timer();
@@ -263,6 +274,12 @@ impl Shell {
         self.drain();
     }
 
+    /// A controller quorum message from another node.
+    pub(crate) fn on_quorum_frame(self: &Rc<Self>, now_ms: i64, frame: &[u8]) {
+        self.node.borrow_mut().handle_quorum_frame(now_ms, frame);
+        self.drain();
+    }
+
     /// What another shard sent this one.
     fn on_peer_message(self: &Rc<Self>, from: usize, message: PeerMessage) {
         self.node
@@ -301,6 +318,10 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     // Bind first: a port in use fails fast, before the data directory is touched. Clients that
     // connect during recovery wait in the listen backlog.
     let listener = net::bind(config.listen)?;
+    let controller_listener = match config.controller_listen {
+        Some(address) => Some(net::bind(address).map_err(|e| format!("controller listener: {e}"))?),
+        None => None,
+    };
     let _lock = startup::lock_data_dir(&config.data_dir)?;
     // Start-up reads and repairs the data directory with blocking calls, before any executor.
     let mut brokers: Vec<Option<Broker>> = Broker::start_shards(
@@ -334,7 +355,17 @@ pub fn run(config: ServerConfig) -> Result<(), String> {
     let handle = glommio::LocalExecutorBuilder::new(placement(cpus[0]))
         .spin_before_park(idle_poll(shards))
         .name("spate-shard-0")
-        .spawn(move || async move { serve(config, shards, broker, ends, listener, stop).await })
+        .spawn(move || async move {
+            serve(
+                config,
+                shards,
+                broker,
+                ends,
+                (listener, controller_listener),
+                stop,
+            )
+            .await
+        })
         .map_err(|e| format!("cannot start the io_uring executor: {e}"))?;
     handle
         .join()
@@ -377,6 +408,7 @@ impl Shell {
             timer_at: Cell::new(i64::MAX),
             overdue: Cell::new(false),
             net: net.clone(),
+            quorum: OnceCell::new(),
         });
         net.attach(shell.clone());
         shell.drain();
@@ -389,11 +421,37 @@ async fn serve(
     shards: usize,
     broker: Broker,
     ends: shards::Endpoints,
-    listener: std::net::TcpListener,
+    (listener, controller_listener): (std::net::TcpListener, Option<std::net::TcpListener>),
     stop: Arc<AtomicBool>,
 ) -> Result<(), String> {
     let listener = net::listener(listener);
+    let node_id = config.broker.node_id;
+    let peers: Vec<_> = config
+        .broker
+        .controller_quorum
+        .iter()
+        .filter(|(id, _)| *id != node_id)
+        .cloned()
+        .collect();
     let shell = Shell::start(0, shards, broker, config.data_dir.clone(), ends).await?;
+    if let Some(controller_listener) = controller_listener {
+        let quorum = quorum_net::QuorumNet::start(&peers);
+        quorum.attach(shell.clone());
+        let _ = shell.quorum.set(quorum.clone());
+        let address = controller_listener
+            .local_addr()
+            .map_err(|e| e.to_string())?;
+        log_line(
+            Level::Info,
+            &format!(
+                "controller listener on {address}, voters {:?}",
+                config.broker.controller_quorum
+            ),
+        );
+        let listener = net::listener(controller_listener);
+        glommio::spawn_local(quorum_net::accept_loop(quorum, listener)).detach();
+        shell.drain();
+    }
     let net = shell.net.clone();
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     log_line(

@@ -758,6 +758,9 @@ impl Sim {
                 NodeOutput::ToShard { shard: to, message } => {
                     self.send_between_shards(shard, to, message)
                 }
+                NodeOutput::ToNode { node, .. } => self.history.problems.push(format!(
+                    "the node sent a quorum message to node {node} without a quorum"
+                )),
                 NodeOutput::Log { level, message } => {
                     self.stats.log_lines += 1;
                     if self.options.verbose {
@@ -1016,6 +1019,12 @@ impl Sim {
             }
             IoOp::RemoveFiles { paths } => {
                 (PendingIo::RemoveFiles { paths }, self.io.range(100, 1_000))
+            }
+            IoOp::PersistQuorum { .. } => {
+                // The simulated node runs without a controller quorum (one node, its own).
+                let problem = "the node wrote a quorum journal without a quorum".to_string();
+                self.history.problems.push(problem);
+                (PendingIo::FailedFile, 1)
             }
         };
         let incarnation = self.node.incarnation;

@@ -47,6 +47,15 @@ pub struct ServerArgs {
     /// Run one shard, pinned to this CPU (config: cpu); not with --cores above 1
     #[arg(long, value_name = "CPU")]
     cpu: Option<usize>,
+    /// The controller quorum's voters, each with its controller listener, as
+    /// `1@HOST:PORT,2@HOST:PORT,3@HOST:PORT`; this node (--node-id) must be one of them
+    /// [default: none, a single node that is its own quorum] (config: controller.quorum.voters)
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    controller_quorum: Option<String>,
+    /// Where this node takes the quorum's traffic; must be its own entry in --controller-quorum
+    /// [default: that entry] (config: controller.listener)
+    #[arg(long, value_name = "HOST:PORT")]
+    controller_listener: Option<String>,
 }
 
 /// The settings after the file and the flags are applied, still as text where they came as text.
@@ -56,6 +65,7 @@ struct Settings {
     advertised: Option<String>,
     cores: Option<usize>,
     cpu: Option<usize>,
+    controller_listener: Option<String>,
     broker: Config,
 }
 
@@ -87,11 +97,13 @@ pub fn run(args: ServerArgs) -> Result<(), String> {
         (Some(cpu), _) => vec![Some(cpu)],
         (None, cores) => spate_runtime_io_uring::shard_cpus(cores)?,
     };
+    let controller_listen = controller_listener(&broker, settings.controller_listener)?;
     spate_runtime_io_uring::run(ServerConfig {
         listen,
         data_dir: settings.data_dir,
         broker,
         shard_cpus,
+        controller_listen,
     })
 }
 
@@ -102,6 +114,7 @@ fn settings(args: ServerArgs) -> Result<Settings, String> {
         advertised: None,
         cores: None,
         cpu: None,
+        controller_listener: None,
         broker: Config::default(),
     };
     if let Some(path) = &args.config {
@@ -156,6 +169,13 @@ fn settings(args: ServerArgs) -> Result<Settings, String> {
     if args.cpu.is_some() {
         settings.cpu = args.cpu;
     }
+    if let Some(voters) = args.controller_quorum {
+        apply(&mut settings, "controller.quorum.voters", &voters)
+            .map_err(|e| format!("--controller-quorum: {e}"))?;
+    }
+    if let Some(listener) = args.controller_listener {
+        settings.controller_listener = Some(listener);
+    }
     Ok(settings)
 }
 
@@ -178,6 +198,7 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
             settings.advertised = Some(value.trim_start_matches("PLAINTEXT://").to_string())
         }
         "data.dir" => settings.data_dir = PathBuf::from(value),
+        "controller.listener" => settings.controller_listener = Some(value.to_string()),
         "log.dirs" | "log.dir" => {
             settings.data_dir = PathBuf::from(value);
             settings.broker.set(key, value)?;
@@ -193,6 +214,37 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
         _ => settings.broker.set(key, value)?,
     }
     Ok(())
+}
+
+/// Where this node takes the quorum's traffic: its own entry among the voters, which a given
+/// `--controller-listener` must match. None without a quorum.
+fn controller_listener(
+    broker: &Config,
+    given: Option<String>,
+) -> Result<Option<SocketAddr>, String> {
+    let node = broker.node_id;
+    if broker.controller_quorum.is_empty() {
+        return match given {
+            Some(_) => Err("--controller-listener needs --controller-quorum (the voters)".into()),
+            None => Ok(None),
+        };
+    }
+    let Some((_, own)) = broker.controller_quorum.iter().find(|(id, _)| *id == node) else {
+        let ids: Vec<i32> = broker.controller_quorum.iter().map(|(id, _)| *id).collect();
+        return Err(format!(
+            "node {node} (--node-id) is not one of the controller quorum's voters {ids:?};              every node is a voter for now"
+        ));
+    };
+    let own = resolve(own, "--controller-quorum")?;
+    if let Some(given) = given {
+        let given = resolve(&given, "--controller-listener")?;
+        if given != own {
+            return Err(format!(
+                "--controller-listener {given} is not this node's entry in --controller-quorum ({node}@{own})"
+            ));
+        }
+    }
+    Ok(Some(own))
 }
 
 fn resolve(address: &str, flag: &str) -> Result<SocketAddr, String> {

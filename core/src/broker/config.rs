@@ -43,6 +43,9 @@ pub struct Config {
     /// a shard serves the partitions it owns; shard 0 also the topics, groups and configs.
     pub shard: usize,
     pub shards: usize,
+    /// `controller.quorum.voters`: the controller quorum's voters, each with the address of its
+    /// controller listener (empty: a single node that is its own quorum, with no listener).
+    pub controller_quorum: Vec<(crate::replica::NodeId, String)>,
     /// Every setting given in the config file or as a flag, by Kafka name, as given: the
     /// static broker configs DescribeConfigs reports and topics fall back to.
     pub static_configs: BTreeMap<String, String>,
@@ -67,6 +70,7 @@ impl Default for Config {
             planted_bug: None,
             shard: 0,
             shards: 1,
+            controller_quorum: Vec::new(),
             static_configs: BTreeMap::new(),
         }
     }
@@ -116,6 +120,7 @@ impl Config {
             }
             "offsets.topic.num.partitions" => groups.offsets_topic_partitions = int() as i32,
             "offset.metadata.max.bytes" => groups.offset_metadata_max_bytes = bytes(),
+            "controller.quorum.voters" => self.controller_quorum = parse_voters(value)?,
             _ => {} // kept as a static config only
         }
         if key == "socket.request.max.bytes" && int() != super::REQUEST_BYTES_MAX as i64 {
@@ -132,5 +137,64 @@ impl Config {
     /// This shard's share of a broker-wide bound.
     pub fn shard_share(&self, bound: usize) -> usize {
         (bound / self.shards.max(1)).max(1)
+    }
+}
+
+/// `controller.quorum.voters` as Kafka writes it: `id@host:port` entries, comma-separated.
+/// An error names the entry at fault.
+pub fn parse_voters(value: &str) -> Result<Vec<(crate::replica::NodeId, String)>, String> {
+    let mut voters: Vec<(crate::replica::NodeId, String)> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = |why: &str| {
+            format!("controller.quorum.voters: '{entry}' {why} (expected ID@HOST:PORT)")
+        };
+        let (id, address) = entry.split_once('@').ok_or_else(|| bad("has no '@'"))?;
+        let id: crate::replica::NodeId = id
+            .trim()
+            .parse()
+            .ok()
+            .filter(|id| *id >= 0)
+            .ok_or_else(|| bad("does not start with a node id of 0 or more"))?;
+        let (host, port) = address.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
+        let port_ok = port.parse::<u16>().is_ok_and(|p| p > 0);
+        if host.is_empty() || !port_ok {
+            return Err(bad("does not name a host and a port from 1 to 65535"));
+        }
+        if voters.iter().any(|(other, _)| *other == id) {
+            return Err(bad("names a node id already listed"));
+        }
+        voters.push((id, address.to_string()));
+    }
+    voters.sort();
+    Ok(voters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_voters;
+
+    #[test]
+    fn quorum_voters_read_as_kafka_writes_them_and_mistakes_are_named() {
+        assert_eq!(
+            parse_voters("2@127.0.0.1:9193, 1@localhost:9093").unwrap(),
+            vec![(1, "localhost:9093".into()), (2, "127.0.0.1:9193".into())]
+        );
+        assert_eq!(parse_voters("").unwrap(), vec![]);
+        for (bad, word) in [
+            ("1@h:1,1@h:2", "already listed"),
+            ("x@h:1", "node id"),
+            ("-1@h:1", "node id"),
+            ("1@h", "no port"),
+            ("1h:9", "no '@'"),
+            ("1@:9", "host and a port"),
+            ("1@h:0", "host and a port"),
+            ("1@h:70000", "host and a port"),
+        ] {
+            let error = parse_voters(bad).unwrap_err();
+            assert!(
+                error.contains(word) && error.contains(bad.rsplit(',').next().unwrap()),
+                "{bad}: {error}"
+            );
+        }
     }
 }

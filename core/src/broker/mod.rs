@@ -20,6 +20,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
+mod describe_quorum;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
@@ -32,6 +33,7 @@ mod metadata;
 mod metadata_log;
 mod offset_for_leader_epoch;
 mod produce;
+mod quorum;
 mod recovery;
 mod retention;
 mod security;
@@ -98,6 +100,10 @@ enum InFlight {
     RemoveDir,
     /// The data directory's `meta.properties`.
     Identity,
+    /// The controller quorum's journal, up to the persist numbered `seq`.
+    Quorum {
+        seq: u64,
+    },
 }
 
 pub struct Broker {
@@ -126,6 +132,9 @@ pub struct Broker {
     shutdown: Option<ShutdownState>,
     /// The controller of the cluster's metadata (the control shard's; see `metadata_log.rs`).
     controller: Option<Controller>,
+    /// The control shard's seat in the controller quorum, when this node is a voter of one
+    /// (see `quorum.rs`).
+    quorum: Option<quorum::QuorumSeat>,
     /// The metadata version this broker runs on, and the highest one durable.
     metadata_version: u64,
     metadata_persisted: u64,
@@ -202,6 +211,7 @@ impl Broker {
             metadata_version: 1,
             metadata_persisted: 0,
             after_metadata: Vec::new(),
+            quorum: None,
             in_flight: BTreeMap::new(),
             next_token: 1,
             produces: BTreeMap::new(),
@@ -340,6 +350,7 @@ impl Broker {
             }
             InFlight::Metadata { version } => self.on_metadata_persisted(version, result),
             InFlight::Identity => self.on_identity_written(result),
+            InFlight::Quorum { seq } => self.on_quorum_persisted(seq, result),
             InFlight::RemoveDir => {
                 if let IoResult::Failed(error) = result {
                     self.log(
@@ -367,6 +378,7 @@ impl Broker {
         self.pump_groups();
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
+        self.quorum_timeout(now_ms);
         self.pump_io();
         let overdue = self.overdue_deadlines(now_ms);
         if !overdue.is_empty() && !self.overdue_logged {
@@ -424,7 +436,7 @@ impl Broker {
     }
 
     /// Each kind of deadline with its earliest instance.
-    fn deadlines(&self) -> [(&'static str, Option<i64>); 6] {
+    fn deadlines(&self) -> [(&'static str, Option<i64>); 7] {
         [
             (
                 "produce timeout",
@@ -446,6 +458,10 @@ impl Broker {
             (
                 "retention check",
                 (self.next_retention_ms > 0).then_some(self.next_retention_ms),
+            ),
+            (
+                "controller quorum",
+                self.quorum.as_ref().and_then(|q| q.deadline()),
             ),
         ]
     }

@@ -104,6 +104,10 @@ impl Broker {
             }
         }
         self.forget_foreign_log_starts();
+        if self.is_control() && !self.config.controller_quorum.is_empty() {
+            let journal = disk.read_file(io::QUORUM_JOURNAL)?;
+            self.start_quorum(journal.as_deref(), now_ms)?;
+        }
         if self.is_control() {
             // The other shards started up first (their partitions only): what is left is the
             // control shard's, as is the mark.

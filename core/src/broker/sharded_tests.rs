@@ -82,6 +82,9 @@ impl Shards {
                             self.nodes[shard].handle_io_done(self.now_ms, command.token, result);
                         }
                         NodeOutput::Log { .. } => {}
+                        NodeOutput::ToNode { node, .. } => {
+                            panic!("no quorum, yet a message to {node}")
+                        }
                         NodeOutput::ToShard { shard: to, message } => {
                             let core = matches!(message, PeerMessage::Core(_));
                             if core && self.hold_to == Some(to) {

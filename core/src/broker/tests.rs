@@ -27,6 +27,8 @@ struct Harness {
     hold_io: bool,
     now_ms: i64,
     next_correlation: i32,
+    /// Controller quorum messages for other nodes.
+    to_nodes: Vec<(crate::replica::NodeId, Vec<u8>)>,
 }
 
 impl Harness {
@@ -43,6 +45,7 @@ impl Harness {
             hold_io: false,
             now_ms: 1_000_000,
             next_correlation: 1,
+            to_nodes: Vec::new(),
         };
         harness.step();
         harness
@@ -104,6 +107,7 @@ impl Harness {
                 Output::ToShard { shard, message } => {
                     panic!("a single shard told shard {shard}: {message:?}")
                 }
+                Output::ToNode { node, frame } => self.to_nodes.push((node, frame)),
                 Output::Io(command) if self.hold_io => self.held.push(command),
                 Output::Io(command) => {
                     let result = self.perform(command.op);
@@ -246,6 +250,7 @@ mod data_tests;
 mod epoch_tests;
 mod flush_policy_tests;
 mod groups_tests;
+mod quorum_tests;
 mod storage_tests;
 
 use admin_tests::{text, topic_name, ADMIN};

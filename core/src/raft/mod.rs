@@ -409,6 +409,23 @@ impl RaftNode {
         }
     }
 
+    pub fn voters(&self) -> &[NodeId] {
+        &self.config.voters
+    }
+
+    /// Leader: how far a voter's log is known to match this one (this node: its last index),
+    /// and when it last answered (ms); `None` when not leading.
+    pub fn voter_progress(&self, voter: NodeId) -> Option<(Index, Option<i64>)> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        if voter == self.config.node {
+            return Some((self.log.last_index(), Some(self.now_ms)));
+        }
+        let progress = self.progress.get(&voter)?;
+        Some((progress.match_index, Some(progress.heard_ms)))
+    }
+
     fn peers(&self) -> Vec<NodeId> {
         let me = self.config.node;
         self.config

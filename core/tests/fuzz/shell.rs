@@ -213,6 +213,9 @@ impl Shell {
                 Output::ToShard { shard, message } => {
                     panic!("a single shard told shard {shard}: {message:?}")
                 }
+                Output::ToNode { node, .. } => {
+                    panic!("a node without a quorum sent a quorum message to node {node}")
+                }
             }
         }
         count
@@ -379,6 +382,7 @@ impl Shell {
             IoOp::SyncDir { dir } => {
                 assert!(dir.split('/').all(safe), "a sync of an unsafe dir {dir:?}")
             }
+            IoOp::PersistQuorum { .. } => panic!("a node without a quorum wrote a quorum journal"),
             IoOp::Truncate { remove, file, .. } => assert!(
                 remove
                     .iter()
@@ -465,6 +469,7 @@ impl Shell {
                 }
                 IoResult::Done
             }
+            IoOp::PersistQuorum { .. } => unreachable!("refused when issued"),
             IoOp::Truncate { remove, file, len } => {
                 for path in remove {
                     self.files.remove(path);

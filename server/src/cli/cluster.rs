@@ -22,6 +22,10 @@ pub struct ClusterArgs {
 enum ClusterCommand {
     /// Print the cluster id, the controller and the brokers.
     Describe,
+    /// Print the controller quorum (DescribeQuorum, as kafka-metadata-quorum.sh describe
+    /// --status): its leader and epoch, the committed index, and each voter's log end. Only
+    /// the leader knows the voters' progress; a follower names the leader.
+    Quorum,
 }
 
 /// What `describe` prints.
@@ -40,7 +44,86 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
             let description = describe(&mut client)?;
             print_stdout(format_description(&description).as_bytes())
         }
+        ClusterCommand::Quorum => {
+            let quorum = describe_quorum(&mut client)?;
+            print_stdout(format_quorum(&quorum).as_bytes())
+        }
     }
+}
+
+/// What `quorum` prints.
+#[derive(Debug, PartialEq, Eq)]
+struct QuorumDescription {
+    leader: i32,
+    epoch: i32,
+    /// The committed index and each voter's (id, log end), when the leader answered.
+    progress: Option<(i64, Vec<(i32, i64)>)>,
+}
+
+fn describe_quorum(client: &mut Client) -> Result<QuorumDescription, String> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::DescribeQuorumRequest;
+    let Some(max) = client.max_version(ApiKey::DescribeQuorum) else {
+        return Err(
+            "the broker does not support DescribeQuorum (it has no controller quorum)".into(),
+        );
+    };
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(crate::client::topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response = client.send(&request, max.min(1))?;
+    if response.error_code != 0 {
+        return Err(crate::client::kafka_error(
+            response.error_code,
+            "DescribeQuorum",
+            None,
+        ));
+    }
+    let partition = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or("DescribeQuorum answered no partition")?;
+    let progress = match partition.error_code {
+        0 => {
+            let voters = partition
+                .current_voters
+                .iter()
+                .map(|v| (v.replica_id.0, v.log_end_offset))
+                .collect();
+            Some((partition.high_watermark, voters))
+        }
+        6 => None, // NOT_LEADER_OR_FOLLOWER: a follower, which names the leader
+        code => return Err(crate::client::kafka_error(code, "DescribeQuorum", None)),
+    };
+    Ok(QuorumDescription {
+        leader: partition.leader_id.0,
+        epoch: partition.leader_epoch,
+        progress,
+    })
+}
+
+fn format_quorum(quorum: &QuorumDescription) -> String {
+    let mut out = String::new();
+    match quorum.leader {
+        id if id < 0 => out.push_str("LeaderId: none\n"),
+        id => {
+            let _ = writeln!(out, "LeaderId: {id}");
+        }
+    }
+    let _ = writeln!(out, "LeaderEpoch: {}", quorum.epoch);
+    match &quorum.progress {
+        Some((high_watermark, voters)) => {
+            let _ = writeln!(out, "HighWatermark: {high_watermark}");
+            out.push_str("Voters:\n");
+            for (id, log_end) in voters {
+                let lag = (high_watermark - log_end).max(0);
+                let _ = writeln!(out, "  {id} log end {log_end} lag {lag}");
+            }
+        }
+        None => out.push_str("(answered by a follower: ask the leader for the voters' progress)\n"),
+    }
+    out
 }
 
 fn describe(client: &mut Client) -> Result<ClusterDescription, String> {
@@ -100,6 +183,26 @@ fn format_description(description: &ClusterDescription) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quorum_prints_the_leader_and_each_voters_lag() {
+        let from_leader = QuorumDescription {
+            leader: 2,
+            epoch: 5,
+            progress: Some((10, vec![(1, 10), (2, 11), (3, 7)])),
+        };
+        assert_eq!(
+            format_quorum(&from_leader),
+            "LeaderId: 2\nLeaderEpoch: 5\nHighWatermark: 10\nVoters:\n  1 log end 10 lag 0\n  \
+             2 log end 11 lag 0\n  3 log end 7 lag 3\n"
+        );
+        let from_follower = QuorumDescription {
+            leader: -1,
+            epoch: 6,
+            progress: None,
+        };
+        assert!(format_quorum(&from_follower).starts_with("LeaderId: none\nLeaderEpoch: 6\n("));
+    }
 
     #[test]
     fn describe_prints_id_controller_and_sorted_brokers() {

@@ -1,0 +1,247 @@
+//! The control shard's seat in the controller quorum (issue 15), when `controller.quorum.voters`
+//! names this node: the [`QuorumController`] with its journal and its messages. Messages from
+//! other voters come in as bytes ([`Broker::handle_quorum_frame`]) and go out as
+//! [`Output::ToNode`]; what Raft stores goes to the journal file ([`QUORUM_JOURNAL`]) by
+//! `IoOp::PersistQuorum`, appended record by record and rewritten whole after a snapshot; its
+//! deadlines are the broker's.
+//!
+//! What runs on it today: the voters elect a leader, replicate and commit, and the first
+//! leader commits the cluster id. The brokers' topics still come from each node's own
+//! metadata file; running them on the quorum's published versions is the next step.
+
+use super::{Broker, InFlight, Output};
+use crate::controller::quorum::{AppendError, Published, QuorumController, QuorumOutput};
+use crate::controller::MetadataRecord;
+use crate::io::{IoOp, IoResult, Level, QUORUM_JOURNAL};
+use crate::raft::{codec, Persist, RaftConfig, Stored};
+
+/// Versions between snapshots of the quorum's image; the journal is rewritten at each.
+const SNAPSHOT_EVERY: u64 = 1_000;
+/// Wait before writing the journal again after a write failed.
+const RETRY_MS: i64 = 500;
+
+pub(super) struct QuorumSeat {
+    controller: QuorumController,
+    /// What the journal holds once the write in flight is done (to rewrite it whole).
+    stored: Stored,
+    /// The persist to write and whether its write is issued; whether the journal must be
+    /// rewritten whole (at start, and after a failed write, whose bytes may be half there).
+    writing: Option<(Persist, bool)>,
+    rewrite: bool,
+    retry_at: Option<i64>,
+}
+
+impl QuorumSeat {
+    /// When the quorum needs the time next.
+    pub(super) fn deadline(&self) -> Option<i64> {
+        let raft = self.controller.poll_timeout();
+        Some(self.retry_at.map_or(raft, |r| r.min(raft)))
+    }
+
+    pub(super) fn controller(&self) -> &QuorumController {
+        &self.controller
+    }
+}
+
+impl Broker {
+    /// Start-up of the control shard of a voter: the quorum from what its journal holds (a
+    /// torn last record, from a crash mid-write, is dropped and the journal rewritten).
+    pub(super) fn start_quorum(
+        &mut self,
+        journal: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<(), String> {
+        let node = self.config.node_id;
+        let voters: Vec<_> = self
+            .config
+            .controller_quorum
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        if !self.is_control() || !voters.contains(&node) {
+            return Ok(());
+        }
+        let mut stored = Stored::default();
+        let persists = codec::decode_persists(journal.unwrap_or_default())
+            .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?;
+        for persist in &persists {
+            stored.apply(persist);
+        }
+        let config = RaftConfig::new(node, voters, self.config.seed);
+        let controller =
+            QuorumController::new(config, stored.clone(), now_ms, SNAPSHOT_EVERY, None)
+                .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?;
+        self.log(
+            Level::Info,
+            format!(
+                "controller quorum: node {node} of voters {:?}, term {} from the journal",
+                self.config.controller_quorum, stored.hard_state.term
+            ),
+        );
+        self.quorum = Some(QuorumSeat {
+            controller,
+            stored,
+            writing: None,
+            // The journal is rewritten once at start: a torn tail goes.
+            rewrite: true,
+            retry_at: None,
+        });
+        self.pump_quorum();
+        Ok(())
+    }
+
+    /// A controller quorum message from another node (its bytes, as the shell read them).
+    /// Anything that does not decode is dropped: the sender resends what matters.
+    pub fn handle_quorum_frame(&mut self, now_ms: i64, frame: &[u8]) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let (Some(seat), Ok(message)) = (self.quorum.as_mut(), codec::decode_message(frame)) else {
+            return;
+        };
+        seat.controller.handle_message(now_ms, message);
+        self.pump_quorum();
+    }
+
+    pub(super) fn quorum_timeout(&mut self, now_ms: i64) {
+        let Some(seat) = self.quorum.as_mut() else {
+            return;
+        };
+        if seat.retry_at.is_some_and(|at| at <= now_ms) {
+            seat.retry_at = None;
+        }
+        if seat.controller.poll_timeout() <= now_ms {
+            seat.controller.handle_timeout(now_ms);
+        }
+        self.pump_quorum();
+    }
+
+    /// The journal write of persist `seq` ended.
+    pub(super) fn on_quorum_persisted(&mut self, seq: u64, result: IoResult) {
+        let Some(seat) = self.quorum.as_mut() else {
+            return;
+        };
+        let Some((persist, _)) = seat.writing.take_if(|(p, _)| p.seq == seq) else {
+            return;
+        };
+        match result {
+            IoResult::Failed(error) => {
+                seat.rewrite = true;
+                seat.writing = Some((persist, false));
+                seat.retry_at = Some(self.now_ms + RETRY_MS);
+                self.log(
+                    Level::Error,
+                    format!("cannot write {QUORUM_JOURNAL}: {error}; retrying"),
+                );
+            }
+            _ => {
+                seat.stored.apply(&persist);
+                seat.controller.handle_persisted(seq);
+            }
+        }
+        self.pump_quorum();
+    }
+
+    /// Performs what the quorum asks for: messages out, journal writes, published versions.
+    pub(super) fn pump_quorum(&mut self) {
+        let Some(seat) = self.quorum.as_mut() else {
+            return;
+        };
+        let mut logs = Vec::new();
+        // The first leader names the cluster, with this node's id.
+        if seat.controller.is_active() && seat.controller.image().cluster_id.is_empty() {
+            let id = self.cluster_id.clone();
+            if let Err(AppendError::Refused(error)) =
+                seat.controller.append(vec![MetadataRecord::Cluster { id }])
+            {
+                logs.push((Level::Error, format!("controller quorum: {error}")));
+            }
+        }
+        while let Some(output) = seat.controller.poll_output() {
+            match output {
+                QuorumOutput::Send(message) => {
+                    let mut frame = Vec::new();
+                    codec::encode_message(&message, &mut frame);
+                    self.outputs.push_back(Output::ToNode {
+                        node: message.to,
+                        frame,
+                    });
+                }
+                // Raft hands out one at a time, the next once this one is done.
+                QuorumOutput::Persist(persist) => seat.writing = Some((persist, false)),
+                QuorumOutput::Abandoned(index) => logs.push((
+                    Level::Info,
+                    format!("controller quorum: version {index} was not committed before leadership moved"),
+                )),
+                QuorumOutput::Error(error) => {
+                    logs.push((Level::Error, format!("controller quorum: {error}")))
+                }
+            }
+        }
+        while let Some(published) = seat.controller.poll_published() {
+            let (index, cluster) = match &published {
+                Published::Image { index, image } => (*index, Some(image.cluster_id.clone())),
+                Published::Records { index, records } => {
+                    let id = records.iter().find_map(|r| match r {
+                        MetadataRecord::Cluster { id } => Some(id.clone()),
+                        _ => None,
+                    });
+                    (*index, id)
+                }
+            };
+            let Some(id) = cluster.filter(|id| !id.is_empty()) else {
+                continue;
+            };
+            logs.push((
+                Level::Info,
+                format!("controller quorum: cluster id {id} committed (version {index})"),
+            ));
+            if id != self.cluster_id {
+                logs.push((
+                    Level::Warn,
+                    format!("controller quorum: the cluster's id is {id}; this node's data directory says {}", self.cluster_id),
+                ));
+            }
+        }
+        let write = match &mut seat.writing {
+            Some((persist, issued)) if !*issued && seat.retry_at.is_none() => {
+                *issued = true;
+                Some(persist.clone())
+            }
+            _ => None,
+        };
+        for (level, message) in logs {
+            self.log(level, message);
+        }
+        if let Some(persist) = write {
+            self.write_journal(persist);
+        }
+    }
+
+    /// Writes `persist` to the journal: appended, or (after a snapshot or a failed write) the
+    /// whole journal rewritten as one record of everything stored.
+    fn write_journal(&mut self, persist: Persist) {
+        let seat = self.quorum.as_mut().expect("called with a seat");
+        let replace = seat.rewrite || persist.snapshot.is_some();
+        let mut data = Vec::new();
+        if replace {
+            let mut whole = seat.stored.clone();
+            whole.apply(&persist);
+            let from = whole.entries.first().map(|e| e.index);
+            let record = Persist {
+                seq: persist.seq,
+                snapshot: whole.snapshot,
+                hard_state: whole.hard_state,
+                entries_from: from,
+                entries: whole.entries,
+            };
+            codec::encode_persist(&record, &mut data);
+            seat.rewrite = false;
+        } else {
+            codec::encode_persist(&persist, &mut data);
+        }
+        let seq = persist.seq;
+        self.issue(
+            IoOp::PersistQuorum { data, replace },
+            InFlight::Quorum { seq },
+        );
+    }
+}

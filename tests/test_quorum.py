@@ -1,0 +1,141 @@
+"""The controller quorum (issue 15): three `spate server` processes started with
+--controller-quorum elect one leader over their controller listeners, replicate the metadata
+log and commit the cluster id on every voter. A killed leader is replaced in a later epoch; the
+voter that comes back catches up from its journal and the leader without deposing it (pre-vote).
+Bad quorum settings are refused with a message that names the problem."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from conftest import Broker, free_port
+from spate_helpers import describe, run_spate, sigkill_broker
+
+VOTERS = 3
+
+
+def quorum_of(cp) -> dict:
+    """What `spate cluster quorum` printed."""
+    out = cp.stdout
+    leader = re.search(r"^LeaderId: (\S+)$", out, re.M)
+    epoch = re.search(r"^LeaderEpoch: (\d+)$", out, re.M)
+    hw = re.search(r"^HighWatermark: (\d+)$", out, re.M)
+    voters = {int(v): (int(e), int(lag)) for v, e, lag in re.findall(r"^  (\d+) log end (\d+) lag (\d+)$", out, re.M)}
+    return {
+        "leader": None if not leader or leader.group(1) == "none" else int(leader.group(1)),
+        "epoch": int(epoch.group(1)) if epoch else None,
+        "high_watermark": int(hw.group(1)) if hw else None,
+        "voters": voters,
+    }
+
+
+def ask(node: Broker) -> dict:
+    cp = run_spate("cluster", "--bootstrap-server", node.bootstrap, "quorum")
+    assert cp.returncode == 0, describe(cp)
+    return quorum_of(cp)
+
+
+def settled(nodes, timeout=30.0, not_leader=None, after_epoch=-1):
+    """Waits until every running node names the same leader in the same epoch, and that leader
+    reports every running voter caught up; returns (leader id, its answer)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        running = [n for n in nodes if n.alive()]
+        answers = {n.node_id: ask(n) for n in running}
+        seen = answers
+        leaders = {(a["leader"], a["epoch"]) for a in answers.values()}
+        if len(leaders) == 1:
+            leader, epoch = leaders.pop()
+            if leader is not None and leader != not_leader and epoch > after_epoch and leader in answers:
+                view = answers[leader]
+                running_ids = {n.node_id for n in running}
+                caught_up = all(view["voters"].get(i, (0, 1))[1] == 0 for i in running_ids)
+                if view["high_watermark"] and caught_up:
+                    return leader, view
+        time.sleep(0.3)
+    pytest.fail(f"the quorum did not settle within {timeout:.0f}s: {seen}", pytrace=False)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    ports = [free_port() for _ in range(VOTERS)]
+    voters = ",".join(f"{i + 1}@127.0.0.1:{port}" for i, port in enumerate(ports))
+    nodes = []
+    for i in range(VOTERS):
+        node = Broker(tmp_path / f"node{i + 1}", ["--node-id", str(i + 1), "--controller-quorum", voters])
+        node.node_id = i + 1
+        nodes.append(node)
+    for node in nodes:
+        node.start()
+    yield nodes
+    for node in nodes:
+        if node.alive():
+            node.stop()
+
+
+def test_three_voters_elect_one_leader_and_commit_the_cluster_id_everywhere(cluster):
+    leader, view = settled(cluster)
+    assert set(view["voters"]) == {1, 2, 3}, view
+    assert view["epoch"] >= 1
+    # The first leader committed its cluster id; every voter logs the same one.
+    ids = set()
+    for node in cluster:
+        line = node.wait_for_log(r"controller quorum: cluster id \S+ committed", timeout=10)
+        assert line, f"node {node.node_id} never logged the committed cluster id:\n{node.stderr_tail()}"
+        ids.add(re.search(r"cluster id (\S+) committed", line).group(1))
+    assert len(ids) == 1, ids
+    committed = ids.pop()
+    # A node whose data directory was formatted with another id says so (adopting the quorum's
+    # id comes with the brokers running on it); the node whose id won does not.
+    own = {n.node_id: re.search(r"listening on \S+, data in \S+, cluster id (\S+),", n.stderr_text()).group(1) for n in cluster}
+    assert committed in own.values(), (committed, own)
+    for node in cluster:
+        warned = f"this node's data directory says {own[node.node_id]}" in node.stderr_text()
+        assert warned == (own[node.node_id] != committed), (node.node_id, own, committed)
+
+
+def test_a_killed_leader_is_replaced_in_a_later_epoch_and_returns_as_a_follower(cluster):
+    leader, view = settled(cluster)
+    epoch = view["epoch"]
+    high_watermark = view["high_watermark"]
+    sigkill_broker(cluster[leader - 1])
+    new_leader, new_view = settled(cluster, not_leader=leader, after_epoch=epoch)
+    assert new_leader != leader and new_view["epoch"] > epoch, new_view
+    assert new_view["high_watermark"] > high_watermark, "the new leader commits an entry of its own term"
+
+    # The old leader comes back from its journal: it follows, and its return does not start an
+    # election (pre-vote), so the epoch stays.
+    cluster[leader - 1].start()
+    back_leader, back_view = settled(cluster)
+    assert (back_leader, back_view["epoch"]) == (new_leader, new_view["epoch"]), back_view
+    assert back_view["voters"][leader][1] == 0, back_view
+    assert cluster[leader - 1].wait_for_log(r"term [1-9]\d* from the journal", timeout=5), (
+        "the restarted voter did not read its term from its journal:\n" + cluster[leader - 1].stderr_tail()
+    )
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--controller-quorum", "1@127.0.0.1:x"], ["controller.quorum.voters", "1@127.0.0.1:x", "port"]),
+        (["--controller-quorum", "1@127.0.0.1:19999,1@127.0.0.1:19998"], ["already listed"]),
+        (["--node-id", "4", "--controller-quorum", "1@127.0.0.1:19999"], ["node 4", "not one of"]),
+        (
+            ["--controller-quorum", "1@127.0.0.1:19999", "--controller-listener", "127.0.0.1:19998"],
+            ["--controller-listener", "not this node's entry"],
+        ),
+        (["--controller-listener", "127.0.0.1:19998"], ["needs --controller-quorum"]),
+    ],
+)
+def test_bad_quorum_settings_are_refused_with_a_clear_error(tmp_path, args, words):
+    cp = run_spate(
+        "server", "--listen", f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "d"), *args, timeout=20
+    )
+    assert cp.returncode != 0, describe(cp)
+    for word in words:
+        assert word in cp.stderr, describe(cp)
+    assert "panicked" not in cp.stderr, describe(cp)
