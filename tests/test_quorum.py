@@ -60,21 +60,80 @@ def settled(nodes, timeout=30.0, not_leader=None, after_epoch=-1):
     pytest.fail(f"the quorum did not settle within {timeout:.0f}s: {seen}", pytrace=False)
 
 
-@pytest.fixture
-def cluster(tmp_path):
+def start_cluster(tmp_path, extra=()):
     ports = [free_port() for _ in range(VOTERS)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{port}" for i, port in enumerate(ports))
     nodes = []
     for i in range(VOTERS):
-        node = Broker(tmp_path / f"node{i + 1}", ["--node-id", str(i + 1), "--controller-quorum", voters])
+        args = ["--node-id", str(i + 1), "--controller-quorum", voters, *extra]
+        node = Broker(tmp_path / f"node{i + 1}", args)
         node.node_id = i + 1
         nodes.append(node)
     for node in nodes:
         node.start()
-    yield nodes
+    return nodes
+
+
+def stop_all(nodes):
     for node in nodes:
         if node.alive():
             node.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    nodes = start_cluster(tmp_path)
+    yield nodes
+    stop_all(nodes)
+
+
+def listed(node: Broker) -> dict:
+    """The brokers `spate cluster describe` lists on `node`: id -> port."""
+    cp = run_spate("cluster", "--bootstrap-server", node.bootstrap, "describe")
+    assert cp.returncode == 0, describe(cp)
+    return {int(i): int(port) for i, port in re.findall(r"^  (\d+) [^:\s]+:(\d+)", cp.stdout, re.M)}
+
+
+def wait_listed(node: Broker, expected: dict, timeout: float) -> float:
+    """Waits until `node` lists exactly `expected`; returns the seconds it took."""
+    started = time.monotonic()
+    seen = None
+    while time.monotonic() < started + timeout:
+        seen = listed(node)
+        if seen == expected:
+            return time.monotonic() - started
+        time.sleep(0.2)
+    pytest.fail(f"node {node.node_id} lists brokers {seen}, expected {expected} within {timeout:.0f}s", pytrace=False)
+
+
+def test_brokers_register_a_silent_one_is_fenced_and_a_stopping_one_at_once(tmp_path):
+    session_ms = 6000
+    nodes = start_cluster(
+        tmp_path,
+        ["--override", f"broker.session.timeout.ms={session_ms}", "--override", "broker.heartbeat.interval.ms=300"],
+    )
+    try:
+        everyone = {n.node_id: n.port for n in nodes}
+        for node in nodes:
+            wait_listed(node, everyone, 30)
+        # A crash: fenced once its session is over (after a new leader's grace, if it led).
+        sigkill_broker(nodes[2])
+        wait_listed(nodes[0], {1: nodes[0].port, 2: nodes[1].port}, 3 * session_ms / 1000 + 10)
+        nodes[2].start()
+        wait_listed(nodes[0], everyone, 30)
+        wait_listed(nodes[2], everyone, 30)
+        # A controlled shutdown (SIGTERM, exit 0) is fenced at once, not a session later.
+        leader, _ = settled(nodes)
+        stopping = nodes[leader - 1]  # the hardest case: it leads the quorum too
+        stopping.stop()
+        rest = [n for n in nodes if n is not stopping]
+        took = wait_listed(rest[0], {n.node_id: n.port for n in rest}, session_ms / 1000)
+        print(f"a stopping broker was fenced {took:.2f} s after its exit")
+        assert took < session_ms / 1000, took
+        new_leader, _ = settled(nodes, not_leader=leader)
+        assert new_leader != leader
+    finally:
+        stop_all(nodes)
 
 
 def test_three_voters_elect_one_leader_and_commit_the_cluster_id_everywhere(cluster):

@@ -46,6 +46,10 @@ pub struct Config {
     /// `controller.quorum.voters`: the controller quorum's voters, each with the address of its
     /// controller listener (empty: a single node that is its own quorum, with no listener).
     pub controller_quorum: Vec<(crate::replica::NodeId, String)>,
+    /// `broker.heartbeat.interval.ms`: how often a broker tells the active controller it is
+    /// alive; `broker.session.timeout.ms`: how long the controller waits before fencing it.
+    pub broker_heartbeat_interval_ms: i64,
+    pub broker_session_timeout_ms: i64,
     /// Every setting given in the config file or as a flag, by Kafka name, as given: the
     /// static broker configs DescribeConfigs reports and topics fall back to.
     pub static_configs: BTreeMap<String, String>,
@@ -71,6 +75,8 @@ impl Default for Config {
             shard: 0,
             shards: 1,
             controller_quorum: Vec::new(),
+            broker_heartbeat_interval_ms: 2_000,
+            broker_session_timeout_ms: 9_000,
             static_configs: BTreeMap::new(),
         }
     }
@@ -121,6 +127,8 @@ impl Config {
             "offsets.topic.num.partitions" => groups.offsets_topic_partitions = int() as i32,
             "offset.metadata.max.bytes" => groups.offset_metadata_max_bytes = bytes(),
             "controller.quorum.voters" => self.controller_quorum = parse_voters(value)?,
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = int(),
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms = int(),
             _ => {} // kept as a static config only
         }
         if key == "socket.request.max.bytes" && int() != super::REQUEST_BYTES_MAX as i64 {

@@ -1,7 +1,8 @@
-//! DescribeCluster (key 60): the cluster id, the controller, and the one broker.
+//! DescribeCluster (key 60): the cluster id, the controller, and the brokers: with a controller
+//! quorum, those it registered (unfenced; with v2's `include_fenced_brokers`, all, marked);
+//! else this one.
 //!
-//! Differs from Kafka: the controller id is this node (Spate has no separate controller
-//! quorum); without ACLs (no authorizer), authorized operations, when asked for, are every
+//! Differs from Kafka: the controller id is this node; without ACLs (no authorizer), authorized operations, when asked for, are every
 //! operation a cluster supports, as Kafka answers without an authorizer.
 
 use super::apis::{api, Api};
@@ -45,12 +46,26 @@ impl Broker {
             ));
             return self.respond(ctx, &response);
         }
-        let broker = DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(self.config.node_id))
-            .with_host(StrBytes::from_string(self.config.advertised_host.clone()))
-            .with_port(self.config.advertised_port)
-            .with_rack(None);
-        response.brokers = vec![broker];
+        let brokers = self.registered_brokers().unwrap_or_else(|| {
+            let (host, port) = (&self.config.advertised_host, self.config.advertised_port);
+            vec![(self.config.node_id, host.clone(), port as u16, false)]
+        });
+        let include_fenced = ctx.version >= 2 && request.include_fenced_brokers;
+        response.brokers = brokers
+            .into_iter()
+            .filter(|&(_, _, _, fenced)| include_fenced || !fenced)
+            .map(|(id, host, port, fenced)| {
+                let mut broker = DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(i32::from(port))
+                    .with_rack(None);
+                if ctx.version >= 2 {
+                    broker.is_fenced = fenced;
+                }
+                broker
+            })
+            .collect();
         if request.include_cluster_authorized_operations {
             response.cluster_authorized_operations = CLUSTER_OPERATIONS
                 .iter()

@@ -95,6 +95,8 @@ impl Broker {
                         None => {}
                     }
                 }
+                // Registrations are read from the quorum's image (DescribeCluster).
+                MetadataRecord::BrokerRegistered { .. } | MetadataRecord::BrokerFencing { .. } => {}
                 MetadataRecord::LogStart {
                     id,
                     partition,

@@ -10,7 +10,9 @@
 //! metadata file; running them on the quorum's published versions is the next step.
 
 use super::{Broker, InFlight, Output};
-use crate::controller::quorum::{AppendError, Published, QuorumController, QuorumOutput};
+use crate::controller::quorum::{
+    AppendError, Heartbeat, Published, QuorumController, QuorumOutput,
+};
 use crate::controller::MetadataRecord;
 use crate::io::{IoOp, IoResult, Level, QUORUM_JOURNAL};
 use crate::raft::{codec, Persist, RaftConfig, Stored};
@@ -19,6 +21,9 @@ use crate::raft::{codec, Persist, RaftConfig, Stored};
 const SNAPSHOT_EVERY: u64 = 1_000;
 /// Wait before writing the journal again after a write failed.
 const RETRY_MS: i64 = 500;
+/// How long a controlled shutdown waits for the quorum to fence this broker and elect another
+/// leader before it stops anyway.
+const SHUTDOWN_SETTLE_MS: i64 = 5_000;
 
 pub(super) struct QuorumSeat {
     controller: QuorumController,
@@ -29,13 +34,21 @@ pub(super) struct QuorumSeat {
     writing: Option<(Persist, bool)>,
     rewrite: bool,
     retry_at: Option<i64>,
+    /// This life of the broker (a new one at each start), and when it heartbeats next.
+    incarnation: u64,
+    next_heartbeat_ms: i64,
+    /// A controlled shutdown began: heartbeats say so, and the controller fences this broker.
+    /// The shutdown waits (until this time at most) for the fencing to commit and for the
+    /// quorum's leadership to move on.
+    shutting_down: bool,
+    settle_until: i64,
 }
 
 impl QuorumSeat {
     /// When the quorum needs the time next.
     pub(super) fn deadline(&self) -> Option<i64> {
-        let raft = self.controller.poll_timeout();
-        Some(self.retry_at.map_or(raft, |r| r.min(raft)))
+        let quorum = self.controller.poll_timeout().min(self.next_heartbeat_ms);
+        Some(self.retry_at.map_or(quorum, |r| r.min(quorum)))
     }
 
     pub(super) fn controller(&self) -> &QuorumController {
@@ -70,7 +83,8 @@ impl Broker {
         let config = RaftConfig::new(node, voters, self.config.seed);
         let controller =
             QuorumController::new(config, stored.clone(), now_ms, SNAPSHOT_EVERY, None)
-                .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?;
+                .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?
+                .with_session_timeout(self.config.broker_session_timeout_ms);
         self.log(
             Level::Info,
             format!(
@@ -85,6 +99,10 @@ impl Broker {
             // The journal is rewritten once at start: a torn tail goes.
             rewrite: true,
             retry_at: None,
+            incarnation: self.rng.next_u64(),
+            next_heartbeat_ms: now_ms,
+            shutting_down: false,
+            settle_until: 0,
         });
         self.pump_quorum();
         Ok(())
@@ -94,11 +112,92 @@ impl Broker {
     /// Anything that does not decode is dropped: the sender resends what matters.
     pub fn handle_quorum_frame(&mut self, now_ms: i64, frame: &[u8]) {
         self.now_ms = self.now_ms.max(now_ms);
-        let (Some(seat), Ok(message)) = (self.quorum.as_mut(), codec::decode_message(frame)) else {
+        let Some(seat) = self.quorum.as_mut() else {
             return;
         };
-        seat.controller.handle_message(now_ms, message);
+        if let Some(heartbeat) = Heartbeat::decode(frame) {
+            // Only the active controller takes it; the broker sends the next to the leader.
+            let _ = seat.controller.handle_heartbeat(now_ms, heartbeat);
+        } else if let Ok(message) = codec::decode_message(frame) {
+            seat.controller.handle_message(now_ms, message);
+        }
         self.pump_quorum();
+    }
+
+    /// Tells the active controller this broker is alive (or shutting down): itself, when it
+    /// is the leader, else over the leader's connection. Without a known leader, nothing.
+    fn heartbeat(&mut self, now_ms: i64) {
+        let node = self.config.node_id;
+        let (host, port) = (
+            self.config.advertised_host.clone(),
+            self.config.advertised_port,
+        );
+        let interval = self.config.broker_heartbeat_interval_ms.max(1);
+        let Some(seat) = self.quorum.as_mut() else {
+            return;
+        };
+        seat.next_heartbeat_ms = now_ms + interval;
+        let heartbeat = Heartbeat {
+            node,
+            incarnation: seat.incarnation,
+            host,
+            port: u16::try_from(port).unwrap_or(0),
+            shutting_down: seat.shutting_down,
+        };
+        match seat.controller.raft().leader() {
+            Some(leader) if leader == node => {
+                let _ = seat.controller.handle_heartbeat(now_ms, heartbeat);
+            }
+            Some(leader) => self.outputs.push_back(Output::ToNode {
+                node: leader,
+                frame: heartbeat.encode(),
+            }),
+            None => {}
+        }
+    }
+
+    /// A controlled shutdown: the controller hears it at once (and fences this broker), and a
+    /// leading voter hands the quorum to another, so no election waits for a timeout.
+    pub(super) fn quorum_shutdown(&mut self) {
+        let Some(seat) = self.quorum.as_mut() else {
+            return;
+        };
+        seat.shutting_down = true;
+        seat.settle_until = self.now_ms + SHUTDOWN_SETTLE_MS;
+        self.heartbeat(self.now_ms);
+        if let Some(seat) = self.quorum.as_mut() {
+            let _ = seat.controller.transfer_leadership(None);
+        }
+        self.pump_quorum();
+    }
+
+    /// A controlled shutdown is still telling the quorum: this broker's fencing is not yet
+    /// committed, or this node still leads (bounded by [`SHUTDOWN_SETTLE_MS`]).
+    pub(super) fn quorum_settling(&self) -> bool {
+        let Some(seat) = self.quorum.as_ref().filter(|s| s.shutting_down) else {
+            return false;
+        };
+        let me = seat
+            .controller
+            .committed_image()
+            .brokers
+            .get(&self.config.node_id);
+        let fenced = me.is_none_or(|b| b.fenced || b.incarnation != seat.incarnation);
+        let leads = seat.controller.raft().leader() == Some(self.config.node_id);
+        (!fenced || leads) && self.now_ms < seat.settle_until
+    }
+
+    /// The brokers the quorum has registered, as (id, host, port, fenced), by id; `None` for
+    /// a node that is its own quorum.
+    pub(super) fn registered_brokers(&self) -> Option<Vec<(i32, String, u16, bool)>> {
+        let seat = self.quorum.as_ref()?;
+        let brokers = &seat.controller.committed_image().brokers;
+        Some(
+            brokers
+                .iter()
+                .map(|(&id, b)| (id, b.host.clone(), b.port, b.fenced))
+                .collect(),
+        )
     }
 
     pub(super) fn quorum_timeout(&mut self, now_ms: i64) {
@@ -110,6 +209,9 @@ impl Broker {
         }
         if seat.controller.poll_timeout() <= now_ms {
             seat.controller.handle_timeout(now_ms);
+        }
+        if seat.next_heartbeat_ms <= now_ms {
+            self.heartbeat(now_ms);
         }
         self.pump_quorum();
     }

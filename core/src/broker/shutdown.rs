@@ -31,6 +31,7 @@ impl Broker {
         !self.dirty.is_empty()
             || self.metadata_persisted < self.metadata_version
             || !self.in_flight.is_empty()
+            || self.quorum_settling()
             || self
                 .shutdown
                 .as_ref()
@@ -44,6 +45,7 @@ impl Broker {
     pub fn begin_shutdown(&mut self) {
         if self.shutdown.is_none() {
             self.shutdown = Some(ShutdownState::default());
+            self.quorum_shutdown();
             self.share_shutdown();
             self.pump_io();
         }

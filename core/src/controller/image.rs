@@ -42,6 +42,16 @@ pub struct TopicImage {
     pub log_start_offsets: BTreeMap<i32, i64>,
 }
 
+/// A registered broker: its incarnation (a new one at each start), where clients reach it, and
+/// whether it is fenced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerImage {
+    pub incarnation: u64,
+    pub host: String,
+    pub port: u16,
+    pub fenced: bool,
+}
+
 /// Everything the cluster's metadata holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MetadataImage {
@@ -53,6 +63,8 @@ pub struct MetadataImage {
     /// Dynamic broker configs of this node, and the dynamic cluster-wide defaults.
     pub broker_configs: BTreeMap<String, String>,
     pub cluster_configs: BTreeMap<String, String>,
+    /// The brokers registered with the controller quorum (none on a node that is its own).
+    pub brokers: BTreeMap<NodeId, BrokerImage>,
 }
 
 impl MetadataImage {
@@ -171,6 +183,33 @@ impl MetadataImage {
                 placed.leader = *leader;
                 placed.leader_epoch = *leader_epoch;
             }
+            MetadataRecord::BrokerRegistered {
+                node,
+                incarnation,
+                host,
+                port,
+            } => {
+                if *node < 0 || host.is_empty() || host.contains(char::is_whitespace) || *port == 0
+                {
+                    return Err(format!(
+                        "broker {node} at '{host}:{port}' is not a valid registration"
+                    ));
+                }
+                let broker = BrokerImage {
+                    incarnation: *incarnation,
+                    host: host.clone(),
+                    port: *port,
+                    fenced: false,
+                };
+                self.brokers.insert(*node, broker);
+            }
+            MetadataRecord::BrokerFencing { node, fenced } => {
+                let broker = self
+                    .brokers
+                    .get_mut(node)
+                    .ok_or_else(|| format!("broker {node} is not registered"))?;
+                broker.fenced = *fenced;
+            }
             MetadataRecord::LogStart {
                 id,
                 partition,
@@ -231,6 +270,17 @@ impl MetadataImage {
                     partition,
                     offset,
                 });
+            }
+        }
+        for (&node, broker) in &self.brokers {
+            records.push(MetadataRecord::BrokerRegistered {
+                node,
+                incarnation: broker.incarnation,
+                host: broker.host.clone(),
+                port: broker.port,
+            });
+            if broker.fenced {
+                records.push(MetadataRecord::BrokerFencing { node, fenced: true });
             }
         }
         for (per_node, configs) in [(true, &self.broker_configs), (false, &self.cluster_configs)] {

@@ -23,7 +23,7 @@ mod quorum_tests;
 pub mod records;
 pub mod snapshot;
 
-pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
 
 use crate::replica::NodeId;
 use crate::topics::TopicId;
@@ -74,6 +74,20 @@ pub enum MetadataRecord {
         partition: i32,
         leader: NodeId,
         leader_epoch: i32,
+    },
+    /// A broker registered (or registered again after a restart, with a new incarnation):
+    /// where clients reach it. It starts unfenced.
+    BrokerRegistered {
+        node: NodeId,
+        incarnation: u64,
+        host: String,
+        port: u16,
+    },
+    /// A registered broker was fenced (its session expired, or it is shutting down) or
+    /// unfenced (it heartbeats again): a fenced broker leads nothing and is not listed.
+    BrokerFencing {
+        node: NodeId,
+        fenced: bool,
     },
     /// A partition's log start moved (DeleteRecords, retention); it never moves back.
     LogStart {

@@ -22,7 +22,7 @@ use super::records::{decode_records, encode_records};
 use super::{MetadataImage, MetadataRecord};
 use crate::raft::{Index, Message, Persist, RaftConfig, RaftNode, RaftOutput, Role, Stored, Term};
 use crate::replica::NodeId;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// What the brokers that run on the metadata are given, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,53 @@ pub enum AppendError {
     Refused(String),
 }
 
+/// A broker's heartbeat to the active controller (KRaft's BrokerHeartbeat, with the
+/// registration folded in): who it is, this life of it, where clients reach it, and whether
+/// it is shutting down (a controlled shutdown: fence it now, not a session later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub node: NodeId,
+    pub incarnation: u64,
+    pub host: String,
+    pub port: u16,
+    pub shutting_down: bool,
+}
+
+/// The first byte of a heartbeat's frame (a Raft message's is its codec version, 0).
+pub const HEARTBEAT_TAG: u8 = 0xb7;
+
+impl Heartbeat {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![HEARTBEAT_TAG];
+        out.extend_from_slice(&self.node.to_be_bytes());
+        out.extend_from_slice(&self.incarnation.to_be_bytes());
+        out.extend_from_slice(&self.port.to_be_bytes());
+        out.push(u8::from(self.shutting_down));
+        out.extend_from_slice(self.host.as_bytes());
+        out
+    }
+
+    /// Reads what [`Heartbeat::encode`] wrote; `None` for anything else.
+    pub fn decode(frame: &[u8]) -> Option<Heartbeat> {
+        let (&tag, rest) = frame.split_first()?;
+        if tag != HEARTBEAT_TAG || rest.len() < 15 {
+            return None;
+        }
+        let host = std::str::from_utf8(&rest[15..]).ok()?.to_string();
+        Some(Heartbeat {
+            node: i32::from_be_bytes(rest[..4].try_into().ok()?),
+            incarnation: u64::from_be_bytes(rest[4..12].try_into().ok()?),
+            port: u16::from_be_bytes(rest[12..14].try_into().ok()?),
+            shutting_down: match rest[14] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+            host,
+        })
+    }
+}
+
 /// Bugs a test plants to show that its checkers catch them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuorumBug {
@@ -84,6 +131,11 @@ pub struct QuorumController {
     /// Entries between snapshots.
     snapshot_every: u64,
     planted: Option<QuorumBug>,
+    /// Active controller: when each broker was last heard from (KRaft's
+    /// BrokerHeartbeatManager); a broker unheard for `session_timeout_ms` is fenced.
+    sessions: BTreeMap<NodeId, i64>,
+    session_timeout_ms: i64,
+    now_ms: i64,
 }
 
 impl QuorumController {
@@ -132,7 +184,16 @@ impl QuorumController {
             outputs: VecDeque::new(),
             snapshot_every: snapshot_every.max(1),
             planted,
+            sessions: BTreeMap::new(),
+            session_timeout_ms: 9_000,
+            now_ms,
         })
+    }
+
+    /// Brokers unheard for this long are fenced (`broker.session.timeout.ms`, Kafka's 9 s).
+    pub fn with_session_timeout(mut self, session_timeout_ms: i64) -> QuorumController {
+        self.session_timeout_ms = session_timeout_ms.max(1);
+        self
     }
 
     // ---- getters ----
@@ -164,13 +225,71 @@ impl QuorumController {
     // ---- inputs ----
 
     pub fn handle_message(&mut self, now_ms: i64, message: Message) {
+        self.now_ms = self.now_ms.max(now_ms);
         self.raft.handle_message(now_ms, message);
         self.drain();
     }
 
     pub fn handle_timeout(&mut self, now_ms: i64) {
-        self.raft.handle_timeout(now_ms);
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.raft.poll_timeout() <= now_ms {
+            self.raft.handle_timeout(now_ms);
+        }
         self.drain();
+        self.expire_sessions();
+    }
+
+    /// Active controller: a broker says it is alive. Registers it (again, after a restart or
+    /// a move), unfences it if it was fenced, or fences it at once if it is shutting down.
+    pub fn handle_heartbeat(
+        &mut self,
+        now_ms: i64,
+        heartbeat: Heartbeat,
+    ) -> Result<(), AppendError> {
+        self.now_ms = self.now_ms.max(now_ms);
+        if !self.is_active() {
+            return Err(match self.raft.role() {
+                Role::Leader => AppendError::NotReady,
+                _ => AppendError::NotLeader(self.raft.leader()),
+            });
+        }
+        let node = heartbeat.node;
+        let known = self.image.brokers.get(&node);
+        let same = known.is_some_and(|b| {
+            (b.incarnation, b.host.as_str(), b.port)
+                == (
+                    heartbeat.incarnation,
+                    heartbeat.host.as_str(),
+                    heartbeat.port,
+                )
+        });
+        let fenced = known.is_some_and(|b| b.fenced);
+        let mut records = Vec::new();
+        if heartbeat.shutting_down {
+            self.sessions.remove(&node);
+            if same && !fenced {
+                records.push(MetadataRecord::BrokerFencing { node, fenced: true });
+            }
+        } else {
+            self.sessions.insert(node, self.now_ms);
+            if !same {
+                records.push(MetadataRecord::BrokerRegistered {
+                    node,
+                    incarnation: heartbeat.incarnation,
+                    host: heartbeat.host,
+                    port: heartbeat.port,
+                });
+            } else if fenced {
+                records.push(MetadataRecord::BrokerFencing {
+                    node,
+                    fenced: false,
+                });
+            }
+        }
+        match records.is_empty() {
+            true => Ok(()),
+            false => self.append(records).map(|_| ()),
+        }
     }
 
     pub fn handle_persisted(&mut self, seq: u64) {
@@ -227,7 +346,44 @@ impl QuorumController {
     }
 
     pub fn poll_timeout(&self) -> i64 {
-        self.raft.poll_timeout()
+        self.raft.poll_timeout().min(self.session_deadline())
+    }
+
+    /// When the first unfenced broker's session ends (active controller only).
+    fn session_deadline(&self) -> i64 {
+        if !self.is_active() {
+            return i64::MAX;
+        }
+        let unfenced = self.image.brokers.iter().filter(|(_, b)| !b.fenced);
+        unfenced
+            .map(|(node, _)| {
+                self.sessions
+                    .get(node)
+                    .map_or(self.now_ms, |heard| heard + self.session_timeout_ms + 1)
+            })
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Active controller: fences the brokers whose session ended. A broker it has no time for
+    /// (it just became active) gets a whole session from now, as KRaft's new controller does.
+    fn expire_sessions(&mut self) {
+        if !self.is_active() {
+            self.sessions.clear();
+            return;
+        }
+        let now = self.now_ms;
+        let mut expired = Vec::new();
+        for (&node, broker) in &self.image.brokers {
+            let heard = *self.sessions.entry(node).or_insert(now);
+            if !broker.fenced && now > heard + self.session_timeout_ms {
+                expired.push(MetadataRecord::BrokerFencing { node, fenced: true });
+            }
+        }
+        if !expired.is_empty() {
+            // Each fits: the brokers are registered and unfenced in the image.
+            let _ = self.append(expired);
+        }
     }
 
     // ---- internals ----
@@ -317,6 +473,7 @@ impl QuorumController {
             Role::Leader => {}
             _ => {
                 self.leading = None;
+                self.sessions.clear();
                 self.abandon_pending();
             }
         }

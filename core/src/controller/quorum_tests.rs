@@ -423,3 +423,72 @@ fn a_lone_voter_publishes_a_change_once_it_is_durable() {
         "{published:?}"
     );
 }
+
+/// Broker liveness on the active controller: a heartbeat registers a broker, a silent one is
+/// fenced after its session, a heartbeat unfences it, a shutting-down one is fenced at once, a
+/// restarted one (new incarnation) registers again, and a heartbeat to a follower is refused.
+#[test]
+fn heartbeats_register_brokers_and_silence_or_shutdown_fences_them() {
+    use super::quorum::Heartbeat;
+    let config = RaftConfig::new(1, vec![1], 7);
+    let mut c = QuorumController::new(config, Stored::default(), 0, 100, None)
+        .unwrap()
+        .with_session_timeout(1_000);
+    let mut stored = Stored::default();
+    let mut now = 0;
+    let beat = |node, incarnation, shutting_down| Heartbeat {
+        node,
+        incarnation,
+        host: "127.0.0.1".into(),
+        port: 9090 + node as u16,
+        shutting_down,
+    };
+    assert_eq!(
+        c.handle_heartbeat(now, beat(2, 7, false)),
+        Err(AppendError::NotLeader(None)),
+        "only the active controller takes heartbeats"
+    );
+    lead_alone(&mut c, &mut stored, &mut now);
+    let fenced =
+        |c: &QuorumController, node| c.committed_image().brokers.get(&node).map(|b| b.fenced);
+    // Registered by their first heartbeats.
+    c.handle_heartbeat(now, beat(1, 1, false)).unwrap();
+    c.handle_heartbeat(now, beat(2, 7, false)).unwrap();
+    store_all(&mut c, &mut stored);
+    assert_eq!((fenced(&c, 1), fenced(&c, 2)), (Some(false), Some(false)));
+    assert_eq!(c.committed_image().brokers[&2].port, 9092);
+    // Node 1 keeps beating, node 2 falls silent: fenced once its session is over.
+    let registered_at = now;
+    while now < registered_at + 1_500 {
+        now += 100;
+        c.handle_heartbeat(now, beat(1, 1, false)).unwrap();
+        c.handle_timeout(now);
+        store_all(&mut c, &mut stored);
+        if now <= registered_at + 1_000 {
+            assert_eq!(
+                fenced(&c, 2),
+                Some(false),
+                "fenced before its session ended, at {now}"
+            );
+        }
+    }
+    assert_eq!((fenced(&c, 1), fenced(&c, 2)), (Some(false), Some(true)));
+    assert!(c.poll_timeout() > now, "no session deadline left due");
+    // It comes back: unfenced.
+    c.handle_heartbeat(now, beat(2, 7, false)).unwrap();
+    store_all(&mut c, &mut stored);
+    assert_eq!(fenced(&c, 2), Some(false));
+    // A controlled shutdown fences it at once; its next life registers again, unfenced.
+    c.handle_heartbeat(now, beat(2, 7, true)).unwrap();
+    store_all(&mut c, &mut stored);
+    assert_eq!(fenced(&c, 2), Some(true));
+    c.handle_heartbeat(now, beat(2, 8, false)).unwrap();
+    store_all(&mut c, &mut stored);
+    assert_eq!(fenced(&c, 2), Some(false));
+    assert_eq!(c.committed_image().brokers[&2].incarnation, 8);
+    // Heartbeats travel as bytes; anything else does not read as one.
+    let bytes = beat(3, u64::MAX, true).encode();
+    assert_eq!(Heartbeat::decode(&bytes), Some(beat(3, u64::MAX, true)));
+    assert_eq!(Heartbeat::decode(&bytes[..10]), None);
+    assert_eq!(Heartbeat::decode(&[0, 1, 2]), None);
+}

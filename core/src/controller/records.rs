@@ -22,6 +22,8 @@ const TOPIC_CONFIGS: u8 = 6;
 const BROKER_CONFIGS: u8 = 7;
 const LEADER_CHANGED: u8 = 8;
 const LOG_START: u8 = 9;
+const BROKER_REGISTERED: u8 = 10;
+const BROKER_FENCING: u8 = 11;
 
 /// The bytes of `records`.
 pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
@@ -80,6 +82,23 @@ pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
                 out.i32(*leader);
                 out.i32(*leader_epoch);
             }
+            MetadataRecord::BrokerRegistered {
+                node,
+                incarnation,
+                host,
+                port,
+            } => {
+                out.0.push(BROKER_REGISTERED);
+                out.i32(*node);
+                out.i64(*incarnation as i64);
+                out.text(host);
+                out.0.extend_from_slice(&port.to_be_bytes());
+            }
+            MetadataRecord::BrokerFencing { node, fenced } => {
+                out.0.push(BROKER_FENCING);
+                out.i32(*node);
+                out.0.push(u8::from(*fenced));
+            }
             MetadataRecord::LogStart {
                 id,
                 partition,
@@ -130,11 +149,7 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
                 configs: input.configs()?,
             },
             BROKER_CONFIGS => MetadataRecord::BrokerConfigs {
-                per_node: match input.u8()? {
-                    0 => false,
-                    1 => true,
-                    other => return Err(format!("per-node flag {other}")),
-                },
+                per_node: input.flag()?,
                 configs: input.configs()?,
             },
             LEADER_CHANGED => MetadataRecord::LeaderChanged {
@@ -147,6 +162,16 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
                 id: input.id()?,
                 partition: input.i32()?,
                 offset: input.i64()?,
+            },
+            BROKER_REGISTERED => MetadataRecord::BrokerRegistered {
+                node: input.i32()?,
+                incarnation: input.i64()? as u64,
+                host: input.text()?,
+                port: u16::from_be_bytes(input.take()?),
+            },
+            BROKER_FENCING => MetadataRecord::BrokerFencing {
+                node: input.i32()?,
+                fenced: input.flag()?,
             },
             tag => return Err(format!("unknown metadata record tag {tag}")),
         };
@@ -212,6 +237,13 @@ impl Reader<'_> {
     }
     fn i32(&mut self) -> Result<i32, String> {
         Ok(i32::from_be_bytes(self.take()?))
+    }
+    fn flag(&mut self) -> Result<bool, String> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!("a flag of {other}, not 0 or 1")),
+        }
     }
     fn i64(&mut self) -> Result<i64, String> {
         Ok(i64::from_be_bytes(self.take()?))
@@ -295,6 +327,16 @@ mod tests {
                 id,
                 partition: 0,
                 offset: i64::MAX,
+            },
+            MetadataRecord::BrokerRegistered {
+                node: 2,
+                incarnation: u64::MAX,
+                host: "broker-2.example".into(),
+                port: 9092,
+            },
+            MetadataRecord::BrokerFencing {
+                node: 2,
+                fenced: true,
             },
             MetadataRecord::TopicDeleted { id },
         ]

@@ -1339,6 +1339,7 @@ fn generate_metadata(rng: &mut Rng) -> MetadataCase {
         topics,
         broker_configs: dynamic(rng),
         cluster_configs: dynamic(rng),
+        brokers: Default::default(),
     };
     let mut metadata = snapshot::encode(&image, 1);
     if rng.percent(60) {

@@ -32,7 +32,21 @@ pub const BROKER_CONFIGS: &[BrokerConfig] = &[
         ReadOnly,
     ),
     b("background.threads", Int, Some("10"), AtLeast(1), Dyn),
+    b(
+        "broker.heartbeat.interval.ms",
+        Int,
+        Some("2000"),
+        AtLeast(1),
+        ReadOnly,
+    ),
     b("broker.id", Int, Some("-1"), Any, ReadOnly),
+    b(
+        "broker.session.timeout.ms",
+        Int,
+        Some("9000"),
+        AtLeast(1),
+        ReadOnly,
+    ),
     b(
         "compression.gzip.level",
         Int,
