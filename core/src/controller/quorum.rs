@@ -111,6 +111,8 @@ impl Heartbeat {
 pub enum QuorumBug {
     /// The leader publishes an append at once instead of once it is committed.
     PublishOnAppend,
+    /// The active controller never fences a broker whose session ended.
+    NeverFence,
 }
 
 pub struct QuorumController {
@@ -370,6 +372,9 @@ impl QuorumController {
     fn expire_sessions(&mut self) {
         if !self.is_active() {
             self.sessions.clear();
+            return;
+        }
+        if self.planted == Some(QuorumBug::NeverFence) {
             return;
         }
         let now = self.now_ms;

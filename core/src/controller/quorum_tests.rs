@@ -1,11 +1,14 @@
 //! The controller quorum under faults: three voters on a network that delays, reorders and
 //! drops messages and cuts nodes off, with slow disks and crashes back to what each stored,
-//! while the active controller takes a stream of metadata changes. Checked on every seed:
-//! no committed entry is read two ways, nothing is published that does not end up committed,
-//! every voter ends with the same image (the one the published records build), and the quorum
-//! still takes changes once the faults stop. A planted bug (publishing on append) is caught.
+//! while the active controller takes a stream of metadata changes and every voter's broker
+//! heartbeats to the leader it knows. Checked on every seed: no committed entry is read two
+//! ways, nothing is published that does not end up committed, every voter ends with the same
+//! image (the one the published records build), an active controller fences a broker silent
+//! for a session, every broker ends registered (its current life) and unfenced, and the quorum
+//! still takes changes once the faults stop. Planted bugs (publishing on append, never
+//! fencing) are caught.
 
-use super::quorum::{AppendError, Published, QuorumBug, QuorumController, QuorumOutput};
+use super::quorum::{AppendError, Heartbeat, Published, QuorumBug, QuorumController, QuorumOutput};
 use super::{MetadataImage, MetadataRecord};
 use crate::raft::{Index, Message, Persist, RaftConfig, Stored};
 use crate::replica::NodeId;
@@ -14,6 +17,15 @@ use crate::topics::TopicId;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const VOTERS: [NodeId; 3] = [1, 2, 3];
+/// Each voter is a broker too: it heartbeats this often, and is fenced after this silence.
+const HEARTBEAT_MS: i64 = 300;
+const SESSION_MS: i64 = 1_500;
+
+/// What travels between voters.
+enum Frame {
+    Raft(Message),
+    Beat(Heartbeat),
+}
 
 struct Voter {
     controller: Option<QuorumController>,
@@ -21,13 +33,20 @@ struct Voter {
     /// Persists handed out and not yet on disk (lost in a crash).
     persisting: VecDeque<Persist>,
     restart_at: Option<i64>,
+    /// This life of the voter's broker, and when it heartbeats next.
+    incarnation: u64,
+    next_beat_ms: i64,
+    /// Since when nothing it sends gets through (down, or cut off).
+    silent_since: Option<i64>,
+    /// Since when it has been the active controller.
+    active_since: Option<i64>,
 }
 
 struct Cluster {
     voters: BTreeMap<NodeId, Voter>,
     now_ms: i64,
-    /// (arrival, sequence) → message.
-    wire: BTreeMap<(i64, u64), Message>,
+    /// (arrival, sequence) → (from, to, frame).
+    wire: BTreeMap<(i64, u64), (NodeId, NodeId, Frame)>,
     sent: u64,
     cut: BTreeSet<NodeId>,
     rng: Rng,
@@ -65,6 +84,10 @@ impl Cluster {
                 stored: Stored::default(),
                 persisting: VecDeque::new(),
                 restart_at: None,
+                incarnation: 0,
+                next_beat_ms: 0,
+                silent_since: None,
+                active_since: None,
             };
             cluster.voters.insert(id, voter);
             cluster.start(id);
@@ -81,10 +104,16 @@ impl Cluster {
         let stored = self.voters[&id].stored.clone();
         // A small snapshot interval, so snapshots are taken and sent under the faults.
         let controller = QuorumController::new(config, stored, self.now_ms, 20, self.planted)
-            .expect("a voter restarts from what it stored");
+            .expect("a voter restarts from what it stored")
+            .with_session_timeout(SESSION_MS);
         let voter = self.voters.get_mut(&id).expect("a voter");
         voter.controller = Some(controller);
         voter.restart_at = None;
+        voter.incarnation += 1;
+        voter.next_beat_ms = self.now_ms;
+        if !self.cut.contains(&id) {
+            voter.silent_since = None;
+        }
         self.drain(id);
     }
 
@@ -92,6 +121,8 @@ impl Cluster {
         let voter = self.voters.get_mut(&id).expect("a voter");
         voter.controller = None;
         voter.persisting.clear();
+        voter.active_since = None;
+        voter.silent_since.get_or_insert(self.now_ms);
         let back = self.now_ms + 200 + (self.rng.next_u64() % 2_000) as i64;
         self.voters.get_mut(&id).expect("a voter").restart_at = Some(back);
     }
@@ -111,9 +142,8 @@ impl Cluster {
             match output {
                 Some(QuorumOutput::Persist(persist)) => voter.persisting.push_back(persist),
                 Some(QuorumOutput::Send(message)) => {
-                    let delay = 1 + (self.rng.next_u64() % 30) as i64;
-                    self.sent += 1;
-                    self.wire.insert((self.now_ms + delay, self.sent), message);
+                    let to = message.to;
+                    self.send(id, to, Frame::Raft(message));
                 }
                 Some(QuorumOutput::Error(error)) => {
                     self.violations.push(format!("node {id}: {error}"))
@@ -137,6 +167,72 @@ impl Cluster {
         }
     }
 
+    fn send(&mut self, from: NodeId, to: NodeId, frame: Frame) {
+        let delay = 1 + (self.rng.next_u64() % 30) as i64;
+        self.sent += 1;
+        self.wire
+            .insert((self.now_ms + delay, self.sent), (from, to, frame));
+    }
+
+    /// Each live voter's broker heartbeats to the leader it knows (itself, when it leads).
+    fn heartbeats(&mut self) {
+        let now = self.now_ms;
+        for id in VOTERS {
+            let voter = self.voters.get_mut(&id).expect("a voter");
+            let Some(controller) = voter.controller.as_mut() else {
+                continue;
+            };
+            if voter.next_beat_ms > now {
+                continue;
+            }
+            voter.next_beat_ms = now + HEARTBEAT_MS;
+            let beat = Heartbeat {
+                node: id,
+                incarnation: voter.incarnation,
+                host: "127.0.0.1".into(),
+                port: 9000 + id as u16,
+                shutting_down: false,
+            };
+            match controller.raft().leader() {
+                Some(leader) if leader == id => {
+                    let _ = controller.handle_heartbeat(now, beat);
+                    self.drain(id);
+                }
+                Some(leader) => self.send(id, leader, Frame::Beat(beat)),
+                None => {}
+            }
+        }
+    }
+
+    /// An active controller fences a broker it has not heard from for a session: checked
+    /// from a session (and a margin for messages in flight) after the broker went silent or
+    /// the controller became active, whichever is later.
+    fn check_fencing(&mut self) {
+        let now = self.now_ms;
+        for id in VOTERS {
+            let Some(active_since) = self.voters[&id].active_since else {
+                continue;
+            };
+            let image = self.voters[&id]
+                .controller
+                .as_ref()
+                .expect("active")
+                .image();
+            for other in VOTERS.into_iter().filter(|&o| o != id) {
+                let Some(silent_since) = self.voters[&other].silent_since else {
+                    continue;
+                };
+                let due = silent_since.max(active_since) + SESSION_MS + 200;
+                let unfenced = image.brokers.get(&other).is_some_and(|b| !b.fenced);
+                if now > due && unfenced {
+                    self.violations.push(format!(
+                        "at {now}: node {other} silent since {silent_since} is unfenced on node {id}, active since {active_since}"
+                    ));
+                }
+            }
+        }
+    }
+
     fn step(&mut self, faults: bool) {
         self.now_ms += 1 + (self.rng.next_u64() % 5) as i64;
         let now = self.now_ms;
@@ -145,17 +241,35 @@ impl Cluster {
             if entry.key().0 > now {
                 break;
             }
-            let message = entry.remove();
-            let (from, to) = (message.from, message.to);
+            let (from, to, frame) = entry.remove();
             let lost = faults && self.chance(20);
             if lost || self.cut.contains(&from) || self.cut.contains(&to) {
                 continue;
             }
             if let Some(controller) = self.voters.get_mut(&to).and_then(|v| v.controller.as_mut()) {
-                controller.handle_message(now, message);
+                match frame {
+                    Frame::Raft(message) => controller.handle_message(now, message),
+                    Frame::Beat(beat) => {
+                        let _ = controller.handle_heartbeat(now, beat);
+                    }
+                }
                 self.drain(to);
             }
         }
+        self.heartbeats();
+        for id in VOTERS {
+            let voter = self.voters.get_mut(&id).expect("a voter");
+            let active = voter
+                .controller
+                .as_ref()
+                .is_some_and(QuorumController::is_active);
+            match (active, voter.active_since) {
+                (true, None) => voter.active_since = Some(now),
+                (false, Some(_)) => voter.active_since = None,
+                _ => {}
+            }
+        }
+        self.check_fencing();
         for id in VOTERS {
             if self.voters[&id].restart_at.is_some_and(|at| at <= now) {
                 self.start(id);
@@ -184,9 +298,24 @@ impl Cluster {
                 self.crash(id);
             } else if self.chance(3) && self.cut.is_empty() {
                 self.cut.insert(id);
+                let voter = self.voters.get_mut(&id).expect("a voter");
+                voter.silent_since.get_or_insert(now);
             } else if self.chance(3) {
-                self.cut.clear();
+                self.heal();
             }
+        }
+    }
+
+    /// Cut links mend: a live voter that was cut off is heard again; a crashed one's last
+    /// frames, sent while it was cut and still on the wire, may now arrive.
+    fn heal(&mut self) {
+        let now = self.now_ms;
+        for id in std::mem::take(&mut self.cut) {
+            let voter = self.voters.get_mut(&id).expect("a voter");
+            voter.silent_since = match voter.controller {
+                Some(_) => None,
+                None => Some(now),
+            };
         }
     }
 
@@ -245,7 +374,7 @@ impl Cluster {
         while self.now_ms < fault_ms {
             self.step(true);
         }
-        self.cut.clear();
+        self.heal();
         for id in VOTERS {
             if self.voters[&id].controller.is_none() {
                 self.start(id);
@@ -263,9 +392,17 @@ impl Cluster {
                 .values()
                 .map(|v| v.controller.as_ref().expect("up").applied_index())
                 .collect();
-            if last.is_some_and(|l| applied.len() == 1 && applied.first() >= Some(&l)) {
+            if last.is_some_and(|l| applied.len() == 1 && applied.first() >= Some(&l))
+                && self.all_registered()
+            {
                 break;
             }
+        }
+        if !self.all_registered() {
+            self.violations.push(
+                "after the faults, not every voter's broker is registered (its current life) and unfenced everywhere"
+                    .into(),
+            );
         }
         let images: Vec<&MetadataImage> = self
             .voters
@@ -302,6 +439,19 @@ impl Cluster {
             )),
             None => Ok((self.appends, self.images_published)),
         }
+    }
+
+    /// Every voter's committed image has every voter's broker, in its current life, unfenced.
+    fn all_registered(&self) -> bool {
+        self.voters.values().all(|v| {
+            let Some(controller) = v.controller.as_ref() else {
+                return false;
+            };
+            VOTERS.iter().all(|id| {
+                let broker = controller.committed_image().brokers.get(id);
+                broker.is_some_and(|b| !b.fenced && b.incarnation == self.voters[id].incarnation)
+            })
+        })
     }
 
     /// The change that shows the quorum is live after the faults.
@@ -350,6 +500,20 @@ fn the_checkers_catch_a_leader_that_publishes_on_append() {
     );
 }
 
+#[test]
+fn the_checkers_catch_a_controller_that_never_fences() {
+    let caught = (0..40)
+        .filter(|&seed| {
+            let outcome = Cluster::new(seed, Some(QuorumBug::NeverFence)).run(20_000);
+            outcome.is_err_and(|e| e.contains("silent since"))
+        })
+        .count();
+    eprintln!("a controller that never fences caught on {caught} of 40 seeds");
+    assert!(
+        caught >= 10,
+        "a controller that never fences was caught on {caught} of 40 seeds"
+    );
+}
 /// Stores what a lone voter asks to, at once.
 fn store_all(c: &mut QuorumController, stored: &mut Stored) {
     while let Some(output) = c.poll_output() {
