@@ -106,7 +106,16 @@ impl Broker {
         &mut self,
         identity: Option<&Identity>,
     ) -> Result<(), String> {
+        let quorum = !self.config.controller_quorum.is_empty();
         match identity {
+            // With a quorum, an empty directory takes the quorum's id (`adopt_cluster_id`),
+            // metadata and file one after the other: a crash between them is settled here.
+            Some(identity) if identity.cluster_id != self.cluster_id && quorum && self.topics.is_empty() => {
+                if self.is_control() {
+                    self.write_identity(self.cluster_id.clone());
+                }
+                Ok(())
+            }
             Some(identity) if identity.cluster_id != self.cluster_id => Err(format!(
                 "data directory {} belongs to cluster {} ({META_PROPERTIES}) but its metadata is of cluster {}: the directory was mixed with another cluster's files",
                 self.config.log_dir, identity.cluster_id, self.cluster_id
@@ -114,19 +123,24 @@ impl Broker {
             Some(_) => Ok(()),
             None => {
                 if self.is_control() {
-                    let identity = Identity {
-                        node_id: self.config.node_id,
-                        cluster_id: self.cluster_id.clone(),
-                    };
-                    let op = IoOp::WriteFile {
-                        path: META_PROPERTIES.into(),
-                        data: identity.encode(),
-                    };
-                    self.issue(op, InFlight::Identity);
+                    self.write_identity(self.cluster_id.clone());
                 }
                 Ok(())
             }
         }
+    }
+
+    /// Writes `meta.properties`: this node, of cluster `cluster_id`.
+    pub(super) fn write_identity(&mut self, cluster_id: String) {
+        let identity = Identity {
+            node_id: self.config.node_id,
+            cluster_id,
+        };
+        let op = IoOp::WriteFile {
+            path: META_PROPERTIES.into(),
+            data: identity.encode(),
+        };
+        self.issue(op, InFlight::Identity);
     }
 
     pub(super) fn on_identity_written(&mut self, result: IoResult) {

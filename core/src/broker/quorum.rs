@@ -248,6 +248,7 @@ impl Broker {
             return;
         };
         let mut logs = Vec::new();
+        let mut adopt = None;
         // The first leader names the cluster, with this node's id.
         if seat.controller.is_active() && seat.controller.image().cluster_id.is_empty() {
             let id = self.cluster_id.clone();
@@ -297,10 +298,7 @@ impl Broker {
                 format!("controller quorum: cluster id {id} committed (version {index})"),
             ));
             if id != self.cluster_id {
-                logs.push((
-                    Level::Warn,
-                    format!("controller quorum: the cluster's id is {id}; this node's data directory says {}", self.cluster_id),
-                ));
+                adopt = Some(id);
             }
         }
         let write = match &mut seat.writing {
@@ -315,6 +313,33 @@ impl Broker {
         }
         if let Some(persist) = write {
             self.write_journal(persist);
+        }
+        if let Some(id) = adopt {
+            self.adopt_cluster_id(id);
+        }
+    }
+
+    /// The quorum's cluster id is not the one this node's data directory was started with. A
+    /// directory with no topics takes it (its metadata and `meta.properties`; a crash between
+    /// the two writes is settled at the next start, see `check_cluster_identity`); one with
+    /// topics keeps serving them and says it is not of this cluster.
+    fn adopt_cluster_id(&mut self, id: String) {
+        let own = self.cluster_id.clone();
+        if !self.topics.is_empty() {
+            return self.log(
+                Level::Error,
+                format!("controller quorum: the cluster's id is {id}, but this node's data directory holds topics of cluster {own}: it does not take the cluster's id"),
+            );
+        }
+        self.log(
+            Level::Info,
+            format!("controller quorum: this node takes the cluster's id {id} (its new data directory had {own})"),
+        );
+        if self
+            .append_metadata(vec![MetadataRecord::Cluster { id: id.clone() }])
+            .is_ok()
+        {
+            self.write_identity(id);
         }
     }
 

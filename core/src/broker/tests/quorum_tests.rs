@@ -119,3 +119,33 @@ fn describe_quorum_answers_for_the_metadata_log_only_and_a_single_node_is_its_ow
         errors::UNKNOWN_TOPIC_OR_PARTITION
     );
 }
+
+/// With a quorum, a directory without topics whose `meta.properties` and metadata disagree on
+/// the cluster id (a crash while it took the quorum's id) starts, and the file follows the
+/// metadata; with topics, the mismatch is refused as without a quorum.
+#[test]
+fn a_crash_while_taking_the_quorums_cluster_id_is_settled_at_the_next_start() {
+    let h = Harness::new(voter_config());
+    let h = h.restart(voter_config());
+    let mut disk = h.disk.clone();
+    let other = Identity {
+        node_id: 1,
+        cluster_id: "QuorumClusterIdAAAAAAA".into(),
+    };
+    disk.files.insert(META_PROPERTIES.into(), other.encode());
+    let (h2, _) = h.restart_on(disk, voter_config());
+    let written = Identity::decode(&h2.disk.files[META_PROPERTIES]).unwrap();
+    assert_eq!(
+        written.cluster_id,
+        h2.broker.cluster_id(),
+        "the file follows the metadata"
+    );
+
+    let mut h = h.restart(voter_config());
+    h.create_topic("t", 1);
+    let mut disk = h.disk.clone();
+    disk.files.insert(META_PROPERTIES.into(), other.encode());
+    let mut broker = Broker::new(voter_config());
+    let refused = broker.start_up(&mut disk, h.now_ms).unwrap_err();
+    assert!(refused.contains("mixed with another cluster"), "{refused}");
+}
