@@ -206,18 +206,31 @@ impl Harness {
         partition: i32,
         timestamp: i64,
     ) -> (i16, i64, i64) {
+        let result = self.list_offsets_answer(topic, partition, timestamp, -1);
+        (result.error_code, result.offset, result.timestamp)
+    }
+
+    /// ListOffsets v7's answer for `topic`-`partition` at `timestamp`, naming
+    /// `current_leader_epoch` (-1: none).
+    pub(super) fn list_offsets_answer(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        current_leader_epoch: i32,
+    ) -> list_offsets_response::ListOffsetsPartitionResponse {
         let wanted = ListOffsetsPartition::default()
             .with_partition_index(partition)
-            .with_timestamp(timestamp);
+            .with_timestamp(timestamp)
+            .with_current_leader_epoch(current_leader_epoch);
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_topics(vec![ListOffsetsTopic::default()
                 .with_name(topic_name(topic))
                 .with_partitions(vec![wanted])]);
         self.send(ADMIN, ApiKey::ListOffsets, 7, &request);
-        let response: ListOffsetsResponse = self.response(ADMIN, ApiKey::ListOffsets, 7);
-        let result = &response.topics[0].partitions[0];
-        (result.error_code, result.offset, result.timestamp)
+        let mut response: ListOffsetsResponse = self.response(ADMIN, ApiKey::ListOffsets, 7);
+        response.topics.remove(0).partitions.remove(0)
     }
 
     pub(super) fn partition_count(&mut self, topic: &str) -> usize {

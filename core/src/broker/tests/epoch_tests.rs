@@ -3,7 +3,6 @@
 //! OffsetForLeaderEpoch answer it; a request naming an older epoch is fenced (KIP-320).
 
 use super::*;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -22,19 +21,7 @@ impl Harness {
     /// ListOffsets v7 of `topic`-0 at `timestamp`, naming `current` as the leader epoch:
     /// (error, offset, leader epoch).
     fn list_offset_epoch(&mut self, topic: &str, timestamp: i64, current: i32) -> (i16, i64, i32) {
-        let partition = ListOffsetsPartition::default()
-            .with_partition_index(0)
-            .with_timestamp(timestamp)
-            .with_current_leader_epoch(current);
-        let topic = ListOffsetsTopic::default()
-            .with_name(topic_name(topic))
-            .with_partitions(vec![partition]);
-        let request = ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![topic]);
-        self.send(ADMIN, ApiKey::ListOffsets, 7, &request);
-        let response: ListOffsetsResponse = self.response(ADMIN, ApiKey::ListOffsets, 7);
-        let p = &response.topics[0].partitions[0];
+        let p = self.list_offsets_answer(topic, 0, timestamp, current);
         (p.error_code, p.offset, p.leader_epoch)
     }
 
