@@ -103,10 +103,12 @@ async fn write_to_peer(id: NodeId, address: String, frames: local_channel::Local
 
 async fn connect(address: &str) -> Result<TcpStream, String> {
     use std::net::ToSocketAddrs;
-    let resolved = address
-        .to_socket_addrs()
+    // A name lookup may block: not on the shard's thread.
+    let name = address.to_string();
+    let resolved = glommio::executor()
+        .spawn_blocking(move || name.to_socket_addrs().map(|mut a| a.next()))
+        .await
         .map_err(|e| e.to_string())?
-        .next()
         .ok_or("no address")?;
     let stream = TcpStream::connect_timeout(resolved, CONNECT_TIMEOUT)
         .await
@@ -115,12 +117,34 @@ async fn connect(address: &str) -> Result<TcpStream, String> {
     Ok(stream)
 }
 
-/// Takes other voters' connections on the controller listener.
+/// Takes other voters' connections on the controller listener (a few per voter at most: a
+/// peer reconnects after a failure; anything beyond is closed at once).
 pub(crate) async fn accept_loop(net: Rc<QuorumNet>, listener: TcpListener) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    let most = 4 * (net.peers.len() + 1);
     loop {
         match listener.accept().await {
+            Ok(mut stream) if open.get() >= most => {
+                let peer = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                log_line(
+                    Level::Warn,
+                    &format!(
+                        "controller listener: {most} connections open; closing one from {peer}"
+                    ),
+                );
+                let _ = stream.close().await;
+            }
             Ok(stream) => {
-                glommio::spawn_local(read_from_peer(net.clone(), stream)).detach();
+                open.set(open.get() + 1);
+                let (net, open) = (net.clone(), open.clone());
+                glommio::spawn_local(async move {
+                    read_from_peer(net, stream).await;
+                    open.set(open.get() - 1);
+                })
+                .detach();
             }
             Err(error) => {
                 log_line(
@@ -153,9 +177,15 @@ async fn read_from_peer(net: Rc<QuorumNet>, mut stream: TcpStream) {
             );
             break;
         }
-        let mut frame = vec![0u8; size];
-        if stream.read_exact(&mut frame).await.is_err() {
-            break;
+        // Grown as bytes arrive: a length alone reserves nothing.
+        let mut frame = Vec::new();
+        match (&mut stream)
+            .take(size as u64)
+            .read_to_end(&mut frame)
+            .await
+        {
+            Ok(read) if read == size => {}
+            _ => break,
         }
         if let Some(shell) = net.shell.get() {
             shell.on_quorum_frame(now_ms(), &frame);

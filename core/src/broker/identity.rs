@@ -130,8 +130,18 @@ impl Broker {
         }
     }
 
-    /// Writes `meta.properties`: this node, of cluster `cluster_id`.
+    /// Writes `meta.properties`: this node, of cluster `cluster_id`. One write at a time (the
+    /// shell replaces the file through one temporary file): a write asked for meanwhile goes
+    /// once the one in flight is done, the latest id only.
     pub(super) fn write_identity(&mut self, cluster_id: String) {
+        if self
+            .in_flight
+            .values()
+            .any(|f| matches!(f, InFlight::Identity))
+        {
+            self.identity_next = Some(cluster_id);
+            return;
+        }
         let identity = Identity {
             node_id: self.config.node_id,
             cluster_id,
@@ -144,6 +154,9 @@ impl Broker {
     }
 
     pub(super) fn on_identity_written(&mut self, result: IoResult) {
+        if let Some(next) = self.identity_next.take() {
+            self.write_identity(next);
+        }
         if let IoResult::Failed(error) = result {
             self.log(
                 Level::Warn,

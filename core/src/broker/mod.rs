@@ -135,6 +135,8 @@ pub struct Broker {
     /// The control shard's seat in the controller quorum, when this node is a voter of one
     /// (see `quorum.rs`).
     quorum: Option<quorum::QuorumSeat>,
+    /// The cluster id `meta.properties` is to say once the write in flight is done.
+    identity_next: Option<String>,
     /// The metadata version this broker runs on, and the highest one durable.
     metadata_version: u64,
     metadata_persisted: u64,
@@ -212,6 +214,7 @@ impl Broker {
             metadata_persisted: 0,
             after_metadata: Vec::new(),
             quorum: None,
+            identity_next: None,
             in_flight: BTreeMap::new(),
             next_token: 1,
             produces: BTreeMap::new(),

@@ -183,7 +183,9 @@ impl Broker {
             .brokers
             .get(&self.config.node_id);
         let fenced = me.is_none_or(|b| b.fenced || b.incarnation != seat.incarnation);
-        let leads = seat.controller.raft().leader() == Some(self.config.node_id);
+        let raft = seat.controller.raft();
+        // Leading matters only while there is another voter to hand over to.
+        let leads = raft.leader() == Some(self.config.node_id) && raft.voters().len() > 1;
         (!fenced || leads) && self.now_ms < seat.settle_until
     }
 

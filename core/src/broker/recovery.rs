@@ -248,6 +248,8 @@ impl Broker {
         let bases: Vec<i64> = logs.into_iter().collect();
         let first = bases.first().copied().unwrap_or(recorded_start);
         let mut log = PartitionLog::empty_at(first, self.config.tail_cache_bytes_per_partition);
+        let leader_epoch = topic_epoch(self, id, partition);
+        log.bound_recovered_epochs(leader_epoch);
         let mut replay = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let file = segment(base);
@@ -313,6 +315,15 @@ impl Broker {
                         scan.next_offset,
                         scan.torn_bytes,
                         scan.stop_reason.as_deref().unwrap_or("unreadable batch"),
+                    ),
+                );
+            }
+            if scan.damaged_epochs > 0 {
+                self.log(
+                    Level::Error,
+                    format!(
+                        "{name}: segment {base}: {} batch(es) carry a leader epoch above the metadata's {leader_epoch} (damage outside their CRC); kept out of the epoch history, and reads of them from disk fail",
+                        scan.damaged_epochs
                     ),
                 );
             }
@@ -467,4 +478,11 @@ fn scan_segment(
         at += chunk.len() as u64;
     }
     Ok(log.finish_scan(scan, file_bytes, torn_bytes))
+}
+
+/// The leader epoch a recovered partition's topic table gives it (from the metadata).
+fn topic_epoch(broker: &Broker, id: crate::topics::TopicId, partition: i32) -> i32 {
+    let topic = broker.topics.values().find(|t| t.id == id);
+    let slot = topic.and_then(|t| t.partitions.get(partition as usize));
+    slot.map_or(i32::MAX, |p| p.replica.leader_epoch())
 }

@@ -73,6 +73,8 @@ pub struct Heartbeat {
 
 /// The first byte of a heartbeat's frame (a Raft message's is its codec version, 0).
 pub const HEARTBEAT_TAG: u8 = 0xb7;
+/// A broker's host name, at most (DNS names are at most 253 bytes).
+const HOST_BYTES_MAX: usize = 255;
 
 impl Heartbeat {
     pub fn encode(&self) -> Vec<u8> {
@@ -88,7 +90,7 @@ impl Heartbeat {
     /// Reads what [`Heartbeat::encode`] wrote; `None` for anything else.
     pub fn decode(frame: &[u8]) -> Option<Heartbeat> {
         let (&tag, rest) = frame.split_first()?;
-        if tag != HEARTBEAT_TAG || rest.len() < 15 {
+        if tag != HEARTBEAT_TAG || rest.len() < 15 || rest.len() > 15 + HOST_BYTES_MAX {
             return None;
         }
         let host = std::str::from_utf8(&rest[15..]).ok()?.to_string();
@@ -138,6 +140,8 @@ pub struct QuorumController {
     sessions: BTreeMap<NodeId, i64>,
     session_timeout_ms: i64,
     now_ms: i64,
+    /// Set when a snapshot from the leader could not be read: nothing more is applied.
+    broken: Option<String>,
 }
 
 impl QuorumController {
@@ -189,6 +193,7 @@ impl QuorumController {
             sessions: BTreeMap::new(),
             session_timeout_ms: 9_000,
             now_ms,
+            broken: None,
         })
     }
 
@@ -218,10 +223,13 @@ impl QuorumController {
         self.applied
     }
 
-    /// Whether this node leads and takes appends.
+    /// Whether this node leads and takes appends (not while it hands leadership over).
     pub fn is_active(&self) -> bool {
-        self.leading
-            .is_some_and(|(_, first)| self.applied >= first && self.raft.role() == Role::Leader)
+        self.broken.is_none()
+            && self
+                .leading
+                .is_some_and(|(_, first)| self.applied >= first && self.raft.role() == Role::Leader)
+            && !self.raft.is_transferring()
     }
 
     // ---- inputs ----
@@ -256,6 +264,12 @@ impl QuorumController {
             });
         }
         let node = heartbeat.node;
+        // Brokers are the voters for now (broker-only nodes come with observers).
+        if !self.raft.voters().contains(&node) || heartbeat.host.len() > HOST_BYTES_MAX {
+            return Err(AppendError::Refused(format!(
+                "node {node} is not a broker of this quorum"
+            )));
+        }
         let known = self.image.brokers.get(&node);
         let same = known.is_some_and(|b| {
             (b.incarnation, b.host.as_str(), b.port)
@@ -401,6 +415,7 @@ impl QuorumController {
                 }
                 RaftOutput::Send(message) => self.outputs.push_back(QuorumOutput::Send(message)),
                 RaftOutput::Committed(entry) if entry.index <= self.applied => {}
+                RaftOutput::Committed(_) if self.broken.is_some() => {}
                 RaftOutput::Committed(entry) => self.on_committed(entry.index, &entry.data),
                 RaftOutput::RestoreSnapshot(snapshot) => match image_of(&snapshot.data) {
                     Ok(image) => {
@@ -413,10 +428,15 @@ impl QuorumController {
                             image: self.committed.clone(),
                         });
                     }
-                    Err(error) => self.outputs.push_back(QuorumOutput::Error(format!(
-                        "the leader's snapshot at {}: {error}",
-                        snapshot.index
-                    ))),
+                    Err(error) => {
+                        // Entries after it would apply to the wrong image: apply nothing more.
+                        self.broken = Some(format!(
+                            "the leader's snapshot at {} cannot be read: {error}; this node applies no more of the metadata log",
+                            snapshot.index
+                        ));
+                        let broken = self.broken.clone().expect("set");
+                        self.outputs.push_back(QuorumOutput::Error(broken));
+                    }
                 },
             }
         }

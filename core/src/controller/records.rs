@@ -123,10 +123,11 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
             "metadata records of version {version}, not {VERSION}"
         ));
     }
-    // Every record takes at least its tag byte, so a count beyond what is left is refused
-    // before anything is allocated for it.
-    let count = input.count(1)?;
-    let mut records = Vec::with_capacity(count);
+    // Every record takes at least its tag byte and four more, so a count beyond what is left
+    // is refused; what is reserved up front is bounded besides, since a record in memory is
+    // larger than its bytes.
+    let count = input.count(5)?;
+    let mut records = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
         let record = match input.u8()? {
             CLUSTER => MetadataRecord::Cluster { id: input.text()? },
@@ -267,7 +268,7 @@ impl Reader<'_> {
     }
     fn replicas(&mut self) -> Result<Vec<Vec<i32>>, String> {
         let partitions = self.count(4)?;
-        let mut replicas = Vec::with_capacity(partitions);
+        let mut replicas = Vec::with_capacity(partitions.min(1024));
         for _ in 0..partitions {
             let nodes = self.count(4)?;
             replicas.push((0..nodes).map(|_| self.i32()).collect::<Result<_, _>>()?);

@@ -196,6 +196,8 @@ type Position = (i64, u64);
 
 #[derive(Debug)]
 pub struct PartitionLog {
+    /// Recovery: the highest leader epoch a sound batch can carry.
+    epoch_bound: i32,
     /// Never empty; the last is the active segment.
     segments: VecDeque<Segment>,
     log_start_offset: i64,
@@ -291,7 +293,15 @@ impl PartitionLog {
             tail_bytes_max,
             read_ahead: None,
             producers: ProducerStates::default(),
+            epoch_bound: i32::MAX,
         }
+    }
+
+    /// Recovery: no batch can carry a leader epoch above `bound` (the metadata's, which is
+    /// durable before any batch is written in it); one that does holds damage in that field,
+    /// which its CRC does not cover, and is kept out of the epoch history.
+    pub fn bound_recovered_epochs(&mut self, bound: i32) {
+        self.epoch_bound = bound;
     }
 
     // ---- offsets ----

@@ -18,6 +18,8 @@ pub struct RecoveryReport {
     pub next_offset: i64,
     /// Where the last valid batch starts, if there is one.
     pub last_batch_position: Option<u64>,
+    /// Batches whose leader epoch is above any the metadata allows (damage outside the CRC).
+    pub damaged_epochs: usize,
 }
 
 impl RecoveryReport {
@@ -46,6 +48,7 @@ pub struct SegmentScan {
     last_batch_position: Option<u64>,
     /// The bytes from the block boundary at or below `position` up to it.
     tail_block: Vec<u8>,
+    damaged_epochs: usize,
 }
 
 impl SegmentScan {
@@ -133,6 +136,7 @@ impl PartitionLog {
             batches: 0,
             last_batch_position: None,
             tail_block: Vec::new(),
+            damaged_epochs: 0,
         }
     }
 
@@ -153,7 +157,14 @@ impl PartitionLog {
                 break;
             }
             match batch::validate(rest) {
-                Ok(info) if info.base_offset == scan.segment.next_offset => {
+                Ok(mut info) if info.base_offset == scan.segment.next_offset => {
+                    if info.partition_leader_epoch > self.epoch_bound {
+                        // Damage outside the CRC: the history keeps the epoch before it (a
+                        // read of this batch from disk then fails its epoch check).
+                        scan.damaged_epochs += 1;
+                        let before = scan.segment.epochs.last().map(|&(e, _)| e);
+                        info.partition_leader_epoch = before.or(self.latest_epoch()).unwrap_or(0);
+                    }
                     scan.segment.push(&info, scan.index_interval_bytes);
                     self.producers.record(&info);
                     let bytes = Bytes::copy_from_slice(&rest[..info.size_bytes]);
@@ -206,6 +217,7 @@ impl PartitionLog {
             batches,
             last_batch_position,
             tail_block,
+            damaged_epochs,
             ..
         } = scan;
         let base_offset = segment.base_offset;
@@ -223,6 +235,7 @@ impl PartitionLog {
             batches,
             next_offset: self.log_end_offset,
             last_batch_position,
+            damaged_epochs,
         }
     }
 

@@ -409,6 +409,11 @@ impl RaftNode {
         }
     }
 
+    /// Whether this leader is handing leadership over (proposals are refused meanwhile).
+    pub fn is_transferring(&self) -> bool {
+        self.role == Role::Leader && self.transfer.is_some()
+    }
+
     pub fn voters(&self) -> &[NodeId] {
         &self.config.voters
     }

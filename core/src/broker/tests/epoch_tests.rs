@@ -172,3 +172,35 @@ fn the_planted_bug_forgets_epochs_and_they_go_back() {
         "the batch after the planted restart goes back to epoch 1"
     );
 }
+
+/// A batch whose leader epoch rotted on disk (the field is outside its CRC) to one above any
+/// the metadata allows is kept out of the epoch history at recovery: the epochs of the batches
+/// around it still answer OffsetForLeaderEpoch, and ListOffsets, as before.
+#[test]
+fn an_epoch_rotted_on_disk_stays_out_of_the_history() {
+    let mut h = Harness::new(Config::default());
+    h.create_topic("t", 1);
+    h.produce_ok("t", 0, 3);
+    let mut h = h.restart(Config::default());
+    h.produce_ok("t", 0, 2);
+    let mut disk = h.disk.clone();
+    let segment = disk
+        .files
+        .keys()
+        .find(|p| p.ends_with(".log"))
+        .cloned()
+        .expect("a segment");
+    // The first batch's partitionLeaderEpoch: after baseOffset (8) and batchLength (4).
+    disk.files.get_mut(&segment).unwrap()[12..16].copy_from_slice(&(1_i32 << 20).to_be_bytes());
+    disk.files
+        .retain(|p, _| !p.ends_with(".index") && p != crate::io::CLEAN_SHUTDOWN_FILE);
+    let (mut h, _) = h.restart_on(disk, Config::default());
+    assert_eq!(h.epoch_end("t", 0), (errors::NONE, 0, 3));
+    assert_eq!(h.epoch_end("t", 1), (errors::NONE, 1, 5));
+    assert_eq!(
+        h.epoch_end("t", 2),
+        (errors::NONE, 2, 5),
+        "the current epoch"
+    );
+    assert_eq!(h.list_offset_epoch("t", -2, -1), (errors::NONE, 0, 0));
+}
