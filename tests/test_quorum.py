@@ -87,11 +87,21 @@ def cluster(tmp_path):
     stop_all(nodes)
 
 
-def listed(node: Broker) -> dict:
-    """The brokers `spate cluster describe` lists on `node`: id -> port."""
+def cluster_view(node: Broker) -> tuple[dict, set, str | None]:
+    """What `spate cluster describe` says on `node`: unfenced brokers (id -> port), fenced
+    broker ids, and the Quorum line."""
     cp = run_spate("cluster", "--bootstrap-server", node.bootstrap, "describe")
     assert cp.returncode == 0, describe(cp)
-    return {int(i): int(port) for i, port in re.findall(r"^  (\d+) [^:\s]+:(\d+)", cp.stdout, re.M)}
+    rows = re.findall(r"^  (\d+) [^:\s]+:(\d+)( fenced)?$", cp.stdout, re.M)
+    quorum = re.search(r"^Quorum: (.*)$", cp.stdout, re.M)
+    live = {int(i): int(port) for i, port, fenced in rows if not fenced}
+    fenced = {int(i) for i, _, f in rows if f}
+    return live, fenced, quorum.group(1) if quorum else None
+
+
+def listed(node: Broker) -> dict:
+    """The unfenced brokers `spate cluster describe` lists on `node`: id -> port."""
+    return cluster_view(node)[0]
 
 
 def wait_listed(node: Broker, expected: dict, timeout: float) -> float:
@@ -117,8 +127,12 @@ def test_brokers_register_a_silent_one_is_fenced_and_a_stopping_one_at_once(tmp_
         for node in nodes:
             wait_listed(node, everyone, 30)
         # A crash: fenced once its session is over (after a new leader's grace, if it led).
+        leader, view = settled(nodes)
+        _, _, quorum_line = cluster_view(nodes[0])
+        assert quorum_line == f"leader {leader}, epoch {view['epoch']}, voters 1,2,3", quorum_line
         sigkill_broker(nodes[2])
         wait_listed(nodes[0], {1: nodes[0].port, 2: nodes[1].port}, 3 * session_ms / 1000 + 10)
+        assert cluster_view(nodes[0])[1] == {3}, "the crashed broker is listed as fenced"
         nodes[2].start()
         wait_listed(nodes[0], everyone, 30)
         wait_listed(nodes[2], everyone, 30)

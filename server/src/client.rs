@@ -61,7 +61,7 @@ pub const DESCRIBE_CONFIGS_VERSIONS: (i16, i16) = (1, 4);
 pub const INCREMENTAL_ALTER_CONFIGS_VERSIONS: (i16, i16) = (0, 1);
 pub const CREATE_PARTITIONS_VERSIONS: (i16, i16) = (0, 3);
 /// DescribeCluster v0: cluster id, controller and brokers are all there.
-pub const DESCRIBE_CLUSTER_VERSION: i16 = 0;
+pub const DESCRIBE_CLUSTER_VERSIONS: (i16, i16) = (0, 2);
 /// The consumer-group APIs. OffsetFetch starts at v2, the first that fetches all of a group's
 /// offsets; OffsetCommit at v2, the first with a generation and member id.
 pub const FIND_COORDINATOR_VERSIONS: (i16, i16) = (0, 4);
@@ -726,10 +726,12 @@ impl Client {
         Ok(result.configs)
     }
 
-    /// The cluster id, controller and brokers (DescribeCluster).
+    /// The cluster id, controller and brokers (DescribeCluster; from v2 the fenced brokers
+    /// too, marked).
     pub fn describe_cluster(&mut self) -> Result<DescribeClusterResponse, String> {
-        let request = DescribeClusterRequest::default();
-        let response = self.send(&request, DESCRIBE_CLUSTER_VERSION)?;
+        let version = self.version_in(ApiKey::DescribeCluster, DESCRIBE_CLUSTER_VERSIONS);
+        let request = DescribeClusterRequest::default().with_include_fenced_brokers(version >= 2);
+        let response = self.send(&request, version)?;
         if response.error_code != 0 {
             let what = format!(
                 "the broker at {} refused to describe the cluster",

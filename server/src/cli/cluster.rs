@@ -20,7 +20,8 @@ pub struct ClusterArgs {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Print the cluster id, the controller and the brokers.
+    /// Print the cluster id, the controller, the controller quorum's leader, epoch and voters,
+    /// and the brokers (fenced ones marked).
     Describe,
     /// Print the controller quorum (DescribeQuorum, as kafka-metadata-quorum.sh describe
     /// --status): its leader and epoch, the committed index, and each voter's log end. Only
@@ -33,8 +34,11 @@ enum ClusterCommand {
 struct ClusterDescription {
     cluster_id: Option<String>,
     controller_id: i32,
-    /// (node id, host, port, rack)
-    brokers: Vec<(i32, String, i32, Option<String>)>,
+    /// (node id, host, port, rack, fenced)
+    brokers: Vec<(i32, String, i32, Option<String>, bool)>,
+    /// The controller quorum's leader, epoch and voters, when the cluster has a quorum of
+    /// several (DescribeQuorum v2 names its voters).
+    quorum: Option<(i32, i32, Vec<i32>)>,
 }
 
 pub fn run(args: ClusterArgs) -> Result<(), String> {
@@ -127,6 +131,7 @@ fn format_quorum(quorum: &QuorumDescription) -> String {
 }
 
 fn describe(client: &mut Client) -> Result<ClusterDescription, String> {
+    let quorum = quorum_of(client);
     if client.max_version(ApiKey::DescribeCluster).is_some() {
         let response = client.describe_cluster()?;
         return Ok(ClusterDescription {
@@ -137,9 +142,10 @@ fn describe(client: &mut Client) -> Result<ClusterDescription, String> {
                 .iter()
                 .map(|b| {
                     let rack = b.rack.as_ref().map(|r| r.to_string());
-                    (b.broker_id.0, b.host.to_string(), b.port, rack)
+                    (b.broker_id.0, b.host.to_string(), b.port, rack, b.is_fenced)
                 })
                 .collect(),
+            quorum,
         });
     }
     let response = client.metadata(Some(&[]), false)?;
@@ -151,10 +157,29 @@ fn describe(client: &mut Client) -> Result<ClusterDescription, String> {
             .iter()
             .map(|b| {
                 let rack = b.rack.as_ref().map(|r| r.to_string());
-                (b.node_id.0, b.host.to_string(), b.port, rack)
+                (b.node_id.0, b.host.to_string(), b.port, rack, false)
             })
             .collect(),
+        quorum,
     })
+}
+
+/// The controller quorum's leader, epoch and voters, from DescribeQuorum v2 (which names the
+/// voters, from any of them); `None` for a broker without it or a quorum of one.
+fn quorum_of(client: &mut Client) -> Option<(i32, i32, Vec<i32>)> {
+    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use kafka_protocol::messages::DescribeQuorumRequest;
+    if client.max_version(ApiKey::DescribeQuorum)? < 2 {
+        return None;
+    }
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(crate::client::topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response = client.send(&request, 2).ok()?;
+    let partition = response.topics.first()?.partitions.first()?;
+    let mut voters: Vec<i32> = response.nodes.iter().map(|n| n.node_id.0).collect();
+    voters.sort();
+    (voters.len() > 1).then_some((partition.leader_id.0, partition.leader_epoch, voters))
 }
 
 fn format_description(description: &ClusterDescription) -> String {
@@ -167,13 +192,28 @@ fn format_description(description: &ClusterDescription) -> String {
             let _ = writeln!(out, "Controller: {id}");
         }
     }
+    if let Some((leader, epoch, voters)) = &description.quorum {
+        let voters: Vec<String> = voters.iter().map(i32::to_string).collect();
+        let leader = match *leader {
+            id if id < 0 => "none".to_string(),
+            id => id.to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "Quorum: leader {leader}, epoch {epoch}, voters {}",
+            voters.join(",")
+        );
+    }
     out.push_str("Brokers:\n");
     let mut brokers: Vec<_> = description.brokers.iter().collect();
     brokers.sort_by_key(|b| b.0);
-    for (id, host, port, rack) in brokers {
+    for (id, host, port, rack, fenced) in brokers {
         let _ = write!(out, "  {id} {host}:{port}");
         if let Some(rack) = rack {
             let _ = write!(out, " rack: {rack}");
+        }
+        if *fenced {
+            out.push_str(" fenced");
         }
         out.push('\n');
     }
@@ -210,14 +250,28 @@ mod tests {
             cluster_id: Some("DHAhzrMXRFLJ9KnjZyZXtG".into()),
             controller_id: 1,
             brokers: vec![
-                (2, "10.0.0.2".into(), 9092, Some("r2".into())),
-                (1, "127.0.0.1".into(), 9092, None),
+                (2, "10.0.0.2".into(), 9092, Some("r2".into()), false),
+                (1, "127.0.0.1".into(), 9092, None, false),
             ],
+            quorum: None,
         };
         assert_eq!(
             format_description(&description),
             "Cluster ID: DHAhzrMXRFLJ9KnjZyZXtG\nController: 1\nBrokers:\n  1 127.0.0.1:9092\n  \
              2 10.0.0.2:9092 rack: r2\n"
+        );
+        let quorum = ClusterDescription {
+            brokers: vec![
+                (3, "h".into(), 3, None, true),
+                (1, "h".into(), 1, None, false),
+            ],
+            quorum: Some((1, 4, vec![1, 2, 3])),
+            ..description
+        };
+        assert_eq!(
+            format_description(&quorum),
+            "Cluster ID: DHAhzrMXRFLJ9KnjZyZXtG\nController: 1\nQuorum: leader 1, epoch 4, voters 1,2,3\n\
+             Brokers:\n  1 h:1\n  3 h:3 fenced\n"
         );
     }
 
@@ -227,6 +281,7 @@ mod tests {
             cluster_id: None,
             controller_id: -1,
             brokers: vec![],
+            quorum: None,
         };
         assert_eq!(
             format_description(&description),
@@ -235,7 +290,7 @@ mod tests {
     }
 
     #[test]
-    fn describe_is_the_one_subcommand() {
+    fn describe_parses_and_a_subcommand_is_needed() {
         let parse = crate::cli::parse_subcommand::<ClusterArgs>;
         let args = parse(&["spate", "cluster", "describe", "-b", "h:1"]).unwrap();
         assert!(matches!(args.command, ClusterCommand::Describe));
