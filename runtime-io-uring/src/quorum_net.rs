@@ -125,10 +125,7 @@ pub(crate) async fn accept_loop(net: Rc<QuorumNet>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok(mut stream) if open.get() >= most => {
-                let peer = stream
-                    .peer_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
+                let peer = peer_of(&stream);
                 log_line(
                     Level::Warn,
                     &format!(
@@ -167,10 +164,7 @@ async fn read_from_peer(net: Rc<QuorumNet>, mut stream: TcpStream) {
         }
         let size = u32::from_be_bytes(size) as usize;
         if size > FRAME_BYTES_MAX {
-            let peer = stream
-                .peer_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
+            let peer = peer_of(&stream);
             log_line(
                 Level::Warn,
                 &format!("controller listener: {peer} sent a {size}-byte frame; closing"),
@@ -192,4 +186,12 @@ async fn read_from_peer(net: Rc<QuorumNet>, mut stream: TcpStream) {
         }
     }
     let _ = stream.close().await;
+}
+
+/// The peer's address, for a log line.
+fn peer_of(stream: &TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
 }

@@ -64,18 +64,26 @@ struct QuorumDescription {
     progress: Option<(i64, Vec<(i32, i64)>)>,
 }
 
-fn describe_quorum(client: &mut Client) -> Result<QuorumDescription, String> {
+/// Sends DescribeQuorum for the metadata log, `__cluster_metadata-0`, at `version`.
+fn send_describe_quorum(
+    client: &mut Client,
+    version: i16,
+) -> Result<kafka_protocol::messages::DescribeQuorumResponse, String> {
     use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
     use kafka_protocol::messages::DescribeQuorumRequest;
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(crate::client::topic_name("__cluster_metadata"))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    client.send(&request, version)
+}
+
+fn describe_quorum(client: &mut Client) -> Result<QuorumDescription, String> {
     let Some(max) = client.max_version(ApiKey::DescribeQuorum) else {
         return Err(
             "the broker does not support DescribeQuorum (it has no controller quorum)".into(),
         );
     };
-    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(crate::client::topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let response = client.send(&request, max.min(1))?;
+    let response = send_describe_quorum(client, max.min(1))?;
     if response.error_code != 0 {
         return Err(crate::client::kafka_error(
             response.error_code,
@@ -167,15 +175,10 @@ fn describe(client: &mut Client) -> Result<ClusterDescription, String> {
 /// The controller quorum's leader, epoch and voters, from DescribeQuorum v2 (which names the
 /// voters, from any of them); `None` for a broker without it or a quorum of one.
 fn quorum_of(client: &mut Client) -> Option<(i32, i32, Vec<i32>)> {
-    use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-    use kafka_protocol::messages::DescribeQuorumRequest;
     if client.max_version(ApiKey::DescribeQuorum)? < 2 {
         return None;
     }
-    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(crate::client::topic_name("__cluster_metadata"))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let response = client.send(&request, 2).ok()?;
+    let response = send_describe_quorum(client, 2).ok()?;
     let partition = response.topics.first()?.partitions.first()?;
     let mut voters: Vec<i32> = response.nodes.iter().map(|n| n.node_id.0).collect();
     voters.sort();
