@@ -40,7 +40,9 @@ def ask(node: Broker) -> dict:
 
 def settled(nodes, timeout=30.0, not_leader=None, after_epoch=-1):
     """Waits until every running node names the same leader in the same epoch, and that leader
-    reports every running voter caught up; returns (leader id, its answer)."""
+    reports every running voter caught up and everything in its log committed (a new leader's
+    entry is replicated before its own journal write may have finished); returns (leader id, its
+    answer)."""
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:
@@ -54,7 +56,8 @@ def settled(nodes, timeout=30.0, not_leader=None, after_epoch=-1):
                 view = answers[leader]
                 running_ids = {n.node_id for n in running}
                 caught_up = all(view["voters"].get(i, (0, 1))[1] == 0 for i in running_ids)
-                if view["high_watermark"] and caught_up:
+                own_end = view["voters"].get(leader, (None, 0))[0]
+                if view["high_watermark"] and caught_up and view["high_watermark"] == own_end:
                     return leader, view
         time.sleep(0.3)
     pytest.fail(f"the quorum did not settle within {timeout:.0f}s: {seen}", pytrace=False)
