@@ -33,6 +33,8 @@ pub enum Waiter {
 pub struct Partition {
     pub log: PartitionLog,
     pub replica: Replica,
+    /// The nodes the controller placed it on (the first is the preferred leader).
+    pub replicas: Vec<NodeId>,
     /// (end offset, waiter): told once every record below the end offset is so far.
     written_waiters: BTreeSet<(i64, Waiter)>,
     durable_waiters: BTreeSet<(i64, Waiter)>,
@@ -46,8 +48,48 @@ impl Partition {
         Partition::new(log, replica)
     }
 
+    /// A partition placed on `replicas`, led by `leader` (maybe another node, or none) in
+    /// `leader_epoch`, as this node `node` holds it.
+    pub fn placed(
+        node: NodeId,
+        replicas: Vec<NodeId>,
+        leader: NodeId,
+        leader_epoch: i32,
+        log: PartitionLog,
+    ) -> Partition {
+        let start = log.high_watermark();
+        let replica = match leader == node {
+            true => Replica::leader(node, leader_epoch, &[node], start),
+            false => Replica::follower(node, leader, leader_epoch, start),
+        };
+        Partition {
+            replicas,
+            ..Partition::new(log, replica)
+        }
+    }
+
+    /// The controller began a new leadership (`leader`, maybe this node, maybe none, in
+    /// `leader_epoch`); an older epoch changes nothing. Returns whether this node stopped
+    /// leading (what waits on it must be told).
+    pub fn handle_leadership(&mut self, leader: NodeId, leader_epoch: i32) -> bool {
+        let node = self.replica.node();
+        let was_leader = self.replica.is_leader();
+        if leader_epoch < self.replica.leader_epoch()
+            || (leader_epoch == self.replica.leader_epoch() && was_leader == (leader == node))
+        {
+            return false;
+        }
+        let start = self.log.high_watermark();
+        self.replica = match leader == node {
+            true => Replica::leader(node, leader_epoch, &[node], start),
+            false => Replica::follower(node, leader, leader_epoch, start),
+        };
+        was_leader && leader != node
+    }
+
     pub fn new(log: PartitionLog, replica: Replica) -> Partition {
         Partition {
+            replicas: vec![replica.node()],
             log,
             replica,
             written_waiters: BTreeSet::new(),

@@ -81,6 +81,16 @@ impl Replica {
         }
     }
 
+    /// A replica of a partition `leader` leads (or that has no leader, -1) in `leader_epoch`.
+    /// Until partitions are replicated (issue 16) it holds no data and serves nothing; its
+    /// own progress stands in for the in-sync set the leader keeps.
+    pub fn follower(node: NodeId, leader: NodeId, leader_epoch: i32, start: i64) -> Replica {
+        Replica {
+            role: Role::Follower { leader },
+            ..Replica::leader(node, leader_epoch, &[node], start)
+        }
+    }
+
     // ---- getters ----
 
     pub fn node(&self) -> NodeId {
@@ -88,6 +98,9 @@ impl Replica {
     }
     pub fn role(&self) -> Role {
         self.role
+    }
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
     }
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch

@@ -87,6 +87,8 @@ const CLIENT_ID: &str = "spate-cli";
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `connect_controller` waits for a controller quorum to have an active controller.
+const CONTROLLER_WAIT: Duration = Duration::from_secs(10);
 /// Requests ask for at most 50 MiB (Kafka's fetch.max.bytes); anything far above is garbage.
 pub const RESPONSE_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// How long the broker may take for topic creation/deletion and acknowledged produce.
@@ -121,6 +123,38 @@ impl Client {
         Err(last_error.unwrap_or_else(|| {
             format!("no bootstrap server given in '{bootstrap}' (use --bootstrap-server HOST:PORT)")
         }))
+    }
+
+    /// Connects to the cluster's controller, where topic changes go (as Kafka's admin clients
+    /// send them): the broker the bootstrap broker's Metadata names, waited for a few seconds
+    /// while a controller quorum elects one.
+    pub fn connect_controller(bootstrap: &str) -> Result<Client, String> {
+        let mut client = Client::connect(bootstrap)?;
+        let deadline = std::time::Instant::now() + CONTROLLER_WAIT;
+        loop {
+            let metadata = client.metadata(Some(&[]), false)?;
+            let id = metadata.controller_id.0;
+            match metadata.brokers.iter().find(|b| b.node_id.0 == id) {
+                // One broker, or no quorum: the one connected to.
+                Some(_) if metadata.brokers.len() == 1 => return Ok(client),
+                Some(broker) => {
+                    let host = broker.host.as_str();
+                    let address = match host.contains(':') {
+                        true => format!("[{host}]:{}", broker.port),
+                        false => format!("{host}:{}", broker.port),
+                    };
+                    return Client::connect(&address)
+                        .map_err(|e| format!("cannot reach the controller, broker {id}: {e}"));
+                }
+                None if std::time::Instant::now() >= deadline => {
+                    return Err(format!(
+                        "the cluster has no active controller (the broker at {} names {id});                          `spate cluster quorum` shows the controller quorum",
+                        client.addr
+                    ))
+                }
+                None => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
     }
 
     fn connect_one(server: &str) -> Result<Client, String> {

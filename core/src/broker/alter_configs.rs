@@ -151,12 +151,7 @@ impl Broker {
             id: topic.id,
             configs,
         };
-        self.append_metadata(vec![record]).map_err(|_| {
-            (
-                errors::UNKNOWN_SERVER_ERROR,
-                "the controller refused the change".into(),
-            )
-        })?;
+        self.append_metadata(vec![record]).map_err(refused)?;
         self.log(
             Level::Info,
             format!("topic '{name}' configs are now [{}]", described.join(", ")),
@@ -188,12 +183,7 @@ impl Broker {
             per_node: per_broker,
             configs,
         };
-        self.append_metadata(vec![record]).map_err(|_| {
-            (
-                errors::UNKNOWN_SERVER_ERROR,
-                "the controller refused the change".into(),
-            )
-        })?;
+        self.append_metadata(vec![record]).map_err(refused)?;
         let scope = match per_broker {
             true => format!("broker {}", self.config.node_id),
             false => "the cluster default".to_string(),
@@ -253,4 +243,16 @@ pub(super) fn check_no_duplicate_keys<'a>(
         }
     }
     Ok(())
+}
+
+/// The answer when the controller refuses a change: NOT_CONTROLLER on a node of a quorum that
+/// is not its active controller (the client asks the controller Metadata names).
+fn refused(error: String) -> AlterError {
+    match error == super::metadata_log::NOT_ACTIVE {
+        true => (errors::NOT_CONTROLLER, error),
+        false => (
+            errors::UNKNOWN_SERVER_ERROR,
+            format!("the controller refused the change: {error}"),
+        ),
+    }
 }

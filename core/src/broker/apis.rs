@@ -237,7 +237,14 @@ impl Broker {
         body: &R,
     ) {
         if let Some(output) = self.encode_response(ctx, body) {
-            if self.metadata_visible() >= self.metadata_version {
+            let mirrored = self
+                .controller
+                .as_ref()
+                .map_or(0, |c| c.image().quorum_index);
+            if self.quorum_appended > mirrored {
+                // A change the quorum has not committed, or this node not yet mirrored.
+                self.after_quorum.push((self.quorum_appended, output));
+            } else if self.metadata_visible() >= self.metadata_version {
                 self.outputs.push_back(output);
             } else {
                 self.after_metadata.push((self.metadata_version, output));

@@ -6,6 +6,7 @@
 //! rather than checked against the one broker; an unknown topic's error carries a message.
 
 use super::apis::{api, Api};
+use super::metadata_log::NOT_ACTIVE;
 use super::{Broker, RequestContext};
 use crate::controller::MetadataRecord;
 use crate::errors;
@@ -33,7 +34,9 @@ impl Broker {
         let mut results = Vec::with_capacity(request.topics.len());
         for wanted in &request.topics {
             let name = wanted.name.0.as_str();
-            let outcome = if times_named[name] > 1 {
+            let outcome = if self.in_quorum() && !self.is_active_controller() {
+                Err((errors::NOT_CONTROLLER, NOT_ACTIVE.to_string()))
+            } else if times_named[name] > 1 {
                 Err((errors::INVALID_REQUEST, "Duplicate topic name.".to_string()))
             } else {
                 self.check_partition_count(wanted)
@@ -102,10 +105,13 @@ impl Broker {
     fn add_partitions(&mut self, name: &str, count: i32) {
         let topic = &self.topics[name];
         let (id, before) = (topic.id, topic.partitions.len() as i32);
-        let record = MetadataRecord::PartitionsAdded {
-            id,
-            replicas: vec![vec![self.config.node_id]; (count - before).max(0) as usize],
+        let factor = topic.partitions.first().map_or(1, |p| p.replicas.len()) as i32;
+        // As many replicas as the topic's partitions have, or as there are brokers now.
+        let factor = factor.min(self.placeable_brokers().len() as i32);
+        let Ok(replicas) = self.place_replicas(count - before, factor) else {
+            return;
         };
+        let record = MetadataRecord::PartitionsAdded { id, replicas };
         if self.append_metadata(vec![record]).is_ok() {
             self.log(
                 Level::Info,

@@ -3,10 +3,12 @@
 //! metadata is durable.
 
 use super::apis::{api, Api};
+use super::metadata_log::NOT_ACTIVE;
 use super::{Broker, RequestContext};
 use crate::configs::broker::Source;
 use crate::configs::topic::TOPIC_CONFIGS;
 use crate::errors;
+use crate::replica::NodeId;
 use crate::topics::{self, PARTITIONS_MAX};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
@@ -16,6 +18,13 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use uuid::Uuid;
+
+/// Where a new topic's partitions go: as the request assigned them, or spread by the
+/// controller.
+enum Placing {
+    Assigned(Vec<Vec<NodeId>>),
+    Spread { partitions: i32, factor: i32 },
+}
 
 /// Versions served, and the adapter.
 pub(super) const API: Api = api!(CreateTopics, 2..=7, Broker::on_create_topics);
@@ -27,31 +36,47 @@ impl Broker {
         for wanted in request.topics {
             let name = wanted.name.0.to_string();
             let duplicate = !seen.insert(name.clone());
-            let result = match self.check_new_topic(&wanted, duplicate) {
+            let checked =
+                self.check_new_topic(&wanted, duplicate)
+                    .and_then(|(placing, configs)| {
+                        let replicas = match placing {
+                            Placing::Assigned(replicas) => replicas,
+                            Placing::Spread { partitions, factor } => {
+                                self.place_replicas(partitions, factor)?
+                            }
+                        };
+                        Ok((replicas, configs))
+                    });
+            let result = match checked {
                 Err((code, message)) => CreatableTopicResult::default()
                     .with_name(wanted.name.clone())
                     .with_error_code(code)
                     .with_error_message(Some(StrBytes::from_string(message))),
-                Ok((partitions, configs)) => {
+                Ok((replicas, configs)) => {
                     // Success has a null message (the generated default is "", which
                     // clients show as an error).
                     let mut result = CreatableTopicResult::default()
                         .with_name(wanted.name.clone())
                         .with_error_message(None);
+                    let (partitions, factor) = (replicas.len() as i32, replicas[0].len() as i16);
                     if !request.validate_only {
-                        match self.create_topic(&name, partitions, configs.clone()) {
-                            Some(id) => result.topic_id = Uuid::from_bytes(id.0),
-                            None => {
-                                result.error_code = errors::UNKNOWN_SERVER_ERROR;
-                                result.error_message = Some(StrBytes::from_static_str(
-                                    "the controller refused the topic (see the broker's log)",
-                                ));
+                        match self.create_topic(&name, replicas, configs.clone()) {
+                            Ok(id) => result.topic_id = Uuid::from_bytes(id.0),
+                            Err(error) => {
+                                let code = match error.contains(" exists") {
+                                    true => errors::TOPIC_ALREADY_EXISTS,
+                                    false => errors::UNKNOWN_SERVER_ERROR,
+                                };
+                                result.error_code = code;
+                                result.error_message = Some(StrBytes::from_string(format!(
+                                    "the controller refused the topic: {error}"
+                                )));
                             }
                         }
                     }
                     if ctx.version >= 5 {
                         result.num_partitions = partitions;
-                        result.replication_factor = 1;
+                        result.replication_factor = factor;
                         result.configs = Some(self.describe_new_topic_configs(&configs));
                     }
                     result
@@ -69,13 +94,17 @@ impl Broker {
         self.respond_after_metadata(ctx, &CreateTopicsResponse::default().with_topics(results));
     }
 
-    /// The partition count and configs of a topic that may be created, or the error to answer.
+    /// Where the partitions of a topic that may be created go and its configs, or the error
+    /// to answer.
     fn check_new_topic(
         &self,
         wanted: &CreatableTopic,
         duplicate: bool,
-    ) -> Result<(i32, BTreeMap<String, String>), (i16, String)> {
+    ) -> Result<(Placing, BTreeMap<String, String>), (i16, String)> {
         let name = wanted.name.0.as_str();
+        if self.in_quorum() && !self.is_active_controller() {
+            return Err((errors::NOT_CONTROLLER, NOT_ACTIVE.to_string()));
+        }
         if duplicate {
             return Err((
                 errors::INVALID_REQUEST,
@@ -90,9 +119,9 @@ impl Broker {
             ));
         }
         if !wanted.assignments.is_empty() {
-            let partitions = self.check_assignment(wanted)?;
+            let replicas = self.check_assignment(wanted)?;
             let configs = self.check_new_topic_configs(wanted)?;
-            return Ok((partitions, configs));
+            return Ok((Placing::Assigned(replicas), configs));
         }
         let partitions = if wanted.num_partitions == -1 {
             self.config.num_partitions
@@ -112,19 +141,20 @@ impl Broker {
         } else {
             wanted.replication_factor
         };
-        if factor != 1 {
+        if factor < 1 {
             return Err((
                 errors::INVALID_REPLICATION_FACTOR,
-                format!("replication factor {factor} is larger than the 1 available broker"),
+                format!("Replication factor must be larger than 0, or -1 to use the default value; got {factor}."),
             ));
         }
         let configs = self.check_new_topic_configs(wanted)?;
-        Ok((partitions, configs))
+        let factor = i32::from(factor);
+        Ok((Placing::Spread { partitions, factor }, configs))
     }
 
-    /// A manual replica assignment (a list of broker ids per partition), checked as Kafka's
-    /// controller does; the partition count it gives.
-    fn check_assignment(&self, wanted: &CreatableTopic) -> Result<i32, (i16, String)> {
+    /// A manual replica assignment (a list of broker ids per partition, the first the
+    /// preferred leader), checked as Kafka's controller does; the replicas by partition.
+    fn check_assignment(&self, wanted: &CreatableTopic) -> Result<Vec<Vec<NodeId>>, (i16, String)> {
         if wanted.replication_factor != -1 {
             return Err((
                 errors::INVALID_REPLICATION_FACTOR,
@@ -142,16 +172,18 @@ impl Broker {
             ));
         }
         let bad = |message: String| (errors::INVALID_REPLICA_ASSIGNMENT, message);
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = BTreeMap::new();
         let mut factor: Option<usize> = None;
+        let registered = self.assignable_brokers();
         for assignment in &wanted.assignments {
             let index = assignment.partition_index;
-            if !seen.insert(index) {
+            let ordered: Vec<NodeId> = assignment.broker_ids.iter().map(|b| b.0).collect();
+            if seen.insert(index, ordered.clone()).is_some() {
                 return Err(bad(format!(
                     "Found multiple manual partition assignments for partition {index}"
                 )));
             }
-            let mut brokers: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();
+            let mut brokers = ordered;
             if brokers.is_empty() {
                 return Err(bad(
                     "The manual partition assignment includes an empty replica list.".into(),
@@ -159,8 +191,7 @@ impl Broker {
             }
             brokers.sort_unstable();
             for (i, &broker) in brokers.iter().enumerate() {
-                // This node is the cluster's one registered broker.
-                if broker != self.config.node_id {
+                if !registered.contains(&broker) {
                     return Err(bad(format!(
                         "The manual partition assignment includes broker {broker}, but no \
                          such broker is registered."
@@ -184,7 +215,7 @@ impl Broker {
             factor = Some(brokers.len());
         }
         let count = seen.len() as i32;
-        if seen.iter().copied().ne(0..count) {
+        if seen.keys().copied().ne(0..count) {
             return Err(bad(
                 "partitions should be a consecutive 0-based integer sequence".into(),
             ));
@@ -195,7 +226,16 @@ impl Broker {
                 format!("number of partitions must be between 1 and {PARTITIONS_MAX}, got {count}"),
             ));
         }
-        Ok(count)
+        Ok(seen.into_values().collect())
+    }
+
+    /// The brokers a manual assignment may name: every registered one (fenced or not, as
+    /// Kafka's controller allows); a node that is its own quorum, itself.
+    fn assignable_brokers(&self) -> Vec<NodeId> {
+        match self.brokers.is_empty() {
+            true => vec![self.config.node_id],
+            false => self.brokers.keys().copied().collect(),
+        }
     }
 
     /// The configs of a new topic, each checked as Kafka does (INVALID_CONFIG).

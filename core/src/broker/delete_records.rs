@@ -87,7 +87,10 @@ impl Broker {
         if partition < 0 || partition as usize >= topic.partitions.len() {
             return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
         }
-        if crate::placement::owner(name, partition, self.config.shards) != self.config.shard {
+        let leads = topic.partitions[partition as usize].replica.is_leader();
+        if crate::placement::owner(name, partition, self.config.shards) != self.config.shard
+            || !leads
+        {
             return Err(errors::NOT_LEADER_OR_FOLLOWER);
         }
         if self.offline.contains(&(topic.id, partition)) {

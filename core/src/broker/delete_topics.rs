@@ -2,10 +2,11 @@
 //! removed once the metadata without it is durable.
 
 use super::apis::{api, Api};
+use super::metadata_log::NOT_ACTIVE;
 use super::{Broker, RequestContext};
 use crate::controller::MetadataRecord;
 use crate::errors;
-use crate::io::{IoCommand, IoOp, Level, Output};
+use crate::io::Level;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -48,23 +49,18 @@ impl Broker {
                     result.topic_id = id;
                 }
                 Some((name, topic_id)) => {
-                    let topic_dir = self.topics[&name].dir_name();
                     let record = MetadataRecord::TopicDeleted { id: topic_id };
-                    let Ok(version) = self.append_metadata(vec![record]) else {
-                        result.error_code = errors::UNKNOWN_SERVER_ERROR;
+                    if let Err(error) = self.append_metadata(vec![record]) {
+                        result.error_code = match error == NOT_ACTIVE {
+                            true => errors::NOT_CONTROLLER,
+                            false => errors::UNKNOWN_SERVER_ERROR,
+                        };
+                        if ctx.version >= 5 {
+                            result.error_message = Some(StrBytes::from_string(error));
+                        }
                         responses.push(result);
                         continue;
-                    };
-                    // The directory goes once the deletion is durable: a crash before that
-                    // finds the topic and its data.
-                    let remove = IoOp::RemoveTopicDir { topic_dir };
-                    self.after_metadata.push((
-                        version,
-                        Output::Io(IoCommand {
-                            token: 0,
-                            op: remove,
-                        }),
-                    ));
+                    }
                     self.log(Level::Info, format!("deleted topic '{name}'"));
                     result.name = Some(TopicName(StrBytes::from_string(name)));
                     if ctx.version >= 6 {

@@ -34,7 +34,7 @@ impl Broker {
     ) {
         let mut response = DescribeClusterResponse::default()
             .with_cluster_id(StrBytes::from_string(self.cluster_id.clone()))
-            .with_controller_id(BrokerId(self.config.node_id))
+            .with_controller_id(BrokerId(self.controller_id()))
             .with_cluster_authorized_operations(OPERATIONS_NOT_REQUESTED);
         if ctx.version >= 1 {
             response.endpoint_type = ENDPOINT_BROKERS;

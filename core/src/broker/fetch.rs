@@ -180,6 +180,7 @@ impl Broker {
         };
         if crate::placement::owner(&topic.name, slot.partition, self.config.shards)
             != self.config.shard
+            || !partition.replica.is_leader()
         {
             slot.data.error_code = errors::NOT_LEADER_OR_FOLLOWER;
             return None;

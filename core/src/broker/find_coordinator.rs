@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): this broker coordinates every group. v4+ asks for several keys
-//! at once.
+//! FindCoordinator (key 10): the broker that coordinates a group (this one, or on a
+//! controller quorum the leader of the group's `__consumer_offsets` partition, see
+//! `group_routing.rs`). v4+ asks for several keys at once.
 //!
 //! Transactions are not served yet. A transaction coordinator lookup answers
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so: clients treat that error as
@@ -27,49 +28,50 @@ impl Broker {
         ctx: &RequestContext,
         request: FindCoordinatorRequest,
     ) {
-        let node = BrokerId(self.config.node_id);
-        let host = StrBytes::from_string(self.config.advertised_host.clone());
-        let port = self.config.advertised_port;
         let refusal = (request.key_type != KEY_TYPE_GROUP).then(|| {
             (
                 errors::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
                 Some(StrBytes::from_static_str(NO_TRANSACTIONS)),
             )
         });
-        if refusal.is_none() {
-            self.ensure_offsets_topic();
-        }
+        // v0-3 name one key; v4+ several.
+        let keys = match ctx.version >= 4 {
+            true => request.coordinator_keys.clone(),
+            false => vec![request.key.clone()],
+        };
+        let mut found: Vec<Coordinator> = keys
+            .into_iter()
+            .map(|key| {
+                let answer = match &refusal {
+                    Some((code, message)) => Err((*code, message.clone())),
+                    None => self
+                        .coordinator_of(key.as_str())
+                        .map_err(|code| (code, None)),
+                };
+                let coordinator = Coordinator::default().with_key(key);
+                match answer {
+                    Ok((id, host, port)) => coordinator
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port)
+                        .with_error_message(None),
+                    Err((code, message)) => coordinator
+                        .with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(code)
+                        .with_error_message(message),
+                }
+            })
+            .collect();
         let mut response = FindCoordinatorResponse::default();
         if ctx.version >= 4 {
-            response.coordinators = request
-                .coordinator_keys
-                .into_iter()
-                .map(|key| {
-                    let coordinator = Coordinator::default().with_key(key);
-                    match &refusal {
-                        None => coordinator
-                            .with_node_id(node)
-                            .with_host(host.clone())
-                            .with_port(port)
-                            .with_error_message(None),
-                        Some((code, message)) => coordinator
-                            .with_node_id(BrokerId(-1))
-                            .with_port(-1)
-                            .with_error_code(*code)
-                            .with_error_message(message.clone()),
-                    }
-                })
-                .collect();
-        } else if let Some((code, message)) = refusal {
-            response.error_code = code;
-            response.error_message = message;
-            response.node_id = BrokerId(-1);
-            response.port = -1;
-        } else {
-            response.node_id = node;
-            response.host = host;
-            response.port = port;
-            response.error_message = None;
+            response.coordinators = found;
+        } else if let Some(one) = found.pop() {
+            response.error_code = one.error_code;
+            response.error_message = one.error_message;
+            response.node_id = one.node_id;
+            response.host = one.host;
+            response.port = one.port;
         }
         self.respond(ctx, &response);
     }

@@ -38,6 +38,9 @@ pub(super) const OFFSET_DELETE: Api = group_api!(OffsetDelete, 0..=0, OffsetDele
 impl Broker {
     /// A group request for the coordinator.
     pub(super) fn on_group_request(&mut self, ctx: &RequestContext, request: GroupRequest) {
+        if let Some(reply) = self.refuse_foreign_group(&request, ctx.version) {
+            return self.respond_group(ctx, reply);
+        }
         if matches!(request, GroupRequest::Join(_)) {
             // Kafka creates `__consumer_offsets` when a group first needs it.
             self.ensure_offsets_topic();
@@ -106,7 +109,10 @@ impl Broker {
         if !self.topics.contains_key(OFFSETS_TOPIC) {
             let partitions = self.config.groups.offsets_topic_partitions;
             let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-            self.create_topic(OFFSETS_TOPIC, partitions, configs);
+            let replicas = self.default_placement(partitions);
+            // On a quorum only the active controller creates it; FindCoordinator answers
+            // COORDINATOR_NOT_AVAILABLE meanwhile and the client asks again.
+            let _ = self.create_topic(OFFSETS_TOPIC, replicas, configs);
             self.pump_io();
         }
     }
@@ -127,7 +133,11 @@ impl Broker {
             groups::partition_for(group_id, self.config.groups.offsets_topic_partitions);
         let topic = self.topics.get_mut(OFFSETS_TOPIC)?;
         let id = topic.id;
-        if self.offline.contains(&(id, partition)) {
+        let leads = topic
+            .partitions
+            .get(partition as usize)
+            .is_some_and(|p| p.replica.is_leader());
+        if self.offline.contains(&(id, partition)) || !leads {
             return None;
         }
         let records: Vec<Record> = records

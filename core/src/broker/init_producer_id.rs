@@ -10,7 +10,7 @@ use crate::io::Level;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 /// Ids reserved per metadata write.
-const PRODUCER_ID_BLOCK: i64 = 1000;
+use crate::controller::PRODUCER_ID_BLOCK;
 
 /// Versions served, and the adapter.
 pub(super) const API: Api = api!(InitProducerId, 0..=5, Broker::on_init_producer_id);
@@ -35,7 +35,11 @@ impl Broker {
             _ => match self.allocate_producer_id() {
                 Some(id) => (id, 0),
                 None => {
-                    response.error_code = errors::UNKNOWN_SERVER_ERROR;
+                    // On a quorum: no block granted yet; the client retries (retriable).
+                    response.error_code = match self.in_quorum() {
+                        true => errors::COORDINATOR_LOAD_IN_PROGRESS,
+                        false => errors::UNKNOWN_SERVER_ERROR,
+                    };
                     return self.respond(ctx, &response);
                 }
             },
@@ -50,6 +54,10 @@ impl Broker {
     /// The next producer id; a new block is reserved in the metadata first when this one is
     /// used up (the answer waits for it to be durable). `None` if the ids ran out.
     fn allocate_producer_id(&mut self) -> Option<i64> {
+        if self.in_quorum() {
+            // Blocks are granted by the active controller (see `quorum.rs`).
+            return self.take_producer_id();
+        }
         let limit = self.controller.as_ref()?.image().producer_id_limit;
         if self.next_producer_id >= limit {
             let limit = self.next_producer_id.checked_add(PRODUCER_ID_BLOCK)?;

@@ -119,7 +119,7 @@ impl Broker {
             .get(partition as usize)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
         let log = &partition_state.log;
-        if !self.owns(&topic.name, partition) {
+        if !self.owns(&topic.name, partition) || !partition_state.replica.is_leader() {
             return Err(errors::NOT_LEADER_OR_FOLLOWER);
         }
         if self.offline.contains(&(topic.id, partition)) {

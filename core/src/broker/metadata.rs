@@ -3,6 +3,7 @@
 
 use super::apis::{api, Api};
 use super::{Broker, RequestContext};
+use crate::controller::image::NO_LEADER;
 use crate::controller::PartitionImage;
 use crate::errors;
 use crate::topics::{self, Topic};
@@ -56,15 +57,21 @@ impl Broker {
                 })
                 .collect(),
         };
-        let broker = MetadataResponseBroker::default()
-            .with_node_id(BrokerId(self.config.node_id))
-            .with_host(StrBytes::from_string(self.config.advertised_host.clone()))
-            .with_port(self.config.advertised_port);
+        let brokers = self
+            .listed_brokers()
+            .into_iter()
+            .map(|(id, host, port)| {
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(host))
+                    .with_port(port)
+            })
+            .collect();
         let mut response = MetadataResponse::default()
-            .with_brokers(vec![broker])
+            .with_brokers(brokers)
             .with_topics(topics);
         if ctx.version >= 1 {
-            response.controller_id = BrokerId(self.config.node_id);
+            response.controller_id = BrokerId(self.controller_id());
         }
         if ctx.version >= 2 {
             response.cluster_id = Some(StrBytes::from_string(self.cluster_id.clone()));
@@ -112,15 +119,47 @@ impl Broker {
             if !allow_create {
                 return unknown(errors::UNKNOWN_TOPIC_OR_PARTITION);
             }
-            if self
-                .create_topic(&name, self.config.num_partitions, BTreeMap::new())
-                .is_none()
-            {
-                return unknown(errors::UNKNOWN_SERVER_ERROR);
+            let replicas = self.default_placement(self.config.num_partitions);
+            match self.create_topic(&name, replicas, BTreeMap::new()) {
+                Ok(_) => self.pump_io(),
+                // Kafka's answer while a topic is being created; the client asks again. A
+                // node that is not the active controller cannot create it.
+                Err(_) if self.in_quorum() => return unknown(errors::UNKNOWN_TOPIC_OR_PARTITION),
+                Err(_) => return unknown(errors::UNKNOWN_SERVER_ERROR),
             }
-            self.pump_io();
+            if !self.topics.contains_key(&name) {
+                return unknown(errors::LEADER_NOT_AVAILABLE);
+            }
         }
         self.describe_topic(ctx.version, &self.topics[&name])
+    }
+
+    /// The brokers clients may use, as (id, host, port): on a quorum, the registered brokers
+    /// that are not fenced (this node alone until it knows of any); else this node.
+    pub(super) fn listed_brokers(&self) -> Vec<(i32, String, i32)> {
+        let live: Vec<_> = self
+            .brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(&id, b)| (id, b.host.clone(), i32::from(b.port)))
+            .collect();
+        match live.is_empty() {
+            true => vec![(
+                self.config.node_id,
+                self.config.advertised_host.clone(),
+                self.config.advertised_port,
+            )],
+            false => live,
+        }
+    }
+
+    /// The controller clients send topic changes to: the quorum's active controller (-1 while
+    /// there is none), or this node.
+    pub(super) fn controller_id(&self) -> i32 {
+        match &self.quorum {
+            Some(seat) => seat.controller().raft().leader().unwrap_or(-1),
+            None => self.config.node_id,
+        }
     }
 
     /// Where a partition's replicas are, as Metadata and DescribeTopicPartitions report it.
@@ -147,16 +186,24 @@ impl Broker {
             });
         let offline = self.offline.contains(&(topic.id, index));
         let ids = |nodes: &[i32]| nodes.iter().copied().map(BrokerId).collect::<Vec<_>>();
+        // Replicas on fenced brokers are offline, and this node's where its storage failed.
+        let fenced = |n: &i32| self.brokers.get(n).is_some_and(|b| b.fenced);
+        let mut offline_replicas: Vec<i32> =
+            placed.replicas.iter().copied().filter(fenced).collect();
+        if offline && !offline_replicas.contains(&node) {
+            offline_replicas.push(node);
+        }
         PartitionView {
-            error_code: match offline {
-                true => errors::KAFKA_STORAGE_ERROR,
-                false => errors::NONE,
+            error_code: match (offline, placed.leader) {
+                (true, _) => errors::KAFKA_STORAGE_ERROR,
+                (false, NO_LEADER) => errors::LEADER_NOT_AVAILABLE,
+                (false, _) => errors::NONE,
             },
             leader: BrokerId(placed.leader),
             leader_epoch: placed.leader_epoch,
             replicas: ids(&placed.replicas),
             in_sync: ids(&placed.in_sync),
-            offline: if offline { ids(&[node]) } else { Vec::new() },
+            offline: ids(&offline_replicas),
         }
     }
 

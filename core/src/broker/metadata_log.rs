@@ -4,16 +4,51 @@
 //! the other shards apply the same records, in the same order, once the controller publishes
 //! them. Handlers never change the table themselves.
 
-use super::{Broker, InFlight};
-use crate::controller::MetadataRecord;
-use crate::io::{IoOp, IoResult, Level, ShardMessage};
+use super::{Broker, InFlight, Output};
+use crate::controller::image::NO_LEADER;
+use crate::controller::quorum::AppendError;
+use crate::controller::{BrokerImage, MetadataRecord, PartitionImage};
+use crate::errors;
+use crate::io::{IoCommand, IoOp, IoResult, Level, ShardMessage};
+use crate::replica::NodeId;
 use crate::topics::{Topic, TopicId};
+
+/// Wait before writing the metadata again after a write failed.
+const METADATA_RETRY_MS: i64 = 500;
+
+/// Why a change was refused on a node that is not the active controller.
+pub(super) const NOT_ACTIVE: &str = "this node is not the active controller";
+
+/// Whether a record changes the cluster (the quorum's business) rather than this node alone.
+fn is_cluster_wide(record: &MetadataRecord) -> bool {
+    !matches!(
+        record,
+        MetadataRecord::LogStart { .. }
+            | MetadataRecord::BrokerConfigs { per_node: true, .. }
+            | MetadataRecord::Cluster { .. }
+            | MetadataRecord::QuorumApplied { .. }
+    )
+}
 
 impl Broker {
     /// Control: appends `records` to the controller as one version and applies them here.
     /// A record that does not fit is a bug of the caller, which checked the request: it is
     /// logged and nothing changes.
+    ///
+    /// On a controller quorum, changes to the cluster (topics, their configs, producer ids,
+    /// cluster-wide broker configs) go to the quorum instead, which only the active
+    /// controller takes; this node applies them once they are committed and mirrored (see
+    /// [`Broker::mirror_quorum`]), and `respond_after_metadata` waits for that. What is this
+    /// node's own (log starts, its own broker configs, the cluster id it took) stays here.
     pub(super) fn append_metadata(&mut self, records: Vec<MetadataRecord>) -> Result<u64, String> {
+        if self.in_quorum() && records.iter().any(is_cluster_wide) {
+            return self.append_to_quorum(records);
+        }
+        self.append_local(records)
+    }
+
+    /// Control: appends `records` to this node's own metadata.
+    fn append_local(&mut self, records: Vec<MetadataRecord>) -> Result<u64, String> {
         let Some(controller) = self.controller.as_mut() else {
             return Err("only the control shard changes the metadata".into());
         };
@@ -33,26 +68,106 @@ impl Broker {
         }
     }
 
+    fn append_to_quorum(&mut self, records: Vec<MetadataRecord>) -> Result<u64, String> {
+        let Some(seat) = self.quorum.as_mut() else {
+            return Err("this node is not a controller of the quorum".into());
+        };
+        match seat.controller_mut().append(records) {
+            Ok(index) => {
+                self.quorum_appended = self.quorum_appended.max(index);
+                self.pump_quorum();
+                Ok(self.metadata_version)
+            }
+            Err(error) => {
+                let error = match error {
+                    AppendError::Refused(why) => why,
+                    AppendError::NotLeader(_) | AppendError::NotReady => NOT_ACTIVE.to_string(),
+                };
+                Err(error)
+            }
+        }
+    }
+
+    /// Control, on a quorum: whether this node is the active controller (takes changes).
+    pub(super) fn is_active_controller(&self) -> bool {
+        self.quorum
+            .as_ref()
+            .is_some_and(|s| s.controller().is_active())
+    }
+
+    /// Control, on a quorum: makes this node's metadata what the quorum committed (its
+    /// cluster-wide part), as one version that also records the quorum version it holds.
+    /// Nothing is mirrored from a quorum of another cluster, nor from behind what this node
+    /// holds (after a restart the journal may know less committed than was mirrored).
+    pub(super) fn mirror_quorum(&mut self) {
+        let (Some(seat), Some(controller)) = (self.quorum.as_ref(), self.controller.as_ref())
+        else {
+            return;
+        };
+        let (committed, applied) = (
+            seat.controller().committed_image(),
+            seat.controller().applied_index(),
+        );
+        let mine = controller.image();
+        if applied <= mine.quorum_index
+            || committed.cluster_id.is_empty()
+            || committed.cluster_id != self.cluster_id
+        {
+            return;
+        }
+        let mut records = mine.changes_to(committed);
+        records.push(MetadataRecord::QuorumApplied { index: applied });
+        if let Ok(version) = self.append_local(records) {
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.after_quorum)
+                .into_iter()
+                .partition(|(index, _)| *index <= applied);
+            self.after_quorum = waiting;
+            self.after_metadata
+                .extend(ready.into_iter().map(|(_, output)| (version, output)));
+        }
+    }
+
+    /// Control, on a quorum: the quorum versions from `index` on that this node appended may
+    /// never commit (leadership moved). Whoever waits for them cannot be told whether their
+    /// change happened: their connections close, and clients retry.
+    pub(super) fn abandon_quorum_waiters(&mut self, index: u64) {
+        for (waited, output) in &mut self.after_quorum {
+            if *waited >= index {
+                if let Output::Respond { conn, .. } = output {
+                    *output = Output::Close { conn: *conn };
+                }
+            }
+        }
+    }
+
     /// Changes the topic table as `records` (of metadata version `version`) say.
     fn apply_metadata_records(&mut self, version: u64, records: &[MetadataRecord]) {
         for record in records {
             match record {
                 MetadataRecord::Cluster { id } => self.cluster_id = id.clone(),
-                MetadataRecord::ProducerIds { .. } => {}
+                MetadataRecord::ProducerIds { .. }
+                | MetadataRecord::ProducerIdBlock { .. }
+                | MetadataRecord::QuorumApplied { .. } => {}
                 MetadataRecord::TopicCreated {
                     id,
                     name,
                     replicas,
                     configs,
                 } => {
-                    let partitions = replicas.iter().map(|_| self.new_partition(0)).collect();
+                    let partitions = replicas
+                        .iter()
+                        .map(|r| self.new_partition(&PartitionImage::placed(r.clone())))
+                        .collect();
                     let inherited = self.broker_configs.topic_fallbacks();
                     let topic =
                         Topic::new(name, *id, configs.clone(), inherited, partitions, version);
                     self.topics.insert(name.clone(), topic);
                 }
                 MetadataRecord::PartitionsAdded { id, replicas } => {
-                    let added: Vec<_> = replicas.iter().map(|_| self.new_partition(0)).collect();
+                    let added: Vec<_> = replicas
+                        .iter()
+                        .map(|r| self.new_partition(&PartitionImage::placed(r.clone())))
+                        .collect();
                     if let Some(topic) = self.topic_by_id_mut(*id) {
                         topic.partitions.extend(added);
                         topic.created_in_version = version;
@@ -60,7 +175,16 @@ impl Broker {
                 }
                 MetadataRecord::TopicDeleted { id } => {
                     if let Some(name) = self.topic_name(*id) {
-                        self.remove_topic(self.now_ms, &name);
+                        let topic = self.remove_topic(self.now_ms, &name);
+                        if self.is_control() {
+                            // The directory goes once the deletion is durable: a crash
+                            // before that finds the topic and its data.
+                            let op = IoOp::RemoveTopicDir {
+                                topic_dir: topic.dir_name(),
+                            };
+                            let remove = Output::Io(IoCommand { token: 0, op });
+                            self.after_metadata.push((version, remove));
+                        }
                     }
                 }
                 MetadataRecord::TopicConfigs { id, configs } => {
@@ -80,23 +204,26 @@ impl Broker {
                     partition,
                     leader,
                     leader_epoch,
+                } => self.change_leader(*id, *partition, *leader, *leader_epoch),
+                MetadataRecord::BrokerRegistered {
+                    node,
+                    incarnation,
+                    host,
+                    port,
                 } => {
-                    let node = self.config.node_id;
-                    let found = self
-                        .topic_by_id_mut(*id)
-                        .and_then(|t| t.partitions.get_mut(usize::try_from(*partition).ok()?));
-                    match found {
-                        Some(p) if *leader == node => p.replica.handle_leader_epoch(*leader_epoch),
-                        // Following another node's leader comes with replication.
-                        Some(_) => self.log(
-                            Level::Warn,
-                            format!("partition {partition} is now led by node {leader}, which this node cannot follow yet"),
-                        ),
-                        None => {}
+                    let broker = BrokerImage {
+                        incarnation: *incarnation,
+                        host: host.clone(),
+                        port: *port,
+                        fenced: false,
+                    };
+                    self.brokers.insert(*node, broker);
+                }
+                MetadataRecord::BrokerFencing { node, fenced } => {
+                    if let Some(broker) = self.brokers.get_mut(node) {
+                        broker.fenced = *fenced;
                     }
                 }
-                // Registrations are read from the quorum's image (DescribeCluster).
-                MetadataRecord::BrokerRegistered { .. } | MetadataRecord::BrokerFencing { .. } => {}
                 MetadataRecord::LogStart {
                     id,
                     partition,
@@ -112,6 +239,33 @@ impl Broker {
                     *start = (*start).max(*offset);
                 }
             }
+        }
+    }
+
+    /// A partition's new leadership: this node leads it (in a later epoch), or another node
+    /// or none does, and what waited for this node's leadership is told
+    /// NOT_LEADER_OR_FOLLOWER so clients go to the new leader.
+    fn change_leader(&mut self, id: TopicId, partition: i32, leader: NodeId, leader_epoch: i32) {
+        let node = self.config.node_id;
+        let found = self
+            .topic_by_id_mut(id)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?));
+        let Some(placed) = found else {
+            return;
+        };
+        if placed.handle_leadership(leader, leader_epoch) {
+            self.fail_waiters(self.now_ms, id, partition, errors::NOT_LEADER_OR_FOLLOWER);
+        }
+        let name = self.topic_name(id).unwrap_or_default();
+        if leader != node && self.owns(&name, partition) {
+            let led = match leader {
+                NO_LEADER => "has no leader".to_string(),
+                other => format!("is led by node {other}"),
+            };
+            self.log(
+                Level::Info,
+                format!("{name}-{partition} {led} in epoch {leader_epoch}"),
+            );
         }
     }
 
@@ -141,6 +295,9 @@ impl Broker {
 
     /// Control: hands out the persist of the latest metadata version, if one is due.
     pub(super) fn pump_metadata(&mut self) {
+        if self.metadata_retry_at.is_some() {
+            return;
+        }
         let Some((version, data)) = self.controller.as_mut().and_then(|c| c.poll_persist()) else {
             return;
         };
@@ -159,8 +316,12 @@ impl Broker {
         let durable = matches!(result, IoResult::Done);
         controller.handle_persisted(version, durable);
         if let IoResult::Failed(error) = result {
-            // Retried on the next pump; topic changes stay unacknowledged meanwhile.
-            return self.log(Level::Error, format!("cannot persist metadata: {error}"));
+            // Retried a little later; topic changes stay unacknowledged meanwhile.
+            self.metadata_retry_at = Some(self.now_ms + METADATA_RETRY_MS);
+            return self.log(
+                Level::Error,
+                format!("cannot persist metadata: {error}; retrying in {METADATA_RETRY_MS} ms"),
+            );
         }
         self.metadata_persisted = controller.committed_version();
         while let Some((version, records)) = controller.poll_published() {
@@ -184,17 +345,28 @@ impl Broker {
         self.metadata_persisted = version;
     }
 
-    /// The topic table of the metadata file read at start-up (version 1 on every shard).
+    /// The topic table of the metadata file read at start-up (version 1 on every shard). A
+    /// node whose metadata mirrors a quorum leads none of its partitions yet: the epochs in
+    /// the file may be ones its earlier life wrote in, and it leads again once the controller
+    /// begins a new leadership for this life (when it registers).
     pub(super) fn load_image(&mut self, image: &crate::controller::MetadataImage) {
         self.cluster_id = image.cluster_id.clone();
         self.broker_configs.dynamic_node = image.broker_configs.clone();
         self.broker_configs.dynamic_default = image.cluster_configs.clone();
+        self.brokers = image.brokers.clone();
         let inherited = self.broker_configs.topic_fallbacks();
+        let waits = image.quorum_index > 0;
         for topic in image.topics.values() {
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|p| self.new_partition(p.leader_epoch))
+                .map(|p| match waits && p.leader == self.config.node_id {
+                    true => self.new_partition(&PartitionImage {
+                        leader: NO_LEADER,
+                        ..p.clone()
+                    }),
+                    false => self.new_partition(p),
+                })
                 .collect();
             let configs = topic.configs.clone();
             let loaded = Topic::new(

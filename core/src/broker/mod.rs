@@ -24,6 +24,7 @@ mod describe_quorum;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
+mod group_routing;
 mod groups;
 mod identity;
 mod incremental_alter_configs;
@@ -48,7 +49,7 @@ pub use identity::{Identity, META_PROPERTIES};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
 use crate::api::RequestContext;
-use crate::controller::{Controller, MetadataRecord};
+use crate::controller::{Controller, MetadataRecord, PartitionImage};
 use crate::errors;
 use crate::group_coordinator::GroupCoordinator;
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output};
@@ -140,8 +141,16 @@ pub struct Broker {
     /// The metadata version this broker runs on, and the highest one durable.
     metadata_version: u64,
     metadata_persisted: u64,
+    /// After a failed metadata write: when it is tried again.
+    metadata_retry_at: Option<i64>,
     /// Responses and directory removals waiting for a metadata version to be durable.
     after_metadata: Vec<(u64, Output)>,
+    /// Control, in a quorum: the highest quorum version this node appended, and responses
+    /// waiting until the node's metadata holds a quorum version (then as `after_metadata`).
+    quorum_appended: u64,
+    after_quorum: Vec<(u64, Output)>,
+    /// The brokers the quorum registered, as this node's metadata mirrors them (every shard).
+    brokers: BTreeMap<crate::replica::NodeId, crate::controller::BrokerImage>,
     in_flight: BTreeMap<IoToken, InFlight>,
     next_token: IoToken,
     /// Produces waiting for their records to be committed (or written), by id.
@@ -212,7 +221,11 @@ impl Broker {
             controller,
             metadata_version: 1,
             metadata_persisted: 0,
+            metadata_retry_at: None,
             after_metadata: Vec::new(),
+            quorum_appended: 0,
+            after_quorum: Vec::new(),
+            brokers: BTreeMap::new(),
             quorum: None,
             identity_next: None,
             in_flight: BTreeMap::new(),
@@ -382,6 +395,9 @@ impl Broker {
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
         self.quorum_timeout(now_ms);
+        if self.metadata_retry_at.is_some_and(|at| at <= now_ms) {
+            self.metadata_retry_at = None;
+        }
         self.pump_io();
         let overdue = self.overdue_deadlines(now_ms);
         if !overdue.is_empty() && !self.overdue_logged {
@@ -439,7 +455,7 @@ impl Broker {
     }
 
     /// Each kind of deadline with its earliest instance.
-    fn deadlines(&self) -> [(&'static str, Option<i64>); 7] {
+    fn deadlines(&self) -> [(&'static str, Option<i64>); 8] {
         [
             (
                 "produce timeout",
@@ -466,6 +482,7 @@ impl Broker {
                 "controller quorum",
                 self.quorum.as_ref().and_then(|q| q.deadline()),
             ),
+            ("metadata retry", self.metadata_retry_at),
         ]
     }
 
@@ -484,35 +501,105 @@ impl Broker {
         self.outputs.push_back(Output::Log { level, message });
     }
 
-    /// Control: creates a topic on this node (the controller's next version); its data waits
-    /// for that version to be durable before it is written. `None` if the controller refused
-    /// it (logged; the caller checked the request, so this is a bug).
+    /// Control: creates a topic with its partitions on `replicas` (the controller's next
+    /// version); its data waits for that version to be durable before it is written. The
+    /// controller's refusal if it refused (on a quorum: this node is not the active
+    /// controller, or the topic was created meanwhile).
     fn create_topic(
         &mut self,
         name: &str,
-        partitions: i32,
+        replicas: Vec<Vec<crate::replica::NodeId>>,
         configs: BTreeMap<String, String>,
-    ) -> Option<TopicId> {
+    ) -> Result<TopicId, String> {
         // Ids are drawn from the seed; a restart with the same seed must not reuse one.
         let mut id = TopicId(self.rng.bytes16());
         while self.topics.values().any(|t| t.id == id) {
             id = TopicId(self.rng.bytes16());
         }
+        let partitions = replicas.len();
+        let factor = replicas.first().map_or(1, Vec::len);
+        let ask = crate::controller::quorum::CreateTopicAsk {
+            name: name.to_string(),
+            partitions: partitions as i32,
+            replication_factor: factor as i32,
+            configs: configs.clone(),
+        };
         let record = MetadataRecord::TopicCreated {
             id,
             name: name.to_string(),
-            replicas: vec![vec![self.config.node_id]; partitions.max(0) as usize],
+            replicas,
             configs,
         };
-        self.append_metadata(vec![record]).ok()?;
+        if let Err(error) = self.append_metadata(vec![record]) {
+            if error == metadata_log::NOT_ACTIVE {
+                // The active controller creates it; this node sees it once committed.
+                self.ask_controller(ask.encode());
+            }
+            return Err(error);
+        }
+        let copies = match factor {
+            1 => String::new(),
+            n => format!(" and replication factor {n} (replicas assigned; until partitions are replicated each partition's data is kept by its leader only)"),
+        };
         self.log(
             Level::Info,
             format!(
-                "created topic '{name}' with {partitions} partition(s), id {}",
+                "created topic '{name}' with {partitions} partition(s){copies}, id {}",
                 id.to_hex()
             ),
         );
-        Some(id)
+        Ok(id)
+    }
+
+    /// The brokers partitions may be placed on: the unfenced brokers the quorum registered, by
+    /// id; on a node that is its own quorum (or before any registration is known), itself.
+    fn placeable_brokers(&self) -> Vec<crate::replica::NodeId> {
+        let live: Vec<_> = self
+            .brokers
+            .iter()
+            .filter(|(_, b)| !b.fenced)
+            .map(|(&id, _)| id)
+            .collect();
+        match live.is_empty() {
+            true => vec![self.config.node_id],
+            false => live,
+        }
+    }
+
+    /// Places `partitions` new partitions with `factor` replicas each over the live brokers,
+    /// as Kafka's controller does: leaders round-robin from a random broker, each partition's
+    /// followers the brokers after its leader, so leaders and replicas spread evenly.
+    /// INVALID_REPLICATION_FACTOR when there are fewer brokers than the factor.
+    fn place_replicas(
+        &mut self,
+        partitions: i32,
+        factor: i32,
+    ) -> Result<Vec<Vec<crate::replica::NodeId>>, (i16, String)> {
+        let brokers = self.placeable_brokers();
+        let count = brokers.len();
+        if factor < 1 || factor as usize > count {
+            return Err((
+                errors::INVALID_REPLICATION_FACTOR,
+                format!("Replication factor: {factor} larger than available brokers: {count}."),
+            ));
+        }
+        let start = (self.rng.next_u64() % count as u64) as usize;
+        Ok((0..partitions.max(0) as usize)
+            .map(|p| {
+                (0..factor as usize)
+                    .map(|r| brokers[(start + p + r) % count])
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The placement of a topic created without being asked for (auto-creation, internal
+    /// topics): the default replication factor, or as many brokers as there are if fewer.
+    fn default_placement(&mut self, partitions: i32) -> Vec<Vec<crate::replica::NodeId>> {
+        let factor = i32::from(self.config.default_replication_factor)
+            .clamp(1, self.placeable_brokers().len() as i32);
+        self.place_replicas(partitions, factor)
+            .expect("a factor within the brokers")
     }
 
     /// Every topic inherits the broker's current settings (after a dynamic broker config
@@ -550,11 +637,21 @@ impl Broker {
         self.topics.remove(name).expect("named by the caller")
     }
 
-    /// A new, empty partition this node leads alone.
-    /// A new, empty partition this node leads in `leader_epoch`.
-    fn new_partition(&self, leader_epoch: i32) -> crate::partition::Partition {
+    /// A new, empty partition placed as `placed` says (led here, elsewhere, or nowhere).
+    fn new_partition(&self, placed: &PartitionImage) -> crate::partition::Partition {
         let log = crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition);
-        crate::partition::Partition::single(self.config.node_id, leader_epoch, log)
+        crate::partition::Partition::placed(
+            self.config.node_id,
+            placed.replicas.clone(),
+            placed.leader,
+            placed.leader_epoch,
+            log,
+        )
+    }
+
+    /// Whether this node runs on a controller quorum (else it is a cluster of one).
+    fn in_quorum(&self) -> bool {
+        !self.config.controller_quorum.is_empty()
     }
 
     fn topic_by_id_mut(&mut self, id: TopicId) -> Option<&mut Topic> {

@@ -85,7 +85,7 @@ impl Broker {
             .get(partition as usize)
             .filter(|_| partition >= 0)
             .ok_or(errors::UNKNOWN_TOPIC_OR_PARTITION)?;
-        if !self.owns(name, partition) {
+        if !self.owns(name, partition) || !state.replica.is_leader() {
             return Err(errors::NOT_LEADER_OR_FOLLOWER);
         }
         if self.offline.contains(&(topic.id, partition)) {

@@ -182,9 +182,13 @@ impl Broker {
         if !self.config.auto_create_topics || !self.is_control() {
             return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
         }
-        match self.create_topic(name, self.config.num_partitions, BTreeMap::new()) {
-            Some(_) => Ok(()),
-            None => Err(errors::UNKNOWN_SERVER_ERROR),
+        let replicas = self.default_placement(self.config.num_partitions);
+        match self.create_topic(name, replicas, BTreeMap::new()) {
+            Ok(_) if self.topics.contains_key(name) => Ok(()),
+            // On a quorum the topic exists once the active controller's change is mirrored.
+            Ok(_) => Err(errors::LEADER_NOT_AVAILABLE),
+            Err(_) if self.in_quorum() => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
+            Err(_) => Err(errors::UNKNOWN_SERVER_ERROR),
         }
     }
 
@@ -204,7 +208,8 @@ impl Broker {
         if index < 0 || index as usize >= topic.partitions.len() {
             return Err((errors::UNKNOWN_TOPIC_OR_PARTITION, None));
         }
-        if !self.owns(name, index) {
+        let leads = topic.partitions[index as usize].replica.is_leader();
+        if !self.owns(name, index) || !leads {
             return Err((errors::NOT_LEADER_OR_FOLLOWER, None));
         }
         if self.offline.contains(&(id, index)) {

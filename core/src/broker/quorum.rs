@@ -5,17 +5,19 @@
 //! `IoOp::PersistQuorum`, appended record by record and rewritten whole after a snapshot; its
 //! deadlines are the broker's.
 //!
-//! What runs on it today: the voters elect a leader, replicate and commit, and the first
-//! leader commits the cluster id. The brokers' topics still come from each node's own
-//! metadata file; running them on the quorum's published versions is the next step.
+//! What runs on it: the voters elect a leader, replicate and commit; the first leader commits
+//! the cluster id; the active controller takes the cluster's changes (topics, configs,
+//! producer ids, registrations, leaders), and every voter mirrors what is committed into its
+//! own metadata, which its broker runs on (`metadata_log.rs`).
 
 use super::{Broker, InFlight, Output};
 use crate::controller::quorum::{
-    AppendError, Heartbeat, Published, QuorumController, QuorumOutput,
+    AppendError, CreateTopicAsk, Heartbeat, Published, QuorumController, QuorumOutput,
 };
-use crate::controller::MetadataRecord;
+use crate::controller::{MetadataRecord, PRODUCER_ID_BLOCK};
 use crate::io::{IoOp, IoResult, Level, QUORUM_JOURNAL};
 use crate::raft::{codec, Persist, RaftConfig, Stored};
+use std::collections::VecDeque;
 
 /// Versions between snapshots of the quorum's image; the journal is rewritten at each.
 const SNAPSHOT_EVERY: u64 = 1_000;
@@ -42,6 +44,12 @@ pub(super) struct QuorumSeat {
     /// quorum's leadership to move on.
     shutting_down: bool,
     settle_until: i64,
+    /// Producer-id blocks the controller granted this life, as (next, limit); whether the
+    /// heartbeats ask for another (once fewer than half a block is left).
+    producer_ids: VecDeque<(i64, i64)>,
+    wants_producer_ids: bool,
+    /// The leader the last heartbeat went to: a new one hears from this broker at once.
+    heard_by: Option<crate::replica::NodeId>,
 }
 
 impl QuorumSeat {
@@ -53,6 +61,10 @@ impl QuorumSeat {
 
     pub(super) fn controller(&self) -> &QuorumController {
         &self.controller
+    }
+
+    pub(super) fn controller_mut(&mut self) -> &mut QuorumController {
+        &mut self.controller
     }
 }
 
@@ -103,6 +115,10 @@ impl Broker {
             next_heartbeat_ms: now_ms,
             shutting_down: false,
             settle_until: 0,
+            producer_ids: VecDeque::new(),
+            // Asked for at once, so the first producer need not wait.
+            wants_producer_ids: true,
+            heard_by: None,
         });
         self.pump_quorum();
         Ok(())
@@ -118,10 +134,51 @@ impl Broker {
         if let Some(heartbeat) = Heartbeat::decode(frame) {
             // Only the active controller takes it; the broker sends the next to the leader.
             let _ = seat.controller.handle_heartbeat(now_ms, heartbeat);
+        } else if let Some(ask) = CreateTopicAsk::decode(frame) {
+            self.create_asked_topic(ask);
         } else if let Ok(message) = codec::decode_message(frame) {
             seat.controller.handle_message(now_ms, message);
         }
         self.pump_quorum();
+    }
+
+    /// Sends `frame` to the active controller, if another node is known to lead (a node that
+    /// leads took the change itself).
+    pub(super) fn ask_controller(&mut self, frame: Vec<u8>) {
+        let leader = self
+            .quorum
+            .as_ref()
+            .and_then(|s| s.controller.raft().leader());
+        if let Some(node) = leader.filter(|&l| l != self.config.node_id) {
+            self.outputs.push_back(Output::ToNode { node, frame });
+        }
+    }
+
+    /// Active controller: another broker needs a topic (auto-creation, `__consumer_offsets`).
+    /// Created unless it exists or is being created; a bad ask is logged and dropped.
+    fn create_asked_topic(&mut self, ask: CreateTopicAsk) {
+        let Some(seat) = self.quorum.as_ref() else {
+            return;
+        };
+        if !seat.controller.is_active() || seat.controller.image().topics.contains_key(&ask.name) {
+            return;
+        }
+        let brokers = self.placeable_brokers().len() as i32;
+        let factor = ask.replication_factor.clamp(1, brokers.max(1));
+        let partitions = ask.partitions.clamp(1, crate::topics::PARTITIONS_MAX);
+        let Ok(replicas) = self.place_replicas(partitions, factor) else {
+            return;
+        };
+        if let Err(error) = self.create_topic(&ask.name, replicas, ask.configs) {
+            self.log(
+                Level::Warn,
+                format!(
+                    "controller quorum: a broker asked for topic '{}': {error}",
+                    ask.name
+                ),
+            );
+        }
+        self.pump_io();
     }
 
     /// Tells the active controller this broker is alive (or shutting down): itself, when it
@@ -143,10 +200,18 @@ impl Broker {
             host,
             port: u16::try_from(port).unwrap_or(0),
             shutting_down: seat.shutting_down,
+            wants_producer_ids: seat.wants_producer_ids && !seat.shutting_down,
         };
-        match seat.controller.raft().leader() {
+        let leader = seat.controller.raft().leader();
+        seat.heard_by = leader;
+        match leader {
             Some(leader) if leader == node => {
-                let _ = seat.controller.handle_heartbeat(now_ms, heartbeat);
+                if let Err(AppendError::NotReady) =
+                    seat.controller.handle_heartbeat(now_ms, heartbeat)
+                {
+                    // Leading, but not yet active: told again once it is (the next pump).
+                    seat.heard_by = None;
+                }
             }
             Some(leader) => self.outputs.push_back(Output::ToNode {
                 node: leader,
@@ -154,6 +219,35 @@ impl Broker {
             }),
             None => {}
         }
+    }
+
+    /// The next producer id of the blocks the controller granted this broker; `None` while it
+    /// has none (the next heartbeat, sent at once, asks for one).
+    pub(super) fn take_producer_id(&mut self) -> Option<i64> {
+        let seat = self.quorum.as_mut()?;
+        let id = loop {
+            match seat.producer_ids.front_mut() {
+                Some((next, limit)) if *next < *limit => {
+                    *next += 1;
+                    break Some(*next - 1);
+                }
+                Some(_) => {
+                    seat.producer_ids.pop_front();
+                }
+                None => break None,
+            }
+        };
+        let left: i64 = seat
+            .producer_ids
+            .iter()
+            .map(|(next, limit)| limit - next)
+            .sum();
+        if left < PRODUCER_ID_BLOCK / 2 && !seat.wants_producer_ids {
+            seat.wants_producer_ids = true;
+            self.heartbeat(self.now_ms);
+            self.pump_quorum();
+        }
+        id
     }
 
     /// A controlled shutdown: the controller hears it at once (and fences this broker), and a
@@ -246,11 +340,20 @@ impl Broker {
 
     /// Performs what the quorum asks for: messages out, journal writes, published versions.
     pub(super) fn pump_quorum(&mut self) {
+        let new_leader = self
+            .quorum
+            .as_ref()
+            .is_some_and(|s| s.heard_by != s.controller.raft().leader());
+        if new_leader {
+            // A new leader hears from this broker at once, not a heartbeat interval later.
+            self.heartbeat(self.now_ms);
+        }
         let Some(seat) = self.quorum.as_mut() else {
             return;
         };
         let mut logs = Vec::new();
         let mut adopt = None;
+        let mut abandoned = None;
         // The first leader names the cluster, with this node's id.
         if seat.controller.is_active() && seat.controller.image().cluster_id.is_empty() {
             let id = self.cluster_id.clone();
@@ -272,10 +375,13 @@ impl Broker {
                 }
                 // Raft hands out one at a time, the next once this one is done.
                 QuorumOutput::Persist(persist) => seat.writing = Some((persist, false)),
-                QuorumOutput::Abandoned(index) => logs.push((
-                    Level::Info,
-                    format!("controller quorum: version {index} was not committed before leadership moved"),
-                )),
+                QuorumOutput::Abandoned(index) => {
+                    abandoned = Some(abandoned.map_or(index, |a: u64| a.min(index)));
+                    logs.push((
+                        Level::Info,
+                        format!("controller quorum: version {index} was not committed before leadership moved"),
+                    ));
+                }
                 QuorumOutput::Error(error) => {
                     logs.push((Level::Error, format!("controller quorum: {error}")))
                 }
@@ -285,6 +391,21 @@ impl Broker {
             let (index, cluster) = match &published {
                 Published::Image { index, image } => (*index, Some(image.cluster_id.clone())),
                 Published::Records { index, records } => {
+                    let (node, life) = (self.config.node_id, seat.incarnation);
+                    for record in records {
+                        if let MetadataRecord::ProducerIdBlock {
+                            node: to,
+                            incarnation,
+                            start,
+                            limit,
+                        } = *record
+                        {
+                            if (to, incarnation) == (node, life) {
+                                seat.producer_ids.push_back((start, limit));
+                                seat.wants_producer_ids = false;
+                            }
+                        }
+                    }
                     let id = records.iter().find_map(|r| match r {
                         MetadataRecord::Cluster { id } => Some(id.clone()),
                         _ => None,
@@ -316,9 +437,13 @@ impl Broker {
         if let Some(persist) = write {
             self.write_journal(persist);
         }
+        if let Some(index) = abandoned {
+            self.abandon_quorum_waiters(index);
+        }
         if let Some(id) = adopt {
             self.adopt_cluster_id(id);
         }
+        self.mirror_quorum();
     }
 
     /// The quorum's cluster id is not the one this node's data directory was started with. A

@@ -186,6 +186,10 @@ impl Broker {
         &self,
         image: &mut crate::controller::MetadataImage,
     ) -> Result<(), String> {
+        if image.quorum_index > 0 {
+            // A node of a quorum: the controller begins its new leaderships.
+            return Ok(());
+        }
         if self.config.planted_bug == Some(super::PlantedBug::ForgetLeaderEpochs) {
             for topic in image.topics.values_mut() {
                 for placed in &mut topic.partitions {
@@ -365,7 +369,12 @@ impl Broker {
             .expect("found above");
         let slot = &mut topic.partitions[partition as usize];
         let leader_epoch = slot.replica.leader_epoch();
-        *slot = Partition::single(self.config.node_id, leader_epoch, log);
+        let node = self.config.node_id;
+        let leader = match slot.replica.role() {
+            crate::replica::Role::Leader => node,
+            crate::replica::Role::Follower { leader } => leader,
+        };
+        *slot = Partition::placed(node, slot.replicas.clone(), leader, leader_epoch, log);
         if let Some(logged) = slot.log.latest_epoch().filter(|&e| e > leader_epoch) {
             // The epoch field is outside a batch's CRC, or the metadata file is older than
             // the log: either way the history above the leader's epoch cannot be trusted.

@@ -28,8 +28,11 @@ impl Broker {
     /// Whether any data or metadata is still waiting to be written and synced, or, once
     /// `begin_shutdown` was called, the clean-shutdown checkpoint is not yet written.
     pub fn is_flushing(&self) -> bool {
+        // A metadata version whose write failed is not waited for: nothing that depends on
+        // it was answered or written, and the next start reads the version before it.
         !self.dirty.is_empty()
-            || self.metadata_persisted < self.metadata_version
+            || (self.metadata_persisted < self.metadata_version
+                && !(self.shutdown.is_some() && self.metadata_retry_at.is_some()))
             || !self.in_flight.is_empty()
             || self.quorum_settling()
             || self

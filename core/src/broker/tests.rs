@@ -103,7 +103,11 @@ impl Harness {
                 Output::Respond { conn, frame } => self.responses.push((conn, frame)),
                 Output::Close { conn } => self.closed.push(conn),
                 Output::NoResponse { conn } => self.no_response.push(conn),
-                Output::Log { .. } => {}
+                Output::Log { message, .. } => {
+                    if std::env::var_os("HARNESS_LOG").is_some() {
+                        eprintln!("{message}");
+                    }
+                }
                 Output::ToShard { shard, message } => {
                     panic!("a single shard told shard {shard}: {message:?}")
                 }

@@ -19,12 +19,14 @@ pub struct PartitionImage {
 }
 
 impl PartitionImage {
-    /// A new partition on `replicas`, led by the first in epoch 0, all of them in sync.
+    /// A new partition on `replicas`, led by the first in epoch 0. Until partitions are
+    /// replicated (issue 16) the leader alone holds the data, so it alone is in sync.
     pub fn placed(replicas: Vec<NodeId>) -> PartitionImage {
+        let leader = replicas.first().copied().unwrap_or(NO_LEADER);
         PartitionImage {
-            leader: replicas.first().copied().unwrap_or(-1),
+            leader,
             leader_epoch: 0,
-            in_sync: replicas.clone(),
+            in_sync: vec![leader],
             replicas,
         }
     }
@@ -65,7 +67,12 @@ pub struct MetadataImage {
     pub cluster_configs: BTreeMap<String, String>,
     /// The brokers registered with the controller quorum (none on a node that is its own).
     pub brokers: BTreeMap<NodeId, BrokerImage>,
+    /// A node's own image: the quorum's committed versions it holds (0: none, or no quorum).
+    pub quorum_index: u64,
 }
+
+/// A partition's leader while none of its in-sync replicas can lead (Kafka's -1).
+pub const NO_LEADER: NodeId = -1;
 
 impl MetadataImage {
     pub fn topic_by_id(&self, id: TopicId) -> Option<&TopicImage> {
@@ -92,6 +99,18 @@ impl MetadataImage {
                 if *limit < self.producer_id_limit {
                     return Err(format!(
                         "producer id limit {limit} is below the current {}",
+                        self.producer_id_limit
+                    ));
+                }
+                self.producer_id_limit = *limit;
+            }
+            MetadataRecord::ProducerIdBlock {
+                node, start, limit, ..
+            } => {
+                check_producer_id_limit(*limit)?;
+                if *start != self.producer_id_limit || *limit <= *start {
+                    return Err(format!(
+                        "producer id block {start}..{limit} for broker {node} does not begin at the limit {}",
                         self.producer_id_limit
                     ));
                 }
@@ -168,7 +187,7 @@ impl MetadataImage {
                     .ok()
                     .and_then(|p| topic.partitions.get_mut(p))
                     .ok_or_else(|| format!("topic '{name}' has no partition {partition}"))?;
-                if !placed.replicas.contains(leader) {
+                if *leader != NO_LEADER && !placed.replicas.contains(leader) {
                     return Err(format!(
                         "{name}-{partition}: leader {leader} is not one of replicas {:?}",
                         placed.replicas
@@ -182,6 +201,9 @@ impl MetadataImage {
                 }
                 placed.leader = *leader;
                 placed.leader_epoch = *leader_epoch;
+                if *leader != NO_LEADER {
+                    placed.in_sync = vec![*leader];
+                }
             }
             MetadataRecord::BrokerRegistered {
                 node,
@@ -226,8 +248,125 @@ impl MetadataImage {
                 let start = topic.log_start_offsets.entry(*partition).or_insert(0);
                 *start = (*start).max(*offset);
             }
+            MetadataRecord::QuorumApplied { index } => {
+                if *index < self.quorum_index {
+                    return Err(format!(
+                        "quorum version {index} is below the {} already applied",
+                        self.quorum_index
+                    ));
+                }
+                self.quorum_index = *index;
+            }
         }
         Ok(())
+    }
+
+    /// The records that make this image's cluster-wide part (cluster id, producer ids,
+    /// topics, their partitions, leaders and configs, cluster-wide broker configs, registered
+    /// brokers) what `target`'s is; what a node keeps for itself (its own broker configs, log
+    /// start offsets, the quorum version it holds) is left alone. How a node mirrors the
+    /// quorum's committed image into its own.
+    pub fn changes_to(&self, target: &MetadataImage) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        if !target.cluster_id.is_empty() && target.cluster_id != self.cluster_id {
+            records.push(MetadataRecord::Cluster {
+                id: target.cluster_id.clone(),
+            });
+        }
+        if target.producer_id_limit > self.producer_id_limit {
+            records.push(MetadataRecord::ProducerIds {
+                limit: target.producer_id_limit,
+            });
+        }
+        // Deletions first, so that a name taken again by a new topic is free.
+        for topic in self.topics.values() {
+            if target
+                .topic_by_id(topic.id)
+                .is_none_or(|t| t.name != topic.name)
+            {
+                records.push(MetadataRecord::TopicDeleted { id: topic.id });
+            }
+        }
+        for topic in target.topics.values() {
+            let id = topic.id;
+            let replicas = |from: usize| {
+                topic.partitions[from..]
+                    .iter()
+                    .map(|p| p.replicas.clone())
+                    .collect()
+            };
+            let mine = self.topic_by_id(id).filter(|t| t.name == topic.name);
+            let before = match mine {
+                None => {
+                    records.push(MetadataRecord::TopicCreated {
+                        id,
+                        name: topic.name.clone(),
+                        replicas: replicas(0),
+                        configs: topic.configs.clone(),
+                    });
+                    Vec::new()
+                }
+                Some(mine) => {
+                    if topic.partitions.len() > mine.partitions.len() {
+                        records.push(MetadataRecord::PartitionsAdded {
+                            id,
+                            replicas: replicas(mine.partitions.len()),
+                        });
+                    }
+                    if topic.configs != mine.configs {
+                        records.push(MetadataRecord::TopicConfigs {
+                            id,
+                            configs: topic.configs.clone(),
+                        });
+                    }
+                    mine.partitions.iter().map(|p| p.leader_epoch).collect()
+                }
+            };
+            for (partition, placed) in topic.partitions.iter().enumerate() {
+                let epoch = before.get(partition).copied().unwrap_or(0);
+                if placed.leader_epoch > epoch {
+                    records.push(MetadataRecord::LeaderChanged {
+                        id,
+                        partition: partition as i32,
+                        leader: placed.leader,
+                        leader_epoch: placed.leader_epoch,
+                    });
+                }
+            }
+        }
+        if target.cluster_configs != self.cluster_configs {
+            records.push(MetadataRecord::BrokerConfigs {
+                per_node: false,
+                configs: target.cluster_configs.clone(),
+            });
+        }
+        for (&node, broker) in &target.brokers {
+            let mine = self.brokers.get(&node);
+            let fenced_now = match mine {
+                Some(m)
+                    if (m.incarnation, &m.host, m.port)
+                        == (broker.incarnation, &broker.host, broker.port) =>
+                {
+                    m.fenced
+                }
+                _ => {
+                    records.push(MetadataRecord::BrokerRegistered {
+                        node,
+                        incarnation: broker.incarnation,
+                        host: broker.host.clone(),
+                        port: broker.port,
+                    });
+                    false
+                }
+            };
+            if broker.fenced != fenced_now {
+                records.push(MetadataRecord::BrokerFencing {
+                    node,
+                    fenced: broker.fenced,
+                });
+            }
+        }
+        records
     }
 
     /// The records that build this image from an empty one: the snapshot the metadata file
@@ -289,6 +428,50 @@ impl MetadataImage {
                     per_node,
                     configs: configs.clone(),
                 });
+            }
+        }
+        if self.quorum_index > 0 {
+            records.push(MetadataRecord::QuorumApplied {
+                index: self.quorum_index,
+            });
+        }
+        records
+    }
+
+    /// The controller's elections when broker `node` is fenced or shuts down: every partition
+    /// it leads is left without a leader in the next epoch (until partitions are replicated,
+    /// no other replica holds its data; Kafka's "last in-sync replica" case).
+    pub fn leaderships_lost(&self, node: NodeId) -> Vec<MetadataRecord> {
+        self.elect(|placed| placed.leader == node, NO_LEADER)
+    }
+
+    /// The controller's elections when broker `node` returns (unfenced, or registered in a
+    /// new life): it leads again, in the next epoch, every partition whose last in-sync
+    /// replica it was, and every one it led in its earlier life.
+    pub fn leaderships_regained(&self, node: NodeId) -> Vec<MetadataRecord> {
+        let returns = |placed: &PartitionImage| {
+            placed.leader == node || (placed.leader == NO_LEADER && placed.in_sync == [node])
+        };
+        self.elect(returns, node)
+    }
+
+    fn elect(
+        &self,
+        chosen: impl Fn(&PartitionImage) -> bool,
+        leader: NodeId,
+    ) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        for topic in self.topics.values() {
+            for (partition, placed) in topic.partitions.iter().enumerate() {
+                // An epoch at its limit stays (far beyond any real cluster's life).
+                if chosen(placed) && placed.leader_epoch < LEADER_EPOCH_MAX {
+                    records.push(MetadataRecord::LeaderChanged {
+                        id: topic.id,
+                        partition: partition as i32,
+                        leader,
+                        leader_epoch: placed.leader_epoch + 1,
+                    });
+                }
             }
         }
         records
@@ -561,5 +744,125 @@ mod tests {
             rebuilt.apply(&record).unwrap();
         }
         assert_eq!(rebuilt, image);
+    }
+
+    fn applied(mut image: MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+        for record in records {
+            image.apply(record).unwrap();
+        }
+        image
+    }
+
+    fn registered(node: NodeId, incarnation: u64) -> MetadataRecord {
+        MetadataRecord::BrokerRegistered {
+            node,
+            incarnation,
+            host: "h".into(),
+            port: 9092,
+        }
+    }
+
+    /// A node mirrors the quorum's image: from what it holds, the records `changes_to` gives
+    /// bring its cluster-wide part to the target's (topics created, grown, deleted and taken
+    /// again under a new id, leaders, configs, brokers), and leave its own part alone.
+    #[test]
+    fn changes_to_brings_a_nodes_image_to_the_quorums() {
+        let id = |b: u8| TopicId([b; 16]);
+        let mine = applied(
+            MetadataImage::default(),
+            &[
+                MetadataRecord::Cluster { id: "c".into() },
+                created("kept", 1, 1),
+                created("gone", 2, 1),
+                created("renamed", 3, 1),
+                registered(1, 7),
+                registered(2, 7),
+                MetadataRecord::LogStart {
+                    id: id(1),
+                    partition: 0,
+                    offset: 9,
+                },
+                MetadataRecord::BrokerConfigs {
+                    per_node: true,
+                    configs: BTreeMap::from([("num.io.threads".into(), "4".into())]),
+                },
+                MetadataRecord::QuorumApplied { index: 3 },
+            ],
+        );
+        let target = applied(
+            mine.clone(),
+            &[
+                MetadataRecord::ProducerIds { limit: 5000 },
+                MetadataRecord::PartitionsAdded {
+                    id: id(1),
+                    replicas: vec![vec![2, 1]],
+                },
+                leader(id(1), 1, NO_LEADER, 4),
+                MetadataRecord::TopicConfigs {
+                    id: id(1),
+                    configs: BTreeMap::from([("retention.ms".into(), "5".into())]),
+                },
+                MetadataRecord::TopicDeleted { id: id(2) },
+                MetadataRecord::TopicDeleted { id: id(3) },
+                created("renamed", 4, 2),
+                leader(id(4), 1, 1, 2),
+                MetadataRecord::BrokerConfigs {
+                    per_node: false,
+                    configs: BTreeMap::from([("log.retention.ms".into(), "1".into())]),
+                },
+                registered(2, 8),
+                MetadataRecord::BrokerFencing {
+                    node: 1,
+                    fenced: true,
+                },
+                registered(3, 1),
+            ],
+        );
+        let records = mine.changes_to(&target);
+        let mirrored = applied(mine.clone(), &records);
+        assert_eq!(mirrored, target, "{records:?}");
+        assert!(mine.changes_to(&mine).is_empty(), "nothing to change");
+        // What the node keeps for itself is never taken from the quorum's image.
+        let bare = MetadataImage {
+            cluster_id: "c".into(),
+            ..MetadataImage::default()
+        };
+        let kept = applied(mine.clone(), &mine.changes_to(&bare));
+        assert_eq!(kept.broker_configs, mine.broker_configs);
+        assert_eq!(kept.quorum_index, 3);
+        assert!(kept.topics.is_empty());
+    }
+
+    /// The controller's elections on fencing and return: a fenced leader's partitions have no
+    /// leader in the next epoch; it leads them again, in the epoch after, when it returns.
+    #[test]
+    fn a_fenced_brokers_partitions_wait_for_it_in_rising_epochs() {
+        let t = TopicId([1; 16]);
+        let image = applied(
+            MetadataImage::default(),
+            &[
+                MetadataRecord::TopicCreated {
+                    id: t,
+                    name: "t".into(),
+                    replicas: vec![vec![1, 2], vec![2, 1]],
+                    configs: BTreeMap::new(),
+                },
+                registered(1, 1),
+                registered(2, 1),
+            ],
+        );
+        let lost = image.leaderships_lost(1);
+        assert_eq!(lost, vec![leader(t, 0, NO_LEADER, 1)]);
+        let image = applied(image, &lost);
+        assert_eq!(image.topics["t"].partitions[0].in_sync, vec![1]);
+        assert!(image.leaderships_lost(1).is_empty(), "it leads nothing now");
+        assert!(
+            image.leaderships_regained(2) == vec![leader(t, 1, 2, 1)],
+            "broker 2 was not the last in sync of partition 0"
+        );
+        let back = image.leaderships_regained(1);
+        assert_eq!(back, vec![leader(t, 0, 1, 2)]);
+        let image = applied(image, &back);
+        assert_eq!(image.topics["t"].partitions[0].leader, 1);
     }
 }

@@ -40,6 +40,15 @@ pub enum MetadataRecord {
     ProducerIds {
         limit: i64,
     },
+    /// On a quorum: the ids from `start` (the limit so far) below `limit` are broker `node`'s
+    /// to hand out in its life `incarnation` (KRaft's AllocateProducerIds); the limit moves
+    /// to `limit`.
+    ProducerIdBlock {
+        node: NodeId,
+        incarnation: u64,
+        start: i64,
+        limit: i64,
+    },
     /// A topic and its partitions, each on its replicas (the first is the preferred leader).
     TopicCreated {
         id: TopicId,
@@ -95,7 +104,15 @@ pub enum MetadataRecord {
         partition: i32,
         offset: i64,
     },
+    /// A node's own metadata holds the controller quorum's committed versions through `index`
+    /// (it mirrors them; never in the quorum's log itself).
+    QuorumApplied {
+        index: u64,
+    },
 }
+
+/// Producer ids a broker reserves at a time.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 pub struct Controller {
     node: NodeId,

@@ -19,7 +19,7 @@
 //!   behind gets it whole, and publishes it as a new image.
 
 use super::records::{decode_records, encode_records};
-use super::{MetadataImage, MetadataRecord};
+use super::{MetadataImage, MetadataRecord, PRODUCER_ID_BLOCK};
 use crate::raft::{Index, Message, Persist, RaftConfig, RaftNode, RaftOutput, Role, Stored, Term};
 use crate::replica::NodeId;
 use std::collections::{BTreeMap, VecDeque};
@@ -69,6 +69,8 @@ pub struct Heartbeat {
     pub host: String,
     pub port: u16,
     pub shutting_down: bool,
+    /// The broker has no producer ids left to hand out: the controller grants it a block.
+    pub wants_producer_ids: bool,
 }
 
 /// The first byte of a heartbeat's frame (a Raft message's is its codec version, 0).
@@ -82,7 +84,7 @@ impl Heartbeat {
         out.extend_from_slice(&self.node.to_be_bytes());
         out.extend_from_slice(&self.incarnation.to_be_bytes());
         out.extend_from_slice(&self.port.to_be_bytes());
-        out.push(u8::from(self.shutting_down));
+        out.push(u8::from(self.shutting_down) | (u8::from(self.wants_producer_ids) << 1));
         out.extend_from_slice(self.host.as_bytes());
         out
     }
@@ -99,11 +101,77 @@ impl Heartbeat {
             incarnation: u64::from_be_bytes(rest[4..12].try_into().ok()?),
             port: u16::from_be_bytes(rest[12..14].try_into().ok()?),
             shutting_down: match rest[14] {
-                0 => false,
-                1 => true,
-                _ => return None,
+                flags if flags > 3 => return None,
+                flags => flags & 1 == 1,
             },
+            wants_producer_ids: rest[14] & 2 == 2,
             host,
+        })
+    }
+}
+
+/// A broker asks the active controller to create a topic it needs and may not create itself
+/// (auto-creation, `__consumer_offsets`; Kafka's brokers forward the same to their
+/// controller). The controller places it; the broker sees it once it is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateTopicAsk {
+    pub name: String,
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The first byte of a [`CreateTopicAsk`]'s frame.
+pub const CREATE_TOPIC_TAG: u8 = 0xb8;
+
+impl CreateTopicAsk {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![CREATE_TOPIC_TAG];
+        out.extend_from_slice(&self.partitions.to_be_bytes());
+        out.extend_from_slice(&self.replication_factor.to_be_bytes());
+        let texts = std::iter::once(self.name.as_str()).chain(
+            self.configs
+                .iter()
+                .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        );
+        for text in texts {
+            let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&text.as_bytes()[..usize::from(len)]);
+        }
+        out
+    }
+
+    /// Reads what [`CreateTopicAsk::encode`] wrote; `None` for anything else.
+    pub fn decode(frame: &[u8]) -> Option<CreateTopicAsk> {
+        let (&tag, rest) = frame.split_first()?;
+        if tag != CREATE_TOPIC_TAG || rest.len() < 8 {
+            return None;
+        }
+        let partitions = i32::from_be_bytes(rest[..4].try_into().ok()?);
+        let replication_factor = i32::from_be_bytes(rest[4..8].try_into().ok()?);
+        let mut input = &rest[8..];
+        let mut texts = Vec::new();
+        while !input.is_empty() {
+            let len = usize::from(u16::from_be_bytes(input.get(..2)?.try_into().ok()?));
+            let text = std::str::from_utf8(input.get(2..2 + len)?).ok()?;
+            texts.push(text.to_string());
+            input = &input[2 + len..];
+        }
+        if texts.len() % 2 != 1 {
+            return None;
+        }
+        let name = texts.remove(0);
+        let mut pairs = texts.into_iter();
+        let mut configs = BTreeMap::new();
+        while let (Some(key), Some(value)) = (pairs.next(), pairs.next()) {
+            configs.insert(key, value);
+        }
+        Some(CreateTopicAsk {
+            name,
+            partitions,
+            replication_factor,
+            configs,
         })
     }
 }
@@ -285,6 +353,7 @@ impl QuorumController {
             self.sessions.remove(&node);
             if same && !fenced {
                 records.push(MetadataRecord::BrokerFencing { node, fenced: true });
+                records.extend(self.image.leaderships_lost(node));
             }
         } else {
             self.sessions.insert(node, self.now_ms);
@@ -295,10 +364,21 @@ impl QuorumController {
                     host: heartbeat.host,
                     port: heartbeat.port,
                 });
+                records.extend(self.image.leaderships_regained(node));
             } else if fenced {
                 records.push(MetadataRecord::BrokerFencing {
                     node,
                     fenced: false,
+                });
+                records.extend(self.image.leaderships_regained(node));
+            }
+            if heartbeat.wants_producer_ids {
+                let start = self.image.producer_id_limit;
+                records.push(MetadataRecord::ProducerIdBlock {
+                    node,
+                    incarnation: heartbeat.incarnation,
+                    start,
+                    limit: start.saturating_add(PRODUCER_ID_BLOCK),
                 });
             }
         }
@@ -397,6 +477,7 @@ impl QuorumController {
             let heard = *self.sessions.entry(node).or_insert(now);
             if !broker.fenced && now > heard + self.session_timeout_ms {
                 expired.push(MetadataRecord::BrokerFencing { node, fenced: true });
+                expired.extend(self.image.leaderships_lost(node));
             }
         }
         if !expired.is_empty() {

@@ -192,6 +192,8 @@ impl Cluster {
                 host: "127.0.0.1".into(),
                 port: 9000 + id as u16,
                 shutting_down: false,
+                // Now and then a broker asks for producer ids: blocks commit in order.
+                wants_producer_ids: (now / HEARTBEAT_MS) % 4 == 0,
             };
             match controller.raft().leader() {
                 Some(leader) if leader == id => {
@@ -607,6 +609,7 @@ fn heartbeats_register_brokers_and_silence_or_shutdown_fences_them() {
         host: "127.0.0.1".into(),
         port: 9090 + node as u16,
         shutting_down,
+        wants_producer_ids: false,
     };
     assert_eq!(
         c.handle_heartbeat(now, beat(1, 7, false)),
@@ -665,5 +668,42 @@ fn heartbeats_register_brokers_and_silence_or_shutdown_fences_them() {
         Heartbeat::decode(&long.encode()),
         None,
         "a host name of 300 bytes"
+    );
+    // A broker short of producer ids is granted a block at the limit, one after another.
+    let mut asking = beat(1, 8, false);
+    asking.wants_producer_ids = true;
+    assert_eq!(Heartbeat::decode(&asking.encode()), Some(asking.clone()));
+    let limit = c.image().producer_id_limit;
+    c.handle_heartbeat(now, asking.clone()).unwrap();
+    c.handle_heartbeat(now, asking).unwrap();
+    store_all(&mut c, &mut stored);
+    assert_eq!(
+        c.committed_image().producer_id_limit,
+        limit + 2 * crate::controller::PRODUCER_ID_BLOCK
+    );
+}
+
+#[test]
+fn create_topic_asks_travel_as_bytes_and_nothing_else_reads_as_one() {
+    use crate::controller::quorum::CreateTopicAsk;
+    let ask = CreateTopicAsk {
+        name: "__consumer_offsets".into(),
+        partitions: 50,
+        replication_factor: 3,
+        configs: BTreeMap::from([("cleanup.policy".into(), "compact".into())]),
+    };
+    let bytes = ask.encode();
+    assert_eq!(CreateTopicAsk::decode(&bytes), Some(ask.clone()));
+    // Frames come whole (the transport delimits them); a cut one never reads as the ask.
+    for cut in 0..bytes.len() {
+        assert_ne!(
+            CreateTopicAsk::decode(&bytes[..cut]),
+            Some(ask.clone()),
+            "cut at {cut}"
+        );
+    }
+    assert_eq!(
+        CreateTopicAsk::decode(&[0xb8, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 0xff]),
+        None
     );
 }

@@ -24,6 +24,8 @@ const LEADER_CHANGED: u8 = 8;
 const LOG_START: u8 = 9;
 const BROKER_REGISTERED: u8 = 10;
 const BROKER_FENCING: u8 = 11;
+const QUORUM_APPLIED: u8 = 12;
+const PRODUCER_ID_BLOCK: u8 = 13;
 
 /// The bytes of `records`.
 pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
@@ -109,6 +111,22 @@ pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
                 out.i32(*partition);
                 out.i64(*offset);
             }
+            MetadataRecord::QuorumApplied { index } => {
+                out.0.push(QUORUM_APPLIED);
+                out.i64(*index as i64);
+            }
+            MetadataRecord::ProducerIdBlock {
+                node,
+                incarnation,
+                start,
+                limit,
+            } => {
+                out.0.push(PRODUCER_ID_BLOCK);
+                out.i32(*node);
+                out.i64(*incarnation as i64);
+                out.i64(*start);
+                out.i64(*limit);
+            }
         }
     }
     out.0
@@ -173,6 +191,15 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
             BROKER_FENCING => MetadataRecord::BrokerFencing {
                 node: input.i32()?,
                 fenced: input.flag()?,
+            },
+            QUORUM_APPLIED => MetadataRecord::QuorumApplied {
+                index: input.i64()? as u64,
+            },
+            PRODUCER_ID_BLOCK => MetadataRecord::ProducerIdBlock {
+                node: input.i32()?,
+                incarnation: input.i64()? as u64,
+                start: input.i64()?,
+                limit: input.i64()?,
             },
             tag => return Err(format!("unknown metadata record tag {tag}")),
         };
@@ -328,6 +355,13 @@ mod tests {
                 id,
                 partition: 0,
                 offset: i64::MAX,
+            },
+            MetadataRecord::QuorumApplied { index: 1 << 50 },
+            MetadataRecord::ProducerIdBlock {
+                node: 2,
+                incarnation: u64::MAX,
+                start: 1000,
+                limit: 2000,
             },
             MetadataRecord::BrokerRegistered {
                 node: 2,

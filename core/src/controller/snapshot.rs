@@ -11,6 +11,9 @@
 //! start          <id hex> <partition> <log start offset>  (only where above 0)
 //! broker_config  <key>=<value>                            (this node's dynamic configs)
 //! cluster_config <key>=<value>                            (the cluster-wide defaults)
+//! broker         <node> <incarnation> <host> <port>        (a broker the quorum registered)
+//! fenced         <node>                                    (a registered broker, fenced)
+//! quorum_index   <index>                                   (the quorum versions this mirrors)
 //! ```
 //!
 //! Files from before leader lines read as epoch 0, led by the first replica.
@@ -85,9 +88,20 @@ pub fn encode(image: &MetadataImage, node: NodeId) -> Vec<u8> {
                     out.push_str(&format!("{tag}\t{key}={value}\n"));
                 }
             }
-            // Registrations live in the controller quorum's log only: a node that is its own
-            // quorum registers nothing.
-            MetadataRecord::BrokerRegistered { .. } | MetadataRecord::BrokerFencing { .. } => {}
+            // A node that is its own quorum registers nothing; a node of a quorum mirrors
+            // the registrations.
+            MetadataRecord::BrokerRegistered {
+                node,
+                incarnation,
+                host,
+                port,
+            } => out.push_str(&format!("broker\t{node}\t{incarnation}\t{host}\t{port}\n")),
+            MetadataRecord::BrokerFencing { node, .. } => {
+                out.push_str(&format!("fenced\t{node}\n"))
+            }
+            MetadataRecord::QuorumApplied { index } => {
+                out.push_str(&format!("quorum_index\t{index}\n"))
+            }
             other => unreachable!("not a snapshot record: {other:?}"),
         }
     }
@@ -206,6 +220,28 @@ pub fn decode(data: &[u8], node: NodeId) -> Result<MetadataImage, String> {
                 };
                 apply(&mut image, number, record)?;
             }
+            "broker" => {
+                let node = fields.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+                let incarnation = fields.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+                let host = fields.next().ok_or_else(bad)?.to_string();
+                let port = fields.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                let record = MetadataRecord::BrokerRegistered {
+                    node,
+                    incarnation,
+                    host,
+                    port,
+                };
+                apply(&mut image, number, record)?;
+            }
+            "fenced" => {
+                let node = fields.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+                let record = MetadataRecord::BrokerFencing { node, fenced: true };
+                apply(&mut image, number, record)?;
+            }
+            "quorum_index" => {
+                let index = fields.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+                apply(&mut image, number, MetadataRecord::QuorumApplied { index })?;
+            }
             "broker_config" | "cluster_config" => {
                 let (key, value) = fields
                     .next()
@@ -263,7 +299,20 @@ mod tests {
             topics: BTreeMap::from([("orders".to_string(), topic)]),
             broker_configs: BTreeMap::from([("num.io.threads".to_string(), "4".to_string())]),
             cluster_configs: BTreeMap::from([("log.retention.ms".to_string(), "9".to_string())]),
-            brokers: BTreeMap::new(),
+            brokers: BTreeMap::from([
+                (1, broker("localhost", false)),
+                (2, broker("10.0.0.2", true)),
+            ]),
+            quorum_index: 77,
+        }
+    }
+
+    fn broker(host: &str, fenced: bool) -> crate::controller::BrokerImage {
+        crate::controller::BrokerImage {
+            incarnation: u64::MAX - 3,
+            host: host.into(),
+            port: 9092,
+            fenced,
         }
     }
 

@@ -1340,6 +1340,7 @@ fn generate_metadata(rng: &mut Rng) -> MetadataCase {
         broker_configs: dynamic(rng),
         cluster_configs: dynamic(rng),
         brokers: Default::default(),
+        quorum_index: *rng.pick(&[0, 7, u64::MAX]),
     };
     let mut metadata = snapshot::encode(&image, 1);
     if rng.percent(60) {

@@ -156,12 +156,13 @@ pub fn run(args: ConfigArgs) -> Result<(), String> {
 
 /// A connection to the broker that answers for `resource`. A broker's own configs are
 /// described and changed by that broker alone (as Kafka's AdminClient sends them), so
-/// `--broker ID` goes to the broker with that id; anything else to the bootstrap broker.
+/// `--broker ID` goes to the broker with that id; anything else to the controller.
 fn connect_for(bootstrap: &str, resource: &ConfigResource) -> Result<Client, String> {
-    let mut client = Client::connect(bootstrap)?;
     let ConfigResource::Broker(id) = *resource else {
-        return Ok(client);
+        // Topic configs and the cluster-wide defaults are the controller's.
+        return Client::connect_controller(bootstrap);
     };
+    let mut client = Client::connect(bootstrap)?;
     let metadata = client.metadata(Some(&[]), false)?;
     let brokers = &metadata.brokers;
     match brokers.iter().find(|b| b.node_id.0 == id) {

@@ -86,7 +86,16 @@ struct AlterArgs {
 }
 
 pub fn run(args: TopicArgs) -> Result<(), String> {
-    let mut client = Client::connect(&args.connect.bootstrap_server)?;
+    let bootstrap = &args.connect.bootstrap_server;
+    // Topic changes go to the controller; reads to the bootstrap broker.
+    let changes = matches!(
+        args.command,
+        TopicCommand::Create(_) | TopicCommand::Alter(_) | TopicCommand::Delete(_)
+    );
+    let mut client = match changes {
+        true => Client::connect_controller(bootstrap)?,
+        false => Client::connect(bootstrap)?,
+    };
     match args.command {
         TopicCommand::Create(create) => create_topic(&mut client, create),
         TopicCommand::List => list_topics(&mut client),

@@ -86,8 +86,8 @@ fn a_lone_voter_elects_itself_commits_the_cluster_id_and_keeps_its_term_across_r
     );
     assert_eq!(
         next_high_watermark,
-        high_watermark + 1,
-        "only the new term's first entry"
+        high_watermark + 2,
+        "only the new term's first entry and this life's producer-id block"
     );
 
     // A damaged journal is refused at start-up, naming the file.
@@ -142,10 +142,58 @@ fn a_crash_while_taking_the_quorums_cluster_id_is_settled_at_the_next_start() {
     );
 
     let mut h = h.restart(voter_config());
+    h.pass(3_000);
     h.create_topic("t", 1);
+    h.pass(500);
+    assert!(
+        h.broker.partition("t", 0).is_some(),
+        "the quorum created it"
+    );
     let mut disk = h.disk.clone();
     disk.files.insert(META_PROPERTIES.into(), other.encode());
     let mut broker = Broker::new(voter_config());
     let refused = broker.start_up(&mut disk, h.now_ms).unwrap_err();
     assert!(refused.contains("mixed with another cluster"), "{refused}");
+}
+
+/// On a quorum, topics are the quorum's: a lone voter creates one through it, mirrors the
+/// committed change into its own metadata (which records the quorum version it holds), and
+/// after a restart leads nothing until the controller begins a new leadership for this life,
+/// in the next epoch.
+#[test]
+fn a_voters_topics_come_from_the_quorum_and_a_restart_leads_again_in_a_new_epoch() {
+    let h = Harness::new(voter_config());
+    let mut h = h.restart(voter_config());
+    h.pass(3_000);
+    let created = h.create_topic("t", 2);
+    assert_eq!(created.topics[0].error_code, errors::NONE);
+    h.produce(1, "t", 0, -1, make_batch(&[b"a"], 5));
+    assert_eq!(h.produce_result(1), (errors::NONE, 0));
+    let text = String::from_utf8(h.disk.files[crate::io::METADATA_FILE].clone()).unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("quorum_index\t")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("broker\t1\t")),
+        "the registration is mirrored: {text}"
+    );
+
+    // A new life (its incarnation is drawn from the seed).
+    let mut h = h.restart(Config {
+        seed: 2,
+        ..voter_config()
+    });
+    h.produce(1, "t", 0, -1, make_batch(&[b"b"], 5));
+    assert_eq!(
+        h.produce_result(1).0,
+        errors::NOT_LEADER_OR_FOLLOWER,
+        "no leadership before the controller begins one"
+    );
+    h.pass(3_000);
+    h.produce(1, "t", 0, -1, make_batch(&[b"b"], 5));
+    assert_eq!(h.produce_result(1), (errors::NONE, 1));
+    let epochs = h.broker.leader_epochs();
+    assert_eq!(epochs[&("t".to_string(), 0)].1, 1, "{epochs:?}");
+    assert_eq!(epochs[&("t".to_string(), 1)].1, 1, "{epochs:?}");
 }

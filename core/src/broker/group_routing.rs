@@ -1,0 +1,132 @@
+//! Which node coordinates a group: on a controller quorum, the broker that leads the group's
+//! partition of `__consumer_offsets` (as Kafka places group coordinators), so a group's
+//! offsets and membership are written where they are read back. FindCoordinator names it; a
+//! group request that reaches another node is answered NOT_COORDINATOR and the client asks
+//! FindCoordinator again. A node that is its own quorum coordinates every group.
+
+use super::Broker;
+use crate::controller::image::NO_LEADER;
+use crate::errors;
+use crate::group_coordinator::{GroupReply, GroupRequest};
+use crate::groups::{self, OFFSETS_TOPIC};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
+use kafka_protocol::messages::{
+    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse,
+    OffsetDeleteResponse, OffsetFetchResponse, SyncGroupResponse,
+};
+
+impl Broker {
+    /// The coordinator of `group` as (id, host, port), or the error to answer
+    /// (COORDINATOR_NOT_AVAILABLE while `__consumer_offsets` is being created or the group's
+    /// partition has no leader).
+    pub(super) fn coordinator_of(&mut self, group: &str) -> Result<(i32, String, i32), i16> {
+        // Kafka creates `__consumer_offsets` when a group first needs it.
+        self.ensure_offsets_topic();
+        if !self.in_quorum() {
+            let host = self.config.advertised_host.clone();
+            return Ok((self.config.node_id, host, self.config.advertised_port));
+        }
+        let leader = self
+            .offsets_leader(group)
+            .ok_or(errors::COORDINATOR_NOT_AVAILABLE)?;
+        self.listed_brokers()
+            .into_iter()
+            .find(|(id, _, _)| *id == leader)
+            .ok_or(errors::COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// The leader of `group`'s partition of `__consumer_offsets`, if it has one.
+    fn offsets_leader(&self, group: &str) -> Option<i32> {
+        let topic = self.topics.get(OFFSETS_TOPIC)?;
+        let partition = groups::partition_for(group, self.config.groups.offsets_topic_partitions);
+        let leader = self.partition_view(topic, partition).leader.0;
+        (leader != NO_LEADER).then_some(leader)
+    }
+
+    /// NOT_COORDINATOR, in the request's own response, when the request names a group this
+    /// node does not coordinate (on a quorum). Requests over several groups (DescribeGroups,
+    /// DeleteGroups, ListGroups) answer for what this node has, as Kafka's brokers do.
+    pub(super) fn refuse_foreign_group(
+        &self,
+        request: &GroupRequest,
+        version: i16,
+    ) -> Option<GroupReply> {
+        if !self.in_quorum() {
+            return None;
+        }
+        let group = match request {
+            GroupRequest::Join(r) => r.group_id.as_str(),
+            GroupRequest::Sync(r) => r.group_id.as_str(),
+            GroupRequest::Heartbeat(r) => r.group_id.as_str(),
+            GroupRequest::Leave(r) => r.group_id.as_str(),
+            GroupRequest::OffsetCommit(r) => r.group_id.as_str(),
+            GroupRequest::OffsetDelete(r) => r.group_id.as_str(),
+            GroupRequest::OffsetFetch(r) if version >= 8 => r.groups.first()?.group_id.as_str(),
+            GroupRequest::OffsetFetch(r) => r.group_id.as_str(),
+            _ => return None,
+        };
+        if group.is_empty() || self.offsets_leader(group) == Some(self.config.node_id) {
+            return None;
+        }
+        let code = errors::NOT_COORDINATOR;
+        Some(match request {
+            GroupRequest::Join(_) => GroupReply::Join(
+                JoinGroupResponse::default()
+                    .with_error_code(code)
+                    .with_generation_id(-1),
+            ),
+            GroupRequest::Sync(_) => {
+                GroupReply::Sync(SyncGroupResponse::default().with_error_code(code))
+            }
+            GroupRequest::Heartbeat(_) => {
+                GroupReply::Heartbeat(HeartbeatResponse::default().with_error_code(code))
+            }
+            GroupRequest::Leave(_) => {
+                GroupReply::Leave(LeaveGroupResponse::default().with_error_code(code))
+            }
+            GroupRequest::OffsetDelete(_) => {
+                GroupReply::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
+            }
+            GroupRequest::OffsetCommit(r) => {
+                let topics = r
+                    .topics
+                    .iter()
+                    .map(|t| {
+                        let partitions = t
+                            .partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect();
+                        OffsetCommitResponseTopic::default()
+                            .with_name(t.name.clone())
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                GroupReply::OffsetCommit(OffsetCommitResponse::default().with_topics(topics))
+            }
+            GroupRequest::OffsetFetch(r) => {
+                let mut response = OffsetFetchResponse::default().with_error_code(code);
+                if version >= 8 {
+                    response.groups = r
+                        .groups
+                        .iter()
+                        .map(|g| {
+                            OffsetFetchResponseGroup::default()
+                                .with_group_id(g.group_id.clone())
+                                .with_error_code(code)
+                        })
+                        .collect();
+                }
+                GroupReply::OffsetFetch(response)
+            }
+            _ => return None,
+        })
+    }
+}
