@@ -28,6 +28,12 @@ test-integration *ARGS:
 run *ARGS:
     cargo run --release -p spate -- server {{ARGS}}
 
+# A local cluster of brokers on 127.0.0.1, data in ./spate-cluster, until Ctrl-C: `just cluster`,
+# `just cluster --nodes 5` (the ports and logs are printed).
+cluster *ARGS:
+    cargo build --release -p spate
+    "{{spate_bin}}" dev-cluster {{ARGS}}
+
 # The deterministic simulator: `just sim --seed N`, `just sim --seeds 1..201`,
 # `just sim --seed N --buggify ack-before-fsync`, `just sim --seed N --verbose`.
 sim *ARGS:

@@ -37,6 +37,8 @@ enum Command {
     /// Describe and alter the configs of a broker, of the cluster-wide broker defaults or of a
     /// topic (as Kafka's kafka-configs.sh).
     Config(cli::config::ConfigArgs),
+    /// Start a local cluster of brokers on 127.0.0.1 (3 by default), until Ctrl-C.
+    DevCluster(cli::dev_cluster::DevClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cli::cluster::run(args),
         Command::Group(args) => cli::group::run(args),
         Command::Config(args) => cli::config::run(args),
+        Command::DevCluster(args) => cli::dev_cluster::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

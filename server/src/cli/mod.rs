@@ -2,6 +2,7 @@
 pub mod cluster;
 pub mod config;
 pub mod consume;
+pub mod dev_cluster;
 pub mod group;
 pub mod leaders;
 pub mod partitioner;

@@ -1,0 +1,261 @@
+"""Three `spate server` processes as one cluster for real clients (issue 15): topics are placed
+over the registered brokers by the active controller, every broker answers Metadata with all
+live brokers and each partition's leader, clients produce and consume through any bootstrap
+broker, groups find their coordinator, and a broker that dies leaves its partitions leaderless
+until it returns, when it leads them again in a later epoch with its data intact. Until
+partitions are replicated (issue 16) a partition's data is kept by its leader only: the
+replicas are assigned, not yet copied."""
+
+from __future__ import annotations
+
+import collections
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import InvalidReplicationFactorError
+
+from spate_helpers import require_tool, run_spate, sigkill_broker
+from test_quorum import settled, start_cluster, stop_all, wait_listed
+
+TIMEOUT = 30.0
+SESSION_MS = 4000
+
+
+def bootstraps(nodes) -> str:
+    return ",".join(n.bootstrap for n in nodes)
+
+
+def partitions_seen(node, topic: str) -> list[dict]:
+    """DescribeTopics (Metadata) through kafka-python's admin client on `node`: each
+    partition's leader, leader epoch, replicas, in-sync and offline replicas, by index."""
+    admin = KafkaAdminClient(bootstrap_servers=node.bootstrap, request_timeout_ms=10_000)
+    try:
+        described = admin.describe_topics([topic])[0]
+    finally:
+        admin.close()
+    assert described["error_code"] == 0, described
+    return sorted(described["partitions"], key=lambda p: p["partition_index"])
+
+
+def wait_partitions(node, topic: str, accept, timeout: float = TIMEOUT) -> list[dict]:
+    """Waits until `accept(partitions)` holds for what `node` describes; returns them."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        try:
+            seen = partitions_seen(node, topic)
+        except Exception as error:  # the topic may not be known there yet
+            seen = error
+        if not isinstance(seen, Exception) and accept(seen):
+            return seen
+        time.sleep(0.3)
+    pytest.fail(f"node {node.node_id} describes {topic} as {seen}", pytrace=False)
+
+
+def produce_with_confluent(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True})
+    failures = []
+    for value in values:
+        producer.produce(topic, value=value, on_delivery=lambda err, _msg: err and failures.append(err))
+    assert producer.flush(TIMEOUT) == 0, "records left undelivered"
+    assert not failures, failures[:3]
+
+
+def consume_group(bootstrap: str, topic: str, group: str, expected: int) -> set[bytes]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    seen: set[bytes] = set()
+    try:
+        consumer.subscribe([topic])
+        deadline = time.monotonic() + 60
+        while len(seen) < expected and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            seen.add(message.value())
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return seen
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    nodes = start_cluster(tmp_path, ["--override", "broker.heartbeat.interval.ms=300"])
+    try:
+        everyone = {n.node_id: n.port for n in nodes}
+        for node in nodes:
+            wait_listed(node, everyone, TIMEOUT)
+        yield nodes
+    finally:
+        stop_all(nodes)
+
+
+def test_three_brokers_are_one_cluster_through_any_of_them(cluster):
+    first, second, third = cluster
+    admin = KafkaAdminClient(bootstrap_servers=second.bootstrap, request_timeout_ms=15_000)
+    try:
+        # kafka-python sends CreateTopics to the controller its Metadata names.
+        admin.create_topics([NewTopic("orders", 6, 3)], timeout_ms=15_000)
+        with pytest.raises(InvalidReplicationFactorError):
+            admin.create_topics([NewTopic("too-many", 1, 4)], timeout_ms=15_000)
+    finally:
+        admin.close()
+
+    # Every broker describes the same placement: leaders and replicas spread evenly, each
+    # partition on all three brokers, its leader alone in sync (data is not copied yet).
+    views = []
+    for node in cluster:
+        partitions = wait_partitions(node, "orders", lambda ps: len(ps) == 6)
+        for p in partitions:
+            assert sorted(p["replica_nodes"]) == [1, 2, 3], p
+            assert p["leader_id"] == p["replica_nodes"][0], p
+            assert p["isr_nodes"] == [p["leader_id"]] and p["offline_replicas"] == [], p
+            assert p["leader_epoch"] == 0, p
+        leaders = collections.Counter(p["leader_id"] for p in partitions)
+        assert leaders == {1: 2, 2: 2, 3: 2}, leaders
+        views.append([(p["leader_id"], p["replica_nodes"]) for p in partitions])
+    assert views[0] == views[1] == views[2]
+
+    metadata = AdminClient({"bootstrap.servers": third.bootstrap}).list_topics(timeout=10)
+    assert sorted(metadata.brokers) == [1, 2, 3]
+    assert metadata.controller_id in (1, 2, 3)
+    kcat = require_tool("kcat", "apt-get install kcat")
+    listing = subprocess.run(
+        [kcat, "-L", "-b", first.bootstrap, "-t", "orders"], capture_output=True, text=True, timeout=30
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert " 3 brokers:" in listing.stdout and "6 partitions" in listing.stdout, listing.stdout
+
+    # Producers through different bootstrap brokers find every partition's leader; both are
+    # idempotent, so each broker hands out producer ids from a block the controller granted it.
+    produce_with_confluent(third.bootstrap, "orders", [b"c-%d" % i for i in range(300)])
+    producer = KafkaProducer(bootstrap_servers=first.bootstrap, acks="all")
+    try:
+        futures = [producer.send("orders", value=b"k-%d" % i) for i in range(300)]
+        producer.flush(TIMEOUT)
+        offsets = [f.get(timeout=TIMEOUT) for f in futures]
+    finally:
+        producer.close()
+    assert {o.partition for o in offsets} == set(range(6))
+
+    # A group through the second broker: FindCoordinator names the broker leading the
+    # group's `__consumer_offsets` partition, and the group reads everything once.
+    seen = consume_group(second.bootstrap, "orders", "readers", 600)
+    assert len(seen) == 600
+    again = Consumer({"bootstrap.servers": first.bootstrap, "group.id": "readers"})
+    try:
+        from confluent_kafka import TopicPartition
+
+        committed = again.committed([TopicPartition("orders", p) for p in range(6)], timeout=TIMEOUT)
+    finally:
+        again.close()
+    assert sum(tp.offset for tp in committed) == 600, committed
+
+    # Our own CLI describes replicas and in-sync sets as kafka-topics.sh does.
+    cp = run_spate("topic", "--bootstrap-server", first.bootstrap, "describe", "orders")
+    assert cp.returncode == 0, cp.stderr
+    assert "ReplicationFactor: 3" in cp.stdout, cp.stdout
+
+
+def test_a_dead_brokers_partitions_wait_for_it_and_it_leads_them_again_in_a_new_epoch(tmp_path):
+    nodes = start_cluster(
+        tmp_path,
+        ["--override", f"broker.session.timeout.ms={SESSION_MS}", "--override", "broker.heartbeat.interval.ms=300"],
+    )
+    try:
+        everyone = {n.node_id: n.port for n in nodes}
+        for node in nodes:
+            wait_listed(node, everyone, TIMEOUT)
+        controller, _ = settled(nodes)
+        cp = run_spate(
+            "topic", "--bootstrap-server", nodes[0].bootstrap, "create", "events", "--partitions", "3",
+            "--replication-factor", "1",
+        )
+        assert cp.returncode == 0, cp.stderr
+        placed = wait_partitions(nodes[0], "events", lambda ps: len(ps) == 3)
+        assert sorted(p["leader_id"] for p in placed) == [1, 2, 3], placed
+        produce_with_confluent(bootstraps(nodes), "events", [b"e-%d" % i for i in range(90)])
+
+        # The controller leader dies: another is elected, the dead broker is fenced once its
+        # session ends, and its partition has no leader (no other replica holds its data).
+        dead = nodes[controller - 1]
+        sigkill_broker(dead)
+        alive = [n for n in nodes if n is not dead]
+        new_controller, _ = settled(nodes, not_leader=controller)
+        assert new_controller != controller
+        orphan = next(p["partition_index"] for p in placed if p["leader_id"] == dead.node_id)
+
+        def orphaned(ps):
+            p = ps[orphan]
+            return p["leader_id"] == -1 and p["offline_replicas"] == [dead.node_id] and p["leader_epoch"] == 1
+
+        wait_partitions(alive[0], "events", orphaned, 3 * SESSION_MS / 1000 + 10)
+        # Topic changes go on with two of three voters.
+        cp = run_spate("topic", "--bootstrap-server", alive[1].bootstrap, "create", "later", "--partitions", "2")
+        assert cp.returncode == 0, cp.stderr
+
+        # It returns: registered in a new life, it leads its partition again, in the epoch
+        # after, with every record it had.
+        dead.start()
+        back = wait_partitions(alive[0], "events", lambda ps: ps[orphan]["leader_id"] == dead.node_id)
+        assert back[orphan]["leader_epoch"] == 2, back
+        seen = consume_group(alive[1].bootstrap, "events", "after-return", 90)
+        assert seen == {b"e-%d" % i for i in range(90)}
+    finally:
+        stop_all(nodes)
+
+
+def test_dev_cluster_starts_three_brokers_in_one_command_and_stops_them(tmp_path):
+    """`spate dev-cluster` (what `just cluster` runs): three nodes on 127.0.0.1 with their data
+    under one directory, one cluster for clients; SIGTERM stops them all cleanly."""
+    import random
+    import signal
+
+    from conftest import spate_bin
+    from spate_helpers import port_is_free
+
+    for _ in range(50):
+        base = random.randrange(20_000, 60_000)
+        ports = [base + 100 * i + j for i in range(3) for j in range(2)]
+        if all(port_is_free("127.0.0.1", p) for p in ports):
+            break
+    data = tmp_path / "cluster"
+    proc = subprocess.Popen(
+        [str(spate_bin()), "dev-cluster", "--nodes", "3", "--data-dir", str(data), "--base-port", str(base)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        brokers = []
+        while time.monotonic() < deadline and len(brokers) < 3:
+            time.sleep(0.5)
+            cp = run_spate("cluster", "--bootstrap-server", f"127.0.0.1:{base + 100}", "describe")
+            brokers = [line for line in cp.stdout.splitlines() if line.startswith("  ")]
+        assert len(brokers) == 3, (cp.stdout, cp.stderr)
+        assert sorted(p.name for p in data.iterdir()) == [
+            "node-1", "node-1.log", "node-2", "node-2.log", "node-3", "node-3.log",
+        ]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert f"bootstrap servers: 127.0.0.1:{base},127.0.0.1:{base + 100},127.0.0.1:{base + 200}" in out, out
+    left = subprocess.run(["pgrep", "-f", str(data)], capture_output=True, text=True)
+    assert left.stdout.strip() == "", "a node outlived the cluster"
+    for i in (1, 2, 3):
+        log = (data / f"node-{i}.log").read_text()
+        assert "stopped" in log.splitlines()[-1], log[-2000:]
