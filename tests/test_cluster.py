@@ -163,6 +163,35 @@ def test_three_brokers_are_one_cluster_through_any_of_them(cluster):
         again.close()
     assert sum(tp.offset for tp in committed) == 600, committed
 
+    # A broker that is not the controller forwards topic changes to it (KIP-590): a creation
+    # and a config change sent straight to one are done, and answered there.
+    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.protocol.admin.configs import IncrementalAlterConfigsRequest
+    from kafka.protocol.admin.topics import CreateTopicsRequest
+
+    admin = KafkaAdminClient(bootstrap_servers=first.bootstrap, request_timeout_ms=15_000)
+    try:
+        controller_id = admin.describe_cluster()["controller_id"]
+        other = next(n.node_id for n in cluster if n.node_id != controller_id)
+        wanted = CreateTopicsRequest.CreatableTopic(
+            name="forwarded", num_partitions=3, replication_factor=2, assignments=[], configs=[]
+        )
+        request = CreateTopicsRequest(topics=[wanted], timeout_ms=10_000, validate_only=False)
+        created = admin._manager.run(admin._manager.send, request, other)
+        assert [(t.name, t.error_code, t.replication_factor) for t in created.topics] == [("forwarded", 0, 2)]
+        resource = IncrementalAlterConfigsRequest.AlterConfigsResource
+        change = resource.AlterableConfig(name="retention.ms", config_operation=0, value="12345")
+        request = IncrementalAlterConfigsRequest(
+            resources=[resource(resource_type=2, resource_name="forwarded", configs=[change])], validate_only=False
+        )
+        altered = admin._manager.run(admin._manager.send, request, other)
+        assert [r.error_code for r in altered.responses] == [0], altered
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "forwarded")])
+        assert described["topic"]["forwarded"]["retention.ms"]["value"] == "12345", described
+    finally:
+        admin.close()
+    wait_partitions(cluster[other - 1], "forwarded", lambda ps: len(ps) == 3)
+
     # Our own CLI describes replicas and in-sync sets as kafka-topics.sh does.
     cp = run_spate("topic", "--bootstrap-server", first.bootstrap, "describe", "orders")
     assert cp.returncode == 0, cp.stderr

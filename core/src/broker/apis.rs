@@ -124,6 +124,7 @@ impl Broker {
     /// A request frame: its header read, its version checked, its adapter called. Anything
     /// malformed or unsupported closes the connection, as Kafka does for requests it cannot parse.
     pub(super) fn on_frame(&mut self, now_ms: i64, conn: ConnId, mut frame: Bytes) {
+        let whole = frame.clone();
         let Some((api_key_raw, version)) = frame.get(0..4).map(|b| {
             (
                 i16::from_be_bytes([b[0], b[1]]),
@@ -175,6 +176,9 @@ impl Broker {
                     self.config.shard
                 ),
             );
+        }
+        if self.forward_to_controller(conn, api_key, version, &whole, &frame) {
+            return;
         }
         if let Err(error) = (api.handle)(self, &ctx, &mut frame) {
             self.close(
@@ -237,11 +241,7 @@ impl Broker {
         body: &R,
     ) {
         if let Some(output) = self.encode_response(ctx, body) {
-            let mirrored = self
-                .controller
-                .as_ref()
-                .map_or(0, |c| c.image().quorum_index);
-            if self.quorum_appended > mirrored {
+            if self.quorum_appended > self.mirrored_quorum_index() {
                 // A change the quorum has not committed, or this node not yet mirrored.
                 self.after_quorum.push((self.quorum_appended, output));
             } else if self.metadata_visible() >= self.metadata_version {

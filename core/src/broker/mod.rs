@@ -24,6 +24,7 @@ mod describe_quorum;
 mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
+mod forwarding;
 mod group_routing;
 mod groups;
 mod identity;
@@ -149,6 +150,8 @@ pub struct Broker {
     /// waiting until the node's metadata holds a quorum version (then as `after_metadata`).
     quorum_appended: u64,
     after_quorum: Vec<(u64, Output)>,
+    /// Requests forwarded to the active controller, and served for other brokers.
+    forwarding: forwarding::Forwarding,
     /// The brokers the quorum registered, as this node's metadata mirrors them (every shard).
     brokers: BTreeMap<crate::replica::NodeId, crate::controller::BrokerImage>,
     in_flight: BTreeMap<IoToken, InFlight>,
@@ -226,6 +229,7 @@ impl Broker {
             quorum_appended: 0,
             after_quorum: Vec::new(),
             brokers: BTreeMap::new(),
+            forwarding: Default::default(),
             quorum: None,
             identity_next: None,
             in_flight: BTreeMap::new(),
@@ -415,6 +419,7 @@ impl Broker {
 
     /// The connection closed: its waiting requests are dropped (their writes still complete).
     pub fn handle_disconnect(&mut self, conn: ConnId) {
+        self.forget_forwards(conn);
         self.produces.retain(|_, p| p.conn() != conn);
         self.fetches.retain(|_, f| f.conn() != conn);
         self.list_offsets.retain(|_, l| l.conn() != conn);
@@ -434,7 +439,8 @@ impl Broker {
     // ---- outputs ----
 
     pub fn poll_output(&mut self) -> Option<Output> {
-        self.outputs.pop_front()
+        let output = self.outputs.pop_front()?;
+        Some(self.route_forwarded(output))
     }
 
     /// The earliest deadline of a waiting request, if any. After `handle_timeout(now)` it is

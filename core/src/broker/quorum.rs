@@ -128,6 +128,12 @@ impl Broker {
     /// Anything that does not decode is dropped: the sender resends what matters.
     pub fn handle_quorum_frame(&mut self, now_ms: i64, frame: &[u8]) {
         self.now_ms = self.now_ms.max(now_ms);
+        if self.quorum.is_none() {
+            return;
+        }
+        if self.handle_forwarding_frame(now_ms, frame) {
+            return self.pump_quorum();
+        }
         let Some(seat) = self.quorum.as_mut() else {
             return;
         };

@@ -1,0 +1,248 @@
+//! Two brokers that are one cluster, each driven by its own harness, their controller frames
+//! carried between them: topics placed over both, each partition served by its leader only,
+//! changes sent to the node that is not the controller forwarded to it, producer ids granted
+//! to each broker.
+
+use super::*;
+
+fn node_config(node: i32, voters: i32, seed: u64) -> Config {
+    Config {
+        node_id: node,
+        seed,
+        advertised_port: 9092 + 100 * (node - 1),
+        controller_quorum: (1..=voters)
+            .map(|v| (v, format!("127.0.0.1:{}", 9093 + 100 * (v - 1))))
+            .collect(),
+        broker_session_timeout_ms: 3_000,
+        ..Config::default()
+    }
+}
+
+/// Brokers of one cluster, each on its own harness; a node that is down neither ticks nor
+/// sends nor hears.
+struct Nodes {
+    nodes: Vec<Harness>,
+    down: std::collections::BTreeSet<usize>,
+}
+
+impl Nodes {
+    fn start(count: i32) -> Nodes {
+        let nodes = (1..=count)
+            .map(|n| {
+                let config = node_config(n, count, 100 + n as u64);
+                Harness::new(config.clone()).restart(config)
+            })
+            .collect();
+        let mut cluster = Nodes {
+            nodes,
+            down: Default::default(),
+        };
+        cluster.run(6_000);
+        cluster
+    }
+
+    /// Lets `ms` pass on the nodes that are up, carrying every frame between them.
+    fn run(&mut self, ms: i64) {
+        for _ in 0..ms / 20 {
+            for (i, h) in self.nodes.iter_mut().enumerate() {
+                h.now_ms += 20;
+                if !self.down.contains(&i) {
+                    h.handle_timeout();
+                }
+            }
+            for from in 0..self.nodes.len() {
+                let frames = std::mem::take(&mut self.nodes[from].to_nodes);
+                for (node, frame) in frames {
+                    let to = (node - 1) as usize;
+                    if self.down.contains(&from) || self.down.contains(&to) {
+                        continue;
+                    }
+                    let h = &mut self.nodes[to];
+                    h.broker.handle_quorum_frame(h.now_ms, &frame);
+                    h.step();
+                }
+            }
+        }
+    }
+
+    /// The index of the active controller's harness.
+    fn active(&self) -> usize {
+        (0..self.nodes.len())
+            .find(|&i| !self.down.contains(&i) && self.nodes[i].broker.is_active_controller())
+            .expect("a node that is up is the active controller")
+    }
+
+    /// A crash of node `i` and its start again on what its disk holds, in a new life.
+    fn restart(&mut self, i: usize, seed: u64) {
+        let count = self.nodes.len() as i32;
+        let config = node_config(i as i32 + 1, count, seed);
+        self.nodes[i] = self.nodes[i].restart(config);
+        self.down.remove(&i);
+    }
+}
+
+fn leaders(h: &Harness, topic: &str) -> Vec<i32> {
+    let t = &h.broker.topics[topic];
+    (0..t.partitions.len() as i32)
+        .map(|p| h.broker.partition_view(t, p).leader.0)
+        .collect()
+}
+
+#[test]
+fn two_brokers_share_topics_serve_their_own_partitions_and_forward_changes() {
+    let mut pair = Nodes::start(2);
+    for h in &pair.nodes {
+        assert_eq!(
+            h.broker.listed_brokers().len(),
+            2,
+            "both brokers registered, as node {} sees it",
+            h.broker.config.node_id
+        );
+    }
+    let active = pair.active();
+    let other = 1 - active;
+
+    // CreateTopics to the broker that is not the controller is forwarded to it; its answer
+    // comes back once this broker has the topic too.
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_num_partitions(4)
+        .with_replication_factor(2);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    pair.nodes[other].send(9, ApiKey::CreateTopics, 7, &request);
+    assert!(
+        !pair.nodes[other].has_response(9),
+        "forwarded, not answered here"
+    );
+    pair.run(1_000);
+    let created: CreateTopicsResponse = pair.nodes[other].response(9, ApiKey::CreateTopics, 7);
+    assert_eq!(created.topics[0].error_code, errors::NONE);
+    assert_eq!(created.topics[0].replication_factor, 2);
+    assert!(pair.nodes[other].broker.topics.contains_key("t"));
+
+    // Both brokers place the partitions alike, two led by each; each serves only its own.
+    let placed = leaders(&pair.nodes[0], "t");
+    assert_eq!(placed, leaders(&pair.nodes[1], "t"));
+    for node in [1, 2] {
+        assert_eq!(
+            placed.iter().filter(|&&l| l == node).count(),
+            2,
+            "{placed:?}"
+        );
+    }
+    for (i, h) in pair.nodes.iter_mut().enumerate() {
+        let me = i as i32 + 1;
+        for (partition, &leader) in placed.iter().enumerate() {
+            h.produce(1, "t", partition as i32, -1, make_batch(&[b"x"], 5));
+            let (error, _) = h.produce_result(1);
+            let expected = match leader == me {
+                true => errors::NONE,
+                false => errors::NOT_LEADER_OR_FOLLOWER,
+            };
+            assert_eq!(
+                error, expected,
+                "node {me}, partition {partition} led by {leader}"
+            );
+        }
+    }
+
+    // A second creation of the name, through the controller itself, is refused as Kafka does.
+    let again = pair.nodes[active].create_topic("t", 1);
+    assert_eq!(again.topics[0].error_code, errors::TOPIC_ALREADY_EXISTS);
+    // And a creation while the other voter is away cannot commit: no answer before it returns.
+    pair.down.insert(other);
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("u")))
+        .with_num_partitions(1)
+        .with_replication_factor(1)]);
+    pair.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
+    pair.run(300);
+    assert!(
+        !pair.nodes[active].has_response(9),
+        "answered before a majority has it"
+    );
+    pair.down.remove(&other);
+    pair.run(2_000);
+    let created: CreateTopicsResponse = pair.nodes[active].response(9, ApiKey::CreateTopics, 7);
+    assert_eq!(
+        created.topics[0].error_code,
+        errors::NONE,
+        "once it returned"
+    );
+
+    // Each broker hands out producer ids from its own block: no id twice.
+    let mut ids = Vec::new();
+    for h in &mut pair.nodes {
+        for _ in 0..3 {
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            h.send(3, ApiKey::InitProducerId, 4, &request);
+            let r: InitProducerIdResponse = h.response(3, ApiKey::InitProducerId, 4);
+            assert_eq!(r.error_code, errors::NONE);
+            ids.push(r.producer_id.0);
+        }
+    }
+    let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+}
+
+/// A broker that dies leaves the partitions it led without a leader once its session ends
+/// (no other replica has their data), and leads them again, in the epoch after, when it
+/// returns in a new life, with what it had written.
+#[test]
+fn a_dead_brokers_partitions_wait_for_it_and_come_back_in_a_new_epoch() {
+    let mut cluster = Nodes::start(3);
+    let active = cluster.active();
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_num_partitions(3)
+        .with_replication_factor(1);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
+    cluster.run(500);
+    let created: CreateTopicsResponse = cluster.nodes[active].response(9, ApiKey::CreateTopics, 7);
+    assert_eq!(created.topics[0].error_code, errors::NONE);
+    let placed = leaders(&cluster.nodes[active], "t");
+    // The victim: a broker that is not the active controller, and its partition.
+    let victim = (0..3).find(|&i| i != active).unwrap();
+    let partition = placed
+        .iter()
+        .position(|&l| l == victim as i32 + 1)
+        .expect("every broker leads one of three partitions") as i32;
+    let h = &mut cluster.nodes[victim];
+    h.produce(1, "t", partition, -1, make_batch(&[b"kept"], 5));
+    assert_eq!(h.produce_result(1), (errors::NONE, 0));
+
+    cluster.down.insert(victim);
+    cluster.run(5_000);
+    for i in (0..3).filter(|&i| i != victim) {
+        let h = &cluster.nodes[i];
+        let view = h.broker.partition_view(&h.broker.topics["t"], partition);
+        assert_eq!(
+            (view.leader.0, view.leader_epoch, view.error_code),
+            (-1, 1, errors::LEADER_NOT_AVAILABLE),
+            "node {} after the crash",
+            i + 1
+        );
+        assert_eq!(view.offline, vec![BrokerId(victim as i32 + 1)]);
+    }
+
+    cluster.restart(victim, 7_000);
+    let h = &mut cluster.nodes[victim];
+    h.produce(1, "t", partition, -1, make_batch(&[b"early"], 5));
+    assert_eq!(
+        h.produce_result(1).0,
+        errors::NOT_LEADER_OR_FOLLOWER,
+        "not before the controller's new leadership"
+    );
+    cluster.run(2_000);
+    for h in &cluster.nodes {
+        let view = h.broker.partition_view(&h.broker.topics["t"], partition);
+        assert_eq!((view.leader.0, view.leader_epoch), (victim as i32 + 1, 2));
+    }
+    let h = &mut cluster.nodes[victim];
+    h.produce(1, "t", partition, -1, make_batch(&[b"again"], 5));
+    assert_eq!(h.produce_result(1), (errors::NONE, 1), "after what it had");
+}
