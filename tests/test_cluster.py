@@ -20,7 +20,7 @@ from kafka.admin import NewTopic
 from kafka.errors import InvalidReplicationFactorError
 
 from spate_helpers import require_tool, run_spate, sigkill_broker
-from test_quorum import settled, start_cluster, stop_all, wait_listed
+from test_quorum import settled, start_registered, stop_all
 
 TIMEOUT = 30.0
 SESSION_MS = 4000
@@ -92,11 +92,8 @@ def consume_group(bootstrap: str, topic: str, group: str, expected: int) -> set[
 
 @pytest.fixture
 def cluster(tmp_path):
-    nodes = start_cluster(tmp_path, ["--override", "broker.heartbeat.interval.ms=300"])
+    nodes = start_registered(tmp_path)
     try:
-        everyone = {n.node_id: n.port for n in nodes}
-        for node in nodes:
-            wait_listed(node, everyone, TIMEOUT)
         yield nodes
     finally:
         stop_all(nodes)
@@ -199,14 +196,8 @@ def test_three_brokers_are_one_cluster_through_any_of_them(cluster):
 
 
 def test_a_dead_brokers_partitions_wait_for_it_and_it_leads_them_again_in_a_new_epoch(tmp_path):
-    nodes = start_cluster(
-        tmp_path,
-        ["--override", f"broker.session.timeout.ms={SESSION_MS}", "--override", "broker.heartbeat.interval.ms=300"],
-    )
+    nodes = start_registered(tmp_path, SESSION_MS)
     try:
-        everyone = {n.node_id: n.port for n in nodes}
-        for node in nodes:
-            wait_listed(node, everyone, TIMEOUT)
         controller, _ = settled(nodes)
         cp = run_spate(
             "topic", "--bootstrap-server", nodes[0].bootstrap, "create", "events", "--partitions", "3",

@@ -77,6 +77,23 @@ def start_cluster(tmp_path, extra=()):
     return nodes
 
 
+def start_registered(tmp_path, session_ms: int | None = None, timeout: float = 30.0):
+    """A cluster whose brokers heartbeat every 300 ms (and whose sessions last `session_ms`),
+    once every node lists all three as registered."""
+    extra = ["--override", "broker.heartbeat.interval.ms=300"]
+    if session_ms is not None:
+        extra += ["--override", f"broker.session.timeout.ms={session_ms}"]
+    nodes = start_cluster(tmp_path, extra)
+    try:
+        everyone = {n.node_id: n.port for n in nodes}
+        for node in nodes:
+            wait_listed(node, everyone, timeout)
+    except BaseException:
+        stop_all(nodes)
+        raise
+    return nodes
+
+
 def stop_all(nodes):
     for node in nodes:
         if node.alive():
@@ -121,14 +138,9 @@ def wait_listed(node: Broker, expected: dict, timeout: float) -> float:
 
 def test_brokers_register_a_silent_one_is_fenced_and_a_stopping_one_at_once(tmp_path):
     session_ms = 6000
-    nodes = start_cluster(
-        tmp_path,
-        ["--override", f"broker.session.timeout.ms={session_ms}", "--override", "broker.heartbeat.interval.ms=300"],
-    )
+    nodes = start_registered(tmp_path, session_ms)
     try:
         everyone = {n.node_id: n.port for n in nodes}
-        for node in nodes:
-            wait_listed(node, everyone, 30)
         # A crash: fenced once its session is over (after a new leader's grace, if it led).
         leader, view = settled(nodes)
         _, _, quorum_line = cluster_view(nodes[0])

@@ -138,12 +138,7 @@ impl Client {
                 // One broker, or no quorum: the one connected to.
                 Some(_) if metadata.brokers.len() == 1 => return Ok(client),
                 Some(broker) => {
-                    let host = broker.host.as_str();
-                    let address = match host.contains(':') {
-                        true => format!("[{host}]:{}", broker.port),
-                        false => format!("{host}:{}", broker.port),
-                    };
-                    return Client::connect(&address)
+                    return Client::connect(&broker_address(&broker.host, broker.port))
                         .map_err(|e| format!("cannot reach the controller, broker {id}: {e}"));
                 }
                 None if std::time::Instant::now() >= deadline => {
@@ -1177,6 +1172,14 @@ fn connect_error(server: &str, e: &io::Error) -> String {
 
 fn missing_topic_answer(api: &str, topic: &str) -> String {
     format!("the broker's {api} response does not mention topic '{topic}'")
+}
+
+/// `HOST:PORT` of a broker as Metadata lists it (an IPv6 host in brackets).
+pub fn broker_address(host: &str, port: i32) -> String {
+    match host.contains(':') {
+        true => format!("[{host}]:{port}"),
+        false => format!("{host}:{port}"),
+    }
 }
 
 pub fn topic_name(name: &str) -> TopicName {

@@ -211,12 +211,7 @@ impl Broker {
                     host,
                     port,
                 } => {
-                    let broker = BrokerImage {
-                        incarnation: *incarnation,
-                        host: host.clone(),
-                        port: *port,
-                        fenced: false,
-                    };
+                    let broker = BrokerImage::registered(*incarnation, host, *port);
                     self.brokers.insert(*node, broker);
                 }
                 MetadataRecord::BrokerFencing { node, fenced } => {

@@ -54,6 +54,18 @@ pub struct BrokerImage {
     pub fenced: bool,
 }
 
+impl BrokerImage {
+    /// A broker as it registers: unfenced.
+    pub fn registered(incarnation: u64, host: &str, port: u16) -> BrokerImage {
+        BrokerImage {
+            incarnation,
+            host: host.to_string(),
+            port,
+            fenced: false,
+        }
+    }
+}
+
 /// Everything the cluster's metadata holds.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MetadataImage {
@@ -217,12 +229,7 @@ impl MetadataImage {
                         "broker {node} at '{host}:{port}' is not a valid registration"
                     ));
                 }
-                let broker = BrokerImage {
-                    incarnation: *incarnation,
-                    host: host.clone(),
-                    port: *port,
-                    fenced: false,
-                };
+                let broker = BrokerImage::registered(*incarnation, host, *port);
                 self.brokers.insert(*node, broker);
             }
             MetadataRecord::BrokerFencing { node, fenced } => {

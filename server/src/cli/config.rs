@@ -168,14 +168,7 @@ fn connect_for(bootstrap: &str, resource: &ConfigResource) -> Result<Client, Str
     match brokers.iter().find(|b| b.node_id.0 == id) {
         // One broker: the one connected to.
         Some(_) if brokers.len() == 1 => Ok(client),
-        Some(broker) => {
-            let host = broker.host.as_str();
-            let address = match host.contains(':') {
-                true => format!("[{host}]:{}", broker.port),
-                false => format!("{host}:{}", broker.port),
-            };
-            Client::connect(&address)
-        }
+        Some(broker) => Client::connect(&crate::client::broker_address(&broker.host, broker.port)),
         None => {
             let mut ids: Vec<i32> = brokers.iter().map(|b| b.node_id.0).collect();
             ids.sort_unstable();
