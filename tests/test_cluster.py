@@ -279,3 +279,39 @@ def test_dev_cluster_starts_three_brokers_in_one_command_and_stops_them(tmp_path
     for i in (1, 2, 3):
         log = (data / f"node-{i}.log").read_text()
         assert "stopped" in log.splitlines()[-1], log[-2000:]
+
+
+def test_a_voter_that_missed_many_changes_catches_up_from_a_snapshot(tmp_path):
+    """With a snapshot every 5 versions, a voter stopped while 30 topics are created finds the
+    leader's log begun after its own: it takes the leader's snapshot, its metadata becomes the
+    cluster's, and clients find the topics through it."""
+    import re
+
+    nodes = start_registered(tmp_path, extra=["--override", "metadata.snapshot.interval.versions=5"])
+    try:
+        leader, _ = settled(nodes)
+        behind = next(n for n in nodes if n.node_id != leader)
+        behind.stop()
+        names = [f"t{i:02d}" for i in range(30)]
+        admin = KafkaAdminClient(bootstrap_servers=nodes[leader - 1].bootstrap, request_timeout_ms=15_000)
+        try:
+            admin.create_topics([NewTopic(name, 1, 1) for name in names], timeout_ms=15_000)
+        finally:
+            admin.close()
+        behind.start()
+        deadline = time.monotonic() + TIMEOUT
+        listed = set()
+        while time.monotonic() < deadline and not set(names) <= listed:
+            metadata = AdminClient({"bootstrap.servers": behind.bootstrap}).list_topics(timeout=10)
+            listed = set(metadata.topics)
+            time.sleep(0.3)
+        assert set(names) <= listed, sorted(listed)
+        assert behind.wait_for_log(r"the metadata image of version \d+ \(a snapshot\)", timeout=5)
+        versions = [int(v) for v in re.findall(r"the metadata image of version (\d+)", behind.stderr_tail(400))]
+        assert max(versions) >= 25, versions
+        # They were placed over the brokers that were up, and clients find them through it.
+        leaders = {metadata.topics[t].partitions[0].leader for t in names}
+        assert leaders == {n.node_id for n in nodes if n is not behind}, leaders
+        produce_with_confluent(behind.bootstrap, names[0], [b"after"])
+    finally:
+        stop_all(nodes)

@@ -77,10 +77,10 @@ def start_cluster(tmp_path, extra=()):
     return nodes
 
 
-def start_registered(tmp_path, session_ms: int | None = None, timeout: float = 30.0):
+def start_registered(tmp_path, session_ms: int | None = None, timeout: float = 30.0, extra=()):
     """A cluster whose brokers heartbeat every 300 ms (and whose sessions last `session_ms`),
     once every node lists all three as registered."""
-    extra = ["--override", "broker.heartbeat.interval.ms=300"]
+    extra = ["--override", "broker.heartbeat.interval.ms=300", *extra]
     if session_ms is not None:
         extra += ["--override", f"broker.session.timeout.ms={session_ms}"]
     nodes = start_cluster(tmp_path, extra)

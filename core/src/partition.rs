@@ -79,12 +79,17 @@ impl Partition {
         {
             return false;
         }
+        if was_leader && leader == node {
+            // It leads on, in a later epoch.
+            self.replica.handle_leader_epoch(leader_epoch);
+            return false;
+        }
         let start = self.log.high_watermark();
         self.replica = match leader == node {
             true => Replica::leader(node, leader_epoch, &[node], start),
             false => Replica::follower(node, leader, leader_epoch, start),
         };
-        was_leader && leader != node
+        was_leader
     }
 
     pub fn new(log: PartitionLog, replica: Replica) -> Partition {
@@ -209,6 +214,31 @@ mod tests {
     use super::*;
     use crate::batch::tests::make_batch;
     use crate::log::SegmentPolicy;
+
+    /// Leaderships as the controller hands them out: a later epoch always wins, an older one
+    /// changes nothing, and only losing the leadership is reported (waiters must be told).
+    #[test]
+    fn leaderships_follow_the_controllers_epochs() {
+        let log = PartitionLog::new(1 << 20);
+        let mut p = Partition::placed(1, vec![2, 1], 2, 0, log);
+        assert!(!p.replica.is_leader(), "led by node 2");
+        assert!(!p.handle_leadership(1, 2), "gaining is not losing");
+        assert!(p.replica.is_leader());
+        assert_eq!(p.replica.leader_epoch(), 2);
+        assert!(!p.handle_leadership(2, 1), "an older epoch changes nothing");
+        assert!(p.replica.is_leader());
+        assert!(!p.handle_leadership(1, 3), "leading on in a later epoch");
+        assert_eq!((p.replica.is_leader(), p.replica.leader_epoch()), (true, 3));
+        assert!(p.handle_leadership(-1, 4), "lost: no leader");
+        assert_eq!(
+            p.replica.role(),
+            crate::replica::Role::Follower { leader: -1 }
+        );
+        assert!(
+            !p.handle_leadership(-1, 4),
+            "the same again changes nothing"
+        );
+    }
 
     fn append(partition: &mut Partition, count: usize) -> i64 {
         let values: Vec<&[u8]> = vec![b"v"; count];

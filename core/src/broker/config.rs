@@ -49,6 +49,9 @@ pub struct Config {
     /// `broker.heartbeat.interval.ms`: how often a broker tells the active controller it is
     /// alive; `broker.session.timeout.ms`: how long the controller waits before fencing it.
     pub broker_heartbeat_interval_ms: i64,
+    /// `metadata.snapshot.interval.versions`: the controller quorum snapshots its image (and
+    /// rewrites its journal) every this many versions.
+    pub quorum_snapshot_every: u64,
     pub broker_session_timeout_ms: i64,
     /// Every setting given in the config file or as a flag, by Kafka name, as given: the
     /// static broker configs DescribeConfigs reports and topics fall back to.
@@ -76,6 +79,7 @@ impl Default for Config {
             shards: 1,
             controller_quorum: Vec::new(),
             broker_heartbeat_interval_ms: 2_000,
+            quorum_snapshot_every: 1_000,
             broker_session_timeout_ms: 9_000,
             static_configs: BTreeMap::new(),
         }
@@ -129,6 +133,9 @@ impl Config {
             "controller.quorum.voters" => self.controller_quorum = parse_voters(value)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = int(),
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = int(),
+            "metadata.snapshot.interval.versions" => {
+                self.quorum_snapshot_every = int().max(1) as u64
+            }
             _ => {} // kept as a static config only
         }
         if key == "socket.request.max.bytes" && int() != super::REQUEST_BYTES_MAX as i64 {

@@ -38,6 +38,15 @@ pub(super) struct Forwarding {
     next_conn: ConnId,
 }
 
+/// The APIs a broker forwards.
+const FORWARDED: [ApiKey; 5] = [
+    ApiKey::CreateTopics,
+    ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
+    ApiKey::AlterConfigs,
+    ApiKey::IncrementalAlterConfigs,
+];
+
 /// Whether a request of `api_key` changes the cluster (the controller's business). Config
 /// changes of this broker's own resources stay here; a mix of both as well.
 fn changes_the_cluster(api_key: ApiKey, version: i16, body: &Bytes) -> bool {
@@ -114,7 +123,15 @@ impl Broker {
                 let conn = FORWARDED_CONN_BASE + self.forwarding.next_conn;
                 self.forwarding.next_conn += 1;
                 self.forwarding.in_.insert(conn, (origin, id));
-                self.handle_request(now_ms, conn, Bytes::copy_from_slice(&frame[13..]));
+                let request = Bytes::copy_from_slice(&frame[13..]);
+                // Only what brokers forward is served this way; anything else is closed.
+                let api_key = request
+                    .get(..2)
+                    .and_then(|b| ApiKey::try_from(i16::from_be_bytes([b[0], b[1]])).ok());
+                match api_key.is_some_and(|key| FORWARDED.contains(&key)) {
+                    true => self.handle_request(now_ms, conn, request),
+                    false => self.outputs.push_back(Output::Close { conn }),
+                }
                 true
             }
             Some(&FORWARDED_TAG) if frame.len() >= 17 => {

@@ -19,8 +19,6 @@ use crate::io::{IoOp, IoResult, Level, QUORUM_JOURNAL};
 use crate::raft::{codec, Persist, RaftConfig, Stored};
 use std::collections::VecDeque;
 
-/// Versions between snapshots of the quorum's image; the journal is rewritten at each.
-const SNAPSHOT_EVERY: u64 = 1_000;
 /// Wait before writing the journal again after a write failed.
 const RETRY_MS: i64 = 500;
 /// How long a controlled shutdown waits for the quorum to fence this broker and elect another
@@ -93,8 +91,10 @@ impl Broker {
             stored.apply(persist);
         }
         let config = RaftConfig::new(node, voters, self.config.seed);
+        // Versions between snapshots of the quorum's image; the journal is rewritten at each.
+        let snapshot_every = self.config.quorum_snapshot_every.max(1);
         let controller =
-            QuorumController::new(config, stored.clone(), now_ms, SNAPSHOT_EVERY, None)
+            QuorumController::new(config, stored.clone(), now_ms, snapshot_every, None)
                 .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?
                 .with_session_timeout(self.config.broker_session_timeout_ms);
         self.log(
@@ -395,7 +395,15 @@ impl Broker {
         }
         while let Some(published) = seat.controller.poll_published() {
             let (index, cluster) = match &published {
-                Published::Image { index, image } => (*index, Some(image.cluster_id.clone())),
+                Published::Image { index, image } => {
+                    logs.push((
+                        Level::Info,
+                        format!(
+                            "controller quorum: the metadata image of version {index} (a snapshot)"
+                        ),
+                    ));
+                    (*index, Some(image.cluster_id.clone()))
+                }
                 Published::Records { index, records } => {
                     let (node, life) = (self.config.node_id, seat.incarnation);
                     for record in records {

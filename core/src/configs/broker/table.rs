@@ -316,6 +316,14 @@ pub const BROKER_CONFIGS: &[BrokerConfig] = &[
     ),
     b("max.connections.per.ip.overrides", Str, Some(""), Any, Dyn),
     b("message.max.bytes", Int, Some("1048588"), AtLeast(0), Dyn),
+    // Spate's: the controller quorum's metadata versions between snapshots of its image.
+    b(
+        "metadata.snapshot.interval.versions",
+        Int,
+        Some("1000"),
+        AtLeast(1),
+        ReadOnly,
+    ),
     b("metric.reporters", List, Some(""), Any, Dyn),
     b("min.insync.replicas", Int, Some("1"), AtLeast(1), Dyn),
     b("node.id", Int, Some("-1"), Any, ReadOnly),
