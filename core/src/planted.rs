@@ -22,4 +22,7 @@ pub enum PlantedBug {
     /// Forget the leader epochs the metadata kept when starting up: every restart leads in
     /// epoch 1 again, so batches of different lives share an epoch and epochs go back.
     ForgetLeaderEpochs,
+    /// The active controller leaves a fenced broker leading its partitions (issue 15's
+    /// "fenced broker kept as leader").
+    KeepFencedLeaders,
 }

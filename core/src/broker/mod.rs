@@ -560,8 +560,13 @@ impl Broker {
     /// The brokers partitions may be placed on: the unfenced brokers the quorum registered, by
     /// id; on a node that is its own quorum (or before any registration is known), itself.
     fn placeable_brokers(&self) -> Vec<crate::replica::NodeId> {
-        let live: Vec<_> = self
-            .brokers
+        // The active controller places by its own image: a fencing it appended and has not
+        // yet committed counts already (the placement follows it in the log).
+        let brokers = match self.quorum.as_ref().map(|s| s.controller()) {
+            Some(c) if c.is_active() => &c.image().brokers,
+            _ => &self.brokers,
+        };
+        let live: Vec<_> = brokers
             .iter()
             .filter(|(_, b)| !b.fenced)
             .map(|(&id, _)| id)

@@ -93,8 +93,10 @@ impl Broker {
         let config = RaftConfig::new(node, voters, self.config.seed);
         // Versions between snapshots of the quorum's image; the journal is rewritten at each.
         let snapshot_every = self.config.quorum_snapshot_every.max(1);
+        let planted = (self.config.planted_bug == Some(super::PlantedBug::KeepFencedLeaders))
+            .then_some(crate::controller::quorum::QuorumBug::KeepFencedLeaders);
         let controller =
-            QuorumController::new(config, stored.clone(), now_ms, snapshot_every, None)
+            QuorumController::new(config, stored.clone(), now_ms, snapshot_every, planted)
                 .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?
                 .with_session_timeout(self.config.broker_session_timeout_ms);
         self.log(

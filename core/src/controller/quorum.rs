@@ -183,6 +183,9 @@ pub enum QuorumBug {
     PublishOnAppend,
     /// The active controller never fences a broker whose session ended.
     NeverFence,
+    /// A fenced broker keeps leading its partitions: clients are sent to a broker that is gone
+    /// (or back in a life that must not write in the old epoch).
+    KeepFencedLeaders,
 }
 
 pub struct QuorumController {
@@ -353,7 +356,7 @@ impl QuorumController {
             self.sessions.remove(&node);
             if same && !fenced {
                 records.push(MetadataRecord::BrokerFencing { node, fenced: true });
-                records.extend(self.image.leaderships_lost(node));
+                records.extend(self.leaderships_lost(node));
             }
         } else {
             self.sessions.insert(node, self.now_ms);
@@ -461,6 +464,14 @@ impl QuorumController {
             .unwrap_or(i64::MAX)
     }
 
+    /// The elections when `node` is fenced (none under the planted `KeepFencedLeaders`).
+    fn leaderships_lost(&self, node: NodeId) -> Vec<MetadataRecord> {
+        match self.planted {
+            Some(QuorumBug::KeepFencedLeaders) => Vec::new(),
+            _ => self.image.leaderships_lost(node),
+        }
+    }
+
     /// Active controller: fences the brokers whose session ended. A broker it has no time for
     /// (it just became active) gets a whole session from now, as KRaft's new controller does.
     fn expire_sessions(&mut self) {
@@ -477,7 +488,7 @@ impl QuorumController {
             let heard = *self.sessions.entry(node).or_insert(now);
             if !broker.fenced && now > heard + self.session_timeout_ms {
                 expired.push(MetadataRecord::BrokerFencing { node, fenced: true });
-                expired.extend(self.image.leaderships_lost(node));
+                expired.extend(self.leaderships_lost(node));
             }
         }
         if !expired.is_empty() {
