@@ -43,6 +43,7 @@ pub struct Partition {
 impl Partition {
     /// A partition this node leads alone in `leader_epoch` (a single-node cluster), from its
     /// log as it is (recovered, or new).
+    #[cfg(test)]
     pub fn single(node: NodeId, leader_epoch: i32, log: PartitionLog) -> Partition {
         let replica = Replica::leader(node, leader_epoch, &[node], log.high_watermark());
         Partition::new(log, replica)

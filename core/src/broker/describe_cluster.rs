@@ -46,10 +46,21 @@ impl Broker {
             ));
             return self.respond(ctx, &response);
         }
-        let brokers = self.registered_brokers().unwrap_or_else(|| {
-            let (host, port) = (&self.config.advertised_host, self.config.advertised_port);
-            vec![(self.config.node_id, host.clone(), port as u16, false)]
-        });
+        // The registrations this node mirrors, as Metadata lists them (with the fenced ones);
+        // a node that is its own quorum, itself.
+        let brokers: Vec<_> = match self.brokers.is_empty() {
+            true => vec![(
+                self.config.node_id,
+                self.config.advertised_host.clone(),
+                self.config.advertised_port,
+                false,
+            )],
+            false => self
+                .brokers
+                .iter()
+                .map(|(&id, b)| (id, b.host.clone(), i32::from(b.port), b.fenced))
+                .collect(),
+        };
         let include_fenced = ctx.version >= 2 && request.include_fenced_brokers;
         response.brokers = brokers
             .into_iter()
@@ -58,7 +69,7 @@ impl Broker {
                 let mut broker = DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(id))
                     .with_host(StrBytes::from_string(host))
-                    .with_port(i32::from(port))
+                    .with_port(port)
                     .with_rack(None);
                 if ctx.version >= 2 {
                     broker.is_fenced = fenced;

@@ -54,7 +54,6 @@ fn changes_the_cluster(api_key: ApiKey, version: i16, body: &Bytes) -> bool {
         kind == RESOURCE_BROKER_LOGGER || (kind == RESOURCE_BROKER && !name.is_empty())
     };
     match api_key {
-        ApiKey::CreateTopics | ApiKey::DeleteTopics | ApiKey::CreatePartitions => true,
         ApiKey::AlterConfigs => {
             AlterConfigsRequest::decode(&mut body.clone(), version).is_ok_and(|r| {
                 !r.resources
@@ -69,7 +68,7 @@ fn changes_the_cluster(api_key: ApiKey, version: i16, body: &Bytes) -> bool {
                     .any(|c| local(c.resource_type, &c.resource_name))
             })
         }
-        _ => false,
+        key => FORWARDED.contains(&key),
     }
 }
 

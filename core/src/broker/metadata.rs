@@ -137,20 +137,7 @@ impl Broker {
     /// The brokers clients may use, as (id, host, port): on a quorum, the registered brokers
     /// that are not fenced (this node alone until it knows of any); else this node.
     pub(super) fn listed_brokers(&self) -> Vec<(i32, String, i32)> {
-        let live: Vec<_> = self
-            .brokers
-            .iter()
-            .filter(|(_, b)| !b.fenced)
-            .map(|(&id, b)| (id, b.host.clone(), i32::from(b.port)))
-            .collect();
-        match live.is_empty() {
-            true => vec![(
-                self.config.node_id,
-                self.config.advertised_host.clone(),
-                self.config.advertised_port,
-            )],
-            false => live,
-        }
+        self.live_brokers(&self.brokers)
     }
 
     /// The controller clients send topic changes to: the quorum's active controller (-1 while

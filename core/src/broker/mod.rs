@@ -524,12 +524,14 @@ impl Broker {
         }
         let partitions = replicas.len();
         let factor = replicas.first().map_or(1, Vec::len);
-        let ask = crate::controller::quorum::CreateTopicAsk {
-            name: name.to_string(),
-            partitions: partitions as i32,
-            replication_factor: factor as i32,
-            configs: configs.clone(),
-        };
+        let ask = self
+            .in_quorum()
+            .then(|| crate::controller::quorum::CreateTopicAsk {
+                name: name.to_string(),
+                partitions: partitions as i32,
+                replication_factor: factor as i32,
+                configs: configs.clone(),
+            });
         let record = MetadataRecord::TopicCreated {
             id,
             name: name.to_string(),
@@ -537,7 +539,7 @@ impl Broker {
             configs,
         };
         if let Err(error) = self.append_metadata(vec![record]) {
-            if error == metadata_log::NOT_ACTIVE {
+            if let Some(ask) = ask.filter(|_| error == metadata_log::NOT_ACTIVE) {
                 // The active controller creates it; this node sees it once committed.
                 self.ask_controller(ask.encode());
             }
@@ -557,22 +559,38 @@ impl Broker {
         Ok(id)
     }
 
-    /// The brokers partitions may be placed on: the unfenced brokers the quorum registered, by
-    /// id; on a node that is its own quorum (or before any registration is known), itself.
+    /// The brokers partitions may be placed on: the unfenced registered brokers, by id. The
+    /// active controller places by its own image (a fencing it appended and has not yet
+    /// committed counts already: the placement follows it in the log); others by the
+    /// registrations they mirror.
     fn placeable_brokers(&self) -> Vec<crate::replica::NodeId> {
-        // The active controller places by its own image: a fencing it appended and has not
-        // yet committed counts already (the placement follows it in the log).
         let brokers = match self.quorum.as_ref().map(|s| s.controller()) {
             Some(c) if c.is_active() => &c.image().brokers,
             _ => &self.brokers,
         };
+        self.live_brokers(brokers)
+            .into_iter()
+            .map(|(id, _, _)| id)
+            .collect()
+    }
+
+    /// The unfenced brokers of `brokers` as (id, host, port), by id; this node alone where
+    /// none is known (a node that is its own quorum, or before any registration).
+    fn live_brokers(
+        &self,
+        brokers: &BTreeMap<crate::replica::NodeId, crate::controller::BrokerImage>,
+    ) -> Vec<(i32, String, i32)> {
         let live: Vec<_> = brokers
             .iter()
             .filter(|(_, b)| !b.fenced)
-            .map(|(&id, _)| id)
+            .map(|(&id, b)| (id, b.host.clone(), i32::from(b.port)))
             .collect();
         match live.is_empty() {
-            true => vec![self.config.node_id],
+            true => vec![(
+                self.config.node_id,
+                self.config.advertised_host.clone(),
+                self.config.advertised_port,
+            )],
             false => live,
         }
     }

@@ -291,19 +291,6 @@ impl Broker {
         (!fenced || leads) && self.now_ms < seat.settle_until
     }
 
-    /// The brokers the quorum has registered, as (id, host, port, fenced), by id; `None` for
-    /// a node that is its own quorum.
-    pub(super) fn registered_brokers(&self) -> Option<Vec<(i32, String, u16, bool)>> {
-        let seat = self.quorum.as_ref()?;
-        let brokers = &seat.controller.committed_image().brokers;
-        Some(
-            brokers
-                .iter()
-                .map(|(&id, b)| (id, b.host.clone(), b.port, b.fenced))
-                .collect(),
-        )
-    }
-
     pub(super) fn quorum_timeout(&mut self, now_ms: i64) {
         let Some(seat) = self.quorum.as_mut() else {
             return;
