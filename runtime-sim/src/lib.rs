@@ -11,6 +11,7 @@
 
 mod client;
 pub mod disk;
+mod disk_io;
 mod faults;
 mod group_client;
 pub mod history;
@@ -22,9 +23,10 @@ pub use history::{Ack, History};
 use bytes::Bytes;
 use client::{Client, Micros, Role, Step};
 use disk::SimDisk;
+use disk_io::PendingIo;
 use rng::Stream;
 use spate_core::broker::{Broker, Config, PlantedBug};
-use spate_core::io::{ConnId, IoOp, IoResult, IoToken};
+use spate_core::io::{ConnId, IoOp, IoToken};
 use spate_core::node::{home_shard, NodeOutput, PeerMessage, ShardNode};
 use spate_core::shard::{self, Answer};
 use std::collections::{BTreeMap, VecDeque};
@@ -178,47 +180,6 @@ impl Event {
             Event::ToShard { .. } => 16,
         }
     }
-}
-
-/// What an I/O command does when it completes.
-#[derive(Debug)]
-enum PendingIo {
-    Write {
-        path: String,
-        id: u64,
-    },
-    FailedWrite {
-        path: String,
-        id: Option<u64>,
-    },
-    Sync {
-        id: u64,
-    },
-    DirSync {
-        id: u64,
-    },
-    Cut {
-        path: String,
-        len: u64,
-    },
-    Read {
-        path: String,
-        position: u64,
-        len: usize,
-    },
-    Metadata,
-    FailedMetadata,
-    WriteFile {
-        path: String,
-        data: Vec<u8>,
-    },
-    FailedFile,
-    RemoveFiles {
-        paths: Vec<String>,
-    },
-    RemoveDir {
-        dir: String,
-    },
 }
 
 #[derive(Debug)]
@@ -929,104 +890,22 @@ impl Sim {
     }
 
     fn start_io(&mut self, shard: usize, token: IoToken, op: IoOp) {
-        let (pending, latency) = match op {
-            IoOp::Write {
-                file,
-                position,
-                data,
-            } => {
-                let path = file.relative_path();
-                let latency = self
-                    .io
-                    .range(self.faults.write_us.0, self.faults.write_us.1);
-                if self.disk_full() {
-                    self.stats.failed_writes += 1;
-                    (PendingIo::FailedWrite { path, id: None }, latency)
-                } else {
-                    let id = self.disk.start_write(&path, position, data);
-                    (PendingIo::Write { path, id }, latency)
-                }
-            }
-            IoOp::Sync { file } => {
-                let id = self.disk.start_sync(&file.relative_path());
-                let latency = self
-                    .io
-                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1);
-                if self.faulty && self.chance.chance(self.faults.crash_in_fsync_per_mille) {
-                    let at = self.now + self.chance.range(0, latency);
-                    self.push(at, Event::Crash);
-                }
-                (PendingIo::Sync { id }, latency)
-            }
-            IoOp::Truncate { remove, file, len } => {
-                // The removals happen at once, the cut on completion: a crash in between
-                // leaves the first steps done.
-                for path in &remove {
-                    self.disk.remove_file(path);
-                }
-                let latency = self
-                    .io
-                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1);
-                let path = file.relative_path();
-                (PendingIo::Cut { path, len }, latency)
-            }
-            IoOp::SyncDir { dir } => {
-                let id = self.disk.start_dir_sync(&dir);
-                let latency = self
-                    .io
-                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1);
-                (PendingIo::DirSync { id }, latency)
-            }
-            IoOp::Read {
-                file,
-                position,
-                len,
-            } => {
-                let latency = self.io.range(self.faults.read_us.0, self.faults.read_us.1);
-                (
-                    PendingIo::Read {
-                        path: file.relative_path(),
-                        position,
-                        len,
-                    },
-                    latency,
-                )
-            }
-            IoOp::PersistMetadata { data } => {
-                let latency = self
-                    .io
-                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1 * 2);
-                if self.disk_full() {
-                    (PendingIo::FailedMetadata, latency)
-                } else {
-                    self.disk.start_metadata(data);
-                    (PendingIo::Metadata, latency)
-                }
-            }
-            IoOp::RemoveTopicDir { topic_dir } => (
-                PendingIo::RemoveDir { dir: topic_dir },
-                self.io.range(100, 1_000),
-            ),
-            IoOp::WriteFile { path, data } => {
-                let latency = self
-                    .io
-                    .range(self.faults.fsync_us.0, self.faults.fsync_us.1 * 2);
-                if self.disk_full() {
-                    (PendingIo::FailedFile, latency)
-                } else {
-                    (PendingIo::WriteFile { path, data }, latency)
-                }
-            }
-            IoOp::RemoveFiles { paths } => {
-                (PendingIo::RemoveFiles { paths }, self.io.range(100, 1_000))
-            }
-            IoOp::PersistQuorum { .. } => {
-                // The simulated node runs without a controller quorum (one node, its own).
-                let problem = "the node wrote a quorum journal without a quorum".to_string();
-                self.history.problems.push(problem);
-                (PendingIo::FailedFile, 1)
-            }
-        };
+        if let IoOp::PersistQuorum { .. } = op {
+            // The simulated node runs without a controller quorum (one node, its own).
+            let problem = "the node wrote a quorum journal without a quorum".to_string();
+            self.history.problems.push(problem);
+        }
+        let is_sync = matches!(op, IoOp::Sync { .. });
+        let disk_full = self.disk_full();
+        let (pending, latency) =
+            disk_io::start(&mut self.disk, &mut self.io, &self.faults, disk_full, op);
+        if let PendingIo::FailedWrite { .. } = pending {
+            self.stats.failed_writes += 1;
+        }
+        if is_sync && self.faulty && self.chance.chance(self.faults.crash_in_fsync_per_mille) {
+            let at = self.now + self.chance.range(0, latency);
+            self.push(at, Event::Crash);
+        }
         let incarnation = self.node.incarnation;
         self.push(
             self.now + latency,
@@ -1043,72 +922,9 @@ impl Sim {
         if incarnation != self.node.incarnation || self.node.broker.is_none() {
             return; // the node that asked crashed; the disk already decided what survived
         }
-        let result = match io {
-            PendingIo::Write { path, id } => {
-                self.disk.complete_write(&path, id);
-                IoResult::Done
-            }
-            PendingIo::FailedWrite { path, id } => {
-                if let Some(id) = id {
-                    self.disk.fail_write(&path, id);
-                }
-                IoResult::Failed("No space left on device (os error 28)".into())
-            }
-            PendingIo::Sync { id } => {
-                self.disk.complete_sync(id);
-                IoResult::Done
-            }
-            PendingIo::Cut { path, len } => match self.disk.cut(&path, len) {
-                true => IoResult::Done,
-                false => IoResult::Failed(format!("cannot truncate {path}: no such file")),
-            },
-            PendingIo::DirSync { id } => {
-                self.disk.complete_dir_sync(id);
-                IoResult::Done
-            }
-            PendingIo::Read {
-                path,
-                position,
-                len,
-            } => match self.disk.read(&path, position, len) {
-                Some(mut data) => {
-                    if self.faulty
-                        && !data.is_empty()
-                        && self.io.chance(self.faults.bitrot_per_mille)
-                    {
-                        let bit = self.io.range(0, data.len() as u64 * 8 - 1);
-                        data[(bit / 8) as usize] ^= 1 << (bit % 8);
-                        self.stats.bit_flips += 1;
-                    }
-                    IoResult::Data(Bytes::from(data))
-                }
-                None => IoResult::Failed(format!("{path}: short read at {position}")),
-            },
-            PendingIo::Metadata => {
-                self.disk.complete_metadata();
-                IoResult::Done
-            }
-            PendingIo::FailedMetadata => {
-                IoResult::Failed("No space left on device (os error 28)".into())
-            }
-            PendingIo::RemoveDir { dir } => {
-                self.disk.remove_dir(&dir);
-                IoResult::Done
-            }
-            // Written to a temporary file and renamed: durable and whole once done, absent if
-            // the node crashed first.
-            PendingIo::WriteFile { path, data } => {
-                self.disk.put_file(&path, data);
-                IoResult::Done
-            }
-            PendingIo::FailedFile => IoResult::Failed("no space left on device (simulated)".into()),
-            PendingIo::RemoveFiles { paths } => {
-                for path in paths {
-                    self.disk.remove_file(&path);
-                }
-                IoResult::Done
-            }
-        };
+        let bitrot = self.faulty.then_some(self.faults.bitrot_per_mille);
+        let (result, flipped) = disk_io::finish(&mut self.disk, &mut self.io, bitrot, io);
+        self.stats.bit_flips += u64::from(flipped);
         let now_ms = self.now_ms();
         if let Some(node) = self.node.broker.as_mut() {
             node.nodes[shard].handle_io_done(now_ms, token, result);
