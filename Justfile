@@ -35,7 +35,8 @@ cluster *ARGS:
     "{{spate_bin}}" dev-cluster {{ARGS}}
 
 # The deterministic simulator: `just sim --seed N`, `just sim --seeds 1..201`,
-# `just sim --seed N --buggify ack-before-fsync`, `just sim --seed N --verbose`.
+# `just sim --seed N --buggify ack-before-fsync`, `just sim --seed N --verbose`; clusters of
+# nodes: `just sim --seeds 1..201 --cluster`, `just sim --seed N --nodes 5`.
 sim *ARGS:
     cargo run --release -q -p spate-sim-tests --bin spate-sim -- {{ARGS}}
 

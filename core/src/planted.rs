@@ -25,4 +25,10 @@ pub enum PlantedBug {
     /// The active controller leaves a fenced broker leading its partitions (issue 15's
     /// "fenced broker kept as leader").
     KeepFencedLeaders,
+    /// A controller voter grants its vote twice in one term (Raft's `VoteTwice`): two leaders
+    /// of one term become possible.
+    VoteTwice,
+    /// The controller leader commits what one voter fewer than a majority holds (Raft's
+    /// `CommitMinority`): a committed metadata record can be lost or replaced.
+    CommitMinority,
 }

@@ -265,18 +265,9 @@ impl Client {
     }
 
     fn encode<R: Encodable>(&mut self, api_key: ApiKey, version: i16, request: &R) -> Bytes {
-        let header = RequestHeader::default()
-            .with_request_api_key(api_key as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.next_correlation)
-            .with_client_id(Some(StrBytes::from_string(format!("sim-{}", self.id))));
+        let frame = encode_request(self.id, self.next_correlation, api_key, version, request);
         self.next_correlation += 1;
-        let mut buf = BytesMut::new();
-        header
-            .encode(&mut buf, api_key.request_header_version(version))
-            .expect("request header encodes");
-        request.encode(&mut buf, version).expect("request encodes");
-        buf.freeze()
+        frame
     }
 
     fn admin_request(&mut self, rng: &mut Stream) -> Option<(Bytes, ApiKey, i16, bool)> {
@@ -800,6 +791,27 @@ impl Client {
 }
 
 /// Checks and records every batch of a fetched partition; returns the next offset to read.
+/// A request frame (without its length prefix) from simulated client `client`.
+pub(crate) fn encode_request<R: Encodable>(
+    client: usize,
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    request: &R,
+) -> Bytes {
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_string(format!("sim-{client}"))));
+    let mut buf = BytesMut::new();
+    header
+        .encode(&mut buf, api_key.request_header_version(version))
+        .expect("request header encodes");
+    request.encode(&mut buf, version).expect("request encodes");
+    buf.freeze()
+}
+
 fn read_batches(
     client: usize,
     topic: &str,

@@ -4,7 +4,6 @@
 
 use crate::client::Micros;
 use crate::disk::SimDisk;
-use crate::faults::Faults;
 use crate::rng::Stream;
 use bytes::Bytes;
 use spate_core::io::{IoOp, IoResult, QUORUM_JOURNAL};
@@ -57,11 +56,19 @@ pub(crate) enum PendingIo {
     },
 }
 
+/// How long a simulated disk takes: a write, an fsync, a read (each a range, drawn per command).
+#[derive(Debug, Clone, Copy)]
+pub struct DiskTimes {
+    pub write_us: (Micros, Micros),
+    pub fsync_us: (Micros, Micros),
+    pub read_us: (Micros, Micros),
+}
+
 /// Starts `op` on `disk`: what completes it, and after how long. `disk_full`: writes fail.
 pub(crate) fn start(
     disk: &mut SimDisk,
     io: &mut Stream,
-    faults: &Faults,
+    faults: &DiskTimes,
     disk_full: bool,
     op: IoOp,
 ) -> (PendingIo, Micros) {

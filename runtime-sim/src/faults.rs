@@ -70,6 +70,16 @@ pub struct GroupProfile {
     pub join_stagger_us: Micros,
 }
 
+impl Faults {
+    pub(crate) fn disk_times(&self) -> crate::disk_io::DiskTimes {
+        crate::disk_io::DiskTimes {
+            write_us: self.write_us,
+            fsync_us: self.fsync_us,
+            read_us: self.read_us,
+        }
+    }
+}
+
 impl GroupProfile {
     fn derive(seed: u64) -> GroupProfile {
         let mut rng = Stream::derive(seed, "group");

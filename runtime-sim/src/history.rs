@@ -92,6 +92,16 @@ pub struct History {
     /// At the end: each partition's high watermark and, for each epoch asked, where the
     /// partition says it ends (OffsetForLeaderEpoch's answer: epoch, end offset).
     pub epoch_ends: BTreeMap<(String, i32), EpochEnds>,
+    /// Cluster runs: each node seen leading the controller quorum, by Raft term.
+    pub controller_leaders: BTreeMap<u64, BTreeSet<i32>>,
+    /// Cluster runs: a committed metadata entry that differs between nodes, or that a
+    /// controller leader does not hold; an acknowledged change missing at the end.
+    pub metadata_conflicts: Vec<String>,
+    /// Cluster runs: a partition leader a client was told of, or a node led as, that the
+    /// controller did not choose (or two leaders of one partition epoch, or a fenced one).
+    pub unchosen_leaders: Vec<String>,
+    /// Cluster runs: what differed between the nodes once the faults had stopped.
+    pub divergence: Vec<String>,
 }
 
 impl History {

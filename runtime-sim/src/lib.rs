@@ -10,6 +10,7 @@
 //! the same hash.
 
 mod client;
+pub mod cluster;
 pub mod disk;
 mod disk_io;
 mod faults;
@@ -59,6 +60,9 @@ pub struct Options {
     pub faults: bool,
     /// Print the node's log lines and the fault events as they happen.
     pub verbose: bool,
+    /// A cluster run (`cluster.rs`): its node count, or `Some(0)` for one the seed picks;
+    /// `None` runs the single node with its data-plane workload.
+    pub nodes: Option<usize>,
 }
 
 impl Options {
@@ -71,6 +75,15 @@ impl Options {
             planted_bug: None,
             faults: true,
             verbose: false,
+            nodes: None,
+        }
+    }
+
+    /// A cluster run of seed `seed`, of as many nodes as the seed picks.
+    pub fn cluster(seed: u64) -> Options {
+        Options {
+            nodes: Some(0),
+            ..Options::new(seed)
         }
     }
 }
@@ -98,6 +111,8 @@ pub struct Stats {
 
 pub struct Outcome {
     pub faults: Faults,
+    /// A cluster run's faults and counts.
+    pub cluster: Option<(cluster::ClusterFaults, cluster::ClusterStats)>,
     pub history: History,
     pub stats: Stats,
     pub trace_hash: u64,
@@ -897,8 +912,13 @@ impl Sim {
         }
         let is_sync = matches!(op, IoOp::Sync { .. });
         let disk_full = self.disk_full();
-        let (pending, latency) =
-            disk_io::start(&mut self.disk, &mut self.io, &self.faults, disk_full, op);
+        let (pending, latency) = disk_io::start(
+            &mut self.disk,
+            &mut self.io,
+            &self.faults.disk_times(),
+            disk_full,
+            op,
+        );
         if let PendingIo::FailedWrite { .. } = pending {
             self.stats.failed_writes += 1;
         }
@@ -1127,9 +1147,12 @@ impl Sim {
     }
 }
 
-/// Runs one seed.
+/// Runs one seed: on one node, or on a cluster (`Options::nodes`).
 pub fn run(options: Options) -> Outcome {
-    Sim::new(options).run()
+    match options.nodes {
+        Some(_) => cluster::run(options),
+        None => Sim::new(options).run(),
+    }
 }
 
 impl Sim {
@@ -1177,6 +1200,7 @@ impl Sim {
         self.stats.virtual_us = self.now;
         Outcome {
             faults: self.faults,
+            cluster: None,
             history: self.history,
             stats: self.stats,
             trace_hash: self.trace,

@@ -336,6 +336,46 @@ pub fn check_leader_epochs(history: &History, relaxed_flush: bool) -> Verdict {
     }
 }
 
+/// Cluster runs: no Raft term had two controller leaders.
+pub fn check_controller_leaders(history: &History) -> Verdict {
+    let violations = history
+        .controller_leaders
+        .iter()
+        .filter(|(_, leaders)| leaders.len() > 1)
+        .map(|(term, leaders)| format!("term {term} had controller leaders {leaders:?}"))
+        .collect();
+    Verdict {
+        checker: "one-controller-leader-per-term",
+        violations,
+    }
+}
+
+/// Cluster runs: every node committed the same metadata entries, every new controller leader
+/// held all entries committed before it, and every acknowledged change is in the end state.
+pub fn check_committed_metadata(history: &History) -> Verdict {
+    Verdict {
+        checker: "committed-metadata",
+        violations: history.metadata_conflicts.clone(),
+    }
+}
+
+/// Cluster runs: clients were told of, and nodes led as, only the partition leaders the
+/// controller chose, one per partition epoch, never a fenced broker.
+pub fn check_chosen_leaders(history: &History) -> Verdict {
+    Verdict {
+        checker: "chosen-leaders",
+        violations: history.unchosen_leaders.clone(),
+    }
+}
+
+/// Cluster runs: once the faults stopped, every node converged to the same metadata.
+pub fn check_convergence(history: &History) -> Verdict {
+    Verdict {
+        checker: "convergence",
+        violations: history.divergence.clone(),
+    }
+}
+
 pub fn check_liveness(history: &History) -> Verdict {
     Verdict {
         checker: "liveness",
@@ -356,6 +396,10 @@ pub fn check(outcome: &Outcome) -> Vec<Verdict> {
         check_deadlines(h),
         check_leader_epochs(h, outcome.faults.flush.is_some()),
         check_liveness(h),
+        check_controller_leaders(h),
+        check_committed_metadata(h),
+        check_chosen_leaders(h),
+        check_convergence(h),
     ]
 }
 
@@ -379,8 +423,11 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "skip-dir-sync" => Ok(PlantedBug::SkipDirSync),
         "mislabel-split-fetch" => Ok(PlantedBug::MislabelSplitFetch),
         "forget-leader-epochs" => Ok(PlantedBug::ForgetLeaderEpochs),
+        "vote-twice" => Ok(PlantedBug::VoteTwice),
+        "commit-minority" => Ok(PlantedBug::CommitMinority),
+        "keep-fenced-leaders" => Ok(PlantedBug::KeepFencedLeaders),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync or forget-leader-epochs"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, or for clusters vote-twice, commit-minority or keep-fenced-leaders"
         )),
     }
 }
@@ -388,6 +435,11 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
 /// The one command that replays a seed.
 pub fn replay_command(options: &Options, buggify: Option<&str>) -> String {
     let mut command = format!("just sim --seed {}", options.seed);
+    match options.nodes {
+        Some(0) => command.push_str(" --cluster"),
+        Some(nodes) => command.push_str(&format!(" --nodes {nodes}")),
+        None => {}
+    }
     if let Some(bug) = buggify {
         command.push_str(&format!(" --buggify {bug}"));
     }

@@ -27,12 +27,20 @@ struct Args {
     #[arg(long)]
     steps: Option<u64>,
     /// Plant a known bug: ack-before-fsync, lose-last-batch, commit-before-flush,
-    /// stuck-group-deadline, mislabel-split-fetch, skip-dir-sync or forget-leader-epochs.
+    /// stuck-group-deadline, mislabel-split-fetch, skip-dir-sync or forget-leader-epochs; in a
+    /// cluster, vote-twice, commit-minority or keep-fenced-leaders.
     #[arg(long)]
     buggify: Option<String>,
     /// No faults at all (a baseline run).
     #[arg(long)]
     no_faults: bool,
+    /// Run a cluster of this many nodes (1 to 5; each a controller voter and a broker) under
+    /// network partitions, lost and duplicated frames, crashes and clock jumps.
+    #[arg(long, value_name = "N")]
+    nodes: Option<usize>,
+    /// Run a cluster of as many nodes as each seed picks (mostly 3 and 5).
+    #[arg(long, conflicts_with = "nodes")]
+    cluster: bool,
     /// Print the node's log and the fault events as they happen.
     #[arg(long)]
     verbose: bool,
@@ -61,6 +69,14 @@ fn options(args: &Args, seed: u64) -> Result<Options, String> {
     options.planted_bug = args.buggify.as_deref().map(planted_bug).transpose()?;
     options.faults = !args.no_faults;
     options.verbose = args.verbose;
+    options.nodes = match (args.nodes, args.cluster) {
+        (Some(n), _) if !(1..=5).contains(&n) => {
+            return Err(format!("--nodes {n}: the simulator runs 1 to 5 nodes"))
+        }
+        (Some(n), _) => Some(n),
+        (None, true) => Some(0),
+        (None, false) => None,
+    };
     Ok(options)
 }
 
@@ -87,7 +103,22 @@ fn run(args: Args) -> Result<bool, String> {
         let (failing, outcome) = run_seed(options.clone());
         virtual_us += outcome.stats.virtual_us;
         let s = &outcome.stats;
-        if verbose {
+        if let (true, Some((faults, counts))) = (verbose, &outcome.cluster) {
+            println!("seed {seed}: a cluster, faults derived from the seed:\n{faults}");
+            println!(
+                "  ran {} events over {:.1} virtual s: {} crashes (writes kept/torn/lost {}/{}/{}), {} client requests",
+                s.events, s.virtual_us as f64 / 1e6, s.crashes, s.writes_kept, s.writes_torn, s.writes_lost, s.requests
+            );
+            println!(
+                "  {} quorum frames ({} lost, {} duplicated), {} controller terms with a leader, {} metadata entries committed",
+                counts.frames, counts.frames_lost, counts.frames_duplicated, counts.controller_terms, counts.committed_index
+            );
+            println!(
+                "  {} topic creations and {} partition additions acknowledged, {} partition leaderships chosen, {} leaders told to clients, {} connections closed on a lost leadership",
+                counts.topics_acknowledged, counts.partitions_added, counts.leaderships, counts.leaders_told, counts.connections_closed
+            );
+            println!("  trace hash {:016x}", outcome.trace_hash);
+        } else if verbose {
             println!(
                 "seed {seed}: faults derived from the seed:\n{}",
                 outcome.faults

@@ -315,6 +315,20 @@ impl Broker {
         epochs
     }
 
+    /// The partitions this shard leads: (topic id, topic, partition, leader epoch).
+    pub fn led_partitions(&self) -> Vec<(TopicId, String, i32, i32)> {
+        let mut led = Vec::new();
+        for topic in self.topics.values() {
+            for (index, partition) in topic.partitions.iter().enumerate() {
+                if partition.replica.is_leader() && self.owns(&topic.name, index as i32) {
+                    let epoch = partition.replica.leader_epoch();
+                    led.push((topic.id, topic.name.clone(), index as i32, epoch));
+                }
+            }
+        }
+        led
+    }
+
     // ---- inputs ----
 
     /// A whole request frame (without its length prefix) arrived on `conn`.

@@ -16,7 +16,7 @@ use crate::controller::quorum::{
 };
 use crate::controller::{MetadataRecord, PRODUCER_ID_BLOCK};
 use crate::io::{IoOp, IoResult, Level, QUORUM_JOURNAL};
-use crate::raft::{codec, Persist, RaftConfig, Stored};
+use crate::raft::{codec, Persist, RaftBug, RaftConfig, Stored};
 use std::collections::VecDeque;
 
 /// Wait before writing the journal again after a write failed.
@@ -90,7 +90,12 @@ impl Broker {
         for persist in &persists {
             stored.apply(persist);
         }
-        let config = RaftConfig::new(node, voters, self.config.seed);
+        let mut config = RaftConfig::new(node, voters, self.config.seed);
+        config.planted = match self.config.planted_bug {
+            Some(super::PlantedBug::VoteTwice) => Some(RaftBug::VoteTwice),
+            Some(super::PlantedBug::CommitMinority) => Some(RaftBug::CommitMinority),
+            _ => None,
+        };
         // Versions between snapshots of the quorum's image; the journal is rewritten at each.
         let snapshot_every = self.config.quorum_snapshot_every.max(1);
         let planted = (self.config.planted_bug == Some(super::PlantedBug::KeepFencedLeaders))
@@ -124,6 +129,18 @@ impl Broker {
         });
         self.pump_quorum();
         Ok(())
+    }
+
+    /// This node's seat in the controller quorum, if it is a voter (the control shard): for
+    /// the simulator's checkers and tools that read the Raft state.
+    pub fn quorum_controller(&self) -> Option<&QuorumController> {
+        self.quorum.as_ref().map(|seat| &seat.controller)
+    }
+
+    /// The metadata this node serves from (its mirror of the quorum's committed image on a
+    /// cluster node); the control shard only.
+    pub fn metadata_image(&self) -> Option<&crate::controller::MetadataImage> {
+        self.controller.as_ref().map(|c| c.image())
     }
 
     /// A controller quorum message from another node (its bytes, as the shell read them).

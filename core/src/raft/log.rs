@@ -82,6 +82,12 @@ impl RaftLog {
         self.entries.get(position as usize).map(|e| e.term)
     }
 
+    /// Entry `index`, if the log holds it (not compacted into the snapshot, not past the end).
+    pub(super) fn entry(&self, index: Index) -> Option<&Entry> {
+        let position = index.checked_sub(self.snapshot_index + 1)?;
+        self.entries.get(position as usize)
+    }
+
     /// Whether a log ending at (`last_term`, `last_index`) is at least as up to date as this one
     /// (Raft §5.4.1): a later last term, or the same and at least as long.
     pub(super) fn is_up_to_date(&self, last_term: Term, last_index: Index) -> bool {

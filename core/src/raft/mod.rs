@@ -380,6 +380,10 @@ impl RaftNode {
     pub fn term_at(&self, index: Index) -> Option<Term> {
         self.log.term_at(index)
     }
+    /// Entry `index`, if this node's log holds it (for checkers).
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        self.log.entry(index)
+    }
     /// Everything through this index has been handed to the application (or restored).
     pub fn applied_index(&self) -> Index {
         self.log.applied_index

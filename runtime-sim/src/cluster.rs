@@ -1,0 +1,1425 @@
+//! The simulator with several nodes (1 to 5): one cluster of `spate server`s, each node a
+//! voter of the controller quorum and a broker (Kafka's combined mode), with its own simulated
+//! disk, its own clock and its own shards, driving the same `spate-core` as production. The
+//! nodes' quorum frames travel over simulated links that lose, duplicate, delay and reorder
+//! them, and that faults cut: a node cut off, the cluster split into two sides, a link lost
+//! one way. Nodes crash (their disks keep what was synced) and restart, and their clocks jump.
+//! Simulated clients create topics and partitions through any node and ask any node for
+//! metadata.
+//!
+//! After every event the nodes it touched are probed and their state is held against what
+//! was seen before (the history's cluster fields, judged by the checkers in `sim-tests`):
+//! - at most one controller leader per Raft term;
+//! - a committed metadata entry is the same on every node, and every controller leader holds
+//!   every entry committed before it (nothing committed is lost or changed);
+//! - no two leaders of one partition epoch, no fenced broker leading in a committed image,
+//!   no node leading and no client told of a leader that the controller did not choose;
+//! - once the faults stop (the quiet phase), every node converges to the same metadata, every
+//!   broker is back and unfenced, every partition has a leader, and every acknowledged topic
+//!   creation and partition count is there (liveness and durability of metadata).
+
+use crate::client::{encode_request, Micros};
+use crate::disk::SimDisk;
+use crate::disk_io::{self, DiskTimes, PendingIo};
+use crate::history::History;
+use crate::rng::Stream;
+use crate::{Faults, Options, Outcome, Stats};
+use bytes::Bytes;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, StrBytes};
+use spate_core::broker::{Broker, Config};
+use spate_core::controller::image::NO_LEADER;
+use spate_core::controller::MetadataImage;
+use spate_core::errors;
+use spate_core::io::{ConnId, IoOp, IoToken};
+use spate_core::node::{home_shard, NodeOutput, PeerMessage, ShardNode};
+use spate_core::raft::Role as RaftRole;
+use spate_core::shard::{Answer, CONTROL_SHARD};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Every node's wall clock at virtual time zero, before its own skew.
+const EPOCH_MS: i64 = 1_700_000_000_000;
+/// A client gives up on a request it has no answer to after this long.
+const REQUEST_TIMEOUT_US: Micros = 8_000_000;
+/// Violations of one kind kept in the history, at most.
+const KEPT: usize = 20;
+/// The topic-creating client stops this long before the end, so that the last changes settle.
+const ADMIN_STOP_BEFORE_END_US: Micros = 8_000_000;
+
+/// A cluster run's fault parameters, all derived from its seed.
+#[derive(Debug, Clone)]
+pub struct ClusterFaults {
+    pub nodes: usize,
+    pub shards: usize,
+    /// One way, between nodes and between a client and a node.
+    pub latency_us: (Micros, Micros),
+    pub latency_spike_per_mille: u64,
+    /// Quorum frames between nodes lost, and sent twice.
+    pub drop_per_mille: u64,
+    pub duplicate_per_mille: u64,
+    /// Mean time between crashes (of a node chosen at random); 0 for none.
+    pub crash_mean_ms: u64,
+    /// Link faults: a node cut off from the others, the nodes split into two sides, a link
+    /// lost one way.
+    pub isolations: u32,
+    pub splits: u32,
+    pub one_way_cuts: u32,
+    pub clock_jumps: u32,
+    /// Crashes of a node while its quorum journal append is in flight, per thousand appends.
+    pub crash_in_append_per_mille: u64,
+    pub session_timeout_ms: i64,
+    /// `metadata.snapshot.interval.versions`: small values make nodes catch up from snapshots.
+    pub snapshot_every: u64,
+    pub disk: DiskTimes,
+    pub shard_hop_us: (Micros, Micros),
+}
+
+impl ClusterFaults {
+    /// `nodes`: the cluster's size, or one the seed picks (mostly 3 and 5).
+    pub fn derive(seed: u64, nodes: Option<usize>, faults: bool) -> ClusterFaults {
+        let mut rng = Stream::derive(seed, "cluster-faults");
+        let nodes = nodes.unwrap_or(*rng.pick(&[3, 3, 3, 5, 5, 2, 4]));
+        let latency_low = rng.range(100, 1_000);
+        let mut drawn = ClusterFaults {
+            nodes,
+            shards: *rng.pick(&[1, 1, 2]),
+            latency_us: (latency_low, latency_low + rng.range(0, 4_000)),
+            latency_spike_per_mille: rng.range(0, 30),
+            drop_per_mille: *rng.pick(&[0, 5, 20, 60]),
+            duplicate_per_mille: *rng.pick(&[0, 5, 30]),
+            crash_mean_ms: *rng.pick(&[0, 1_500, 3_000, 6_000]),
+            isolations: rng.range(0, 3) as u32,
+            splits: rng.range(0, 3) as u32,
+            one_way_cuts: rng.range(0, 3) as u32,
+            clock_jumps: rng.range(0, 3) as u32,
+            crash_in_append_per_mille: *rng.pick(&[0, 2, 10]),
+            session_timeout_ms: *rng.pick(&[2_000, 3_000, 6_000]),
+            snapshot_every: *rng.pick(&[4, 20, 1_000]),
+            disk: DiskTimes {
+                write_us: (20, 400),
+                fsync_us: (100, rng.range(500, 5_000)),
+                read_us: (20, 300),
+            },
+            shard_hop_us: (5, 50),
+        };
+        if !faults {
+            drawn.latency_spike_per_mille = 0;
+            drawn.drop_per_mille = 0;
+            drawn.duplicate_per_mille = 0;
+            drawn.crash_mean_ms = 0;
+            (drawn.isolations, drawn.splits, drawn.one_way_cuts) = (0, 0, 0);
+            drawn.clock_jumps = 0;
+            drawn.crash_in_append_per_mille = 0;
+        }
+        drawn
+    }
+}
+
+impl fmt::Display for ClusterFaults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "  {} nodes (voters and brokers) of {} shard(s), broker session timeout {} ms, a quorum snapshot every {} versions",
+            self.nodes, self.shards, self.session_timeout_ms, self.snapshot_every
+        )?;
+        writeln!(
+            f,
+            "  links: latency {}-{} us (spikes {}‰), frames lost {}‰, duplicated {}‰",
+            self.latency_us.0,
+            self.latency_us.1,
+            self.latency_spike_per_mille,
+            self.drop_per_mille,
+            self.duplicate_per_mille
+        )?;
+        write!(
+            f,
+            "  crashes every ~{} ms (half of them the controller leader's), {}‰ of journal appends, {} nodes cut off, {} splits, {} one-way cuts, {} clock jumps; fsync {}-{} us",
+            self.crash_mean_ms,
+            self.crash_in_append_per_mille,
+            self.isolations,
+            self.splits,
+            self.one_way_cuts,
+            self.clock_jumps,
+            self.disk.fsync_us.0,
+            self.disk.fsync_us.1
+        )
+    }
+}
+
+#[derive(Debug)]
+enum Event {
+    NodeTimer {
+        node: usize,
+        incarnation: u64,
+        generation: u64,
+    },
+    IoDone {
+        node: usize,
+        incarnation: u64,
+        shard: usize,
+        token: IoToken,
+        io: PendingIo,
+    },
+    ToShard {
+        node: usize,
+        incarnation: u64,
+        from: usize,
+        shard: usize,
+        message: PeerMessage,
+    },
+    /// A quorum frame on the link from node `from` to node `to`.
+    Frame {
+        from: usize,
+        to: usize,
+        frame: Vec<u8>,
+    },
+    /// A node loses power (`None`: whichever node leads the controller quorum then, if any).
+    Crash {
+        node: Option<usize>,
+    },
+    Restart {
+        node: usize,
+    },
+    /// These directed links lose everything until `heal_at`.
+    Cut {
+        links: Vec<(usize, usize)>,
+        heal_at: Micros,
+    },
+    ClockJump {
+        node: usize,
+        delta_ms: i64,
+    },
+    /// The node leading the controller quorum then is cut off from the others until `heal_at`.
+    IsolateLeader {
+        heal_at: Micros,
+    },
+    ClientTick {
+        client: usize,
+        generation: u64,
+    },
+    /// A client's request arrives at a node, on the connection it opened there.
+    Request {
+        client: usize,
+        node: usize,
+        incarnation: u64,
+        conn: ConnId,
+        frame: Bytes,
+    },
+    Response {
+        client: usize,
+        attempt: u64,
+        frame: Bytes,
+    },
+    /// The client's connection broke (its node crashed).
+    Reset {
+        client: usize,
+        attempt: u64,
+    },
+    QuietPhase,
+    End,
+}
+
+impl Event {
+    fn tag(&self) -> u64 {
+        match self {
+            Event::NodeTimer { node, .. } => 1 + 100 * *node as u64,
+            Event::IoDone { node, .. } => 2 + 100 * *node as u64,
+            Event::ToShard { node, .. } => 3 + 100 * *node as u64,
+            Event::Frame { from, to, .. } => 4 + 100 * *from as u64 + 1_000 * *to as u64,
+            Event::Crash { node } => 5 + 100 * node.map_or(99, |n| n as u64),
+            Event::Restart { node } => 6 + 100 * *node as u64,
+            Event::Cut { .. } => 7,
+            Event::ClockJump { node, .. } => 8 + 100 * *node as u64,
+            Event::ClientTick { client, .. } => 9 + 100 * *client as u64,
+            Event::Request { client, .. } => 10 + 100 * *client as u64,
+            Event::Response { client, .. } => 11 + 100 * *client as u64,
+            Event::Reset { client, .. } => 12 + 100 * *client as u64,
+            Event::IsolateLeader { .. } => 15,
+            Event::QuietPhase => 13,
+            Event::End => 14,
+        }
+    }
+
+    /// The node an event touches (to probe after it).
+    fn node(&self) -> Option<usize> {
+        match self {
+            Event::NodeTimer { node, .. }
+            | Event::IoDone { node, .. }
+            | Event::ToShard { node, .. }
+            | Event::Restart { node }
+            | Event::ClockJump { node, .. }
+            | Event::Request { node, .. } => Some(*node),
+            Event::Frame { to, .. } => Some(*to),
+            _ => None,
+        }
+    }
+}
+
+/// One node: its disk (which outlives it), and while it runs, its shards.
+struct SimNode {
+    id: i32,
+    disk: SimDisk,
+    shards: Option<Vec<ShardNode>>,
+    incarnation: u64,
+    clock_skew_ms: i64,
+    timer_generation: u64,
+    overdue: bool,
+    shard_link_at: BTreeMap<(usize, usize), Micros>,
+    /// Client connections open on it: (client, the client's attempt).
+    conns: BTreeMap<ConnId, (usize, u64)>,
+    conns_made: u64,
+    /// Its committed quorum entries were checked through this index (since its start).
+    checked_through: u64,
+    /// At the last probe: the quorum version its committed image was of, and the term it
+    /// led in (`u64::MAX` when not leading).
+    probed: (u64, u64),
+}
+
+impl SimNode {
+    fn control(&self) -> Option<&Broker> {
+        self.shards.as_ref().map(|s| s[CONTROL_SHARD].broker())
+    }
+}
+
+#[derive(Debug)]
+enum Work {
+    /// Creates topics `t0`, `t1`, … (and sometimes adds a partition to one it created).
+    Admin { next_topic: u32 },
+    /// Asks for all topics' metadata.
+    Watcher,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    attempt: u64,
+    node: usize,
+    conn: ConnId,
+    incarnation: u64,
+    api: ApiKey,
+    /// CreateTopics: the topic and its partition count; CreatePartitions: the new count.
+    topic: Option<(String, i32)>,
+}
+
+struct SimClient {
+    work: Work,
+    waiting: Option<Waiting>,
+    attempts: u64,
+    generation: u64,
+    rng: Stream,
+}
+
+/// A cluster run's own counts, beside the shared `Stats`.
+#[derive(Debug, Default, Clone)]
+pub struct ClusterStats {
+    pub frames: u64,
+    pub frames_lost: u64,
+    pub frames_duplicated: u64,
+    pub topics_acknowledged: u64,
+    pub partitions_added: u64,
+    pub leaders_told: u64,
+    pub controller_terms: u64,
+    pub committed_index: u64,
+    pub leaderships: u64,
+    /// Client connections a node closed: their change was appended by a controller that lost
+    /// its leadership before it committed.
+    pub connections_closed: u64,
+}
+
+pub struct ClusterSim {
+    options: Options,
+    faults: ClusterFaults,
+    now: Micros,
+    queue: BTreeMap<(Micros, u64), Event>,
+    next_seq: u64,
+    net: Stream,
+    io: Stream,
+    chance: Stream,
+    nodes: Vec<SimNode>,
+    clients: Vec<SimClient>,
+    /// Directed links cut, until when.
+    cuts: Vec<(usize, usize, Micros)>,
+    faulty: bool,
+    end_at: Micros,
+    history: History,
+    stats: Stats,
+    cluster_stats: ClusterStats,
+    trace: u64,
+    /// Every committed quorum entry seen: index → (term, hash of its bytes, the node seen on).
+    committed: BTreeMap<u64, (u64, u64, i32)>,
+    /// The leader the controller chose for each (topic id, partition, leader epoch).
+    chosen: BTreeMap<(u128, i32, i32), i32>,
+    /// Topics whose creation was acknowledged, with the partition count acknowledged last.
+    acknowledged: BTreeMap<String, i32>,
+    done: bool,
+}
+
+fn fnv(bytes: &[u8], seed: u64) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for byte in bytes {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+fn topic_key(id: &spate_core::topics::TopicId) -> u128 {
+    u128::from_be_bytes(id.0)
+}
+
+impl ClusterSim {
+    pub fn new(options: Options) -> ClusterSim {
+        let seed = options.seed;
+        let faults = ClusterFaults::derive(seed, options.nodes.filter(|&n| n > 0), options.faults);
+        let nodes = (0..faults.nodes)
+            .map(|i| SimNode {
+                id: i as i32 + 1,
+                disk: SimDisk::default(),
+                shards: None,
+                incarnation: 0,
+                clock_skew_ms: 0,
+                timer_generation: 0,
+                overdue: false,
+                shard_link_at: BTreeMap::new(),
+                conns: BTreeMap::new(),
+                conns_made: 0,
+                checked_through: 0,
+                probed: (u64::MAX, u64::MAX),
+            })
+            .collect();
+        let quiet_at = options.fault_secs * 1_000_000;
+        let mut sim = ClusterSim {
+            net: Stream::derive(seed, "net"),
+            io: Stream::derive(seed, "io"),
+            chance: Stream::derive(seed, "chance"),
+            now: 0,
+            queue: BTreeMap::new(),
+            next_seq: 0,
+            nodes,
+            clients: Vec::new(),
+            cuts: Vec::new(),
+            faulty: options.faults,
+            end_at: quiet_at + options.quiet_secs * 1_000_000,
+            history: History::default(),
+            stats: Stats::default(),
+            cluster_stats: ClusterStats::default(),
+            trace: 0xcbf2_9ce4_8422_2325,
+            committed: BTreeMap::new(),
+            chosen: BTreeMap::new(),
+            acknowledged: BTreeMap::new(),
+            done: false,
+            faults,
+            options,
+        };
+        for (i, work) in [Work::Admin { next_topic: 0 }, Work::Watcher, Work::Watcher]
+            .into_iter()
+            .enumerate()
+        {
+            sim.clients.push(SimClient {
+                work,
+                waiting: None,
+                attempts: 0,
+                generation: 0,
+                rng: Stream::derive(seed, &format!("cluster-client-{i}")),
+            });
+            sim.schedule_tick(i, 500_000 + i as Micros * 100_000);
+        }
+        sim.schedule_faults(quiet_at);
+        sim
+    }
+
+    fn schedule_faults(&mut self, quiet_at: Micros) {
+        for node in 0..self.nodes.len() {
+            self.push(0, Event::Restart { node });
+        }
+        let mut rng = Stream::derive(self.options.seed, "cluster-schedule");
+        let n = self.nodes.len();
+        if self.faults.crash_mean_ms > 0 {
+            let mut at = 0;
+            loop {
+                let mean = self.faults.crash_mean_ms;
+                at += rng.range(mean / 2, mean * 3 / 2) * 1_000;
+                if at >= quiet_at {
+                    break;
+                }
+                // Half the crashes hit the controller leader: they force elections.
+                let node = match rng.chance(500) {
+                    true => None,
+                    false => Some(rng.range(0, n as u64 - 1) as usize),
+                };
+                self.push(at, Event::Crash { node });
+            }
+        }
+        let cut = |rng: &mut Stream, sim: &mut ClusterSim, links: Vec<(usize, usize)>| {
+            let at = rng.range(0, quiet_at);
+            let heal_at = at + rng.range(200_000, 4_000_000);
+            sim.push(at, Event::Cut { links, heal_at });
+        };
+        for _ in 0..self.faults.isolations {
+            if rng.chance(500) {
+                let at = rng.range(0, quiet_at);
+                let heal_at = at + rng.range(200_000, 4_000_000);
+                self.push(at, Event::IsolateLeader { heal_at });
+                continue;
+            }
+            let alone = rng.range(0, n as u64 - 1) as usize;
+            let links = (0..n)
+                .filter(|&o| o != alone)
+                .flat_map(|o| [(alone, o), (o, alone)])
+                .collect();
+            cut(&mut rng, self, links);
+        }
+        for _ in 0..self.faults.splits {
+            let side: Vec<bool> = (0..n).map(|_| rng.chance(500)).collect();
+            let links = (0..n)
+                .flat_map(|a| (0..n).map(move |b| (a, b)))
+                .filter(|&(a, b)| side[a] != side[b])
+                .collect();
+            cut(&mut rng, self, links);
+        }
+        for _ in 0..self.faults.one_way_cuts {
+            if n > 1 {
+                let from = rng.range(0, n as u64 - 1) as usize;
+                let to = (from + 1 + rng.range(0, n as u64 - 2) as usize) % n;
+                cut(&mut rng, self, vec![(from, to)]);
+            }
+        }
+        for _ in 0..self.faults.clock_jumps {
+            let at = rng.range(0, quiet_at);
+            let node = rng.range(0, n as u64 - 1) as usize;
+            let delta_ms = rng.range(0, 10_000) as i64 - 5_000;
+            self.push(at, Event::ClockJump { node, delta_ms });
+        }
+        self.push(quiet_at, Event::QuietPhase);
+        self.push(self.end_at, Event::End);
+    }
+
+    fn push(&mut self, at: Micros, event: Event) {
+        self.queue.insert((at, self.next_seq), event);
+        self.next_seq += 1;
+    }
+
+    fn fold(&mut self, values: &[u64]) {
+        for value in values {
+            for byte in value.to_le_bytes() {
+                self.trace = (self.trace ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+
+    fn now_ms(&self, node: usize) -> i64 {
+        EPOCH_MS + (self.now / 1_000) as i64 + self.nodes[node].clock_skew_ms
+    }
+
+    fn latency(&mut self) -> Micros {
+        let (low, high) = self.faults.latency_us;
+        let base = self.net.range(low, high);
+        if self.faulty && self.net.chance(self.faults.latency_spike_per_mille) {
+            base + self.net.range(10_000, 500_000)
+        } else {
+            base
+        }
+    }
+
+    /// Runs to the end and returns what happened.
+    pub fn run(mut self) -> Outcome {
+        while !self.done {
+            let Some(((at, _), event)) = self.queue.pop_first() else {
+                break;
+            };
+            self.now = at;
+            self.stats.events += 1;
+            self.fold(&[at, event.tag()]);
+            if self.options.verbose
+                && matches!(
+                    event,
+                    Event::Crash { .. }
+                        | Event::Restart { .. }
+                        | Event::Cut { .. }
+                        | Event::IsolateLeader { .. }
+                        | Event::ClockJump { .. }
+                        | Event::QuietPhase
+                        | Event::End
+                )
+            {
+                eprintln!("{:>10.6} {event:?}", at as f64 / 1e6);
+            }
+            if self.stats.events > self.options.steps_max {
+                self.history.liveness.push(format!(
+                    "step budget of {} events exhausted",
+                    self.options.steps_max
+                ));
+                break;
+            }
+            let touched = event.node();
+            self.handle(event);
+            if let Some(node) = touched {
+                self.probe(node);
+            }
+        }
+        self.stats.virtual_us = self.now;
+        self.cluster_stats.controller_terms = self.history.controller_leaders.len() as u64;
+        self.cluster_stats.committed_index = self.committed.keys().last().copied().unwrap_or(0);
+        self.cluster_stats.leaderships = self.chosen.len() as u64;
+        Outcome {
+            faults: Faults::derive(self.options.seed, false),
+            cluster: Some((self.faults, self.cluster_stats)),
+            history: self.history,
+            stats: self.stats,
+            trace_hash: self.trace,
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::NodeTimer {
+                node,
+                incarnation,
+                generation,
+            } => {
+                let n = &self.nodes[node];
+                if n.incarnation != incarnation || n.timer_generation != generation {
+                    return;
+                }
+                let now_ms = self.now_ms(node);
+                let Some(shards) = self.nodes[node].shards.as_mut() else {
+                    return;
+                };
+                let mut overdue = Vec::new();
+                for (shard, s) in shards.iter_mut().enumerate() {
+                    s.handle_timeout(now_ms);
+                    let kinds = s.overdue_deadlines(now_ms);
+                    if !kinds.is_empty() {
+                        overdue.push(format!(
+                            "node {} shard {shard} at {:.3} s: {} still due after handle_timeout",
+                            node + 1,
+                            self.now as f64 / 1e6,
+                            kinds.join(", ")
+                        ));
+                    }
+                }
+                self.nodes[node].overdue = !overdue.is_empty();
+                let room = 10usize.saturating_sub(self.history.overdue.len());
+                self.history.overdue.extend(overdue.into_iter().take(room));
+                self.drain(node);
+            }
+            Event::IoDone {
+                node,
+                incarnation,
+                shard,
+                token,
+                io,
+            } => {
+                if self.nodes[node].incarnation != incarnation || self.nodes[node].shards.is_none()
+                {
+                    return; // the node that asked crashed; its disk already decided
+                }
+                let (result, _) =
+                    disk_io::finish(&mut self.nodes[node].disk, &mut self.io, None, io);
+                let now_ms = self.now_ms(node);
+                if let Some(shards) = self.nodes[node].shards.as_mut() {
+                    shards[shard].handle_io_done(now_ms, token, result);
+                }
+                self.drain(node);
+            }
+            Event::ToShard {
+                node,
+                incarnation,
+                from,
+                shard,
+                message,
+            } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return;
+                }
+                let now_ms = self.now_ms(node);
+                if let Some(shards) = self.nodes[node].shards.as_mut() {
+                    shards[shard].handle_peer_message(now_ms, from, message);
+                    self.drain(node);
+                }
+            }
+            Event::Frame { to, frame, .. } => {
+                let now_ms = self.now_ms(to);
+                if let Some(shards) = self.nodes[to].shards.as_mut() {
+                    shards[CONTROL_SHARD].handle_quorum_frame(now_ms, &frame);
+                    self.drain(to);
+                }
+            }
+            Event::Crash { node } => {
+                if let Some(node) = node.or_else(|| self.controller_leader()) {
+                    self.crash(node);
+                }
+            }
+            Event::IsolateLeader { heal_at } => {
+                if let (true, Some(alone)) = (self.faulty, self.controller_leader()) {
+                    let n = self.nodes.len();
+                    self.cuts.extend(
+                        (0..n)
+                            .filter(|&o| o != alone)
+                            .flat_map(|o| [(alone, o, heal_at), (o, alone, heal_at)]),
+                    );
+                }
+            }
+            Event::Restart { node } => self.restart(node),
+            Event::Cut { links, heal_at } => {
+                if self.faulty {
+                    let folded: Vec<u64> = links.iter().map(|&(a, b)| (a * 8 + b) as u64).collect();
+                    self.fold(&folded);
+                    self.cuts
+                        .extend(links.into_iter().map(|(a, b)| (a, b, heal_at)));
+                }
+            }
+            Event::ClockJump { node, delta_ms } => {
+                if self.faulty {
+                    self.nodes[node].clock_skew_ms += delta_ms;
+                    self.arm_timer(node);
+                }
+            }
+            Event::ClientTick { client, generation } => {
+                if self.clients[client].generation == generation {
+                    self.tick_client(client);
+                }
+            }
+            Event::Request {
+                client: _,
+                node,
+                incarnation,
+                conn,
+                frame,
+            } => {
+                if self.nodes[node].incarnation != incarnation {
+                    return; // the Reset is on its way
+                }
+                let now_ms = self.now_ms(node);
+                if let Some(shards) = self.nodes[node].shards.as_mut() {
+                    let home = home_shard(conn, shards.len());
+                    shards[home].handle_request(now_ms, conn, frame);
+                    self.drain(node);
+                }
+            }
+            Event::Response {
+                client,
+                attempt,
+                frame,
+            } => self.on_response(client, attempt, frame),
+            Event::Reset { client, attempt } => {
+                if self.clients[client]
+                    .waiting
+                    .as_ref()
+                    .is_some_and(|w| w.attempt == attempt)
+                {
+                    self.clients[client].waiting = None;
+                    self.schedule_tick(client, 100_000);
+                }
+            }
+            Event::QuietPhase => {
+                self.faulty = false;
+                self.cuts.clear();
+                for node in 0..self.nodes.len() {
+                    self.restart(node);
+                }
+            }
+            Event::End => {
+                self.converged();
+                self.done = true;
+            }
+        }
+    }
+
+    // ---- nodes ----
+
+    fn config(&self, node: usize) -> Config {
+        let n = &self.nodes[node];
+        Config {
+            node_id: n.id,
+            seed: self
+                .options
+                .seed
+                .wrapping_mul(31)
+                .wrapping_add(n.incarnation * 8 + node as u64),
+            advertised_port: 9092 + 100 * node as i32,
+            controller_quorum: (0..self.nodes.len())
+                .map(|v| (v as i32 + 1, format!("127.0.0.1:{}", 9093 + 100 * v)))
+                .collect(),
+            broker_session_timeout_ms: self.faults.session_timeout_ms,
+            quorum_snapshot_every: self.faults.snapshot_every,
+            auto_create_topics: false,
+            planted_bug: self.options.planted_bug,
+            ..Config::default()
+        }
+    }
+
+    fn restart(&mut self, node: usize) {
+        if self.nodes[node].shards.is_some() {
+            return;
+        }
+        let config = self.config(node);
+        let now_ms = self.now_ms(node);
+        let shards = self.faults.shards;
+        let n = &mut self.nodes[node];
+        match Broker::start_shards(&config, shards, &mut n.disk, now_ms) {
+            Ok(started) => {
+                n.shards = Some(
+                    started
+                        .into_iter()
+                        .map(|(broker, _)| ShardNode::new(broker))
+                        .collect(),
+                );
+                n.shard_link_at.clear();
+                n.checked_through = 0;
+                n.probed = (u64::MAX, u64::MAX);
+                self.drain(node);
+            }
+            Err(error) => {
+                self.history
+                    .problems
+                    .push(format!("node {} failed to start: {error}", node + 1));
+                self.done = true;
+            }
+        }
+    }
+
+    fn crash(&mut self, node: usize) {
+        if !self.faulty || self.nodes[node].shards.take().is_none() {
+            return;
+        }
+        self.stats.crashes += 1;
+        let n = &mut self.nodes[node];
+        n.incarnation += 1;
+        let broken: Vec<(usize, u64)> = std::mem::take(&mut n.conns).into_values().collect();
+        let damage = n.disk.crash(&mut self.io);
+        self.stats.writes_kept += damage.writes_kept;
+        self.stats.writes_torn += damage.writes_torn;
+        self.stats.writes_lost += damage.writes_lost;
+        self.fold(&[damage.writes_kept, damage.writes_torn, damage.writes_lost]);
+        for (client, attempt) in broken {
+            let at = self.now + self.latency();
+            self.push(at, Event::Reset { client, attempt });
+        }
+        let delay = self.chance.range(100_000, 3_000_000);
+        self.push(self.now + delay, Event::Restart { node });
+    }
+
+    fn drain(&mut self, node: usize) {
+        loop {
+            let next = self.nodes[node].shards.as_mut().and_then(|shards| {
+                shards
+                    .iter_mut()
+                    .enumerate()
+                    .find_map(|(shard, s)| s.poll_output().map(|o| (shard, o)))
+            });
+            let Some((shard, output)) = next else {
+                break;
+            };
+            match output {
+                NodeOutput::ToConnection { conn, answer } => self.answer(node, shard, conn, answer),
+                NodeOutput::Io(command) => self.start_io(node, shard, command.token, command.op),
+                NodeOutput::ToShard { shard: to, message } => {
+                    self.stats.shard_messages += 1;
+                    let hop = self
+                        .net
+                        .range(self.faults.shard_hop_us.0, self.faults.shard_hop_us.1);
+                    let n = &mut self.nodes[node];
+                    let link = n.shard_link_at.entry((shard, to)).or_insert(0);
+                    let at = (self.now + hop).max(*link);
+                    *link = at;
+                    let incarnation = n.incarnation;
+                    self.push(
+                        at,
+                        Event::ToShard {
+                            node,
+                            incarnation,
+                            from: shard,
+                            shard: to,
+                            message,
+                        },
+                    );
+                }
+                NodeOutput::ToNode { node: to, frame } => self.send_frame(node, to, frame),
+                NodeOutput::Log { level, message } => {
+                    self.stats.log_lines += 1;
+                    if self.options.verbose {
+                        eprintln!(
+                            "{:>10.6} node {} shard {shard} {level:?}: {message}",
+                            self.now as f64 / 1e6,
+                            node + 1
+                        );
+                    }
+                }
+            }
+        }
+        self.arm_timer(node);
+    }
+
+    /// A quorum frame on the link between two nodes: lost while the link is cut or by chance,
+    /// sometimes sent twice, each copy delayed on its own (so frames may overtake each other).
+    fn send_frame(&mut self, from: usize, to_id: i32, frame: Vec<u8>) {
+        let Some(to) = usize::try_from(to_id - 1)
+            .ok()
+            .filter(|&t| t < self.nodes.len())
+        else {
+            self.history.problems.push(format!(
+                "node {} sent a frame to unknown node {to_id}",
+                from + 1
+            ));
+            return;
+        };
+        self.cluster_stats.frames += 1;
+        let cut = self
+            .cuts
+            .iter()
+            .any(|&(a, b, heal_at)| (a, b) == (from, to) && heal_at > self.now);
+        if cut || (self.faulty && self.net.chance(self.faults.drop_per_mille)) {
+            self.cluster_stats.frames_lost += 1;
+            return;
+        }
+        let copies = match self.faulty && self.net.chance(self.faults.duplicate_per_mille) {
+            true => 2,
+            false => 1,
+        };
+        self.cluster_stats.frames_duplicated += copies - 1;
+        for _ in 0..copies {
+            let at = self.now + self.latency();
+            let frame = frame.clone();
+            self.push(at, Event::Frame { from, to, frame });
+        }
+    }
+
+    fn start_io(&mut self, node: usize, shard: usize, token: IoToken, op: IoOp) {
+        // Power lost while the quorum journal takes a vote or entries: the moment Raft's
+        // promises rest on.
+        let appends = matches!(op, IoOp::PersistQuorum { replace: false, .. });
+        if appends && self.faulty && self.chance.chance(self.faults.crash_in_append_per_mille) {
+            let at = self.now + self.chance.range(0, 2_000);
+            self.push(at, Event::Crash { node: Some(node) });
+        }
+        let n = &mut self.nodes[node];
+        let (pending, latency) =
+            disk_io::start(&mut n.disk, &mut self.io, &self.faults.disk, false, op);
+        let incarnation = n.incarnation;
+        self.push(
+            self.now + latency,
+            Event::IoDone {
+                node,
+                incarnation,
+                shard,
+                token,
+                io: pending,
+            },
+        );
+    }
+
+    fn arm_timer(&mut self, node: usize) {
+        let now_ms = self.now_ms(node);
+        let n = &mut self.nodes[node];
+        let Some(mut deadline_ms) = n
+            .shards
+            .as_ref()
+            .and_then(|s| s.iter().filter_map(ShardNode::poll_timeout).min())
+        else {
+            return;
+        };
+        if n.overdue {
+            deadline_ms = deadline_ms.max(now_ms + 10);
+        }
+        n.timer_generation += 1;
+        let wait_ms = (deadline_ms - now_ms).max(0) as u64;
+        let (incarnation, generation) = (n.incarnation, n.timer_generation);
+        self.push(
+            self.now + wait_ms * 1_000,
+            Event::NodeTimer {
+                node,
+                incarnation,
+                generation,
+            },
+        );
+    }
+
+    /// A node answered a client's request: the answer travels back, the client closes the
+    /// connection (one request per connection).
+    fn answer(&mut self, node: usize, shard: usize, conn: ConnId, answer: Answer) {
+        let Some((client, attempt)) = self.nodes[node].conns.remove(&conn) else {
+            return;
+        };
+        match answer {
+            Answer::Respond(frame) => {
+                let at = self.now + self.latency();
+                self.push(
+                    at,
+                    Event::Response {
+                        client,
+                        attempt,
+                        frame,
+                    },
+                );
+            }
+            // A change whose quorum append may never commit (leadership moved) cannot be
+            // answered either way: the node closes the connection and the client retries.
+            Answer::Close => {
+                self.cluster_stats.connections_closed += 1;
+                let at = self.now + self.latency();
+                self.push(at, Event::Reset { client, attempt });
+            }
+            Answer::NoResponse => {
+                self.history.problems.push(format!(
+                    "node {} left client {client}'s request unanswered",
+                    node + 1
+                ));
+                let at = self.now + self.latency();
+                self.push(at, Event::Reset { client, attempt });
+            }
+        }
+        if let Some(shards) = self.nodes[node].shards.as_mut() {
+            shards[shard].handle_connection_closed(conn);
+        }
+    }
+
+    // ---- clients ----
+
+    fn schedule_tick(&mut self, client: usize, after: Micros) {
+        let c = &mut self.clients[client];
+        c.generation += 1;
+        let generation = c.generation;
+        self.push(self.now + after, Event::ClientTick { client, generation });
+    }
+
+    fn tick_client(&mut self, client: usize) {
+        if let Some(waiting) = self.clients[client].waiting.take() {
+            // No answer in time: the client gives up on the connection and tries again.
+            let n = &mut self.nodes[waiting.node];
+            if n.conns.remove(&waiting.conn).is_some() && n.incarnation == waiting.incarnation {
+                if let Some(shards) = n.shards.as_mut() {
+                    let home = home_shard(waiting.conn, shards.len());
+                    shards[home].handle_connection_closed(waiting.conn);
+                    self.drain(waiting.node);
+                }
+            }
+        }
+        let admin_done = self.now + ADMIN_STOP_BEFORE_END_US > self.end_at;
+        let c = &mut self.clients[client];
+        let node = c.rng.range(0, self.nodes.len() as u64 - 1) as usize;
+        let (api, frame, topic) = match &mut c.work {
+            Work::Admin { .. } if admin_done => return,
+            Work::Admin { next_topic } => {
+                let grow = self
+                    .acknowledged
+                    .iter()
+                    .nth(c.rng.range(0, self.acknowledged.len().max(1) as u64 - 1) as usize)
+                    .filter(|_| c.rng.chance(250))
+                    .map(|(name, &count)| (name.clone(), count + 1));
+                match grow {
+                    Some((name, count)) => {
+                        let request = CreatePartitionsRequest::default()
+                            .with_topics(vec![CreatePartitionsTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(name.clone())))
+                                .with_count(count)])
+                            .with_timeout_ms(30_000);
+                        let frame = encode_request(
+                            client,
+                            c.attempts as i32,
+                            ApiKey::CreatePartitions,
+                            3,
+                            &request,
+                        );
+                        (ApiKey::CreatePartitions, frame, Some((name, count)))
+                    }
+                    None => {
+                        let name = format!("t{next_topic}");
+                        let partitions = c.rng.range(1, 3) as i32;
+                        let most = self.nodes.len().min(3) as u64;
+                        let factor = match c.rng.chance(100) {
+                            true => self.nodes.len() as i16 + 1,
+                            false => c.rng.range(1, most) as i16,
+                        };
+                        let request = CreateTopicsRequest::default()
+                            .with_topics(vec![CreatableTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(name.clone())))
+                                .with_num_partitions(partitions)
+                                .with_replication_factor(factor)])
+                            .with_timeout_ms(30_000);
+                        let frame = encode_request(
+                            client,
+                            c.attempts as i32,
+                            ApiKey::CreateTopics,
+                            7,
+                            &request,
+                        );
+                        (ApiKey::CreateTopics, frame, Some((name, partitions)))
+                    }
+                }
+            }
+            Work::Watcher => {
+                let request = MetadataRequest::default()
+                    .with_topics(None)
+                    .with_allow_auto_topic_creation(false);
+                let frame =
+                    encode_request(client, c.attempts as i32, ApiKey::Metadata, 12, &request);
+                (ApiKey::Metadata, frame, None)
+            }
+        };
+        c.attempts += 1;
+        let attempt = c.attempts;
+        self.stats.requests += 1;
+        let n = &mut self.nodes[node];
+        let Some(shards) = n.shards.as_mut() else {
+            // Connection refused: try again soon.
+            return self.schedule_tick(client, 100_000);
+        };
+        let home = (n.conns_made % shards.len() as u64) as usize;
+        let conn = n.conns_made * shards.len() as u64 + home as u64;
+        n.conns_made += 1;
+        n.conns.insert(conn, (client, attempt));
+        shards[home].handle_connection_opened(conn, &format!("10.0.1.{client}:50000"));
+        let incarnation = n.incarnation;
+        self.clients[client].waiting = Some(Waiting {
+            attempt,
+            node,
+            conn,
+            incarnation,
+            api,
+            topic,
+        });
+        self.drain(node);
+        let at = self.now + self.latency();
+        self.push(
+            at,
+            Event::Request {
+                client,
+                node,
+                incarnation,
+                conn,
+                frame,
+            },
+        );
+        self.schedule_tick(client, REQUEST_TIMEOUT_US);
+    }
+
+    fn on_response(&mut self, client: usize, attempt: u64, frame: Bytes) {
+        let Some(waiting) = self.clients[client]
+            .waiting
+            .take_if(|w| w.attempt == attempt)
+        else {
+            return; // an answer to a request given up on
+        };
+        let version = match waiting.api {
+            ApiKey::CreatePartitions => 3,
+            ApiKey::CreateTopics => 7,
+            _ => 12,
+        };
+        let mut body = frame.slice(4..);
+        let decoded =
+            ResponseHeader::decode(&mut body, waiting.api.response_header_version(version))
+                .map_err(|e| e.to_string())
+                .and_then(|_| {
+                    self.on_body(client, version, &mut body, &waiting)
+                        .map_err(|e| e.to_string())
+                });
+        if let Err(e) = decoded {
+            self.history.problems.push(format!(
+                "client {client}: undecodable {:?} response from node {}: {e}",
+                waiting.api,
+                waiting.node + 1
+            ));
+        }
+        let think = self.clients[client].rng.range(20_000, 300_000);
+        self.schedule_tick(client, think);
+    }
+
+    fn on_body(
+        &mut self,
+        client: usize,
+        version: i16,
+        body: &mut Bytes,
+        waiting: &Waiting,
+    ) -> anyhow::Result<()> {
+        match waiting.api {
+            ApiKey::CreateTopics => {
+                let response = CreateTopicsResponse::decode(body, version)?;
+                let code = response.topics.first().map_or(-1, |t| t.error_code);
+                let (name, partitions) = waiting.topic.clone().unwrap_or_default();
+                let Work::Admin { next_topic } = &mut self.clients[client].work else {
+                    return Ok(());
+                };
+                match code {
+                    errors::NONE => {
+                        self.cluster_stats.topics_acknowledged += 1;
+                        self.acknowledged.insert(name, partitions);
+                        *next_topic += 1;
+                    }
+                    errors::TOPIC_ALREADY_EXISTS | errors::INVALID_REPLICATION_FACTOR => {
+                        *next_topic += 1
+                    }
+                    _ => {} // tried again (NOT_CONTROLLER, REQUEST_TIMED_OUT, …)
+                }
+            }
+            ApiKey::CreatePartitions => {
+                let response = CreatePartitionsResponse::decode(body, version)?;
+                let code = response.results.first().map_or(-1, |t| t.error_code);
+                if code == errors::NONE {
+                    if let Some((name, count)) = waiting.topic.clone() {
+                        self.cluster_stats.partitions_added += 1;
+                        let known = self.acknowledged.entry(name).or_insert(0);
+                        *known = (*known).max(count);
+                    }
+                }
+            }
+            _ => {
+                let response = MetadataResponse::decode(body, version)?;
+                for topic in &response.topics {
+                    let name = topic
+                        .name
+                        .as_ref()
+                        .map_or("?", |n| n.0.as_str())
+                        .to_string();
+                    let id = u128::from_be_bytes(*topic.topic_id.as_bytes());
+                    for p in &topic.partitions {
+                        if p.leader_id.0 < 0 {
+                            continue;
+                        }
+                        self.cluster_stats.leaders_told += 1;
+                        let key = (id, p.partition_index, p.leader_epoch);
+                        let kept = self.history.unchosen_leaders.len() < KEPT;
+                        if self.chosen.get(&key) != Some(&p.leader_id.0) && kept {
+                            self.history.unchosen_leaders.push(format!(
+                                "node {} told a client that broker {} leads {name}-{} in epoch {}; the controller chose {:?}",
+                                waiting.node + 1,
+                                p.leader_id.0,
+                                p.partition_index,
+                                p.leader_epoch,
+                                self.chosen.get(&key)
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ---- the checkers' probes ----
+
+    /// Reads node `node`'s quorum and metadata state after an event and holds it against
+    /// what was seen before.
+    fn probe(&mut self, node: usize) {
+        let n = &self.nodes[node];
+        let id = n.id;
+        let Some(control) = n.control() else {
+            return;
+        };
+        let Some(quorum) = control.quorum_controller() else {
+            return;
+        };
+        let raft = quorum.raft();
+        let term = raft.term();
+        if raft.role() == RaftRole::Leader {
+            self.history
+                .controller_leaders
+                .entry(term)
+                .or_default()
+                .insert(id);
+        }
+        // Committed entries: the same on every node.
+        let committed_index = raft.committed_index();
+        let mut conflicts = Vec::new();
+        for index in n.checked_through + 1..=committed_index {
+            let Some(entry) = raft.entry(index) else {
+                continue; // in the snapshot
+            };
+            let seen = (entry.term, fnv(&entry.data, entry.term));
+            match self.committed.get(&index) {
+                None => {
+                    self.committed.insert(index, (seen.0, seen.1, id));
+                }
+                Some(&(term0, hash0, by)) if (term0, hash0) != seen => conflicts.push(format!(
+                    "committed entry {index}: of term {term0} on node {by}, of term {} (other bytes) on node {id}",
+                    seen.0
+                )),
+                Some(_) => {}
+            }
+        }
+        // A leader, new in its term, holds every entry committed anywhere before.
+        let new_leadership = raft.role() == RaftRole::Leader && n.probed.1 != term;
+        if new_leadership {
+            let last_committed = self.committed.keys().last().copied().unwrap_or(0);
+            if raft.last_index() < last_committed {
+                conflicts.push(format!(
+                    "node {id} leads term {term} with a log through {}, but entry {last_committed} was committed",
+                    raft.last_index()
+                ));
+            }
+            for index in raft.snapshot_index() + 1..=raft.last_index().min(last_committed) {
+                let (Some(entry), Some(&(term0, hash0, by))) =
+                    (raft.entry(index), self.committed.get(&index))
+                else {
+                    continue;
+                };
+                if (entry.term, fnv(&entry.data, entry.term)) != (term0, hash0) {
+                    conflicts.push(format!(
+                        "node {id} leads term {term} with entry {index} of term {}, but node {by} committed one of term {term0} there",
+                        entry.term
+                    ));
+                }
+            }
+        }
+        // Leaders the controller chose, from each committed image.
+        let applied = quorum.applied_index();
+        let mut unchosen = Vec::new();
+        if applied != n.probed.0 {
+            let image = quorum.committed_image();
+            Self::record_chosen(&mut self.chosen, image, id, &mut unchosen);
+        }
+        // A node leads only where the controller chose it.
+        for s in self.nodes[node].shards.iter().flatten() {
+            for (topic_id, name, partition, epoch) in s.broker().led_partitions() {
+                let key = (topic_key(&topic_id), partition, epoch);
+                if self.chosen.get(&key) != Some(&id) {
+                    unchosen.push(format!(
+                        "node {id} leads {name}-{partition} in epoch {epoch}; the controller chose {:?}",
+                        self.chosen.get(&key)
+                    ));
+                }
+            }
+        }
+        let n = &mut self.nodes[node];
+        n.checked_through = n.checked_through.max(committed_index);
+        n.probed = (applied, if raft_leads(n) { term } else { u64::MAX });
+        // The first few of a kind are enough to show a bug.
+        let room = KEPT.saturating_sub(self.history.metadata_conflicts.len());
+        self.history
+            .metadata_conflicts
+            .extend(conflicts.into_iter().take(room));
+        let room = KEPT.saturating_sub(self.history.unchosen_leaders.len());
+        self.history
+            .unchosen_leaders
+            .extend(unchosen.into_iter().take(room));
+    }
+
+    fn record_chosen(
+        chosen: &mut BTreeMap<(u128, i32, i32), i32>,
+        image: &MetadataImage,
+        node: i32,
+        problems: &mut Vec<String>,
+    ) {
+        for topic in image.topics.values() {
+            for (p, placed) in topic.partitions.iter().enumerate() {
+                if placed.leader == NO_LEADER {
+                    continue;
+                }
+                if image.brokers.get(&placed.leader).is_some_and(|b| b.fenced) {
+                    problems.push(format!(
+                        "node {node}'s committed metadata has fenced broker {} leading {}-{p} in epoch {}",
+                        placed.leader, topic.name, placed.leader_epoch
+                    ));
+                }
+                let key = (topic_key(&topic.id), p as i32, placed.leader_epoch);
+                let earlier = *chosen.entry(key).or_insert(placed.leader);
+                if earlier != placed.leader {
+                    problems.push(format!(
+                        "{}-{p} in epoch {}: led by {earlier} and by {} in committed metadata",
+                        topic.name, placed.leader_epoch, placed.leader
+                    ));
+                }
+            }
+        }
+    }
+
+    /// At the end: every node up, and all with the same metadata, every broker registered
+    /// and unfenced, every partition led, every acknowledged change there.
+    fn converged(&mut self) {
+        let mut problems = Vec::new();
+        let mut images: Vec<(i32, &MetadataImage, u64)> = Vec::new();
+        for n in &self.nodes {
+            let Some(control) = n.control() else {
+                problems.push(format!("node {} is down at the end", n.id));
+                continue;
+            };
+            let (Some(quorum), Some(mirrored)) =
+                (control.quorum_controller(), control.metadata_image())
+            else {
+                problems.push(format!("node {} has no controller quorum seat", n.id));
+                continue;
+            };
+            let committed = quorum.committed_image();
+            if mirrored.quorum_index != quorum.applied_index()
+                || !committed.changes_to(mirrored).is_empty()
+            {
+                problems.push(format!(
+                    "node {} serves metadata of version {} but has applied version {} of the quorum",
+                    n.id,
+                    mirrored.quorum_index,
+                    quorum.applied_index()
+                ));
+            }
+            images.push((n.id, committed, quorum.applied_index()));
+        }
+        if let Some(&(first, image, version)) = images.first() {
+            for &(id, other, other_version) in &images[1..] {
+                let differs = image.changes_to(other);
+                if !differs.is_empty() || version != other_version {
+                    problems.push(format!(
+                        "node {id} (version {other_version}) does not have node {first}'s metadata (version {version}): {:?}",
+                        differs.iter().take(3).collect::<Vec<_>>()
+                    ));
+                }
+            }
+            if image.brokers.len() != self.nodes.len() || image.brokers.values().any(|b| b.fenced) {
+                problems.push(format!(
+                    "not every broker is registered and unfenced: {:?}",
+                    image
+                        .brokers
+                        .iter()
+                        .map(|(id, b)| (*id, b.fenced))
+                        .collect::<Vec<_>>()
+                ));
+            }
+            for topic in image.topics.values() {
+                if let Some(p) = topic.partitions.iter().position(|p| p.leader == NO_LEADER) {
+                    problems.push(format!("{}-{p} has no leader after the faults", topic.name));
+                }
+            }
+            let mut lost = Vec::new();
+            for (name, &count) in &self.acknowledged {
+                match image.topics.get(name) {
+                    None => lost.push(format!(
+                        "topic {name}, whose creation was acknowledged, is gone"
+                    )),
+                    Some(t) if (t.partitions.len() as i32) < count => lost.push(format!(
+                        "topic {name} has {} partitions; {count} were acknowledged",
+                        t.partitions.len()
+                    )),
+                    Some(_) => {}
+                }
+            }
+            self.history.metadata_conflicts.extend(lost);
+        }
+        let leaders = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.control()?.quorum_controller())
+            .filter(|q| q.is_active())
+            .count();
+        if leaders != 1 {
+            problems.push(format!("{leaders} active controllers at the end"));
+        }
+        self.history.divergence.extend(problems);
+    }
+}
+
+impl ClusterSim {
+    /// The node that leads the controller quorum now (the first, should there be several).
+    fn controller_leader(&self) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| raft_leads(&self.nodes[i]))
+    }
+}
+
+fn raft_leads(n: &SimNode) -> bool {
+    n.control()
+        .and_then(|c| c.quorum_controller())
+        .is_some_and(|q| q.raft().role() == RaftRole::Leader)
+}
+
+/// Runs one seed as a cluster.
+pub fn run(options: Options) -> Outcome {
+    ClusterSim::new(options).run()
+}
