@@ -9,6 +9,7 @@ replicas are assigned, not yet copied."""
 from __future__ import annotations
 
 import collections
+import re
 import subprocess
 import time
 
@@ -19,8 +20,9 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import InvalidReplicationFactorError
 
-from spate_helpers import require_tool, run_spate, sigkill_broker
-from test_quorum import settled, start_registered, stop_all
+from conftest import Broker
+from spate_helpers import describe, require_tool, run_spate, sigkill_broker
+from test_quorum import settled, start_registered, stop_all, wait_listed
 
 TIMEOUT = 30.0
 SESSION_MS = 4000
@@ -315,3 +317,62 @@ def test_a_voter_that_missed_many_changes_catches_up_from_a_snapshot(tmp_path):
         produce_with_confluent(behind.bootstrap, names[0], [b"after"])
     finally:
         stop_all(nodes)
+
+
+def test_a_broker_only_node_joins_leads_its_partitions_and_never_votes(tmp_path):
+    """A node whose id is not among the voters runs as a broker only (an observer of the
+    quorum, KIP-595): it has no controller listener, registers through the voters, mirrors
+    the metadata, leads its share of partitions and serves clients; the quorum lists it as an
+    observer, and losing it costs the quorum nothing."""
+    voters = start_registered(tmp_path)
+    observer = None
+    try:
+        args = voters[0].extra_args
+        quorum_arg = args[args.index("--controller-quorum") + 1]
+        observer = Broker(
+            tmp_path / "node4",
+            ["--node-id", "4", "--controller-quorum", quorum_arg, "--override", "broker.heartbeat.interval.ms=300"],
+        )
+        observer.node_id = 4
+        observer.start()
+        assert observer.wait_for_log("broker-only node", timeout=10), observer.stderr_tail()
+        nodes = [*voters, observer]
+        everyone = {n.node_id: n.port for n in nodes}
+        for node in nodes:
+            wait_listed(node, everyone, TIMEOUT)
+
+        admin = KafkaAdminClient(bootstrap_servers=observer.bootstrap, request_timeout_ms=15_000)
+        try:
+            admin.create_topics([NewTopic("spread", 4, 1)], timeout_ms=15_000)
+        finally:
+            admin.close()
+        partitions = wait_partitions(
+            observer, "spread", lambda ps: len(ps) == 4 and all(p["leader_id"] >= 0 for p in ps)
+        )
+        assert sorted(p["leader_id"] for p in partitions) == [1, 2, 3, 4], partitions
+
+        values = [f"v{i}".encode() for i in range(40)]
+        produce_with_confluent(observer.bootstrap, "spread", values)
+        assert consume_group(observer.bootstrap, "spread", "spread-readers", len(values)) == set(values)
+
+        cp = run_spate("cluster", "--bootstrap-server", observer.bootstrap, "describe")
+        assert cp.returncode == 0, describe(cp)
+        assert re.search(r"^  4 \S+ broker-only$", cp.stdout, re.M), cp.stdout
+        assert re.search(r"^  1 \S+ voter$", cp.stdout, re.M), cp.stdout
+        leader, _ = settled(voters)
+        cp = run_spate("cluster", "--bootstrap-server", voters[leader - 1].bootstrap, "quorum")
+        assert re.search(r"^Observers:\n  4 log end \d+ lag 0$", cp.stdout, re.M), cp.stdout
+        assert not re.search(r"^Voters:\n(  \d.*\n)*  4 ", cp.stdout, re.M), cp.stdout
+
+        # The broker-only node goes: fenced once its session ends, and the voters commit on
+        # without it.
+        sigkill_broker(observer)
+        wait_listed(voters[0], {n.node_id: n.port for n in voters}, TIMEOUT)
+        admin = KafkaAdminClient(bootstrap_servers=voters[0].bootstrap, request_timeout_ms=15_000)
+        try:
+            admin.create_topics([NewTopic("after-observer", 1, 1)], timeout_ms=15_000)
+        finally:
+            admin.close()
+        wait_partitions(voters[1], "after-observer", lambda ps: len(ps) == 1)
+    finally:
+        stop_all([*voters, *([observer] if observer else [])])

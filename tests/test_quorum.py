@@ -112,7 +112,7 @@ def cluster_view(node: Broker) -> tuple[dict, set, str | None]:
     broker ids, and the Quorum line."""
     cp = run_spate("cluster", "--bootstrap-server", node.bootstrap, "describe")
     assert cp.returncode == 0, describe(cp)
-    rows = re.findall(r"^  (\d+) [^:\s]+:(\d+)( fenced)?$", cp.stdout, re.M)
+    rows = re.findall(r"^  (\d+) [^:\s]+:(\d+)(?: rack: \S+)?(?: voter| broker-only)?( fenced)?$", cp.stdout, re.M)
     quorum = re.search(r"^Quorum: (.*)$", cp.stdout, re.M)
     live = {int(i): int(port) for i, port, fenced in rows if not fenced}
     fenced = {int(i) for i, _, f in rows if f}
@@ -224,7 +224,21 @@ def test_a_killed_leader_is_replaced_in_a_later_epoch_and_returns_as_a_follower(
     [
         (["--controller-quorum", "1@127.0.0.1:x"], ["controller.quorum.voters", "1@127.0.0.1:x", "port"]),
         (["--controller-quorum", "1@127.0.0.1:19999,1@127.0.0.1:19998"], ["already listed"]),
-        (["--node-id", "4", "--controller-quorum", "1@127.0.0.1:19999"], ["node 4", "not one of"]),
+        (
+            ["--node-id", "4", "--controller-quorum", "1@127.0.0.1:19999", "--controller-listener", "127.0.0.1:19998"],
+            ["--controller-listener is for voters", "node 4", "broker only"],
+        ),
+        (
+            [
+                "--controller-quorum",
+                "1@127.0.0.1:19999",
+                "--override",
+                "broker.session.timeout.ms=1000",
+                "--override",
+                "broker.heartbeat.interval.ms=2000",
+            ],
+            ["broker.session.timeout.ms (1000)", "longer than broker.heartbeat.interval.ms (2000)"],
+        ),
         (
             ["--controller-quorum", "1@127.0.0.1:19999", "--controller-listener", "127.0.0.1:19998"],
             ["--controller-listener", "not this node's entry"],

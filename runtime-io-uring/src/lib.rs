@@ -434,22 +434,34 @@ async fn serve(
         .cloned()
         .collect();
     let shell = Shell::start(0, shards, broker, config.data_dir.clone(), ends).await?;
-    if let Some(controller_listener) = controller_listener {
-        let quorum = quorum_net::QuorumNet::start(&peers);
+    if !config.broker.controller_quorum.is_empty() {
+        let quorum = quorum_net::QuorumNet::start(node_id, &peers);
         quorum.attach(shell.clone());
         let _ = shell.quorum.set(quorum.clone());
-        let address = controller_listener
-            .local_addr()
-            .map_err(|e| e.to_string())?;
-        log_line(
-            Level::Info,
-            &format!(
-                "controller listener on {address}, voters {:?}",
-                config.broker.controller_quorum
+        match controller_listener {
+            Some(controller_listener) => {
+                let address = controller_listener
+                    .local_addr()
+                    .map_err(|e| e.to_string())?;
+                log_line(
+                    Level::Info,
+                    &format!(
+                        "controller listener on {address}, voters {:?}",
+                        config.broker.controller_quorum
+                    ),
+                );
+                let listener = net::listener(controller_listener);
+                glommio::spawn_local(quorum_net::accept_loop(quorum, listener)).detach();
+            }
+            // A broker-only node: it reaches the voters, and they answer on its connections.
+            None => log_line(
+                Level::Info,
+                &format!(
+                    "a broker-only node of the cluster: no controller listener, voters {:?}",
+                    config.broker.controller_quorum
+                ),
             ),
-        );
-        let listener = net::listener(controller_listener);
-        glommio::spawn_local(quorum_net::accept_loop(quorum, listener)).detach();
+        }
         shell.drain();
     }
     let net = shell.net.clone();

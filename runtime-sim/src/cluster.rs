@@ -53,6 +53,8 @@ const ADMIN_STOP_BEFORE_END_US: Micros = 8_000_000;
 #[derive(Debug, Clone)]
 pub struct ClusterFaults {
     pub nodes: usize,
+    /// The last `observers` nodes are broker-only (not voters: observers of the quorum).
+    pub observers: usize,
     pub shards: usize,
     /// One way, between nodes and between a client and a node.
     pub latency_us: (Micros, Micros),
@@ -71,6 +73,9 @@ pub struct ClusterFaults {
     /// Crashes of a node while its quorum journal append is in flight, per thousand appends.
     pub crash_in_append_per_mille: u64,
     pub session_timeout_ms: i64,
+    /// `broker.heartbeat.interval.ms`: a third of the session (the server refuses a session
+    /// not longer than the interval; Kafka's defaults are 9 s and 2 s).
+    pub heartbeat_interval_ms: i64,
     /// `metadata.snapshot.interval.versions`: small values make nodes catch up from snapshots.
     pub snapshot_every: u64,
     pub disk: DiskTimes,
@@ -83,8 +88,13 @@ impl ClusterFaults {
         let mut rng = Stream::derive(seed, "cluster-faults");
         let nodes = nodes.unwrap_or(*rng.pick(&[3, 3, 3, 5, 5, 2, 4]));
         let latency_low = rng.range(100, 1_000);
+        let observers = match nodes >= 3 {
+            true => *rng.pick(&[0, 0, 1]),
+            false => 0,
+        };
         let mut drawn = ClusterFaults {
             nodes,
+            observers,
             shards: *rng.pick(&[1, 1, 2]),
             latency_us: (latency_low, latency_low + rng.range(0, 4_000)),
             latency_spike_per_mille: rng.range(0, 30),
@@ -97,6 +107,7 @@ impl ClusterFaults {
             clock_jumps: rng.range(0, 3) as u32,
             crash_in_append_per_mille: *rng.pick(&[0, 2, 10]),
             session_timeout_ms: *rng.pick(&[2_000, 3_000, 6_000]),
+            heartbeat_interval_ms: 0,
             snapshot_every: *rng.pick(&[4, 20, 1_000]),
             disk: DiskTimes {
                 write_us: (20, 400),
@@ -105,6 +116,7 @@ impl ClusterFaults {
             },
             shard_hop_us: (5, 50),
         };
+        drawn.heartbeat_interval_ms = drawn.session_timeout_ms / 3;
         if !faults {
             drawn.latency_spike_per_mille = 0;
             drawn.drop_per_mille = 0;
@@ -122,8 +134,8 @@ impl fmt::Display for ClusterFaults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  {} nodes (voters and brokers) of {} shard(s), broker session timeout {} ms, a quorum snapshot every {} versions",
-            self.nodes, self.shards, self.session_timeout_ms, self.snapshot_every
+            "  {} nodes ({} voters and brokers, {} broker-only) of {} shard(s), broker session timeout {} ms, a quorum snapshot every {} versions",
+            self.nodes, self.nodes - self.observers, self.observers, self.shards, self.session_timeout_ms, self.snapshot_every
         )?;
         writeln!(
             f,
@@ -739,10 +751,11 @@ impl ClusterSim {
                 .wrapping_mul(31)
                 .wrapping_add(n.incarnation * 8 + node as u64),
             advertised_port: 9092 + 100 * node as i32,
-            controller_quorum: (0..self.nodes.len())
+            controller_quorum: (0..self.nodes.len() - self.faults.observers)
                 .map(|v| (v as i32 + 1, format!("127.0.0.1:{}", 9093 + 100 * v)))
                 .collect(),
             broker_session_timeout_ms: self.faults.session_timeout_ms,
+            broker_heartbeat_interval_ms: self.faults.heartbeat_interval_ms,
             quorum_snapshot_every: self.faults.snapshot_every,
             auto_create_topics: false,
             planted_bug: self.options.planted_bug,
@@ -1218,6 +1231,16 @@ impl ClusterSim {
                 .entry(term)
                 .or_default()
                 .insert(id);
+        }
+        let observer = !raft.voters().contains(&id);
+        if observer
+            && raft.role() != RaftRole::Follower
+            && self.history.observers_standing.len() < KEPT
+        {
+            self.history.observers_standing.push(format!(
+                "broker-only node {id} is {:?} in term {term}",
+                raft.role()
+            ));
         }
         // Committed entries: the same on every node.
         let committed_index = raft.committed_index();

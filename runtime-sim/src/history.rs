@@ -94,6 +94,8 @@ pub struct History {
     pub epoch_ends: BTreeMap<(String, i32), EpochEnds>,
     /// Cluster runs: each node seen leading the controller quorum, by Raft term.
     pub controller_leaders: BTreeMap<u64, BTreeSet<i32>>,
+    /// Cluster runs: a broker-only node seen standing or leading (it never may).
+    pub observers_standing: Vec<String>,
     /// Cluster runs: a committed metadata entry that differs between nodes, or that a
     /// controller leader does not hold; an acknowledged change missing at the end.
     pub metadata_conflicts: Vec<String>,

@@ -217,7 +217,8 @@ fn apply(settings: &mut Settings, key: &str, value: &str) -> Result<(), String> 
 }
 
 /// Where this node takes the quorum's traffic: its own entry among the voters, which a given
-/// `--controller-listener` must match. None without a quorum.
+/// `--controller-listener` must match. None without a quorum, and on a broker-only node (not
+/// a voter).
 fn controller_listener(
     broker: &Config,
     given: Option<String>,
@@ -229,11 +230,21 @@ fn controller_listener(
             None => Ok(None),
         };
     }
-    let Some((_, own)) = broker.controller_quorum.iter().find(|(id, _)| *id == node) else {
-        let ids: Vec<i32> = broker.controller_quorum.iter().map(|(id, _)| *id).collect();
+    if broker.broker_session_timeout_ms <= broker.broker_heartbeat_interval_ms {
         return Err(format!(
-            "node {node} (--node-id) is not one of the controller quorum's voters {ids:?};              every node is a voter for now"
+            "broker.session.timeout.ms ({}) must be longer than broker.heartbeat.interval.ms ({}), or brokers are fenced between heartbeats",
+            broker.broker_session_timeout_ms, broker.broker_heartbeat_interval_ms
         ));
+    }
+    let Some((_, own)) = broker.controller_quorum.iter().find(|(id, _)| *id == node) else {
+        // A broker-only node: an observer of the quorum, reached over the connections it
+        // opens to the voters, so it has no controller listener.
+        return match given {
+            Some(_) => Err(format!(
+                "--controller-listener is for voters; node {node} (--node-id) is not among the controller quorum's voters, so it runs as a broker only"
+            )),
+            None => Ok(None),
+        };
     };
     let own = resolve(own, "--controller-quorum")?;
     if let Some(given) = given {

@@ -336,14 +336,15 @@ pub fn check_leader_epochs(history: &History, relaxed_flush: bool) -> Verdict {
     }
 }
 
-/// Cluster runs: no Raft term had two controller leaders.
+/// Cluster runs: no Raft term had two controller leaders, and no broker-only node stood.
 pub fn check_controller_leaders(history: &History) -> Verdict {
-    let violations = history
+    let mut violations: Vec<String> = history
         .controller_leaders
         .iter()
         .filter(|(_, leaders)| leaders.len() > 1)
         .map(|(term, leaders)| format!("term {term} had controller leaders {leaders:?}"))
         .collect();
+    violations.extend(history.observers_standing.iter().cloned());
     Verdict {
         checker: "one-controller-leader-per-term",
         violations,

@@ -1,6 +1,7 @@
 //! DescribeQuorum (key 55): the controller quorum's state, as `kafka-metadata-quorum.sh
 //! describe` reads it: the leader, its epoch (the Raft term), the high watermark (the committed
-//! index), and how far each voter's log matches the leader's.
+//! index), and how far each voter's log matches the leader's, and each observer's (a broker-only
+//! node the leader replicates to).
 //!
 //! As in Kafka, only the leader describes the quorum: another voter answers
 //! NOT_LEADER_OR_FOLLOWER (Spate adds the leader it knows, if any, so a tool can go there),
@@ -96,11 +97,21 @@ impl Broker {
                 voter(id, matched as i64, heard)
             })
             .collect();
+        // Broker-only nodes the leader replicates to (KIP-595's observers).
+        let observers = raft
+            .observers()
+            .into_iter()
+            .map(|id| {
+                let (matched, heard) = raft.voter_progress(id).unwrap_or((0, None));
+                voter(id, matched as i64, heard)
+            })
+            .collect();
         PartitionData::default()
             .with_leader_id(leader)
             .with_leader_epoch(term)
             .with_high_watermark(raft.committed_index() as i64)
             .with_current_voters(voters)
+            .with_observers(observers)
     }
 
     /// The voters and their controller listeners (version 2).

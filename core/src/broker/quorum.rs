@@ -25,6 +25,9 @@ const RETRY_MS: i64 = 500;
 /// leader before it stops anyway.
 const SHUTDOWN_SETTLE_MS: i64 = 5_000;
 
+/// How often a broker-only node that knows no leader asks the next voter.
+const SEEK_LEADER_MS: i64 = 250;
+
 pub(super) struct QuorumSeat {
     controller: QuorumController,
     /// What the journal holds once the write in flight is done (to rewrite it whole).
@@ -48,6 +51,8 @@ pub(super) struct QuorumSeat {
     wants_producer_ids: bool,
     /// The leader the last heartbeat went to: a new one hears from this broker at once.
     heard_by: Option<crate::replica::NodeId>,
+    /// A broker-only node without a leader: the voter (by position) its last heartbeat asked.
+    asked_voter: usize,
 }
 
 impl QuorumSeat {
@@ -81,15 +86,22 @@ impl Broker {
             .iter()
             .map(|(id, _)| *id)
             .collect();
-        if !self.is_control() || !voters.contains(&node) {
+        if !self.is_control() || voters.is_empty() {
             return Ok(());
         }
+        // A node that is not a voter is a broker-only node: an observer of the quorum, which
+        // the leader replicates to once it hears from it, and which never stands.
+        let role = match voters.contains(&node) {
+            true => "a voter and a broker",
+            false => "a broker only (an observer)",
+        };
         let mut stored = Stored::default();
         let persists = codec::decode_persists(journal.unwrap_or_default())
             .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?;
         for persist in &persists {
             stored.apply(persist);
         }
+        let first_asked = (self.rng.next_u64() % voters.len() as u64) as usize;
         let mut config = RaftConfig::new(node, voters, self.config.seed);
         config.planted = match self.config.planted_bug {
             Some(super::PlantedBug::VoteTwice) => Some(RaftBug::VoteTwice),
@@ -107,7 +119,7 @@ impl Broker {
         self.log(
             Level::Info,
             format!(
-                "controller quorum: node {node} of voters {:?}, term {} from the journal",
+                "controller quorum: node {node}, {role}, of voters {:?}, term {} from the journal",
                 self.config.controller_quorum, stored.hard_state.term
             ),
         );
@@ -126,6 +138,7 @@ impl Broker {
             // Asked for at once, so the first producer need not wait.
             wants_producer_ids: true,
             heard_by: None,
+            asked_voter: first_asked,
         });
         self.pump_quorum();
         Ok(())
@@ -227,7 +240,17 @@ impl Broker {
             shutting_down: seat.shutting_down,
             wants_producer_ids: seat.wants_producer_ids && !seat.shutting_down,
         };
-        let leader = seat.controller.raft().leader();
+        let raft = seat.controller.raft();
+        let mut leader = raft.leader();
+        if leader.is_none() && !raft.voters().contains(&node) {
+            // A broker-only node that knows no leader asks the voters in turn: the leader
+            // answers by replicating to it (the others drop the heartbeat).
+            let voters = raft.voters();
+            seat.asked_voter = (seat.asked_voter + 1) % voters.len().max(1);
+            leader = voters.get(seat.asked_voter).copied();
+            // Sooner than a heartbeat interval: a broker without a leader is not served.
+            seat.next_heartbeat_ms = now_ms + interval.min(SEEK_LEADER_MS);
+        }
         seat.heard_by = leader;
         match leader {
             Some(leader) if leader == node => {
@@ -352,10 +375,12 @@ impl Broker {
 
     /// Performs what the quorum asks for: messages out, journal writes, published versions.
     pub(super) fn pump_quorum(&mut self) {
-        let new_leader = self
-            .quorum
-            .as_ref()
-            .is_some_and(|s| s.heard_by != s.controller.raft().leader());
+        // (A broker-only node with no leader asks the voters in turn, a heartbeat interval
+        // apart: not a new leader.)
+        let new_leader = self.quorum.as_ref().is_some_and(|s| {
+            let leader = s.controller.raft().leader();
+            leader.is_some() && s.heard_by != leader
+        });
         if new_leader {
             // A new leader hears from this broker at once, not a heartbeat interval later.
             self.heartbeat(self.now_ms);

@@ -335,12 +335,14 @@ impl QuorumController {
             });
         }
         let node = heartbeat.node;
-        // Brokers are the voters for now (broker-only nodes come with observers).
-        if !self.raft.voters().contains(&node) || heartbeat.host.len() > HOST_BYTES_MAX {
+        if node < 0 || heartbeat.host.len() > HOST_BYTES_MAX {
             return Err(AppendError::Refused(format!(
-                "node {node} is not a broker of this quorum"
+                "node {node} cannot be a broker of this quorum"
             )));
         }
+        // A broker-only node (not a voter) is replicated to as an observer from now on.
+        self.raft.add_observer(node);
+        self.drain();
         let known = self.image.brokers.get(&node);
         let same = known.is_some_and(|b| {
             (b.incarnation, b.host.as_str(), b.port)

@@ -607,7 +607,7 @@ fn heartbeats_register_brokers_and_silence_or_shutdown_fences_them() {
         node,
         incarnation,
         host: "127.0.0.1".into(),
-        port: 9090 + node as u16,
+        port: 9090u16.wrapping_add(node as u16),
         shutting_down,
         wants_producer_ids: false,
     };
@@ -623,10 +623,10 @@ fn heartbeats_register_brokers_and_silence_or_shutdown_fences_them() {
     assert_eq!(fenced(&c), Some(false), "registered by its first heartbeat");
     assert_eq!(c.committed_image().brokers[&1].port, 9091);
     assert!(matches!(
-        c.handle_heartbeat(now, beat(2, 1, false)),
+        c.handle_heartbeat(now, beat(-2, 1, false)),
         Err(AppendError::Refused(_))
     ));
-    assert!(!c.committed_image().brokers.contains_key(&2));
+    assert!(!c.committed_image().brokers.contains_key(&-2));
     // It falls silent: fenced once its session is over, not before.
     let registered_at = now;
     while now < registered_at + 1_500 {

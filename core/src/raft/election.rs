@@ -10,6 +10,9 @@ impl RaftNode {
     pub(super) fn on_election_timeout(&mut self) {
         self.reset_election_deadline();
         if !self.is_voter() {
+            // An observer never stands; a leader silent this long may be gone, so the
+            // node looks for the leader again (its broker asks the voters in turn).
+            self.leader = None;
             return;
         }
         self.role = Role::PreCandidate;

@@ -220,6 +220,11 @@ impl RaftConfig {
     }
 }
 
+/// A leader replicates to this many peers at most (voters and observers).
+const OBSERVERS_MAX: usize = 1_024;
+/// An observer silent for this many election timeouts is no longer replicated to.
+pub const OBSERVER_SILENCE_TIMEOUTS: i64 = 3;
+
 /// Terms and indexes a peer may name: far beyond any real log, and far enough below
 /// `u64::MAX` that `+ 1` never wraps. A message naming more is dropped.
 const BOUND: u64 = u64::MAX / 4;
@@ -435,6 +440,42 @@ impl RaftNode {
         Some((progress.match_index, Some(progress.heard_ms)))
     }
 
+    /// Leader: the observers it replicates to, in id order.
+    pub fn observers(&self) -> Vec<NodeId> {
+        let voters = &self.config.voters;
+        self.progress
+            .keys()
+            .copied()
+            .filter(|id| !voters.contains(id))
+            .collect()
+    }
+
+    /// Whether `node` is an observer this leader replicates to.
+    pub fn has_observer(&self, node: NodeId) -> bool {
+        !self.config.voters.contains(&node) && self.progress.contains_key(&node)
+    }
+
+    /// Leader: replicate to `node`, a node that is not a voter (a broker-only node, KIP-595's
+    /// observer), from now on. It never counts for a commit or an election; it is dropped
+    /// once it has not answered for [`OBSERVER_SILENCE_TIMEOUTS`] election timeouts, and a
+    /// new leader knows of it only once it asks again.
+    pub fn add_observer(&mut self, node: NodeId) {
+        let known = node == self.config.node
+            || self.config.voters.contains(&node)
+            || self.progress.contains_key(&node);
+        if self.role != Role::Leader || known || self.progress.len() >= OBSERVERS_MAX {
+            return;
+        }
+        let progress = Progress {
+            match_index: 0,
+            next_index: self.log.last_index() + 1,
+            heard_ms: self.now_ms,
+        };
+        self.progress.insert(node, progress);
+        self.send_append(node);
+        self.pump();
+    }
+
     fn peers(&self) -> Vec<NodeId> {
         let me = self.config.node;
         self.config
@@ -450,8 +491,10 @@ impl RaftNode {
     /// A message from a peer. Anything a peer sends is checked; a bad message is dropped.
     pub fn handle_message(&mut self, now_ms: i64, message: Message) {
         self.now_ms = self.now_ms.max(now_ms);
-        let from_peer =
-            message.from != self.config.node && self.config.voters.contains(&message.from);
+        // Voters, and on a leader the observers it replicates to (their answers).
+        let from_peer = message.from != self.config.node
+            && (self.config.voters.contains(&message.from)
+                || (self.role == Role::Leader && self.progress.contains_key(&message.from)));
         if message.to != self.config.node || !from_peer || !within_bounds(&message) {
             return;
         }
@@ -530,12 +573,17 @@ impl RaftNode {
             return Err(format!("node {} does not lead", self.config.node));
         }
         let target = match to {
-            Some(peer) if self.progress.contains_key(&peer) => peer,
+            Some(peer)
+                if self.progress.contains_key(&peer) && self.config.voters.contains(&peer) =>
+            {
+                peer
+            }
             Some(peer) => return Err(format!("node {peer} is not another voter")),
             None => {
                 let best = self
                     .progress
                     .iter()
+                    .filter(|(id, _)| self.config.voters.contains(id))
                     .max_by_key(|(id, p)| (p.match_index, -**id));
                 *best.ok_or("a lone voter has no one to hand over to")?.0
             }

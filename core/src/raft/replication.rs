@@ -18,11 +18,17 @@ impl RaftNode {
     pub(super) fn on_quorum_check_timeout(&mut self) {
         let since = self.now_ms - self.config.election_timeout_ms;
         self.quorum_check_ms = self.now_ms + self.config.election_timeout_ms;
+        let voters = &self.config.voters;
         let heard = 1 + self
             .progress
-            .values()
-            .filter(|p| p.heard_ms >= since)
+            .iter()
+            .filter(|(id, p)| voters.contains(id) && p.heard_ms >= since)
             .count();
+        // Observers gone quiet are no longer replicated to (they ask again when back).
+        let silent =
+            self.now_ms - super::OBSERVER_SILENCE_TIMEOUTS * self.config.election_timeout_ms;
+        self.progress
+            .retain(|id, p| voters.contains(id) || p.heard_ms >= silent);
         if heard < self.majority() {
             let term = self.term;
             self.become_follower(term, None);
@@ -31,15 +37,17 @@ impl RaftNode {
         }
     }
 
+    /// To every voter and observer.
     pub(super) fn broadcast_append(&mut self) {
-        for peer in self.peers() {
+        let peers: Vec<NodeId> = self.progress.keys().copied().collect();
+        for peer in peers {
             self.send_append(peer);
         }
     }
 
     /// Entries from the follower's next index (none if it has them all), after the entry
     /// before it. The next index moves on at once; a mismatch answer moves it back.
-    fn send_append(&mut self, peer: NodeId) {
+    pub(super) fn send_append(&mut self, peer: NodeId) {
         let Some(progress) = self.progress.get(&peer).copied() else {
             return;
         };

@@ -1047,3 +1047,98 @@ fn a_hand_over_that_arrives_after_the_leader_went_on_is_ignored() {
         "current: stands"
     );
 }
+
+impl Net {
+    /// Adds node `id` as an observer (not among the voters), starting empty.
+    fn add_observer_member(&mut self, id: NodeId) {
+        let node = RaftNode::new(self.config_of(id), Stored::default(), self.now_ms).unwrap();
+        let member = Member {
+            node,
+            stored: Stored::default(),
+            applied: Vec::new(),
+            pending: VecDeque::new(),
+        };
+        self.members.insert(id, member);
+    }
+}
+
+/// KIP-595's observers (Spate's broker-only nodes): a leader told of one replicates every
+/// entry to it, but it never counts for a commit or for check-quorum, and it never stands.
+#[test]
+fn an_observer_gets_every_entry_never_stands_and_never_counts_for_a_commit() {
+    let mut net = Net::new(&[1, 2, 3], 21);
+    net.add_observer_member(4);
+    let leader = net.elect();
+    net.members.get_mut(&leader).unwrap().node.add_observer(4);
+    net.drain();
+    assert!(net.node(leader).has_observer(4));
+    net.propose_each(5, 500);
+    let data = |net: &Net, id: NodeId| -> Vec<Vec<u8>> {
+        net.members[&id]
+            .applied
+            .iter()
+            .map(|e| e.data.clone())
+            .collect()
+    };
+    assert_eq!(
+        data(&net, 4),
+        data(&net, leader),
+        "the observer applied it all"
+    );
+    assert_eq!(net.node(4).leader(), Some(leader));
+    assert_eq!(
+        net.node(4).committed_index(),
+        net.node(leader).committed_index()
+    );
+
+    // The other two voters away: the leader and the observer are no majority.
+    let applied = net.members[&4].applied.len();
+    let term = net.node(4).term();
+    for voter in [1, 2, 3].into_iter().filter(|&v| v != leader) {
+        for other in [1, 2, 3, 4] {
+            if other != voter {
+                net.cut.insert((voter.min(other), voter.max(other)));
+            }
+        }
+    }
+    assert!(net.propose(b"minority".to_vec()));
+    net.run(5 * TIMEOUT_MS);
+    assert_eq!(
+        net.members[&4].applied.len(),
+        applied,
+        "nothing commits on the leader and an observer alone"
+    );
+    assert_ne!(
+        net.node(leader).role(),
+        Role::Leader,
+        "check-quorum ignores observers"
+    );
+    assert_eq!(
+        net.node(4).role(),
+        Role::Follower,
+        "an observer never stands"
+    );
+    assert_eq!(net.node(4).term(), term);
+    assert_eq!(net.node(4).leader(), None, "a silent leader is forgotten");
+
+    // Once healed, the voters elect a leader again; told of the observer, it catches up.
+    net.heal();
+    let leader = net.elect();
+    assert!(
+        !net.node(leader).has_observer(4),
+        "a new leader knows no observer yet"
+    );
+    net.members.get_mut(&leader).unwrap().node.add_observer(4);
+    net.drain();
+    assert!(net.propose(b"after".to_vec()));
+    net.run(1_000);
+    assert!(net.members[&4].applied.iter().any(|e| e.data == b"after"));
+    assert_eq!(data(&net, 4), data(&net, leader));
+    net.check_one_leader_per_term().unwrap();
+    net.check_applied_agree().unwrap();
+    // An observer gone quiet for long is no longer replicated to.
+    net.isolate(4);
+    net.run((OBSERVER_SILENCE_TIMEOUTS + 2) * TIMEOUT_MS);
+    let leader = net.leader().expect("the voters lead on");
+    assert!(!net.node(leader).has_observer(4));
+}

@@ -21,11 +21,13 @@ pub struct ClusterArgs {
 #[derive(Subcommand)]
 enum ClusterCommand {
     /// Print the cluster id, the controller, the controller quorum's leader, epoch and voters,
-    /// and the brokers (fenced ones marked).
+    /// and the brokers, each with its role in a cluster (voter, or broker-only) and fenced
+    /// ones marked.
     Describe,
     /// Print the controller quorum (DescribeQuorum, as kafka-metadata-quorum.sh describe
-    /// --status): its leader and epoch, the committed index, and each voter's log end. Only
-    /// the leader knows the voters' progress; a follower names the leader.
+    /// --status): its leader and epoch, the committed index, and each voter's and observer's
+    /// (broker-only node's) log end. Only the leader knows their progress; a follower names
+    /// the leader.
     Quorum,
 }
 
@@ -62,6 +64,8 @@ struct QuorumDescription {
     epoch: i32,
     /// The committed index and each voter's (id, log end), when the leader answered.
     progress: Option<(i64, Vec<(i32, i64)>)>,
+    /// Each observer's (id, log end), when the leader answered.
+    observers: Vec<(i32, i64)>,
 }
 
 /// Sends DescribeQuorum for the metadata log, `__cluster_metadata-0`, at `version`.
@@ -108,10 +112,16 @@ fn describe_quorum(client: &mut Client) -> Result<QuorumDescription, String> {
         6 => None, // NOT_LEADER_OR_FOLLOWER: a follower, which names the leader
         code => return Err(crate::client::kafka_error(code, "DescribeQuorum", None)),
     };
+    let observers = partition
+        .observers
+        .iter()
+        .map(|o| (o.replica_id.0, o.log_end_offset))
+        .collect();
     Ok(QuorumDescription {
         leader: partition.leader_id.0,
         epoch: partition.leader_epoch,
         progress,
+        observers,
     })
 }
 
@@ -131,6 +141,16 @@ fn format_quorum(quorum: &QuorumDescription) -> String {
             for (id, log_end) in voters {
                 let lag = (high_watermark - log_end).max(0);
                 let _ = writeln!(out, "  {id} log end {log_end} lag {lag}");
+            }
+            if !quorum.observers.is_empty() {
+                out.push_str(
+                    "Observers:
+",
+                );
+                for (id, log_end) in &quorum.observers {
+                    let lag = (high_watermark - log_end).max(0);
+                    let _ = writeln!(out, "  {id} log end {log_end} lag {lag}");
+                }
             }
         }
         None => out.push_str("(answered by a follower: ask the leader for the voters' progress)\n"),
@@ -215,6 +235,12 @@ fn format_description(description: &ClusterDescription) -> String {
         if let Some(rack) = rack {
             let _ = write!(out, " rack: {rack}");
         }
+        if let Some((_, _, voters)) = &description.quorum {
+            out.push_str(match voters.contains(id) {
+                true => " voter",
+                false => " broker-only",
+            });
+        }
         if *fenced {
             out.push_str(" fenced");
         }
@@ -233,16 +259,18 @@ mod tests {
             leader: 2,
             epoch: 5,
             progress: Some((10, vec![(1, 10), (2, 11), (3, 7)])),
+            observers: vec![(4, 9)],
         };
         assert_eq!(
             format_quorum(&from_leader),
             "LeaderId: 2\nLeaderEpoch: 5\nHighWatermark: 10\nVoters:\n  1 log end 10 lag 0\n  \
-             2 log end 11 lag 0\n  3 log end 7 lag 3\n"
+             2 log end 11 lag 0\n  3 log end 7 lag 3\nObservers:\n  4 log end 9 lag 1\n"
         );
         let from_follower = QuorumDescription {
             leader: -1,
             epoch: 6,
             progress: None,
+            observers: vec![],
         };
         assert!(format_quorum(&from_follower).starts_with("LeaderId: none\nLeaderEpoch: 6\n("));
     }
@@ -267,6 +295,7 @@ mod tests {
             brokers: vec![
                 (3, "h".into(), 3, None, true),
                 (1, "h".into(), 1, None, false),
+                (4, "h".into(), 4, None, false),
             ],
             quorum: Some((1, 4, vec![1, 2, 3])),
             ..description
@@ -274,7 +303,7 @@ mod tests {
         assert_eq!(
             format_description(&quorum),
             "Cluster ID: DHAhzrMXRFLJ9KnjZyZXtG\nController: 1\nQuorum: leader 1, epoch 4, voters 1,2,3\n\
-             Brokers:\n  1 h:1\n  3 h:3 fenced\n"
+             Brokers:\n  1 h:1 voter\n  3 h:3 voter fenced\n  4 h:4 broker-only\n"
         );
     }
 

@@ -35,12 +35,17 @@ impl Nodes {
     }
 
     fn start_with(count: usize, seed: u64, bug: Option<PlantedBug>) -> Nodes {
-        let count = count as i32;
+        Nodes::start_mixed(count, count, seed, bug)
+    }
+
+    /// `count` nodes of which the first `voters` vote; the others are broker-only nodes.
+    fn start_mixed(count: usize, voters: usize, seed: u64, bug: Option<PlantedBug>) -> Nodes {
+        let (count, voters) = (count as i32, voters as i32);
         let nodes = (1..=count)
             .map(|n| {
                 let config = Config {
                     planted_bug: bug,
-                    ..node_config(n, count, seed + n as u64)
+                    ..node_config(n, voters, seed + n as u64)
                 };
                 Harness::new(config.clone()).restart(config)
             })
@@ -209,6 +214,106 @@ fn two_brokers_share_topics_serve_their_own_partitions_and_forward_changes() {
     }
     let distinct: std::collections::BTreeSet<_> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+}
+
+/// A broker-only node (not a voter: an observer of the quorum, KIP-595) registers with the
+/// controller, mirrors the metadata, leads its share of partitions and forwards changes, but
+/// never leads the quorum nor counts for a commit.
+#[test]
+fn a_broker_only_node_serves_partitions_and_mirrors_metadata_but_never_votes() {
+    let mut cluster = Nodes::start_mixed(4, 3, 300, None);
+    let observer = 3;
+    for h in &cluster.nodes {
+        assert_eq!(
+            h.broker.listed_brokers().len(),
+            4,
+            "all four brokers registered, as node {} sees it",
+            h.broker.config.node_id
+        );
+    }
+    let raft = cluster.nodes[observer]
+        .broker
+        .quorum_controller()
+        .expect("an observer has a seat")
+        .raft();
+    assert_ne!(raft.role(), crate::raft::Role::Leader);
+    assert!(raft.leader().is_some(), "it follows the leader");
+    let active = cluster.active();
+    assert_ne!(active, observer);
+
+    // A topic created through the broker-only node is forwarded; four partitions, one each.
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_num_partitions(4)
+        .with_replication_factor(1);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    cluster.nodes[observer].send(9, ApiKey::CreateTopics, 7, &request);
+    cluster.run(1_000);
+    let created: CreateTopicsResponse =
+        cluster.nodes[observer].response(9, ApiKey::CreateTopics, 7);
+    assert_eq!(created.topics[0].error_code, errors::NONE);
+    let placed = leaders(&cluster.nodes[active], "t");
+    assert_eq!(
+        placed,
+        leaders(&cluster.nodes[observer], "t"),
+        "mirrored alike"
+    );
+    let mine = placed
+        .iter()
+        .position(|&l| l == observer as i32 + 1)
+        .expect("the broker-only node leads one of four") as i32;
+    let h = &mut cluster.nodes[observer];
+    h.produce(1, "t", mine, -1, make_batch(&[b"x"], 5));
+    assert_eq!(h.produce_result(1), (errors::NONE, 0));
+
+    // Two voters away: the leader and the observer are no majority, so nothing commits.
+    let voters_away: Vec<usize> = (0..3).filter(|&i| i != active).collect();
+    for &i in &voters_away {
+        cluster.down.insert(i);
+    }
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("u")))
+        .with_num_partitions(1)
+        .with_replication_factor(1)]);
+    cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
+    cluster.run(3_000);
+    assert!(
+        !cluster.nodes[active].has_response(9),
+        "committed with an observer counted"
+    );
+    for &i in &voters_away {
+        cluster.down.remove(&i);
+    }
+    cluster.run(5_000);
+    for h in &cluster.nodes {
+        assert!(
+            h.broker.topics.contains_key("t"),
+            "node {}",
+            h.broker.config.node_id
+        );
+        let raft = h.broker.quorum_controller().unwrap().raft();
+        if h.broker.config.node_id == observer as i32 + 1 {
+            assert_ne!(raft.role(), crate::raft::Role::Leader);
+        }
+    }
+    // The quorum moved on without the observer ever standing; it still follows.
+    let active = cluster.active();
+    assert_ne!(active, observer);
+    let h = &cluster.nodes[observer];
+    let (mine, theirs) = (
+        h.broker
+            .quorum_controller()
+            .unwrap()
+            .raft()
+            .committed_index(),
+        cluster.nodes[active]
+            .broker
+            .quorum_controller()
+            .unwrap()
+            .raft()
+            .committed_index(),
+    );
+    assert_eq!(mine, theirs, "the observer has every committed entry");
 }
 
 /// A broker that dies leaves the partitions it led without a leader once its session ends
