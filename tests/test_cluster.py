@@ -331,7 +331,16 @@ def test_a_broker_only_node_joins_leads_its_partitions_and_never_votes(tmp_path)
         quorum_arg = args[args.index("--controller-quorum") + 1]
         observer = Broker(
             tmp_path / "node4",
-            ["--node-id", "4", "--controller-quorum", quorum_arg, "--override", "broker.heartbeat.interval.ms=300"],
+            [
+                "--node-id",
+                "4",
+                "--controller-quorum",
+                quorum_arg,
+                "--override",
+                "broker.heartbeat.interval.ms=300",
+                "--override",
+                "broker.rack=rack-4",
+            ],
         )
         observer.node_id = 4
         observer.start()
@@ -357,7 +366,15 @@ def test_a_broker_only_node_joins_leads_its_partitions_and_never_votes(tmp_path)
 
         cp = run_spate("cluster", "--bootstrap-server", observer.bootstrap, "describe")
         assert cp.returncode == 0, describe(cp)
-        assert re.search(r"^  4 \S+ broker-only$", cp.stdout, re.M), cp.stdout
+        assert re.search(r"^  4 \S+ rack: rack-4 broker-only$", cp.stdout, re.M), cp.stdout
+        # Its rack (broker.rack) reaches clients, as kafka-python's describe_cluster reads it.
+        admin = KafkaAdminClient(bootstrap_servers=voters[1].bootstrap, request_timeout_ms=15_000)
+        try:
+            brokers = admin.describe_cluster()["brokers"]
+            racks = {b.get("node_id", b.get("broker_id")): b["rack"] for b in brokers}
+        finally:
+            admin.close()
+        assert racks == {1: None, 2: None, 3: None, 4: "rack-4"}, racks
         assert re.search(r"^  1 \S+ voter$", cp.stdout, re.M), cp.stdout
         leader, _ = settled(voters)
         cp = run_spate("cluster", "--bootstrap-server", voters[leader - 1].bootstrap, "quorum")

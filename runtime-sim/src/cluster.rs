@@ -55,6 +55,8 @@ pub struct ClusterFaults {
     pub nodes: usize,
     /// The last `observers` nodes are broker-only (not voters: observers of the quorum).
     pub observers: usize,
+    /// Brokers name this many racks (`broker.rack`, node i on rack i mod racks); 0: none.
+    pub racks: usize,
     pub shards: usize,
     /// One way, between nodes and between a client and a node.
     pub latency_us: (Micros, Micros),
@@ -92,9 +94,11 @@ impl ClusterFaults {
             true => *rng.pick(&[0, 0, 1]),
             false => 0,
         };
+        let racks = *rng.pick(&[0, 0, 2, 3]);
         let mut drawn = ClusterFaults {
             nodes,
             observers,
+            racks,
             shards: *rng.pick(&[1, 1, 2]),
             latency_us: (latency_low, latency_low + rng.range(0, 4_000)),
             latency_spike_per_mille: rng.range(0, 30),
@@ -134,8 +138,8 @@ impl fmt::Display for ClusterFaults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  {} nodes ({} voters and brokers, {} broker-only) of {} shard(s), broker session timeout {} ms, a quorum snapshot every {} versions",
-            self.nodes, self.nodes - self.observers, self.observers, self.shards, self.session_timeout_ms, self.snapshot_every
+            "  {} nodes ({} voters and brokers, {} broker-only) of {} shard(s) on {} racks, broker session timeout {} ms, a quorum snapshot every {} versions",
+            self.nodes, self.nodes - self.observers, self.observers, self.shards, self.racks, self.session_timeout_ms, self.snapshot_every
         )?;
         writeln!(
             f,
@@ -759,6 +763,7 @@ impl ClusterSim {
             quorum_snapshot_every: self.faults.snapshot_every,
             auto_create_topics: false,
             planted_bug: self.options.planted_bug,
+            rack: (self.faults.racks > 0).then(|| format!("rack-{}", node % self.faults.racks)),
             ..Config::default()
         }
     }

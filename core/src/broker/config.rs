@@ -53,6 +53,9 @@ pub struct Config {
     /// rewrites its journal) every this many versions.
     pub quorum_snapshot_every: u64,
     pub broker_session_timeout_ms: i64,
+    /// `broker.rack`: where this broker is (a rack, a zone); placement puts a partition's
+    /// replicas on different racks where it can.
+    pub rack: Option<String>,
     /// Every setting given in the config file or as a flag, by Kafka name, as given: the
     /// static broker configs DescribeConfigs reports and topics fall back to.
     pub static_configs: BTreeMap<String, String>,
@@ -81,6 +84,7 @@ impl Default for Config {
             broker_heartbeat_interval_ms: 2_000,
             quorum_snapshot_every: 1_000,
             broker_session_timeout_ms: 9_000,
+            rack: None,
             static_configs: BTreeMap::new(),
         }
     }
@@ -133,6 +137,14 @@ impl Config {
             "controller.quorum.voters" => self.controller_quorum = parse_voters(value)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = int(),
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = int(),
+            "broker.rack" => {
+                if value.is_empty() || value.len() > 255 || value.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "broker.rack '{value}': a rack is 1 to 255 characters without spaces"
+                    ));
+                }
+                self.rack = Some(value.to_string())
+            }
             "metadata.snapshot.interval.versions" => {
                 self.quorum_snapshot_every = int().max(1) as u64
             }

@@ -49,30 +49,25 @@ impl Broker {
         // The registrations this node mirrors, as Metadata lists them (with the fenced ones);
         // a node that is its own quorum, itself.
         let brokers: Vec<_> = match self.brokers.is_empty() {
-            true => vec![(
-                self.config.node_id,
-                self.config.advertised_host.clone(),
-                self.config.advertised_port,
-                false,
-            )],
+            true => vec![(self.config.node_id, self.own_broker())],
             false => self
                 .brokers
                 .iter()
-                .map(|(&id, b)| (id, b.host.clone(), i32::from(b.port), b.fenced))
+                .map(|(&id, b)| (id, b.clone()))
                 .collect(),
         };
         let include_fenced = ctx.version >= 2 && request.include_fenced_brokers;
         response.brokers = brokers
             .into_iter()
-            .filter(|&(_, _, _, fenced)| include_fenced || !fenced)
-            .map(|(id, host, port, fenced)| {
+            .filter(|(_, b)| include_fenced || !b.fenced)
+            .map(|(id, b)| {
                 let mut broker = DescribeClusterBroker::default()
                     .with_broker_id(BrokerId(id))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(port)
-                    .with_rack(None);
+                    .with_host(StrBytes::from_string(b.host))
+                    .with_port(i32::from(b.port))
+                    .with_rack(b.rack.map(StrBytes::from_string));
                 if ctx.version >= 2 {
-                    broker.is_fenced = fenced;
+                    broker.is_fenced = b.fenced;
                 }
                 broker
             })

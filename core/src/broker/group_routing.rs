@@ -34,7 +34,8 @@ impl Broker {
             .ok_or(errors::COORDINATOR_NOT_AVAILABLE)?;
         self.listed_brokers()
             .into_iter()
-            .find(|(id, _, _)| *id == leader)
+            .find(|(id, _)| *id == leader)
+            .map(|(id, broker)| (id, broker.host, i32::from(broker.port)))
             .ok_or(errors::COORDINATOR_NOT_AVAILABLE)
     }
 

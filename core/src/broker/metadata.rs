@@ -60,11 +60,12 @@ impl Broker {
         let brokers = self
             .listed_brokers()
             .into_iter()
-            .map(|(id, host, port)| {
+            .map(|(id, broker)| {
                 MetadataResponseBroker::default()
                     .with_node_id(BrokerId(id))
-                    .with_host(StrBytes::from_string(host))
-                    .with_port(port)
+                    .with_host(StrBytes::from_string(broker.host))
+                    .with_port(i32::from(broker.port))
+                    .with_rack(broker.rack.map(StrBytes::from_string))
             })
             .collect();
         let mut response = MetadataResponse::default()
@@ -136,7 +137,7 @@ impl Broker {
 
     /// The brokers clients may use, as (id, host, port): on a quorum, the registered brokers
     /// that are not fenced (this node alone until it knows of any); else this node.
-    pub(super) fn listed_brokers(&self) -> Vec<(i32, String, i32)> {
+    pub(super) fn listed_brokers(&self) -> Vec<(i32, crate::controller::BrokerImage)> {
         self.live_brokers(&self.brokers)
     }
 

@@ -210,8 +210,9 @@ impl Broker {
                     incarnation,
                     host,
                     port,
+                    rack,
                 } => {
-                    let broker = BrokerImage::registered(*incarnation, host, *port);
+                    let broker = BrokerImage::registered(*incarnation, host, *port, rack.clone());
                     self.brokers.insert(*node, broker);
                 }
                 MetadataRecord::BrokerFencing { node, fenced } => {

@@ -50,7 +50,7 @@ pub use identity::{Identity, META_PROPERTIES};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
 use crate::api::RequestContext;
-use crate::controller::{Controller, MetadataRecord, PartitionImage};
+use crate::controller::{assignment, Controller, MetadataRecord, PartitionImage};
 use crate::errors;
 use crate::group_coordinator::GroupCoordinator;
 use crate::io::{ConnId, IoCommand, IoOp, IoResult, IoToken, Level, Output};
@@ -573,46 +573,46 @@ impl Broker {
         Ok(id)
     }
 
-    /// The brokers partitions may be placed on: the unfenced registered brokers, by id. The
-    /// active controller places by its own image (a fencing it appended and has not yet
-    /// committed counts already: the placement follows it in the log); others by the
-    /// registrations they mirror.
-    fn placeable_brokers(&self) -> Vec<crate::replica::NodeId> {
+    /// The brokers new partitions may be placed on, with their racks: the unfenced ones the
+    /// active controller knows of (its own image, which may hold changes not yet mirrored).
+    fn placeable_brokers(&self) -> Vec<(crate::replica::NodeId, Option<String>)> {
         let brokers = match self.quorum.as_ref().map(|s| s.controller()) {
             Some(c) if c.is_active() => &c.image().brokers,
             _ => &self.brokers,
         };
         self.live_brokers(brokers)
             .into_iter()
-            .map(|(id, _, _)| id)
+            .map(|(id, broker)| (id, broker.rack))
             .collect()
     }
 
-    /// The unfenced brokers of `brokers` as (id, host, port), by id; this node alone where
-    /// none is known (a node that is its own quorum, or before any registration).
+    /// The unfenced brokers of `brokers`, by id; this node alone where none is known (a node
+    /// that is its own quorum, or before any registration).
     fn live_brokers(
         &self,
         brokers: &BTreeMap<crate::replica::NodeId, crate::controller::BrokerImage>,
-    ) -> Vec<(i32, String, i32)> {
+    ) -> Vec<(crate::replica::NodeId, crate::controller::BrokerImage)> {
         let live: Vec<_> = brokers
             .iter()
             .filter(|(_, b)| !b.fenced)
-            .map(|(&id, b)| (id, b.host.clone(), i32::from(b.port)))
+            .map(|(&id, b)| (id, b.clone()))
             .collect();
         match live.is_empty() {
-            true => vec![(
-                self.config.node_id,
-                self.config.advertised_host.clone(),
-                self.config.advertised_port,
-            )],
+            true => vec![(self.config.node_id, self.own_broker())],
             false => live,
         }
     }
 
-    /// Places `partitions` new partitions with `factor` replicas each over the live brokers,
-    /// as Kafka's controller does: leaders round-robin from a random broker, each partition's
-    /// followers the brokers after its leader, so leaders and replicas spread evenly.
-    /// INVALID_REPLICATION_FACTOR when there are fewer brokers than the factor.
+    /// This node as a broker of its own (a node without a quorum lists itself).
+    fn own_broker(&self) -> crate::controller::BrokerImage {
+        let port = u16::try_from(self.config.advertised_port).unwrap_or(0);
+        let host = &self.config.advertised_host;
+        crate::controller::BrokerImage::registered(0, host, port, self.config.rack.clone())
+    }
+
+    /// Places `partitions` new partitions with `factor` replicas each over the live brokers
+    /// (`controller::assignment`: leaders spread evenly, replicas over racks where brokers
+    /// name them). INVALID_REPLICATION_FACTOR when there are fewer brokers than the factor.
     fn place_replicas(
         &mut self,
         partitions: i32,
@@ -627,13 +627,15 @@ impl Broker {
             ));
         }
         let start = (self.rng.next_u64() % count as u64) as usize;
-        Ok((0..partitions.max(0) as usize)
-            .map(|p| {
-                (0..factor as usize)
-                    .map(|r| brokers[(start + p + r) % count])
-                    .collect()
-            })
-            .collect())
+        let shift = (self.rng.next_u64() % count as u64) as usize;
+        let partitions = partitions.max(0) as usize;
+        Ok(assignment::assign(
+            &brokers,
+            partitions,
+            factor as usize,
+            start,
+            shift,
+        ))
     }
 
     /// The placement of a topic created without being asked for (auto-creation, internal

@@ -233,6 +233,7 @@ impl Broker {
         };
         seat.next_heartbeat_ms = now_ms + interval;
         let heartbeat = Heartbeat {
+            rack: self.config.rack.clone(),
             node,
             incarnation: seat.incarnation,
             host,

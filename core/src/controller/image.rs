@@ -51,16 +51,23 @@ pub struct BrokerImage {
     pub incarnation: u64,
     pub host: String,
     pub port: u16,
+    pub rack: Option<String>,
     pub fenced: bool,
 }
 
 impl BrokerImage {
     /// A broker as it registers: unfenced.
-    pub fn registered(incarnation: u64, host: &str, port: u16) -> BrokerImage {
+    pub fn registered(
+        incarnation: u64,
+        host: &str,
+        port: u16,
+        rack: Option<String>,
+    ) -> BrokerImage {
         BrokerImage {
             incarnation,
             host: host.to_string(),
             port,
+            rack,
             fenced: false,
         }
     }
@@ -222,14 +229,22 @@ impl MetadataImage {
                 incarnation,
                 host,
                 port,
+                rack,
             } => {
-                if *node < 0 || host.is_empty() || host.contains(char::is_whitespace) || *port == 0
+                let bad_rack = rack
+                    .as_ref()
+                    .is_some_and(|r| r.is_empty() || r.contains(char::is_whitespace));
+                if *node < 0
+                    || host.is_empty()
+                    || host.contains(char::is_whitespace)
+                    || *port == 0
+                    || bad_rack
                 {
                     return Err(format!(
-                        "broker {node} at '{host}:{port}' is not a valid registration"
+                        "broker {node} at '{host}:{port}' (rack {rack:?}) is not a valid registration"
                     ));
                 }
-                let broker = BrokerImage::registered(*incarnation, host, *port);
+                let broker = BrokerImage::registered(*incarnation, host, *port, rack.clone());
                 self.brokers.insert(*node, broker);
             }
             MetadataRecord::BrokerFencing { node, fenced } => {
@@ -351,8 +366,8 @@ impl MetadataImage {
             let mine = self.brokers.get(&node);
             let fenced_now = match mine {
                 Some(m)
-                    if (m.incarnation, &m.host, m.port)
-                        == (broker.incarnation, &broker.host, broker.port) =>
+                    if (m.incarnation, &m.host, m.port, &m.rack)
+                        == (broker.incarnation, &broker.host, broker.port, &broker.rack) =>
                 {
                     m.fenced
                 }
@@ -362,6 +377,7 @@ impl MetadataImage {
                         incarnation: broker.incarnation,
                         host: broker.host.clone(),
                         port: broker.port,
+                        rack: broker.rack.clone(),
                     });
                     false
                 }
@@ -424,6 +440,7 @@ impl MetadataImage {
                 incarnation: broker.incarnation,
                 host: broker.host.clone(),
                 port: broker.port,
+                rack: broker.rack.clone(),
             });
             if broker.fenced {
                 records.push(MetadataRecord::BrokerFencing { node, fenced: true });
@@ -766,6 +783,7 @@ mod tests {
             incarnation,
             host: "h".into(),
             port: 9092,
+            rack: None,
         }
     }
 

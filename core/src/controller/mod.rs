@@ -16,6 +16,7 @@
 //! file as the snapshot that bounds the log. Everything above it (append, commit, publish,
 //! apply) stays as it is.
 
+pub mod assignment;
 pub mod image;
 pub mod quorum;
 #[cfg(test)]
@@ -91,6 +92,8 @@ pub enum MetadataRecord {
         incarnation: u64,
         host: String,
         port: u16,
+        /// Its `broker.rack`, if set.
+        rack: Option<String>,
     },
     /// A registered broker was fenced (its session expired, or it is shutting down) or
     /// unfenced (it heartbeats again): a fenced broker leads nothing and is not listed.

@@ -60,14 +60,15 @@ pub enum AppendError {
 }
 
 /// A broker's heartbeat to the active controller (KRaft's BrokerHeartbeat, with the
-/// registration folded in): who it is, this life of it, where clients reach it, and whether
-/// it is shutting down (a controlled shutdown: fence it now, not a session later).
+/// registration folded in): who it is, this life of it, where clients reach it and its rack,
+/// and whether it is shutting down (a controlled shutdown: fence it now, not a session later).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Heartbeat {
     pub node: NodeId,
     pub incarnation: u64,
     pub host: String,
     pub port: u16,
+    pub rack: Option<String>,
     pub shutting_down: bool,
     /// The broker has no producer ids left to hand out: the controller grants it a block.
     pub wants_producer_ids: bool,
@@ -85,18 +86,30 @@ impl Heartbeat {
         out.extend_from_slice(&self.incarnation.to_be_bytes());
         out.extend_from_slice(&self.port.to_be_bytes());
         out.push(u8::from(self.shutting_down) | (u8::from(self.wants_producer_ids) << 1));
-        out.extend_from_slice(self.host.as_bytes());
+        // The host, after its length; the rest is the rack (none when empty).
+        let host_len = u16::try_from(self.host.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&host_len.to_be_bytes());
+        out.extend_from_slice(&self.host.as_bytes()[..usize::from(host_len)]);
+        out.extend_from_slice(self.rack.as_deref().unwrap_or("").as_bytes());
         out
     }
 
     /// Reads what [`Heartbeat::encode`] wrote; `None` for anything else.
     pub fn decode(frame: &[u8]) -> Option<Heartbeat> {
         let (&tag, rest) = frame.split_first()?;
-        if tag != HEARTBEAT_TAG || rest.len() < 15 || rest.len() > 15 + HOST_BYTES_MAX {
+        if tag != HEARTBEAT_TAG || rest.len() < 17 {
             return None;
         }
-        let host = std::str::from_utf8(&rest[15..]).ok()?.to_string();
+        let host_len = usize::from(u16::from_be_bytes([rest[15], rest[16]]));
+        let (host, rack) = rest[17..].split_at_checked(host_len)?;
+        if host.len() > HOST_BYTES_MAX || rack.len() > HOST_BYTES_MAX {
+            return None;
+        }
+        let host = std::str::from_utf8(host).ok()?.to_string();
+        let rack = std::str::from_utf8(rack).ok()?;
+        let rack = (!rack.is_empty()).then(|| rack.to_string());
         Some(Heartbeat {
+            rack,
             node: i32::from_be_bytes(rest[..4].try_into().ok()?),
             incarnation: u64::from_be_bytes(rest[4..12].try_into().ok()?),
             port: u16::from_be_bytes(rest[12..14].try_into().ok()?),
@@ -345,11 +358,12 @@ impl QuorumController {
         self.drain();
         let known = self.image.brokers.get(&node);
         let same = known.is_some_and(|b| {
-            (b.incarnation, b.host.as_str(), b.port)
+            (b.incarnation, b.host.as_str(), b.port, &b.rack)
                 == (
                     heartbeat.incarnation,
                     heartbeat.host.as_str(),
                     heartbeat.port,
+                    &heartbeat.rack,
                 )
         });
         let fenced = known.is_some_and(|b| b.fenced);
@@ -368,6 +382,7 @@ impl QuorumController {
                     incarnation: heartbeat.incarnation,
                     host: heartbeat.host,
                     port: heartbeat.port,
+                    rack: heartbeat.rack,
                 });
                 records.extend(self.image.leaderships_regained(node));
             } else if fenced {

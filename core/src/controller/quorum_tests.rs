@@ -191,6 +191,7 @@ impl Cluster {
                 incarnation: voter.incarnation,
                 host: "127.0.0.1".into(),
                 port: 9000 + id as u16,
+                rack: (id % 2 == 0).then(|| "even".to_string()),
                 shutting_down: false,
                 // Now and then a broker asks for producer ids: blocks commit in order.
                 wants_producer_ids: (now / HEARTBEAT_MS) % 4 == 0,
@@ -608,6 +609,7 @@ fn heartbeats_register_brokers_and_silence_or_shutdown_fences_them() {
         incarnation,
         host: "127.0.0.1".into(),
         port: 9090u16.wrapping_add(node as u16),
+        rack: None,
         shutting_down,
         wants_producer_ids: false,
     };
@@ -661,6 +663,24 @@ fn heartbeats_register_brokers_and_silence_or_shutdown_fences_them() {
     let bytes = beat(3, u64::MAX, true).encode();
     assert_eq!(Heartbeat::decode(&bytes), Some(beat(3, u64::MAX, true)));
     assert_eq!(Heartbeat::decode(&bytes[..10]), None);
+    let mut racked = beat(3, 1, false);
+    racked.rack = Some("eu-west-1b".into());
+    assert_eq!(Heartbeat::decode(&racked.encode()), Some(racked.clone()));
+    // A new rack is a new registration, carried into the image.
+    c.handle_heartbeat(
+        now,
+        Heartbeat {
+            node: 1,
+            incarnation: 8,
+            ..racked
+        },
+    )
+    .unwrap();
+    store_all(&mut c, &mut stored);
+    assert_eq!(
+        c.committed_image().brokers[&1].rack.as_deref(),
+        Some("eu-west-1b")
+    );
     assert_eq!(Heartbeat::decode(&[0, 1, 2]), None);
     let mut long = beat(3, 1, false);
     long.host = "h".repeat(300);

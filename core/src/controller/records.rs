@@ -89,12 +89,15 @@ pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
                 incarnation,
                 host,
                 port,
+                rack,
             } => {
                 out.0.push(BROKER_REGISTERED);
                 out.i32(*node);
                 out.i64(*incarnation as i64);
                 out.text(host);
                 out.0.extend_from_slice(&port.to_be_bytes());
+                // No rack is an empty one (a rack is never empty).
+                out.text(rack.as_deref().unwrap_or(""));
             }
             MetadataRecord::BrokerFencing { node, fenced } => {
                 out.0.push(BROKER_FENCING);
@@ -187,6 +190,7 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
                 incarnation: input.i64()? as u64,
                 host: input.text()?,
                 port: u16::from_be_bytes(input.take()?),
+                rack: Some(input.text()?).filter(|r| !r.is_empty()),
             },
             BROKER_FENCING => MetadataRecord::BrokerFencing {
                 node: input.i32()?,
@@ -368,6 +372,14 @@ mod tests {
                 incarnation: u64::MAX,
                 host: "broker-2.example".into(),
                 port: 9092,
+                rack: Some("eu-west-1a".into()),
+            },
+            MetadataRecord::BrokerRegistered {
+                node: 3,
+                incarnation: 1,
+                host: "broker-3.example".into(),
+                port: 9093,
+                rack: None,
             },
             MetadataRecord::BrokerFencing {
                 node: 2,

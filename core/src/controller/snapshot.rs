@@ -95,7 +95,14 @@ pub fn encode(image: &MetadataImage, node: NodeId) -> Vec<u8> {
                 incarnation,
                 host,
                 port,
-            } => out.push_str(&format!("broker\t{node}\t{incarnation}\t{host}\t{port}\n")),
+                rack,
+            } => {
+                out.push_str(&format!("broker\t{node}\t{incarnation}\t{host}\t{port}"));
+                if let Some(rack) = rack {
+                    out.push_str(&format!("\t{rack}"));
+                }
+                out.push('\n');
+            }
             MetadataRecord::BrokerFencing { node, .. } => {
                 out.push_str(&format!("fenced\t{node}\n"))
             }
@@ -225,11 +232,13 @@ pub fn decode(data: &[u8], node: NodeId) -> Result<MetadataImage, String> {
                 let incarnation = fields.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
                 let host = fields.next().ok_or_else(bad)?.to_string();
                 let port = fields.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+                let rack = fields.next().map(str::to_string);
                 let record = MetadataRecord::BrokerRegistered {
                     node,
                     incarnation,
                     host,
                     port,
+                    rack,
                 };
                 apply(&mut image, number, record)?;
             }
@@ -312,6 +321,7 @@ mod tests {
             incarnation: u64::MAX - 3,
             host: host.into(),
             port: 9092,
+            rack: (!fenced).then(|| "rack-1".to_string()),
             fenced,
         }
     }

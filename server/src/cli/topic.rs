@@ -257,11 +257,17 @@ fn describe_topic(out: &mut String, topic: &MetadataResponseTopic, configs: &[(S
         };
         let replicas = join_ids(p.replica_nodes.iter().map(|b| b.0));
         let isr = join_ids(p.isr_nodes.iter().map(|b| b.0));
-        let _ = writeln!(
+        let _ = write!(
             out,
             "\tTopic: {name}\tPartition: {}\tLeader: {leader}\tReplicas: {replicas}\tIsr: {isr}",
             p.partition_index
         );
+        // As kafka-topics.sh: the replicas on brokers that are down, when there are any.
+        if !p.offline_replicas.is_empty() {
+            let offline = join_ids(p.offline_replicas.iter().map(|b| b.0));
+            let _ = write!(out, "\tOffline: {offline}");
+        }
+        out.push('\n');
     }
 }
 
@@ -434,11 +440,16 @@ mod tests {
     #[test]
     fn describe_prints_kafka_style_lines() {
         let partition = |index: i32, leader: i32| {
+            let offline = match leader {
+                -1 => vec![BrokerId(1)],
+                _ => vec![],
+            };
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(BrokerId(leader))
                 .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
                 .with_isr_nodes(vec![BrokerId(1)])
+                .with_offline_replicas(offline)
         };
         let topic = MetadataResponseTopic::default()
             .with_name(Some(TopicName("t".into())))
@@ -450,7 +461,7 @@ mod tests {
             "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\t\
              Configs: \n\
              \tTopic: t\tPartition: 0\tLeader: 1\tReplicas: 1,2\tIsr: 1\n\
-             \tTopic: t\tPartition: 1\tLeader: none\tReplicas: 1,2\tIsr: 1\n"
+             \tTopic: t\tPartition: 1\tLeader: none\tReplicas: 1,2\tIsr: 1\tOffline: 1\n"
         );
     }
 

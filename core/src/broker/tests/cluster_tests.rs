@@ -40,13 +40,25 @@ impl Nodes {
 
     /// `count` nodes of which the first `voters` vote; the others are broker-only nodes.
     fn start_mixed(count: usize, voters: usize, seed: u64, bug: Option<PlantedBug>) -> Nodes {
+        Nodes::start_configured(count, voters, seed, bug, |_| {})
+    }
+
+    /// As `start_mixed`, each node's config changed by `edit` first.
+    fn start_configured(
+        count: usize,
+        voters: usize,
+        seed: u64,
+        bug: Option<PlantedBug>,
+        edit: impl Fn(&mut Config),
+    ) -> Nodes {
         let (count, voters) = (count as i32, voters as i32);
         let nodes = (1..=count)
             .map(|n| {
-                let config = Config {
+                let mut config = Config {
                     planted_bug: bug,
                     ..node_config(n, voters, seed + n as u64)
                 };
+                edit(&mut config);
                 Harness::new(config.clone()).restart(config)
             })
             .collect();
@@ -314,6 +326,46 @@ fn a_broker_only_node_serves_partitions_and_mirrors_metadata_but_never_votes() {
             .committed_index(),
     );
     assert_eq!(mine, theirs, "the observer has every committed entry");
+}
+
+/// Brokers that name their racks (`broker.rack`) get each partition's replicas on different
+/// racks, and clients see the racks in Metadata and DescribeCluster.
+#[test]
+fn replicas_are_placed_across_racks_and_brokers_report_theirs() {
+    let rack = |node: i32| ["a", "b", "b", "c"][node as usize - 1].to_string();
+    let mut cluster = Nodes::start_configured(4, 3, 400, None, |c| c.rack = Some(rack(c.node_id)));
+    let active = cluster.active();
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("racked")))
+        .with_num_partitions(8)
+        .with_replication_factor(3);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
+    cluster.run(1_000);
+    let created: CreateTopicsResponse = cluster.nodes[active].response(9, ApiKey::CreateTopics, 7);
+    assert_eq!(created.topics[0].error_code, errors::NONE);
+    let h = &cluster.nodes[0];
+    let topic = &h.broker.topics["racked"];
+    for p in 0..8 {
+        let replicas: Vec<i32> = h
+            .broker
+            .partition_view(topic, p)
+            .replicas
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        let racks: std::collections::BTreeSet<String> = replicas.iter().map(|&r| rack(r)).collect();
+        assert_eq!(racks.len(), 3, "partition {p} on {replicas:?}");
+    }
+    let request = MetadataRequest::default().with_topics(Some(vec![]));
+    cluster.nodes[1].send(5, ApiKey::Metadata, 12, &request);
+    let metadata: MetadataResponse = cluster.nodes[1].response(5, ApiKey::Metadata, 12);
+    for b in &metadata.brokers {
+        assert_eq!(
+            b.rack.as_ref().map(|r| r.to_string()),
+            Some(rack(b.node_id.0))
+        );
+    }
 }
 
 /// A broker that dies leaves the partitions it led without a leader once its session ends

@@ -40,6 +40,7 @@ pub const BROKER_CONFIGS: &[BrokerConfig] = &[
         ReadOnly,
     ),
     b("broker.id", Int, Some("-1"), Any, ReadOnly),
+    b("broker.rack", Str, None, Any, ReadOnly),
     b(
         "broker.session.timeout.ms",
         Int,
