@@ -23,6 +23,7 @@ use crate::disk::SimDisk;
 use crate::disk_io::{self, DiskTimes, PendingIo};
 use crate::history::History;
 use crate::rng::Stream;
+use crate::timeline::{Timeline, EPOCH_MS};
 use crate::{Faults, Options, Outcome, Stats};
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
@@ -40,8 +41,6 @@ use spate_core::shard::{Answer, CONTROL_SHARD};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Every node's wall clock at virtual time zero, before its own skew.
-const EPOCH_MS: i64 = 1_700_000_000_000;
 /// A client gives up on a request it has no answer to after this long.
 const REQUEST_TIMEOUT_US: Micros = 8_000_000;
 /// Violations of one kind kept in the history, at most.
@@ -348,8 +347,7 @@ pub struct ClusterSim {
     options: Options,
     faults: ClusterFaults,
     now: Micros,
-    queue: BTreeMap<(Micros, u64), Event>,
-    next_seq: u64,
+    timeline: Timeline<Event>,
     net: Stream,
     io: Stream,
     chance: Stream,
@@ -362,7 +360,6 @@ pub struct ClusterSim {
     history: History,
     stats: Stats,
     cluster_stats: ClusterStats,
-    trace: u64,
     /// Every committed quorum entry seen: index → (term, hash of its bytes, the node seen on).
     committed: BTreeMap<u64, (u64, u64, i32)>,
     /// The leader the controller chose for each (topic id, partition, leader epoch).
@@ -410,8 +407,7 @@ impl ClusterSim {
             io: Stream::derive(seed, "io"),
             chance: Stream::derive(seed, "chance"),
             now: 0,
-            queue: BTreeMap::new(),
-            next_seq: 0,
+            timeline: Timeline::new(),
             nodes,
             clients: Vec::new(),
             cuts: Vec::new(),
@@ -420,7 +416,6 @@ impl ClusterSim {
             history: History::default(),
             stats: Stats::default(),
             cluster_stats: ClusterStats::default(),
-            trace: 0xcbf2_9ce4_8422_2325,
             committed: BTreeMap::new(),
             chosen: BTreeMap::new(),
             acknowledged: BTreeMap::new(),
@@ -512,16 +507,7 @@ impl ClusterSim {
     }
 
     fn push(&mut self, at: Micros, event: Event) {
-        self.queue.insert((at, self.next_seq), event);
-        self.next_seq += 1;
-    }
-
-    fn fold(&mut self, values: &[u64]) {
-        for value in values {
-            for byte in value.to_le_bytes() {
-                self.trace = (self.trace ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
+        self.timeline.push(at, event);
     }
 
     fn now_ms(&self, node: usize) -> i64 {
@@ -541,12 +527,12 @@ impl ClusterSim {
     /// Runs to the end and returns what happened.
     pub fn run(mut self) -> Outcome {
         while !self.done {
-            let Some(((at, _), event)) = self.queue.pop_first() else {
+            let Some((at, event)) = self.timeline.pop() else {
                 break;
             };
             self.now = at;
             self.stats.events += 1;
-            self.fold(&[at, event.tag()]);
+            self.timeline.fold(&[at, event.tag()]);
             if self.options.verbose
                 && matches!(
                     event,
@@ -583,7 +569,7 @@ impl ClusterSim {
             cluster: Some((self.faults, self.cluster_stats)),
             history: self.history,
             stats: self.stats,
-            trace_hash: self.trace,
+            trace_hash: self.timeline.trace_hash(),
         }
     }
 
@@ -681,7 +667,7 @@ impl ClusterSim {
             Event::Cut { links, heal_at } => {
                 if self.faulty {
                     let folded: Vec<u64> = links.iter().map(|&(a, b)| (a * 8 + b) as u64).collect();
-                    self.fold(&folded);
+                    self.timeline.fold(&folded);
                     self.cuts
                         .extend(links.into_iter().map(|(a, b)| (a, b, heal_at)));
                 }
@@ -810,7 +796,8 @@ impl ClusterSim {
         self.stats.writes_kept += damage.writes_kept;
         self.stats.writes_torn += damage.writes_torn;
         self.stats.writes_lost += damage.writes_lost;
-        self.fold(&[damage.writes_kept, damage.writes_torn, damage.writes_lost]);
+        self.timeline
+            .fold(&[damage.writes_kept, damage.writes_torn, damage.writes_lost]);
         for (client, attempt) in broken {
             let at = self.now + self.latency();
             self.push(at, Event::Reset { client, attempt });
@@ -1037,7 +1024,7 @@ impl ClusterSim {
                             client,
                             c.attempts as i32,
                             ApiKey::CreatePartitions,
-                            3,
+                            version_of(ApiKey::CreatePartitions),
                             &request,
                         );
                         (ApiKey::CreatePartitions, frame, Some((name, count)))
@@ -1060,7 +1047,7 @@ impl ClusterSim {
                             client,
                             c.attempts as i32,
                             ApiKey::CreateTopics,
-                            7,
+                            version_of(ApiKey::CreateTopics),
                             &request,
                         );
                         (ApiKey::CreateTopics, frame, Some((name, partitions)))
@@ -1071,8 +1058,13 @@ impl ClusterSim {
                 let request = MetadataRequest::default()
                     .with_topics(None)
                     .with_allow_auto_topic_creation(false);
-                let frame =
-                    encode_request(client, c.attempts as i32, ApiKey::Metadata, 12, &request);
+                let frame = encode_request(
+                    client,
+                    c.attempts as i32,
+                    ApiKey::Metadata,
+                    version_of(ApiKey::Metadata),
+                    &request,
+                );
                 (ApiKey::Metadata, frame, None)
             }
         };
@@ -1120,11 +1112,7 @@ impl ClusterSim {
         else {
             return; // an answer to a request given up on
         };
-        let version = match waiting.api {
-            ApiKey::CreatePartitions => 3,
-            ApiKey::CreateTopics => 7,
-            _ => 12,
-        };
+        let version = version_of(waiting.api);
         let mut body = frame.slice(4..);
         let decoded =
             ResponseHeader::decode(&mut body, waiting.api.response_header_version(version))
@@ -1438,6 +1426,15 @@ impl ClusterSim {
     /// The node that leads the controller quorum now (the first, should there be several).
     fn controller_leader(&self) -> Option<usize> {
         (0..self.nodes.len()).find(|&i| raft_leads(&self.nodes[i]))
+    }
+}
+
+/// The version the simulated clients speak each API in.
+fn version_of(api: ApiKey) -> i16 {
+    match api {
+        ApiKey::CreatePartitions => 3,
+        ApiKey::CreateTopics => 7,
+        _ => 12, // Metadata
     }
 }
 

@@ -17,6 +17,7 @@ mod faults;
 mod group_client;
 pub mod history;
 pub mod rng;
+mod timeline;
 
 pub use faults::Faults;
 pub use history::{Ack, History};
@@ -31,9 +32,8 @@ use spate_core::io::{ConnId, IoOp, IoToken};
 use spate_core::node::{home_shard, NodeOutput, PeerMessage, ShardNode};
 use spate_core::shard::{self, Answer};
 use std::collections::{BTreeMap, VecDeque};
+use timeline::{Timeline, EPOCH_MS};
 
-/// The node's wall clock at virtual time zero (a date in 2023, in Kafka's milliseconds).
-const EPOCH_MS: i64 = 1_700_000_000_000;
 /// The consumer group the simulated group members form.
 pub const GROUP: &str = "workers";
 /// The workload's topic.
@@ -252,8 +252,7 @@ pub struct Sim {
     options: Options,
     faults: Faults,
     now: Micros,
-    queue: BTreeMap<(Micros, u64), Event>,
-    next_seq: u64,
+    timeline: Timeline<Event>,
     net: Stream,
     io: Stream,
     chance: Stream,
@@ -270,7 +269,6 @@ pub struct Sim {
     node_conns_made: u64,
     history: History,
     stats: Stats,
-    trace: u64,
     /// Faults apply only in the fault phase.
     faulty: bool,
     partitioned: BTreeMap<Option<usize>, Micros>,
@@ -287,8 +285,7 @@ impl Sim {
         let mut sim = Sim {
             faults: faults.clone(),
             now: 0,
-            queue: BTreeMap::new(),
-            next_seq: 0,
+            timeline: Timeline::new(),
             net: Stream::derive(seed, "net"),
             io: Stream::derive(seed, "io"),
             chance: Stream::derive(seed, "chance"),
@@ -311,7 +308,6 @@ impl Sim {
             node_conns_made: 0,
             history: History::default(),
             stats: Stats::default(),
-            trace: 0xcbf2_9ce4_8422_2325,
             faulty: options.faults,
             partitioned: BTreeMap::new(),
             disk_full_until: 0,
@@ -419,22 +415,13 @@ impl Sim {
     }
 
     fn push(&mut self, at: Micros, event: Event) {
-        self.queue.insert((at, self.next_seq), event);
-        self.next_seq += 1;
+        self.timeline.push(at, event);
     }
 
     fn schedule_tick(&mut self, client: usize, after: Micros) {
         self.client_generation[client] += 1;
         let generation = self.client_generation[client];
         self.push(self.now + after, Event::ClientTick { client, generation });
-    }
-
-    fn fold(&mut self, values: &[u64]) {
-        for value in values {
-            for byte in value.to_le_bytes() {
-                self.trace = (self.trace ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-            }
-        }
     }
 
     fn handle(&mut self, event: Event) {
@@ -510,7 +497,8 @@ impl Sim {
             Event::Crash => self.crash(),
             Event::Restart => self.restart(),
             Event::Partition { client, heal_at } if self.faulty => {
-                self.fold(&[client.map_or(u64::MAX, |c| c as u64), heal_at]);
+                self.timeline
+                    .fold(&[client.map_or(u64::MAX, |c| c as u64), heal_at]);
                 self.partitioned.insert(client, heal_at);
                 let cut: Vec<ConnId> = self
                     .conns
@@ -973,7 +961,7 @@ impl Sim {
         self.stats.writes_torn += damage.writes_torn;
         self.stats.writes_lost += damage.writes_lost;
         self.stats.files_lost += damage.files_lost;
-        self.fold(&[
+        self.timeline.fold(&[
             damage.writes_kept,
             damage.writes_torn,
             damage.writes_lost,
@@ -1160,12 +1148,12 @@ impl Sim {
     /// is only the bound), and returns what happened.
     pub fn run(mut self) -> Outcome {
         while !self.done {
-            let Some(((at, _), event)) = self.queue.pop_first() else {
+            let Some((at, event)) = self.timeline.pop() else {
                 break;
             };
             self.now = at;
             self.stats.events += 1;
-            self.fold(&[at, event.tag()]);
+            self.timeline.fold(&[at, event.tag()]);
             if self.options.verbose
                 && !matches!(
                     event,
@@ -1203,7 +1191,7 @@ impl Sim {
             cluster: None,
             history: self.history,
             stats: self.stats,
-            trace_hash: self.trace,
+            trace_hash: self.timeline.trace_hash(),
         }
     }
 

@@ -1,5 +1,7 @@
 //! Produce (key 0): validate each partition's batches, append them, and answer by `acks`:
-//! 0 never, 1 at once, -1 (all) once every appended batch is flushed.
+//! 0 never, 1 at once, -1 (all) once every appended batch is flushed. A partition this broker
+//! does not lead is NOT_LEADER_OR_FOLLOWER; from v10 the answer names its leader and epoch and
+//! where the leader is (KIP-951), so the client moves without asking for metadata.
 //!
 //! Backpressure: while more than `Config::unwritten_bytes_max` appended bytes wait for their
 //! writes (the disk is slower than the producers), acks=0 and acks=1 produces are held until
@@ -15,10 +17,13 @@ use crate::partition::{Until, Waiter};
 use crate::producers::SequenceCheck;
 use crate::topics::{self, TopicId};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, ProduceRequest, ProduceResponse};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 /// A produce response waiting for its batches: acks=all for them to be committed (durable
 /// on the in-sync set), acks=0/1 held by backpressure for their write. Each partition it
@@ -67,6 +72,8 @@ impl Broker {
         let mut waits = Vec::new();
         // Per partition, the end of what this request appended there.
         let mut ends: BTreeMap<(TopicId, i32), i64> = BTreeMap::new();
+        // Leaders named to a client sent to the wrong broker (KIP-951, v10+).
+        let mut leaders_named = BTreeSet::new();
         for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
             let name = topic_data.name.0.to_string();
             let mut topic_response =
@@ -98,12 +105,21 @@ impl Broker {
                         if ctx.version >= 8 {
                             result.error_message = message.map(StrBytes::from_string);
                         }
+                        if code == errors::NOT_LEADER_OR_FOLLOWER && ctx.version >= 10 {
+                            if let Some((leader, epoch)) = self.current_leader(&name, index) {
+                                result.current_leader = LeaderIdAndEpoch::default()
+                                    .with_leader_id(BrokerId(leader))
+                                    .with_leader_epoch(epoch);
+                                leaders_named.insert(leader);
+                            }
+                        }
                     }
                 }
                 topic_response.partition_responses.push(result);
             }
             response.responses.push(topic_response);
         }
+        response.node_endpoints = self.node_endpoints(&leaders_named);
         self.pump_io();
         let bound = self.config.shard_share(self.config.unwritten_bytes_max);
         let held = acks == -1 || self.unwritten_bytes() > bound;
@@ -190,6 +206,27 @@ impl Broker {
             Err(_) if self.in_quorum() => Err(errors::UNKNOWN_TOPIC_OR_PARTITION),
             Err(_) => Err(errors::UNKNOWN_SERVER_ERROR),
         }
+    }
+
+    /// A partition's leader and its epoch as this node knows them, if it has a leader.
+    fn current_leader(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
+        let view = self.partition_view(self.topics.get(topic)?, partition);
+        (view.leader.0 >= 0).then_some((view.leader.0, view.leader_epoch))
+    }
+
+    /// Where clients reach `nodes` (KIP-951's node endpoints), of those this node lists.
+    fn node_endpoints(&self, nodes: &BTreeSet<i32>) -> Vec<NodeEndpoint> {
+        self.listed_brokers()
+            .into_iter()
+            .filter(|(id, _)| nodes.contains(id))
+            .map(|(id, broker)| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(StrBytes::from_string(broker.host))
+                    .with_port(i32::from(broker.port))
+                    .with_rack(broker.rack.map(StrBytes::from_string))
+            })
+            .collect()
     }
 
     /// Validates and appends one partition's record batches. Either every batch is appended or

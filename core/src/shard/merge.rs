@@ -112,7 +112,14 @@ pub(super) fn merge(split: &Split, mislabel_fetches: bool) -> Option<Bytes> {
     match split.api_key {
         ApiKey::Produce => {
             let parts = answers!(ProduceResponse);
-            let merged = merged!(
+            // The leaders the parts named (KIP-951), each once.
+            let mut endpoints: Vec<_> = parts
+                .iter()
+                .flat_map(|p| p.node_endpoints.clone())
+                .collect();
+            endpoints.sort_by_key(|e| e.node_id.0);
+            endpoints.dedup_by_key(|e| e.node_id.0);
+            let mut merged = merged!(
                 parts,
                 ProduceResponse,
                 TopicProduceResponse,
@@ -121,6 +128,7 @@ pub(super) fn merge(split: &Split, mislabel_fetches: bool) -> Option<Bytes> {
                 partition_responses,
                 index
             );
+            merged.node_endpoints = endpoints;
             encode_response(split, &merged)
         }
         ApiKey::Fetch => {

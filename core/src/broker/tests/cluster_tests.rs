@@ -186,6 +186,36 @@ fn two_brokers_share_topics_serve_their_own_partitions_and_forward_changes() {
         }
     }
 
+    // Produce v10+ names the leader to a client at the wrong broker, and where it is (KIP-951).
+    let h = &mut pair.nodes[0];
+    let elsewhere = placed.iter().position(|&l| l == 2).unwrap() as i32;
+    let data = PartitionProduceData::default()
+        .with_index(elsewhere)
+        .with_records(Some(Bytes::from(make_batch(&[b"x"], 5))));
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("t")))
+            .with_partition_data(vec![data])]);
+    h.send(4, ApiKey::Produce, 10, &request);
+    let answer: ProduceResponse = h.response(4, ApiKey::Produce, 10);
+    let partition = &answer.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, errors::NOT_LEADER_OR_FOLLOWER);
+    assert_eq!(
+        (
+            partition.current_leader.leader_id.0,
+            partition.current_leader.leader_epoch
+        ),
+        (2, 0)
+    );
+    let endpoints: Vec<(i32, i32)> = answer
+        .node_endpoints
+        .iter()
+        .map(|e| (e.node_id.0, e.port))
+        .collect();
+    assert_eq!(endpoints, vec![(2, 9192)]);
+
     // A second creation of the name, through the controller itself, is refused as Kafka does.
     let again = pair.nodes[active].create_topic("t", 1);
     assert_eq!(again.topics[0].error_code, errors::TOPIC_ALREADY_EXISTS);
