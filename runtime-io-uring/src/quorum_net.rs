@@ -219,7 +219,8 @@ pub(crate) async fn accept_loop(net: Rc<QuorumNet>, listener: TcpListener) {
 }
 
 /// A connection a node opened to this one: its hello first (a node this one has no address
-/// for is answered over it from now on), then each frame to the core.
+/// for is answered over it from now on), then each frame to the core. (`peer` is only for
+/// log lines.)
 async fn read_from_peer(net: Rc<QuorumNet>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let peer = peer_of(&stream);
@@ -235,10 +236,12 @@ async fn read_from_peer(net: Rc<QuorumNet>, stream: TcpStream) {
         }
     };
     let Some(node) = parse_hello(&hello) else {
-        return log_line(
-            Level::Warn,
-            &format!("controller listener: {peer} did not open with a hello; closing"),
-        );
+        // A peer from before hellos (a rolling upgrade): its frames are read as they come,
+        // and it is answered over its own listener, as then.
+        if let Some(shell) = net.shell.get() {
+            shell.on_quorum_frame(now_ms(), &hello);
+        }
+        return read_frames(net.clone(), reader).await;
     };
     let number = net.connections.get() + 1;
     net.connections.set(number);

@@ -32,6 +32,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use spate_core::broker::{Broker, Config};
 use spate_core::controller::image::NO_LEADER;
+use spate_core::controller::records::encode_records;
 use spate_core::controller::MetadataImage;
 use spate_core::errors;
 use spate_core::io::{ConnId, IoOp, IoToken};
@@ -362,6 +363,8 @@ pub struct ClusterSim {
     cluster_stats: ClusterStats,
     /// Every committed quorum entry seen: index → (term, hash of its bytes, the node seen on).
     committed: BTreeMap<u64, (u64, u64, i32)>,
+    /// The committed image's hash at each quorum version, and the node it was first seen on.
+    images: BTreeMap<u64, (u64, i32)>,
     /// The leader the controller chose for each (topic id, partition, leader epoch).
     chosen: BTreeMap<(u128, i32, i32), i32>,
     /// Topics whose creation was acknowledged, with the partition count acknowledged last.
@@ -418,6 +421,7 @@ impl ClusterSim {
             cluster_stats: ClusterStats::default(),
             committed: BTreeMap::new(),
             chosen: BTreeMap::new(),
+            images: BTreeMap::new(),
             acknowledged: BTreeMap::new(),
             done: false,
             faults,
@@ -602,7 +606,7 @@ impl ClusterSim {
                     }
                 }
                 self.nodes[node].overdue = !overdue.is_empty();
-                let room = 10usize.saturating_sub(self.history.overdue.len());
+                let room = crate::OVERDUE_KEPT.saturating_sub(self.history.overdue.len());
                 self.history.overdue.extend(overdue.into_iter().take(room));
                 self.drain(node);
             }
@@ -926,7 +930,7 @@ impl ClusterSim {
             return;
         };
         if n.overdue {
-            deadline_ms = deadline_ms.max(now_ms + 10);
+            deadline_ms = deadline_ms.max(now_ms + crate::OVERDUE_RETRY_MS);
         }
         n.timer_generation += 1;
         let wait_ms = (deadline_ms - now_ms).max(0) as u64;
@@ -1284,6 +1288,18 @@ impl ClusterSim {
         if applied != n.probed.0 {
             let image = quorum.committed_image();
             Self::record_chosen(&mut self.chosen, image, id, &mut unchosen);
+            // The whole image at each version is the same on every node (entries a snapshot
+            // replaced are checked this way too).
+            let hash = fnv(&encode_records(&image.snapshot()), applied);
+            match self.images.get(&applied) {
+                None => {
+                    self.images.insert(applied, (hash, id));
+                }
+                Some(&(hash0, by)) if hash0 != hash => conflicts.push(format!(
+                    "the metadata of version {applied} on node {id} differs from node {by}'s"
+                )),
+                Some(_) => {}
+            }
         }
         // A node leads only where the controller chose it.
         for s in self.nodes[node].shards.iter().flatten() {

@@ -39,9 +39,9 @@ pub const GROUP: &str = "workers";
 /// The workload's topic.
 pub const TOPIC: &str = "events";
 /// How soon the node's timer fires again when a deadline was left due (as in production).
-const OVERDUE_RETRY_MS: i64 = 10;
+pub(crate) const OVERDUE_RETRY_MS: i64 = 10;
 /// Overdue-deadline reports kept in the history.
-const OVERDUE_KEPT: usize = 10;
+pub(crate) const OVERDUE_KEPT: usize = 10;
 /// The verify phase must finish within this much virtual time.
 const VERIFY_US: Micros = 30_000_000;
 

@@ -208,10 +208,17 @@ impl Broker {
         }
     }
 
-    /// A partition's leader and its epoch as this node knows them, if it has a leader.
+    /// A partition's leader and its epoch as the shard serving it knows them (its replica
+    /// follows the controller's leadership on every shard), if another node leads it.
     fn current_leader(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
-        let view = self.partition_view(self.topics.get(topic)?, partition);
-        (view.leader.0 >= 0).then_some((view.leader.0, view.leader_epoch))
+        let index = usize::try_from(partition).ok()?;
+        let replica = &self.topics.get(topic)?.partitions.get(index)?.replica;
+        match replica.role() {
+            crate::replica::Role::Follower { leader } if leader >= 0 => {
+                Some((leader, replica.leader_epoch()))
+            }
+            _ => None,
+        }
     }
 
     /// Where clients reach `nodes` (KIP-951's node endpoints), of those this node lists.

@@ -79,46 +79,71 @@ pub const HEARTBEAT_TAG: u8 = 0xb7;
 /// A broker's host name, at most (DNS names are at most 253 bytes).
 const HOST_BYTES_MAX: usize = 255;
 
+/// A heartbeat's flags: shutting down, wants producer ids, and a rack follows the host.
+const SHUTTING_DOWN: u8 = 1;
+const WANTS_PRODUCER_IDS: u8 = 2;
+const HAS_RACK: u8 = 4;
+
 impl Heartbeat {
+    /// The tag, node, incarnation, port and flags; then the host, as the rest of the frame, or
+    /// (with a rack) the host after its length and the rack as the rest. A heartbeat without
+    /// a rack reads as heartbeats did before racks.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![HEARTBEAT_TAG];
         out.extend_from_slice(&self.node.to_be_bytes());
         out.extend_from_slice(&self.incarnation.to_be_bytes());
         out.extend_from_slice(&self.port.to_be_bytes());
-        out.push(u8::from(self.shutting_down) | (u8::from(self.wants_producer_ids) << 1));
-        // The host, after its length; the rest is the rack (none when empty).
-        let host_len = u16::try_from(self.host.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&host_len.to_be_bytes());
-        out.extend_from_slice(&self.host.as_bytes()[..usize::from(host_len)]);
-        out.extend_from_slice(self.rack.as_deref().unwrap_or("").as_bytes());
+        let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+        let flags = flag(self.shutting_down, SHUTTING_DOWN)
+            | flag(self.wants_producer_ids, WANTS_PRODUCER_IDS)
+            | flag(self.rack.is_some(), HAS_RACK);
+        out.push(flags);
+        match &self.rack {
+            None => out.extend_from_slice(self.host.as_bytes()),
+            Some(rack) => {
+                let host_len = u16::try_from(self.host.len()).unwrap_or(u16::MAX);
+                out.extend_from_slice(&host_len.to_be_bytes());
+                out.extend_from_slice(&self.host.as_bytes()[..usize::from(host_len)]);
+                out.extend_from_slice(rack.as_bytes());
+            }
+        }
         out
     }
 
     /// Reads what [`Heartbeat::encode`] wrote; `None` for anything else.
     pub fn decode(frame: &[u8]) -> Option<Heartbeat> {
         let (&tag, rest) = frame.split_first()?;
-        if tag != HEARTBEAT_TAG || rest.len() < 17 {
+        if tag != HEARTBEAT_TAG || rest.len() < 15 {
             return None;
         }
-        let host_len = usize::from(u16::from_be_bytes([rest[15], rest[16]]));
-        let (host, rack) = rest[17..].split_at_checked(host_len)?;
-        if host.len() > HOST_BYTES_MAX || rack.len() > HOST_BYTES_MAX {
+        let flags = rest[14];
+        if flags > SHUTTING_DOWN | WANTS_PRODUCER_IDS | HAS_RACK {
             return None;
         }
-        let host = std::str::from_utf8(host).ok()?.to_string();
-        let rack = std::str::from_utf8(rack).ok()?;
-        let rack = (!rack.is_empty()).then(|| rack.to_string());
+        let (host, rack) = match flags & HAS_RACK {
+            0 => (&rest[15..], None),
+            _ => {
+                let len = rest.get(15..17)?;
+                let host_len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                let (host, rack) = rest[17..].split_at_checked(host_len)?;
+                let rack = std::str::from_utf8(rack).ok()?;
+                if rack.is_empty() || rack.len() > HOST_BYTES_MAX {
+                    return None;
+                }
+                (host, Some(rack.to_string()))
+            }
+        };
+        if host.len() > HOST_BYTES_MAX {
+            return None;
+        }
         Some(Heartbeat {
-            rack,
             node: i32::from_be_bytes(rest[..4].try_into().ok()?),
             incarnation: u64::from_be_bytes(rest[4..12].try_into().ok()?),
             port: u16::from_be_bytes(rest[12..14].try_into().ok()?),
-            shutting_down: match rest[14] {
-                flags if flags > 3 => return None,
-                flags => flags & 1 == 1,
-            },
-            wants_producer_ids: rest[14] & 2 == 2,
-            host,
+            shutting_down: flags & SHUTTING_DOWN != 0,
+            wants_producer_ids: flags & WANTS_PRODUCER_IDS != 0,
+            host: std::str::from_utf8(host).ok()?.to_string(),
+            rack,
         })
     }
 }

@@ -666,6 +666,17 @@ fn heartbeats_register_brokers_and_silence_or_shutdown_fences_them() {
     let mut racked = beat(3, 1, false);
     racked.rack = Some("eu-west-1b".into());
     assert_eq!(Heartbeat::decode(&racked.encode()), Some(racked.clone()));
+    // A heartbeat as brokers sent them before racks (the host is the rest) still reads.
+    let mut before_racks = vec![0xb7];
+    before_racks.extend_from_slice(&3i32.to_be_bytes());
+    before_racks.extend_from_slice(&u64::MAX.to_be_bytes());
+    before_racks.extend_from_slice(&9093u16.to_be_bytes());
+    before_racks.push(1);
+    before_racks.extend_from_slice(b"127.0.0.1");
+    assert_eq!(
+        Heartbeat::decode(&before_racks),
+        Some(beat(3, u64::MAX, true))
+    );
     // A new rack is a new registration, carried into the image.
     c.handle_heartbeat(
         now,

@@ -26,6 +26,9 @@ const BROKER_REGISTERED: u8 = 10;
 const BROKER_FENCING: u8 = 11;
 const QUORUM_APPLIED: u8 = 12;
 const PRODUCER_ID_BLOCK: u8 = 13;
+/// A registration naming the broker's rack (one without a rack keeps the older tag, so logs
+/// written before racks read as they were).
+const BROKER_REGISTERED_RACK: u8 = 14;
 
 /// The bytes of `records`.
 pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
@@ -91,13 +94,17 @@ pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
                 port,
                 rack,
             } => {
-                out.0.push(BROKER_REGISTERED);
+                out.0.push(match rack {
+                    Some(_) => BROKER_REGISTERED_RACK,
+                    None => BROKER_REGISTERED,
+                });
                 out.i32(*node);
                 out.i64(*incarnation as i64);
                 out.text(host);
                 out.0.extend_from_slice(&port.to_be_bytes());
-                // No rack is an empty one (a rack is never empty).
-                out.text(rack.as_deref().unwrap_or(""));
+                if let Some(rack) = rack {
+                    out.text(rack);
+                }
             }
             MetadataRecord::BrokerFencing { node, fenced } => {
                 out.0.push(BROKER_FENCING);
@@ -185,13 +192,18 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
                 partition: input.i32()?,
                 offset: input.i64()?,
             },
-            BROKER_REGISTERED => MetadataRecord::BrokerRegistered {
-                node: input.i32()?,
-                incarnation: input.i64()? as u64,
-                host: input.text()?,
-                port: u16::from_be_bytes(input.take()?),
-                rack: Some(input.text()?).filter(|r| !r.is_empty()),
-            },
+            tag @ (BROKER_REGISTERED | BROKER_REGISTERED_RACK) => {
+                MetadataRecord::BrokerRegistered {
+                    node: input.i32()?,
+                    incarnation: input.i64()? as u64,
+                    host: input.text()?,
+                    port: u16::from_be_bytes(input.take()?),
+                    rack: match tag {
+                        BROKER_REGISTERED_RACK => Some(input.text()?),
+                        _ => None,
+                    },
+                }
+            }
             BROKER_FENCING => MetadataRecord::BrokerFencing {
                 node: input.i32()?,
                 fenced: input.flag()?,
@@ -394,6 +406,26 @@ mod tests {
         let records = every_kind();
         assert_eq!(decode_records(&encode_records(&records)).unwrap(), records);
         assert_eq!(decode_records(&encode_records(&[])).unwrap(), vec![]);
+    }
+
+    /// A registration as the quorum's log held it before racks (tag 10, no rack) still reads.
+    #[test]
+    fn a_registration_written_before_racks_reads_without_one() {
+        let mut bytes = vec![VERSION, 0, 0, 0, 1, BROKER_REGISTERED];
+        bytes.extend_from_slice(&2i32.to_be_bytes());
+        bytes.extend_from_slice(&7i64.to_be_bytes());
+        bytes.extend_from_slice(&1u32.to_be_bytes());
+        bytes.push(b'h');
+        bytes.extend_from_slice(&9092u16.to_be_bytes());
+        let registered = MetadataRecord::BrokerRegistered {
+            node: 2,
+            incarnation: 7,
+            host: "h".into(),
+            port: 9092,
+            rack: None,
+        };
+        assert_eq!(decode_records(&bytes).unwrap(), vec![registered.clone()]);
+        assert_eq!(encode_records(&[registered]), bytes);
     }
 
     /// Cut short, bit-flipped, or with bytes added, the records are refused or read as other

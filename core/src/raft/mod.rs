@@ -491,10 +491,13 @@ impl RaftNode {
     /// A message from a peer. Anything a peer sends is checked; a bad message is dropped.
     pub fn handle_message(&mut self, now_ms: i64, message: Message) {
         self.now_ms = self.now_ms.max(now_ms);
-        // Voters, and on a leader the observers it replicates to (their answers).
+        // Voters, and on a leader the observers it replicates to: their answers only (an
+        // observer never appends, stands or hands over).
+        let from_observer = self.role == Role::Leader
+            && self.progress.contains_key(&message.from)
+            && matches!(message.body, MessageBody::AppendResponse { .. });
         let from_peer = message.from != self.config.node
-            && (self.config.voters.contains(&message.from)
-                || (self.role == Role::Leader && self.progress.contains_key(&message.from)));
+            && (self.config.voters.contains(&message.from) || from_observer);
         if message.to != self.config.node || !from_peer || !within_bounds(&message) {
             return;
         }

@@ -1072,6 +1072,30 @@ fn an_observer_gets_every_entry_never_stands_and_never_counts_for_a_commit() {
     net.members.get_mut(&leader).unwrap().node.add_observer(4);
     net.drain();
     assert!(net.node(leader).has_observer(4));
+    // A leader takes only answers from an observer: an Append in its own term changes nothing.
+    let forged = Message {
+        from: 4,
+        to: leader,
+        term: net.node(leader).term(),
+        body: MessageBody::Append {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![],
+            committed_index: 0,
+        },
+    };
+    let now_ms = net.now_ms;
+    net.members
+        .get_mut(&leader)
+        .unwrap()
+        .node
+        .handle_message(now_ms, forged);
+    net.drain();
+    assert_eq!(
+        net.node(leader).role(),
+        Role::Leader,
+        "an observer's Append is dropped"
+    );
     net.propose_each(5, 500);
     let data = |net: &Net, id: NodeId| -> Vec<Vec<u8>> {
         net.members[&id]
