@@ -163,5 +163,7 @@ impl Broker {
                 format!("cannot write {META_PROPERTIES}: {error}; it is written again at the next start"),
             );
         }
+        // The quorum's changes held back meanwhile are mirrored now.
+        self.mirror_quorum();
     }
 }

@@ -109,9 +109,18 @@ impl Broker {
             seat.controller().applied_index(),
         );
         let mine = controller.image();
+        // While `meta.properties` is being written (a new directory taking the cluster's id),
+        // nothing is mirrored: a crash then leaves the file and a metadata without topics,
+        // which start-up settles, never topics of a cluster the file does not name.
+        let identity_pending = self.identity_next.is_some()
+            || self
+                .in_flight
+                .values()
+                .any(|f| matches!(f, InFlight::Identity));
         if applied <= mine.quorum_index
             || committed.cluster_id.is_empty()
             || committed.cluster_id != self.cluster_id
+            || identity_pending
         {
             return;
         }

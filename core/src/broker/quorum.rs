@@ -494,7 +494,8 @@ impl Broker {
 
     /// The quorum's cluster id is not the one this node's data directory was started with. A
     /// directory with no topics takes it (its metadata and `meta.properties`; a crash between
-    /// the two writes is settled at the next start, see `check_cluster_identity`); one with
+    /// the two writes is settled at the next start, see `check_cluster_identity`, and nothing
+    /// more is mirrored until the file is written, so no topic lands in between); one with
     /// topics keeps serving them and says it is not of this cluster.
     fn adopt_cluster_id(&mut self, id: String) {
         let own = self.cluster_id.clone();
