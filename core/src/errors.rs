@@ -14,6 +14,7 @@ pub const RECORD_LIST_TOO_LARGE: i16 = 18;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 /// acks=all, but the in-sync replicas are fewer than `min.insync.replicas`.
 pub const NOT_ENOUGH_REPLICAS: i16 = 19;
+pub const NOT_ENOUGH_REPLICAS_AFTER_APPEND: i16 = 20;
 /// A record's timestamp is outside `message.timestamp.before.max.ms` / `after.max.ms`.
 pub const INVALID_TIMESTAMP: i16 = 32;
 pub const ILLEGAL_SASL_STATE: i16 = 34;

@@ -170,6 +170,16 @@ pub enum Output {
         node: crate::replica::NodeId,
         frame: Vec<u8>,
     },
+    /// A Kafka request (length prefix included) for broker `node`'s client listener at
+    /// `address` (`host:port`): a follower's fetch. The shell keeps one connection per node
+    /// for the shard, opening it as needed, and hands each answer back
+    /// (`Broker::handle_broker_response`); a connection that closes or cannot be opened is
+    /// told too (`Broker::handle_broker_disconnected`).
+    ToBroker {
+        node: crate::replica::NodeId,
+        address: String,
+        frame: Bytes,
+    },
 }
 
 /// What one shard's broker tells another's (besides requests and their answers, which go
@@ -192,6 +202,8 @@ pub enum ShardMessage {
         partition: i32,
         offset: i64,
     },
+    /// To the control shard: a partition leader's in-sync change for the active controller.
+    AlterInSync(crate::controller::quorum::AlterInSyncAsk),
     /// Control shard to the others: the broker is stopping (see `Broker::begin_shutdown`).
     BeginShutdown,
     /// To the control shard: this shard's writes are done and its partitions checkpointed

@@ -65,6 +65,13 @@ pub enum NodeOutput {
         node: crate::replica::NodeId,
         frame: Vec<u8>,
     },
+    /// A Kafka request for another node's client listener (a follower's fetch), on this
+    /// shard's connection to it (see [`Output::ToBroker`]).
+    ToBroker {
+        node: crate::replica::NodeId,
+        address: String,
+        frame: Bytes,
+    },
 }
 
 /// The shard that serves a connection's socket.
@@ -169,6 +176,26 @@ impl ShardNode {
         self.pump();
     }
 
+    /// An answer from another node on this shard's connection to it (see
+    /// [`NodeOutput::ToBroker`]), without its length prefix.
+    pub fn handle_broker_response(
+        &mut self,
+        now_ms: i64,
+        node: crate::replica::NodeId,
+        frame: Bytes,
+    ) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.broker.handle_broker_response(self.now_ms, node, frame);
+        self.pump();
+    }
+
+    /// This shard's connection to another node closed, or could not be opened.
+    pub fn handle_broker_disconnected(&mut self, now_ms: i64, node: crate::replica::NodeId) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.broker.handle_broker_disconnected(self.now_ms, node);
+        self.pump();
+    }
+
     pub fn handle_peer_message(&mut self, now_ms: i64, from: usize, message: PeerMessage) {
         assert_ne!(from, self.shard, "a shard told itself {message:?}");
         self.now_ms = self.now_ms.max(now_ms);
@@ -251,6 +278,15 @@ impl ShardNode {
                 Output::ToNode { node, frame } => {
                     self.outputs.push_back(NodeOutput::ToNode { node, frame })
                 }
+                Output::ToBroker {
+                    node,
+                    address,
+                    frame,
+                } => self.outputs.push_back(NodeOutput::ToBroker {
+                    node,
+                    address,
+                    frame,
+                }),
             }
         }
     }

@@ -8,7 +8,18 @@
 //! acks=0/1 produces waits for the write alone.
 
 use crate::log::{FlushPolicy, PartitionLog};
-use crate::replica::{NodeId, Progress, Replica};
+use crate::replica::{NodeId, Progress, Replica, Role};
+
+/// A change of a partition the controller made (`PartitionChanged`): its leader (-1: none),
+/// leader epoch, in-sync set, and partition epoch (unknown in records written before
+/// partitions were replicated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub leader: NodeId,
+    pub leader_epoch: i32,
+    pub in_sync: Vec<NodeId>,
+    pub partition_epoch: Option<i32>,
+}
 use std::collections::BTreeSet;
 
 /// How committed records must be before a waiter is told.
@@ -35,6 +46,8 @@ pub struct Partition {
     pub replica: Replica,
     /// The nodes the controller placed it on (the first is the preferred leader).
     pub replicas: Vec<NodeId>,
+    /// Follower: the high watermark the leader last reported.
+    leader_high_watermark: i64,
     /// (end offset, waiter): told once every record below the end offset is so far.
     written_waiters: BTreeSet<(i64, Waiter)>,
     durable_waiters: BTreeSet<(i64, Waiter)>,
@@ -49,53 +62,121 @@ impl Partition {
         Partition::new(log, replica)
     }
 
-    /// A partition placed on `replicas`, led by `leader` (maybe another node, or none) in
-    /// `leader_epoch`, as this node `node` holds it.
+    /// A partition as the controller placed it (led here, elsewhere, or nowhere), as this
+    /// node `node` holds it, with its log as it is (recovered, or new).
     pub fn placed(
         node: NodeId,
-        replicas: Vec<NodeId>,
-        leader: NodeId,
-        leader_epoch: i32,
+        placed: &crate::controller::PartitionImage,
         log: PartitionLog,
+        now_ms: i64,
     ) -> Partition {
-        let start = log.high_watermark();
-        let replica = match leader == node {
-            true => Replica::leader(node, leader_epoch, &[node], start),
-            false => Replica::follower(node, leader, leader_epoch, start),
-        };
-        Partition {
-            replicas,
-            ..Partition::new(log, replica)
-        }
+        let mut partition = Partition::new(log, Replica::follower(node, -1, -1, 0));
+        partition.replicas = placed.replicas.clone();
+        partition.replica =
+            partition.replica_for(placed.leader, placed.leader_epoch, &placed.in_sync, now_ms);
+        partition
+            .replica
+            .handle_partition_epoch(placed.partition_epoch);
+        partition
     }
 
-    /// The controller began a new leadership (`leader`, maybe this node, maybe none, in
-    /// `leader_epoch`); an older epoch changes nothing. Returns whether this node stopped
-    /// leading (what waits on it must be told).
-    pub fn handle_leadership(&mut self, leader: NodeId, leader_epoch: i32) -> bool {
+    /// This partition as it is placed, over `log` (recovered at start-up).
+    pub fn with_log(&self, log: PartitionLog, now_ms: i64) -> Partition {
+        let in_sync: Vec<NodeId> = self.replica.in_sync().collect();
+        let leader = self.replica.leader_node().unwrap_or(-1);
+        let mut partition = Partition::new(log, Replica::follower(self.replica.node(), -1, -1, 0));
+        partition.replicas = self.replicas.clone();
+        partition.replica =
+            partition.replica_for(leader, self.replica.leader_epoch(), &in_sync, now_ms);
+        partition
+            .replica
+            .handle_partition_epoch(self.replica.partition_epoch());
+        partition
+    }
+
+    fn replica_for(
+        &self,
+        leader: NodeId,
+        leader_epoch: i32,
+        in_sync: &[NodeId],
+        now_ms: i64,
+    ) -> Replica {
+        let node = self.replica.node();
+        let role = match leader == node {
+            true => Role::Leader,
+            false => Role::Follower { leader },
+        };
+        let start = self.log.high_watermark();
+        Replica::placed(
+            node,
+            role,
+            leader_epoch,
+            &self.replicas,
+            in_sync,
+            start,
+            now_ms,
+        )
+    }
+
+    /// The controller changed the partition: a new leadership (`leader`, maybe this node,
+    /// maybe none, in a later `leader_epoch`), or a new in-sync set under the same one; an
+    /// older change changes nothing. Returns whether this node stopped leading (what waits on
+    /// it must be told).
+    pub fn handle_change(&mut self, change: Change, now_ms: i64) -> bool {
         let node = self.replica.node();
         let was_leader = self.replica.is_leader();
-        if leader_epoch < self.replica.leader_epoch()
-            || (leader_epoch == self.replica.leader_epoch() && was_leader == (leader == node))
-        {
+        let epoch = self.replica.leader_epoch();
+        let stale = change
+            .partition_epoch
+            .is_some_and(|e| e <= self.replica.partition_epoch());
+        if change.leader_epoch < epoch || stale {
             return false;
         }
-        if was_leader && leader == node {
-            // It leads on, in a later epoch.
-            self.replica.handle_leader_epoch(leader_epoch);
+        if let Some(partition_epoch) = change.partition_epoch {
+            self.replica.handle_partition_epoch(partition_epoch);
+        }
+        let leader = (change.leader >= 0).then_some(change.leader);
+        let new_leadership = change.leader_epoch > epoch || self.replica.leader_node() != leader;
+        if !new_leadership || (was_leader && change.leader == node) {
+            // The same leadership (or this node leads on in a later epoch): the in-sync set
+            // is what changed, if anything.
+            self.replica.handle_leader_epoch(change.leader_epoch);
+            if was_leader {
+                self.replica.handle_in_sync(&change.in_sync);
+            }
             return false;
         }
-        let start = self.log.high_watermark();
-        self.replica = match leader == node {
-            true => Replica::leader(node, leader_epoch, &[node], start),
-            false => Replica::follower(node, leader, leader_epoch, start),
-        };
+        let partition_epoch = self.replica.partition_epoch();
+        self.replica =
+            self.replica_for(change.leader, change.leader_epoch, &change.in_sync, now_ms);
+        self.replica.handle_partition_epoch(partition_epoch);
+        // What an earlier leader said is committed says nothing of the new one's log.
+        self.leader_high_watermark = self.log.high_watermark();
         was_leader
+    }
+
+    /// Follower: the log was cut back to `end` to match its leader's.
+    pub fn handle_truncated(&mut self, end: i64) {
+        self.replica.handle_truncated(end);
+        self.leader_high_watermark = self.leader_high_watermark.min(end);
+    }
+
+    /// Compatibility with callers that know only the leadership (tests).
+    #[cfg(test)]
+    pub fn handle_leadership(&mut self, leader: NodeId, leader_epoch: i32) -> bool {
+        let change = Change {
+            leader,
+            leader_epoch,
+            in_sync: vec![leader],
+            partition_epoch: None,
+        };
+        self.handle_change(change, 0)
     }
 
     pub fn new(log: PartitionLog, replica: Replica) -> Partition {
         Partition {
             replicas: vec![replica.node()],
+            leader_high_watermark: 0,
             log,
             replica,
             written_waiters: BTreeSet::new(),
@@ -112,6 +193,14 @@ impl Partition {
         let (found, end) = crate::log::end_offset_for_epoch(&history, epoch, self.high_watermark());
         // Never past what is committed: a consumer cannot have read beyond it.
         (found, end.min(self.high_watermark()))
+    }
+
+    /// Where `epoch`'s records end in this leader's log, for a follower checking its own
+    /// (KIP-320): as `end_offset_for_epoch`, but the current epoch ends at the log end (the
+    /// follower copies records before they are committed).
+    pub fn epoch_end_for_replica(&self, epoch: i32) -> (i32, i64) {
+        let history = self.epoch_history();
+        crate::log::end_offset_for_epoch(&history, epoch, self.log.log_end_offset())
     }
 
     /// The leader epoch of the record at `offset`, as ListOffsets reports it (KIP-320): the
@@ -164,7 +253,20 @@ impl Partition {
             written: self.log.written_offset(),
             durable: self.log.flushed_offset(),
         });
-        self.log.set_high_watermark(self.replica.high_watermark())
+        if !self.replica.is_leader() {
+            self.replica
+                .handle_leader_high_watermark(self.leader_high_watermark);
+        }
+        let target = self
+            .log
+            .batch_end_at_or_below(self.replica.high_watermark());
+        self.log.set_high_watermark(target)
+    }
+
+    /// Follower: the high watermark its leader reported in its last fetch answer (taken once
+    /// this replica holds the records, see `handle_log_progress`).
+    pub fn handle_leader_high_watermark(&mut self, offset: i64) {
+        self.leader_high_watermark = self.leader_high_watermark.max(offset);
     }
 
     /// `waiter` is told (by `poll_ready`) once every record below `end_offset` is so far. A
@@ -221,7 +323,11 @@ mod tests {
     #[test]
     fn leaderships_follow_the_controllers_epochs() {
         let log = PartitionLog::new(1 << 20);
-        let mut p = Partition::placed(1, vec![2, 1], 2, 0, log);
+        let placed = crate::controller::PartitionImage {
+            leader: 2,
+            ..crate::controller::PartitionImage::placed(vec![2, 1])
+        };
+        let mut p = Partition::placed(1, &placed, log, 0);
         assert!(!p.replica.is_leader(), "led by node 2");
         assert!(!p.handle_leadership(1, 2), "gaining is not losing");
         assert!(p.replica.is_leader());

@@ -41,12 +41,24 @@ pub struct Replica {
     node: NodeId,
     role: Role,
     leader_epoch: i32,
+    /// Numbers the controller's changes of leader and in-sync set (-1: not known, a log
+    /// written before partitions were replicated).
+    partition_epoch: i32,
+    /// Every replica the partition is placed on, in preference order.
+    replicas: Vec<NodeId>,
     progress: BTreeMap<NodeId, Progress>,
     in_sync: BTreeSet<NodeId>,
     /// The flush policy shows records once written (relaxed), not once on disk.
     visible_on_write: bool,
     high_watermark: i64,
     durable_offset: i64,
+    /// Leader: where this leadership's records begin (the log end when it began); a
+    /// follower rejoins the in-sync set only once it holds them (Kafka's rule).
+    epoch_start: i64,
+    /// Leader: per follower, when it was last caught up to the log end, and its last fetch
+    /// (when, and the leader's log end then), as Kafka's `Replica` keeps them.
+    caught_up_ms: BTreeMap<NodeId, i64>,
+    last_fetch: BTreeMap<NodeId, (i64, i64)>,
 }
 
 impl Replica {
@@ -58,36 +70,76 @@ impl Replica {
 
     /// The leader of `members` (all in sync) in `leader_epoch`, every member from `start`.
     pub fn leader(node: NodeId, leader_epoch: i32, members: &[NodeId], start: i64) -> Replica {
-        assert!(members.contains(&node), "the leader is a member");
-        let progress = members
+        Replica::placed(node, Role::Leader, leader_epoch, members, members, start, 0)
+    }
+
+    /// A replica of a partition `leader` leads (or that has no leader, -1) in `leader_epoch`:
+    /// it copies the leader's log, and knows the high watermark the leader tells it.
+    pub fn follower(node: NodeId, leader: NodeId, leader_epoch: i32, start: i64) -> Replica {
+        Replica::placed(
+            node,
+            Role::Follower { leader },
+            leader_epoch,
+            &[node],
+            &[node],
+            start,
+            0,
+        )
+    }
+
+    /// This node's replica of a partition on `replicas` with the in-sync set `in_sync`, in
+    /// `role`, from `start` (its log's high watermark), at time `now_ms`. A leader counts
+    /// the in-sync members as holding everything below `start` (they hold every committed
+    /// record) and gives each follower a whole lag time from now to show it keeps up.
+    pub fn placed(
+        node: NodeId,
+        role: Role,
+        leader_epoch: i32,
+        replicas: &[NodeId],
+        in_sync: &[NodeId],
+        start: i64,
+        now_ms: i64,
+    ) -> Replica {
+        let mut in_sync: BTreeSet<NodeId> = in_sync.iter().copied().collect();
+        let mut replicas = replicas.to_vec();
+        if !replicas.contains(&node) {
+            replicas.push(node);
+        }
+        if role == Role::Leader {
+            in_sync.insert(node);
+        } else {
+            // A follower's own progress stands for its "set": the high watermark it serves
+            // is the leader's, bounded by what it has.
+            in_sync = BTreeSet::from([node]);
+        }
+        let progress = replicas
             .iter()
             .map(|&m| {
+                let from = match in_sync.contains(&m) {
+                    true => start,
+                    false => 0,
+                };
                 let at = Progress {
-                    written: start,
-                    durable: start,
+                    written: from,
+                    durable: from,
                 };
                 (m, at)
             })
             .collect();
         Replica {
             node,
-            role: Role::Leader,
+            role,
             leader_epoch,
+            partition_epoch: -1,
+            caught_up_ms: replicas.iter().map(|&m| (m, now_ms)).collect(),
+            last_fetch: BTreeMap::new(),
+            replicas,
             progress,
-            in_sync: members.iter().copied().collect(),
+            in_sync,
             visible_on_write: false,
             high_watermark: start,
             durable_offset: start,
-        }
-    }
-
-    /// A replica of a partition `leader` leads (or that has no leader, -1) in `leader_epoch`.
-    /// Until partitions are replicated (issue 16) it holds no data and serves nothing; its
-    /// own progress stands in for the in-sync set the leader keeps.
-    pub fn follower(node: NodeId, leader: NodeId, leader_epoch: i32, start: i64) -> Replica {
-        Replica {
-            role: Role::Follower { leader },
-            ..Replica::leader(node, leader_epoch, &[node], start)
+            epoch_start: start,
         }
     }
 
@@ -102,11 +154,27 @@ impl Replica {
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
+    /// The node that leads, if any (this one when leading).
+    pub fn leader_node(&self) -> Option<NodeId> {
+        match self.role {
+            Role::Leader => Some(self.node),
+            Role::Follower { leader } => (leader >= 0).then_some(leader),
+        }
+    }
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch
     }
+    pub fn partition_epoch(&self) -> i32 {
+        self.partition_epoch
+    }
+    pub fn replicas(&self) -> &[NodeId] {
+        &self.replicas
+    }
     pub fn in_sync(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.in_sync.iter().copied()
+    }
+    pub fn in_sync_count(&self) -> usize {
+        self.in_sync.len()
     }
     pub fn progress(&self, member: NodeId) -> Option<Progress> {
         self.progress.get(&member).copied()
@@ -152,26 +220,143 @@ impl Replica {
         self.recompute();
     }
 
-    /// This node leads on in a later epoch (the controller began a new leadership: a
-    /// restart, or a leader elected again). An epoch that is not later changes nothing.
-    pub fn handle_leader_epoch(&mut self, leader_epoch: i32) {
-        if self.role == Role::Leader {
-            self.leader_epoch = self.leader_epoch.max(leader_epoch);
+    /// Leader: follower `member` fetched from `fetch_offset`, which its log holds on disk
+    /// (a follower fetches on only once what it fetched is durable) and which the leader
+    /// found on its own log's epochs; the leader's log ended at `leader_end` then. Kafka's
+    /// rule for "caught up": the fetch reached the log end, or the end of the fetch before.
+    pub fn handle_fetch(
+        &mut self,
+        member: NodeId,
+        fetch_offset: i64,
+        leader_end: i64,
+        now_ms: i64,
+    ) {
+        if !self.is_leader() || member == self.node || !self.progress.contains_key(&member) {
+            return;
         }
+        let (last_ms, last_end) = self
+            .last_fetch
+            .get(&member)
+            .copied()
+            .unwrap_or((0, i64::MAX));
+        let caught_up = self.caught_up_ms.entry(member).or_insert(0);
+        if fetch_offset >= leader_end {
+            *caught_up = (*caught_up).max(now_ms);
+        } else if fetch_offset >= last_end {
+            *caught_up = (*caught_up).max(last_ms);
+        }
+        self.last_fetch.insert(member, (now_ms, leader_end));
+        let at = fetch_offset.min(leader_end);
+        self.handle_member_progress(
+            member,
+            Progress {
+                written: at,
+                durable: at,
+            },
+        );
     }
 
-    /// The in-sync set changed (decided by the controller, with a partition epoch, once there
-    /// is one). It always holds the leader.
+    /// Leader: the in-sync set it should ask the controller for at `now_ms`, if another: a
+    /// member not caught up for `lag_ms` leaves (`replica.lag.time.max.ms`); a replica that
+    /// has on disk everything committed and this leadership's start returns.
+    pub fn wanted_in_sync(&self, now_ms: i64, lag_ms: i64) -> Option<Vec<NodeId>> {
+        if !self.is_leader() {
+            return None;
+        }
+        let wanted: Vec<NodeId> = self
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&m| {
+                if m == self.node {
+                    return true;
+                }
+                let caught_up = self.caught_up_ms.get(&m).copied().unwrap_or(0);
+                let lagging = now_ms.saturating_sub(caught_up) > lag_ms;
+                match self.in_sync.contains(&m) {
+                    true => !lagging,
+                    false => {
+                        let durable = self.progress.get(&m).map_or(0, |p| p.durable);
+                        !lagging
+                            && durable >= self.high_watermark
+                            && durable >= self.epoch_start
+                            && self.last_fetch.contains_key(&m)
+                    }
+                }
+            })
+            .collect();
+        let now: Vec<NodeId> = self
+            .replicas
+            .iter()
+            .copied()
+            .filter(|m| self.in_sync.contains(m))
+            .collect();
+        (wanted != now).then_some(wanted)
+    }
+
+    /// The controller changed the partition in `partition_epoch` (-1: unknown) without a new
+    /// leadership: the replicas and the in-sync set (which holds the leader) are these now.
+    /// Committed offsets never go back for it: a member that joins behind them does not
+    /// take them back (Kafka adds only members caught up to the high watermark).
     pub fn handle_in_sync(&mut self, in_sync: &[NodeId]) {
+        if !self.is_leader() {
+            return;
+        }
         assert!(in_sync.contains(&self.node), "the leader stays in sync");
         for &member in in_sync {
             self.progress.entry(member).or_default();
+            if !self.replicas.contains(&member) {
+                self.replicas.push(member);
+            }
         }
         self.in_sync = in_sync.iter().copied().collect();
         self.recompute();
     }
 
+    /// The partition epoch the controller's latest change of this partition had.
+    pub fn handle_partition_epoch(&mut self, partition_epoch: i32) {
+        self.partition_epoch = self.partition_epoch.max(partition_epoch);
+    }
+
+    /// This node leads on in a later epoch (the controller began a new leadership: a
+    /// restart, or a leader elected again). An epoch that is not later changes nothing.
+    pub fn handle_leader_epoch(&mut self, leader_epoch: i32) {
+        if self.role == Role::Leader && leader_epoch > self.leader_epoch {
+            self.leader_epoch = leader_epoch;
+        }
+    }
+
+    /// Follower: the leader says records below `offset` are committed; this replica serves
+    /// them once it has them too (the caller bounds it to a batch end of its own log).
+    pub fn handle_leader_high_watermark(&mut self, offset: i64) {
+        if self.is_leader() {
+            return;
+        }
+        let local = self.progress[&self.node];
+        let offset = offset.min(local.written);
+        self.high_watermark = self.high_watermark.max(offset);
+        self.durable_offset = self.durable_offset.max(offset.min(local.durable));
+        self.check_invariants();
+    }
+
+    /// Follower: the log was cut back to `offset` (it held records its leader does not):
+    /// what this replica knows of its own progress goes back with it. Committed offsets
+    /// never do: a cut below them is refused by the caller.
+    pub fn handle_truncated(&mut self, offset: i64) {
+        let local = self
+            .progress
+            .get_mut(&self.node)
+            .expect("a replica's own progress");
+        local.written = local.written.min(offset);
+        local.durable = local.durable.min(offset);
+        self.high_watermark = self.high_watermark.min(offset);
+        self.durable_offset = self.durable_offset.min(offset);
+    }
+
     fn recompute(&mut self) {
+        if !self.is_leader() {
+            return self.check_invariants();
+        }
         let lowest = |of: fn(&Progress) -> i64| {
             self.in_sync
                 .iter()

@@ -12,6 +12,7 @@
 //! hands new connections to the shards in turn. Shards talk over glommio's shared channels
 //! ([`shards`]); see docs/ARCHITECTURE.md, "Thread-per-core".
 
+mod broker_net;
 mod files;
 mod net;
 mod quorum_net;
@@ -127,6 +128,8 @@ struct Shell {
     net: Rc<net::Net>,
     /// Shard 0 of a controller quorum voter: the connections to the other voters.
     quorum: OnceCell<Rc<quorum_net::QuorumNet>>,
+    /// This shard's connections to other brokers (its followers' fetches).
+    brokers: Rc<broker_net::BrokerNet>,
 }
 
 /// How soon a timer fires again when the core left a deadline due after its timeout.
@@ -211,6 +214,11 @@ impl Shell {
                         quorum.send(node, frame);
                     }
                 }
+                NodeOutput::ToBroker {
+                    node,
+                    address,
+                    frame,
+                } => self.brokers.send(node, address, frame),
             }
         }
         self.arm_timer();
@@ -277,6 +285,26 @@ impl Shell {
     /// A controller quorum message from another node.
     pub(crate) fn on_quorum_frame(self: &Rc<Self>, now_ms: i64, frame: &[u8]) {
         self.node.borrow_mut().handle_quorum_frame(now_ms, frame);
+        self.drain();
+    }
+
+    /// An answer from another broker on this shard's connection to it.
+    pub(crate) fn on_broker_response(
+        self: &Rc<Self>,
+        node: spate_core::replica::NodeId,
+        frame: bytes::Bytes,
+    ) {
+        self.node
+            .borrow_mut()
+            .handle_broker_response(now_ms(), node, frame);
+        self.drain();
+    }
+
+    /// This shard's connection to another broker closed or could not be opened.
+    pub(crate) fn on_broker_disconnected(self: &Rc<Self>, node: spate_core::replica::NodeId) {
+        self.node
+            .borrow_mut()
+            .handle_broker_disconnected(now_ms(), node);
         self.drain();
     }
 
@@ -409,8 +437,10 @@ impl Shell {
             overdue: Cell::new(false),
             net: net.clone(),
             quorum: OnceCell::new(),
+            brokers: Rc::new(broker_net::BrokerNet::default()),
         });
         net.attach(shell.clone());
+        shell.brokers.attach(&shell);
         shell.drain();
         Ok(shell)
     }

@@ -164,7 +164,7 @@ async fn answer_to(mut writer: WriteHalf<TcpStream>, frames: LocalReceiver<Vec<u
     let _ = writer.close().await;
 }
 
-async fn connect(address: &str) -> Result<TcpStream, String> {
+pub(crate) async fn connect(address: &str) -> Result<TcpStream, String> {
     use std::net::ToSocketAddrs;
     // A name lookup may block: not on the shard's thread.
     let name = address.to_string();

@@ -234,6 +234,30 @@ enum Event {
         client: usize,
         attempt: u64,
     },
+    /// A follower's request (shard `shard` of node `from` in its life `incarnation`) on the
+    /// link to node `to`.
+    PeerRequest {
+        from: usize,
+        shard: usize,
+        incarnation: u64,
+        to: usize,
+        frame: Bytes,
+    },
+    /// Its answer, back to that shard of node `to` (from node `from`).
+    PeerResponse {
+        to: usize,
+        shard: usize,
+        incarnation: u64,
+        from: usize,
+        frame: Bytes,
+    },
+    /// That shard's connection to node `peer` broke (the peer crashed or refused).
+    PeerReset {
+        node: usize,
+        shard: usize,
+        incarnation: u64,
+        peer: usize,
+    },
     QuietPhase,
     End,
 }
@@ -254,6 +278,9 @@ impl Event {
             Event::Response { client, .. } => 11 + 100 * *client as u64,
             Event::Reset { client, .. } => 12 + 100 * *client as u64,
             Event::IsolateLeader { .. } => 15,
+            Event::PeerRequest { from, to, .. } => 16 + 100 * *from as u64 + 1_000 * *to as u64,
+            Event::PeerResponse { to, from, .. } => 17 + 100 * *from as u64 + 1_000 * *to as u64,
+            Event::PeerReset { node, peer, .. } => 18 + 100 * *peer as u64 + 1_000 * *node as u64,
             Event::QuietPhase => 13,
             Event::End => 14,
         }
@@ -269,6 +296,8 @@ impl Event {
             | Event::ClockJump { node, .. }
             | Event::Request { node, .. } => Some(*node),
             Event::Frame { to, .. } => Some(*to),
+            Event::PeerRequest { to, .. } | Event::PeerResponse { to, .. } => Some(*to),
+            Event::PeerReset { node, .. } => Some(*node),
             _ => None,
         }
     }
@@ -286,6 +315,8 @@ struct SimNode {
     shard_link_at: BTreeMap<(usize, usize), Micros>,
     /// Client connections open on it: (client, the client's attempt).
     conns: BTreeMap<ConnId, (usize, u64)>,
+    /// Other nodes' followers' connections open on it: (node, shard, that node's life).
+    peer_conns: BTreeMap<ConnId, (usize, usize, u64)>,
     conns_made: u64,
     /// Its committed quorum entries were checked through this index (since its start).
     checked_through: u64,
@@ -342,6 +373,8 @@ pub struct ClusterStats {
     /// Client connections a node closed: their change was appended by a controller that lost
     /// its leadership before it committed.
     pub connections_closed: u64,
+    /// Followers' requests to their leaders (replica fetches).
+    pub peer_requests: u64,
 }
 
 pub struct ClusterSim {
@@ -399,6 +432,7 @@ impl ClusterSim {
                 overdue: false,
                 shard_link_at: BTreeMap::new(),
                 conns: BTreeMap::new(),
+                peer_conns: BTreeMap::new(),
                 conns_made: 0,
                 checked_through: 0,
                 probed: (u64::MAX, u64::MAX),
@@ -709,6 +743,44 @@ impl ClusterSim {
                 attempt,
                 frame,
             } => self.on_response(client, attempt, frame),
+            Event::PeerRequest {
+                from,
+                shard,
+                incarnation,
+                to,
+                frame,
+            } => self.on_peer_request(from, shard, incarnation, to, frame),
+            Event::PeerResponse {
+                to,
+                shard,
+                incarnation,
+                from,
+                frame,
+            } => {
+                let now_ms = self.now_ms(to);
+                let n = &mut self.nodes[to];
+                if n.incarnation == incarnation {
+                    if let Some(shards) = n.shards.as_mut() {
+                        shards[shard].handle_broker_response(now_ms, from as i32 + 1, frame);
+                        self.drain(to);
+                    }
+                }
+            }
+            Event::PeerReset {
+                node,
+                shard,
+                incarnation,
+                peer,
+            } => {
+                let now_ms = self.now_ms(node);
+                let n = &mut self.nodes[node];
+                if n.incarnation == incarnation {
+                    if let Some(shards) = n.shards.as_mut() {
+                        shards[shard].handle_broker_disconnected(now_ms, peer as i32 + 1);
+                        self.drain(node);
+                    }
+                }
+            }
             Event::Reset { client, attempt } => {
                 if self.clients[client]
                     .waiting
@@ -754,6 +826,11 @@ impl ClusterSim {
             auto_create_topics: false,
             planted_bug: self.options.planted_bug,
             rack: (self.faults.racks > 0).then(|| format!("rack-{}", node % self.faults.racks)),
+            // A lost fetch is found out within seconds, and a lagging follower leaves the
+            // in-sync set within the run.
+            replica_socket_timeout_ms: 2_000,
+            replica_lag_time_max_ms: 5_000,
+            replica_fetch_backoff_ms: 200,
             ..Config::default()
         }
     }
@@ -796,6 +873,22 @@ impl ClusterSim {
         let n = &mut self.nodes[node];
         n.incarnation += 1;
         let broken: Vec<(usize, u64)> = std::mem::take(&mut n.conns).into_values().collect();
+        let peers: Vec<(usize, usize, u64)> =
+            std::mem::take(&mut n.peer_conns).into_values().collect();
+        for (to, shard, incarnation) in peers {
+            let at = self.now + self.latency();
+            let peer = node;
+            self.push(
+                at,
+                Event::PeerReset {
+                    node: to,
+                    shard,
+                    incarnation,
+                    peer,
+                },
+            );
+        }
+        let n = &mut self.nodes[node];
         let damage = n.disk.crash(&mut self.io);
         self.stats.writes_kept += damage.writes_kept;
         self.stats.writes_torn += damage.writes_torn;
@@ -846,6 +939,9 @@ impl ClusterSim {
                     );
                 }
                 NodeOutput::ToNode { node: to, frame } => self.send_frame(node, to, frame),
+                NodeOutput::ToBroker {
+                    node: to, frame, ..
+                } => self.send_peer_request(node, shard, to, frame),
                 NodeOutput::Log { level, message } => {
                     self.stats.log_lines += 1;
                     if self.options.verbose {
@@ -892,6 +988,113 @@ impl ClusterSim {
             let at = self.now + self.latency();
             let frame = frame.clone();
             self.push(at, Event::Frame { from, to, frame });
+        }
+    }
+
+    /// A follower's request to another node: lost while the link is cut or by chance (the
+    /// follower's timeout finds out), else it arrives on a connection of its own there.
+    fn send_peer_request(&mut self, from: usize, shard: usize, to_id: i32, frame: Bytes) {
+        let Some(to) = usize::try_from(to_id - 1)
+            .ok()
+            .filter(|&t| t < self.nodes.len() && t != from)
+        else {
+            self.history.problems.push(format!(
+                "node {} sent a request to unknown broker {to_id}",
+                from + 1
+            ));
+            return;
+        };
+        self.cluster_stats.peer_requests += 1;
+        if self.link_lost(from, to) {
+            self.cluster_stats.frames_lost += 1;
+            return;
+        }
+        let incarnation = self.nodes[from].incarnation;
+        let at = self.now + self.latency();
+        self.push(
+            at,
+            Event::PeerRequest {
+                from,
+                shard,
+                incarnation,
+                to,
+                frame,
+            },
+        );
+    }
+
+    /// Whether a frame from `from` to `to` is lost now: the link is cut, or by chance.
+    fn link_lost(&mut self, from: usize, to: usize) -> bool {
+        let cut = self
+            .cuts
+            .iter()
+            .any(|&(a, b, heal_at)| (a, b) == (from, to) && heal_at > self.now);
+        cut || (self.faulty && self.net.chance(self.faults.drop_per_mille))
+    }
+
+    fn on_peer_request(
+        &mut self,
+        from: usize,
+        shard: usize,
+        incarnation: u64,
+        to: usize,
+        frame: Bytes,
+    ) {
+        let now_ms = self.now_ms(to);
+        let n = &mut self.nodes[to];
+        let Some(shards) = n.shards.as_mut() else {
+            // Connection refused.
+            let at = self.now + self.latency();
+            let peer = to;
+            let node = from;
+            return self.push(
+                at,
+                Event::PeerReset {
+                    node,
+                    shard,
+                    incarnation,
+                    peer,
+                },
+            );
+        };
+        let home = (n.conns_made % shards.len() as u64) as usize;
+        let conn = n.conns_made * shards.len() as u64 + home as u64;
+        n.conns_made += 1;
+        n.peer_conns.insert(conn, (from, shard, incarnation));
+        shards[home].handle_connection_opened(conn, &format!("10.0.0.{}:9092", from + 1));
+        shards[home].handle_request(now_ms, conn, frame.slice(4..));
+        self.drain(to);
+    }
+
+    fn on_peer_answer(&mut self, node: usize, shard: usize, conn: ConnId, answer: Answer) {
+        let Some((to, to_shard, incarnation)) = self.nodes[node].peer_conns.remove(&conn) else {
+            return;
+        };
+        let at = self.now + self.latency();
+        match answer {
+            Answer::Respond(frame) if !self.link_lost(node, to) => self.push(
+                at,
+                Event::PeerResponse {
+                    to,
+                    shard: to_shard,
+                    incarnation,
+                    from: node,
+                    frame: frame.slice(4..),
+                },
+            ),
+            Answer::Respond(_) => self.cluster_stats.frames_lost += 1,
+            Answer::Close | Answer::NoResponse => self.push(
+                at,
+                Event::PeerReset {
+                    node: to,
+                    shard: to_shard,
+                    incarnation,
+                    peer: node,
+                },
+            ),
+        }
+        if let Some(shards) = self.nodes[node].shards.as_mut() {
+            shards[shard].handle_connection_closed(conn);
         }
     }
 
@@ -948,6 +1151,9 @@ impl ClusterSim {
     /// A node answered a client's request: the answer travels back, the client closes the
     /// connection (one request per connection).
     fn answer(&mut self, node: usize, shard: usize, conn: ConnId, answer: Answer) {
+        if self.nodes[node].peer_conns.contains_key(&conn) {
+            return self.on_peer_answer(node, shard, conn, answer);
+        }
         let Some((client, attempt)) = self.nodes[node].conns.remove(&conn) else {
             return;
         };

@@ -725,6 +725,9 @@ impl Sim {
                 NodeOutput::ToNode { node, .. } => self.history.problems.push(format!(
                     "the node sent a quorum message to node {node} without a quorum"
                 )),
+                NodeOutput::ToBroker { node, .. } => self.history.problems.push(format!(
+                    "the node sent a request to broker {node} without a quorum"
+                )),
                 NodeOutput::Log { level, message } => {
                     self.stats.log_lines += 1;
                     if self.options.verbose {

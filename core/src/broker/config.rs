@@ -56,6 +56,17 @@ pub struct Config {
     /// `broker.rack`: where this broker is (a rack, a zone); placement puts a partition's
     /// replicas on different racks where it can.
     pub rack: Option<String>,
+    /// Replication (Kafka's names): a follower not caught up for `replica.lag.time.max.ms`
+    /// leaves the in-sync set; a follower's fetch waits up to `replica.fetch.wait.max.ms`
+    /// for records, takes up to `replica.fetch.max.bytes` a partition and
+    /// `replica.fetch.response.max.bytes` a fetch, waits `replica.fetch.backoff.ms` after an
+    /// error and `replica.socket.timeout.ms` for an answer.
+    pub replica_lag_time_max_ms: i64,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    pub replica_fetch_backoff_ms: i64,
+    pub replica_socket_timeout_ms: i64,
     /// Every setting given in the config file or as a flag, by Kafka name, as given: the
     /// static broker configs DescribeConfigs reports and topics fall back to.
     pub static_configs: BTreeMap<String, String>,
@@ -85,6 +96,12 @@ impl Default for Config {
             quorum_snapshot_every: 1_000,
             broker_session_timeout_ms: 9_000,
             rack: None,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1024 * 1024,
+            replica_fetch_response_max_bytes: 10 * 1024 * 1024,
+            replica_fetch_backoff_ms: 1_000,
+            replica_socket_timeout_ms: 30_000,
             static_configs: BTreeMap::new(),
         }
     }
@@ -145,6 +162,14 @@ impl Config {
                 }
                 self.rack = Some(value.to_string())
             }
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = int(),
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms = int() as i32,
+            "replica.fetch.max.bytes" => self.replica_fetch_max_bytes = int() as i32,
+            "replica.fetch.response.max.bytes" => {
+                self.replica_fetch_response_max_bytes = int() as i32
+            }
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms = int(),
+            "replica.socket.timeout.ms" => self.replica_socket_timeout_ms = int(),
             "metadata.snapshot.interval.versions" => {
                 self.quorum_snapshot_every = int().max(1) as u64
             }

@@ -8,7 +8,9 @@ use crate::errors;
 use crate::io::{ConnId, IoOp, IoResult, Level, SegmentFile};
 use crate::log::{DiskRead, ReadOutcome, ReadPlan};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
 
 /// One partition of a fetch.
@@ -19,6 +21,11 @@ struct Slot {
     fetch_offset: i64,
     /// The leader epoch the consumer believes current (-1: unchecked).
     current_leader_epoch: i32,
+    /// A follower's fetch: the epoch of its last batch (-1: none, or unchecked).
+    last_fetched_epoch: i32,
+    /// A follower's log diverges from the leader's after this (epoch, end offset): it is
+    /// told so instead of given records (KIP-320).
+    diverging: Option<(i32, i64)>,
     max_bytes: i32,
     data: PartitionData,
     batches: Vec<Bytes>,
@@ -35,6 +42,9 @@ pub(super) struct PendingFetch {
     parked: bool,
     reads_outstanding: usize,
     slots: Vec<Slot>,
+    /// A follower replica's fetch (its node id): it reads what the leader has written,
+    /// committed or not, and is woken by writes.
+    replica: Option<crate::replica::NodeId>,
 }
 
 impl Slot {
@@ -46,6 +56,8 @@ impl Slot {
             partition: -1,
             fetch_offset: -1,
             current_leader_epoch: -1,
+            last_fetched_epoch: -1,
+            diverging: None,
             max_bytes: 0,
             data: PartitionData::default(),
             batches: Vec::new(),
@@ -60,6 +72,9 @@ impl PendingFetch {
     }
     pub(super) fn parked_deadline_ms(&self) -> Option<i64> {
         self.parked.then_some(self.deadline_ms)
+    }
+    pub(super) fn is_replica(&self) -> bool {
+        self.replica.is_some()
     }
 }
 
@@ -77,6 +92,11 @@ impl Broker {
                     partition: partition.partition,
                     fetch_offset: partition.fetch_offset,
                     current_leader_epoch: partition.current_leader_epoch,
+                    last_fetched_epoch: match ctx.version >= 12 {
+                        true => partition.last_fetched_epoch,
+                        false => -1,
+                    },
+                    diverging: None,
                     max_bytes: partition.partition_max_bytes,
                     data: PartitionData::default(),
                     batches: Vec::new(),
@@ -96,10 +116,71 @@ impl Broker {
             parked: false,
             reads_outstanding: 0,
             slots,
+            replica: (request.replica_id.0 >= 0).then_some(request.replica_id.0),
         };
+        let mut fetch = fetch;
+        if let Some(member) = fetch.replica {
+            self.on_replica_fetch(ctx.now_ms, member, &mut fetch.slots);
+        }
         let id = self.next_fetch;
         self.next_fetch += 1;
         self.evaluate_fetch(id, fetch, ctx.now_ms);
+    }
+
+    /// A follower's fetch arrived: for each partition this shard leads it is a replica of,
+    /// its log is checked against the leader's epochs (KIP-320: where it diverges it is told
+    /// so), and else its fetch offset is what it holds on disk, so the high watermark may
+    /// move and acks=all produces complete.
+    fn on_replica_fetch(
+        &mut self,
+        now_ms: i64,
+        member: crate::replica::NodeId,
+        slots: &mut [Slot],
+    ) {
+        let mut progressed = Vec::new();
+        for slot in slots.iter_mut() {
+            let owned =
+                crate::placement::owner(slot.name.0.as_str(), slot.partition, self.config.shards)
+                    == self.config.shard;
+            let Some(topic) = self.topics.get_mut(slot.name.0.as_str()).filter(|_| owned) else {
+                continue;
+            };
+            let id = topic.id;
+            let Some(partition) = usize::try_from(slot.partition)
+                .ok()
+                .and_then(|i| topic.partitions.get_mut(i))
+            else {
+                continue;
+            };
+            if !partition.replica.is_leader()
+                || !partition.replica.replicas().contains(&member)
+                || check_current_epoch(slot.current_leader_epoch, partition.replica.leader_epoch())
+                    .is_err()
+            {
+                continue; // answered with the error when read
+            }
+            if slot.last_fetched_epoch >= 0 {
+                let (epoch, end) = partition.epoch_end_for_replica(slot.last_fetched_epoch);
+                if epoch != slot.last_fetched_epoch || end < slot.fetch_offset {
+                    slot.diverging = Some((epoch, end));
+                    continue;
+                }
+            }
+            let leader_end = partition.log.log_end_offset();
+            if slot.fetch_offset > leader_end
+                || slot.fetch_offset < partition.log.log_start_offset()
+            {
+                continue; // out of range, answered when read
+            }
+            partition
+                .replica
+                .handle_fetch(member, slot.fetch_offset, leader_end, now_ms);
+            progressed.push((id, slot.partition));
+        }
+        for (id, partition) in progressed {
+            self.on_partition_progress(now_ms, id, partition);
+            self.check_in_sync(now_ms, id, partition);
+        }
     }
 
     /// Reads what each partition has; answers, parks, or waits for disk reads.
@@ -111,7 +192,7 @@ impl Broker {
             slot.batches.clear();
             slot.data = PartitionData::default().with_partition_index(slot.partition);
             let limit = remaining.min(i64::from(slot.max_bytes.max(0)));
-            let Some(plan) = self.plan_read(slot, limit) else {
+            let Some(plan) = self.plan_read(slot, limit, fetch.replica) else {
                 continue;
             };
             match plan {
@@ -133,9 +214,14 @@ impl Broker {
             }
         }
         fetch.parked = false;
+        // An error or a divergence is answered at once, as Kafka does.
+        let troubled = fetch
+            .slots
+            .iter()
+            .any(|s| s.data.error_code != errors::NONE || s.diverging.is_some());
         if fetch.reads_outstanding > 0 {
             self.fetches.insert(id, fetch);
-        } else if total >= i64::from(fetch.min_bytes) || now_ms >= fetch.deadline_ms {
+        } else if troubled || total >= i64::from(fetch.min_bytes) || now_ms >= fetch.deadline_ms {
             self.answer_fetch(fetch);
         } else {
             fetch.parked = true;
@@ -165,7 +251,12 @@ impl Broker {
     }
 
     /// Fills the slot's offsets and error; the read to do, if the partition can be read.
-    fn plan_read(&mut self, slot: &mut Slot, limit: i64) -> Option<ReadPlan> {
+    fn plan_read(
+        &mut self,
+        slot: &mut Slot,
+        limit: i64,
+        replica: Option<crate::replica::NodeId>,
+    ) -> Option<ReadPlan> {
         let Some(topic) = self.topics.get_mut(slot.name.0.as_str()) else {
             slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
             return None;
@@ -198,10 +289,27 @@ impl Broker {
         slot.data.high_watermark = partition.high_watermark();
         slot.data.last_stable_offset = partition.high_watermark();
         slot.data.log_start_offset = partition.log.log_start_offset();
+        if let Some((epoch, end_offset)) = slot.diverging {
+            slot.data.diverging_epoch = EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end_offset);
+            return None;
+        }
         if limit <= 0 {
             return None;
         }
-        Some(partition.log.read(slot.fetch_offset, limit as usize))
+        match replica {
+            Some(member) if partition.replica.replicas().contains(&member) => Some(
+                partition
+                    .log
+                    .read_for_replica(slot.fetch_offset, limit as usize),
+            ),
+            Some(_) => {
+                slot.data.error_code = errors::NOT_LEADER_OR_FOLLOWER;
+                None
+            }
+            None => Some(partition.log.read(slot.fetch_offset, limit as usize)),
+        }
     }
 
     pub(super) fn on_read_done(
@@ -278,12 +386,13 @@ impl Broker {
         }
     }
 
-    /// Re-evaluates parked fetches after a high watermark moved.
-    pub(super) fn wake_fetches(&mut self, now_ms: i64) {
+    /// Re-evaluates parked fetches (only followers' after a write: they read what is
+    /// written, committed or not).
+    pub(super) fn wake_parked(&mut self, now_ms: i64, replicas_only: bool) {
         let parked: Vec<u64> = self
             .fetches
             .iter()
-            .filter(|(_, f)| f.parked)
+            .filter(|(_, f)| f.parked && (!replicas_only || f.is_replica()))
             .map(|(id, _)| *id)
             .collect();
         for id in parked {

@@ -213,7 +213,25 @@ impl Broker {
                     partition,
                     leader,
                     leader_epoch,
-                } => self.change_leader(*id, *partition, *leader, *leader_epoch),
+                } => {
+                    let in_sync = vec![*leader];
+                    self.change_partition(*id, *partition, *leader, *leader_epoch, in_sync, None)
+                }
+                MetadataRecord::PartitionChanged {
+                    id,
+                    partition,
+                    leader,
+                    leader_epoch,
+                    in_sync,
+                    partition_epoch,
+                } => self.change_partition(
+                    *id,
+                    *partition,
+                    *leader,
+                    *leader_epoch,
+                    in_sync.clone(),
+                    Some(*partition_epoch),
+                ),
                 MetadataRecord::BrokerRegistered {
                     node,
                     incarnation,
@@ -245,24 +263,44 @@ impl Broker {
                 }
             }
         }
+        // Leaders may have changed: followers fetch from the new ones.
+        self.pump_replication(self.now_ms);
     }
 
-    /// A partition's new leadership: this node leads it (in a later epoch), or another node
-    /// or none does, and what waited for this node's leadership is told
-    /// NOT_LEADER_OR_FOLLOWER so clients go to the new leader.
-    fn change_leader(&mut self, id: TopicId, partition: i32, leader: NodeId, leader_epoch: i32) {
+    /// A partition's new leadership or in-sync set: this node leads it (in a later epoch,
+    /// or on with another set), or another node or none does, and what waited for this
+    /// node's leadership is told NOT_LEADER_OR_FOLLOWER so clients go to the new leader.
+    fn change_partition(
+        &mut self,
+        id: TopicId,
+        partition: i32,
+        leader: NodeId,
+        leader_epoch: i32,
+        in_sync: Vec<NodeId>,
+        partition_epoch: Option<i32>,
+    ) {
         let node = self.config.node_id;
+        let now_ms = self.now_ms;
         let found = self
             .topic_by_id_mut(id)
             .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?));
         let Some(placed) = found else {
             return;
         };
-        if placed.handle_leadership(leader, leader_epoch) {
+        let before = (placed.replica.leader_epoch(), placed.replica.is_leader());
+        let change = crate::partition::Change {
+            leader,
+            leader_epoch,
+            in_sync,
+            partition_epoch,
+        };
+        if placed.handle_change(change, now_ms) {
             self.fail_waiters(self.now_ms, id, partition, errors::NOT_LEADER_OR_FOLLOWER);
         }
+        self.on_partition_progress(now_ms, id, partition);
         let name = self.topic_name(id).unwrap_or_default();
-        if leader != node && self.owns(&name, partition) {
+        let new_leadership = before != (leader_epoch, leader == node);
+        if new_leadership && leader != node && self.owns(&name, partition) {
             let led = match leader {
                 NO_LEADER => "has no leader".to_string(),
                 other => format!("is led by node {other}"),

@@ -37,6 +37,7 @@ mod offset_for_leader_epoch;
 mod produce;
 mod quorum;
 mod recovery;
+mod replication;
 mod retention;
 mod security;
 mod shards;
@@ -105,6 +106,15 @@ enum InFlight {
     /// The controller quorum's journal, up to the persist numbered `seq`.
     Quorum {
         seq: u64,
+    },
+    /// A follower's truncation: the bytes around the cut, then its files.
+    TruncateRead {
+        topic: TopicId,
+        partition: i32,
+    },
+    Truncate {
+        topic: TopicId,
+        partition: i32,
     },
 }
 
@@ -181,6 +191,9 @@ pub struct Broker {
     sharding: shards::Sharding,
     /// Broker configs by source (static from the config file, dynamic from AlterConfigs).
     broker_configs: crate::configs::broker::BrokerConfigs,
+    /// Partition replication: this shard's fetchers, truncations and in-sync asks (see
+    /// `replication.rs`).
+    replication: replication::Replication,
 }
 
 impl Broker {
@@ -246,6 +259,7 @@ impl Broker {
             now_ms: 0,
             tail_cache_estimate: 0,
             sharding: shards::Sharding::default(),
+            replication: Default::default(),
             broker_configs: crate::configs::broker::BrokerConfigs {
                 static_values: static_configs,
                 ..Default::default()
@@ -385,6 +399,12 @@ impl Broker {
             InFlight::Metadata { version } => self.on_metadata_persisted(version, result),
             InFlight::Identity => self.on_identity_written(result),
             InFlight::Quorum { seq } => self.on_quorum_persisted(seq, result),
+            InFlight::TruncateRead { topic, partition } => {
+                self.on_truncate_read(topic, partition, result)
+            }
+            InFlight::Truncate { topic, partition } => {
+                self.on_truncate_done(now_ms, topic, partition, result)
+            }
             InFlight::RemoveDir => {
                 if let IoResult::Failed(error) = result {
                     self.log(
@@ -395,6 +415,7 @@ impl Broker {
             }
         }
         self.pump_io();
+        self.pump_replication(now_ms);
     }
 
     /// Time has reached a deadline from [`Broker::poll_timeout`].
@@ -412,6 +433,7 @@ impl Broker {
         self.pump_groups();
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
+        self.replication_timeout(now_ms);
         self.quorum_timeout(now_ms);
         if self.metadata_retry_at.is_some_and(|at| at <= now_ms) {
             self.metadata_retry_at = None;
@@ -475,7 +497,7 @@ impl Broker {
     }
 
     /// Each kind of deadline with its earliest instance.
-    fn deadlines(&self) -> [(&'static str, Option<i64>); 8] {
+    fn deadlines(&self) -> [(&'static str, Option<i64>); 9] {
         [
             (
                 "produce timeout",
@@ -503,6 +525,7 @@ impl Broker {
                 self.quorum.as_ref().and_then(|q| q.deadline()),
             ),
             ("metadata retry", self.metadata_retry_at),
+            ("replication", self.replication.deadline()),
         ]
     }
 
@@ -561,7 +584,7 @@ impl Broker {
         }
         let copies = match factor {
             1 => String::new(),
-            n => format!(" and replication factor {n} (replicas assigned; until partitions are replicated each partition's data is kept by its leader only)"),
+            n => format!(" and replication factor {n}"),
         };
         self.log(
             Level::Info,
@@ -676,6 +699,7 @@ impl Broker {
         for partition in 0..partitions {
             self.fail_waiters(now_ms, id, partition, errors::UNKNOWN_TOPIC_OR_PARTITION);
         }
+        self.replication.forget_topic(id);
         self.dirty.retain(|(n, _)| n != name);
         self.offline.retain(|(topic, _)| *topic != id);
         self.storage_retry_at.retain(|(topic, _), _| *topic != id);
@@ -685,13 +709,7 @@ impl Broker {
     /// A new, empty partition placed as `placed` says (led here, elsewhere, or nowhere).
     fn new_partition(&self, placed: &PartitionImage) -> crate::partition::Partition {
         let log = crate::log::PartitionLog::new(self.config.tail_cache_bytes_per_partition);
-        crate::partition::Partition::placed(
-            self.config.node_id,
-            placed.replicas.clone(),
-            placed.leader,
-            placed.leader_epoch,
-            log,
-        )
+        crate::partition::Partition::placed(self.config.node_id, placed, log, self.now_ms)
     }
 
     /// Whether this node runs on a controller quorum (else it is a cluster of one).

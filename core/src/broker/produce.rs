@@ -286,14 +286,15 @@ impl Broker {
                 return Err((code, Some(message)));
             }
         };
-        // The in-sync set is this node alone: acks=all cannot meet a larger minimum (Kafka
-        // refuses before appending).
+        // acks=all needs `min.insync.replicas` in sync (Kafka refuses before appending).
         let min_insync = topic.config_i64("min.insync.replicas");
-        if acks == -1 && min_insync > IN_SYNC_REPLICAS {
+        let replica = &topic.partitions[index as usize].replica;
+        if acks == -1 && min_insync > replica.in_sync_count() as i64 {
+            let in_sync: Vec<String> = replica.in_sync().map(|n| n.to_string()).collect();
             let message = format!(
                 "The size of the current ISR Set({}) is insufficient to satisfy the min.isr \
                  requirement of {min_insync} for partition {name}-{index}",
-                self.config.node_id
+                in_sync.join(",")
             );
             return Err((errors::NOT_ENOUGH_REPLICAS, Some(message)));
         }
@@ -368,8 +369,18 @@ impl Broker {
         partition: i32,
         code: i16,
     ) {
-        let Some(pending) = self.produces.get_mut(&id) else {
+        let Some(acks) = self.produces.get(&id).map(|p| p.acks) else {
             return; // answered already (timed out, or its connection closed)
+        };
+        // Committed while the in-sync set shrank below the minimum: written, but not as
+        // safe as asked (Kafka's NOT_ENOUGH_REPLICAS_AFTER_APPEND; a retry may duplicate).
+        let code =
+            match code == errors::NONE && acks == -1 && self.below_min_in_sync(topic, partition) {
+                true => errors::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+                false => code,
+            };
+        let Some(pending) = self.produces.get_mut(&id) else {
+            return;
         };
         let response = &mut pending.response.responses;
         pending.waits.retain(|&(ti, pi, t, p)| {
@@ -383,6 +394,20 @@ impl Broker {
             let pending = self.produces.remove(&id).expect("found above");
             self.answer_produce(&pending.ctx, pending.acks, &pending.response);
         }
+    }
+
+    /// Whether the partition's in-sync set is smaller than its `min.insync.replicas`.
+    fn below_min_in_sync(&self, topic: TopicId, partition: i32) -> bool {
+        let Some(t) = self.topics.values().find(|t| t.id == topic) else {
+            return false;
+        };
+        let Some(p) = usize::try_from(partition)
+            .ok()
+            .and_then(|i| t.partitions.get(i))
+        else {
+            return false;
+        };
+        (p.replica.in_sync_count() as i64) < t.config_i64("min.insync.replicas")
     }
 
     /// Answers the produces whose time ran out: partitions still waiting get
@@ -405,9 +430,6 @@ impl Broker {
         }
     }
 }
-
-/// The replicas in sync with a partition's leader: a single node's is itself.
-const IN_SYNC_REPLICAS: i64 = 1;
 
 /// `message.timestamp.before.max.ms` and `after.max.ms` (CreateTime): a batch whose records
 /// are older or newer than that, by the broker's clock, is refused with INVALID_TIMESTAMP, as

@@ -12,7 +12,8 @@
 
 use super::{Broker, InFlight, Output};
 use crate::controller::quorum::{
-    AppendError, CreateTopicAsk, Heartbeat, Published, QuorumController, QuorumOutput,
+    AlterInSyncAsk, AppendError, CreateTopicAsk, Heartbeat, Published, QuorumController,
+    QuorumOutput,
 };
 use crate::controller::{MetadataRecord, PRODUCER_ID_BLOCK};
 use crate::io::{IoOp, IoResult, Level, QUORUM_JOURNAL};
@@ -174,6 +175,8 @@ impl Broker {
             let _ = seat.controller.handle_heartbeat(now_ms, heartbeat);
         } else if let Some(ask) = CreateTopicAsk::decode(frame) {
             self.create_asked_topic(ask);
+        } else if let Some(ask) = AlterInSyncAsk::decode(frame) {
+            self.take_alter_in_sync(&ask);
         } else if let Ok(message) = codec::decode_message(frame) {
             seat.controller.handle_message(now_ms, message);
         }

@@ -11,7 +11,6 @@ use crate::batch;
 use crate::controller::Controller;
 use crate::io::{self, Level, SegmentFile};
 use crate::log::{self, PartitionLog, RecoveryReport};
-use crate::partition::Partition;
 use crate::segment::Segment;
 use crate::topics::Topic;
 use std::collections::BTreeSet;
@@ -369,12 +368,7 @@ impl Broker {
             .expect("found above");
         let slot = &mut topic.partitions[partition as usize];
         let leader_epoch = slot.replica.leader_epoch();
-        let node = self.config.node_id;
-        let leader = match slot.replica.role() {
-            crate::replica::Role::Leader => node,
-            crate::replica::Role::Follower { leader } => leader,
-        };
-        *slot = Partition::placed(node, slot.replicas.clone(), leader, leader_epoch, log);
+        *slot = slot.with_log(log, now_ms);
         if let Some(logged) = slot.log.latest_epoch().filter(|&e| e > leader_epoch) {
             // The epoch field is outside a batch's CRC, or the metadata file is older than
             // the log: either way the history above the leader's epoch cannot be trusted.

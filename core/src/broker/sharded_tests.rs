@@ -85,6 +85,9 @@ impl Shards {
                         NodeOutput::ToNode { node, .. } => {
                             panic!("no quorum, yet a message to {node}")
                         }
+                        NodeOutput::ToBroker { node, .. } => {
+                            panic!("no quorum, yet a request to broker {node}")
+                        }
                         NodeOutput::ToShard { shard: to, message } => {
                             let core = matches!(message, PeerMessage::Core(_));
                             if core && self.hold_to == Some(to) {

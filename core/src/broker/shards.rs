@@ -117,12 +117,14 @@ impl Broker {
             } => {
                 self.append_log_starts(&[(topic, partition, offset)]);
             }
+            ShardMessage::AlterInSync(ask) => self.send_alter_in_sync(&ask),
             ShardMessage::BeginShutdown => self.begin_shutdown(),
             ShardMessage::ShutDown { shard, clean } => {
                 self.sharding.shut_down.insert(shard, clean);
             }
         }
         self.pump_io();
+        self.pump_replication(self.now_ms);
     }
 
     /// Whether every other shard finished its part of a clean shutdown, and all cleanly.

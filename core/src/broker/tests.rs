@@ -29,6 +29,8 @@ struct Harness {
     next_correlation: i32,
     /// Controller quorum messages for other nodes.
     to_nodes: Vec<(crate::replica::NodeId, Vec<u8>)>,
+    /// Requests for other brokers (followers' fetches), length prefix included.
+    to_brokers: Vec<(crate::replica::NodeId, Bytes)>,
 }
 
 impl Harness {
@@ -46,6 +48,7 @@ impl Harness {
             now_ms: 1_000_000,
             next_correlation: 1,
             to_nodes: Vec::new(),
+            to_brokers: Vec::new(),
         };
         harness.step();
         harness
@@ -112,6 +115,7 @@ impl Harness {
                     panic!("a single shard told shard {shard}: {message:?}")
                 }
                 Output::ToNode { node, frame } => self.to_nodes.push((node, frame)),
+                Output::ToBroker { node, frame, .. } => self.to_brokers.push((node, frame)),
                 Output::Io(command) if self.hold_io => self.held.push(command),
                 Output::Io(command) => {
                     let result = self.perform(command.op);

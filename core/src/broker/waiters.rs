@@ -35,9 +35,8 @@ impl Broker {
         };
         let moved = p.handle_log_progress(&policy);
         self.poll_waiters(now_ms, topic, partition);
-        if moved {
-            self.wake_fetches(now_ms);
-        }
+        // Followers copy what is written, committed or not.
+        self.wake_parked(now_ms, !moved);
     }
 
     /// Tells the partition's waiters whose records are far enough.

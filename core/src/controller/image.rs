@@ -9,25 +9,75 @@ use crate::topics::{self, TopicId, PARTITIONS_MAX};
 use std::collections::BTreeMap;
 
 /// Where one partition lives: its replicas (the first is the preferred leader), its leader and
-/// leader epoch, and its in-sync replicas.
+/// leader epoch, its in-sync replicas, and the partition epoch that numbers every change of
+/// leader or in-sync set (Kafka's, which AlterPartition names so a stale ask is refused).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionImage {
     pub replicas: Vec<NodeId>,
     pub leader: NodeId,
     pub leader_epoch: i32,
     pub in_sync: Vec<NodeId>,
+    pub partition_epoch: i32,
 }
 
 impl PartitionImage {
-    /// A new partition on `replicas`, led by the first in epoch 0. Until partitions are
-    /// replicated (issue 16) the leader alone holds the data, so it alone is in sync.
+    /// A new partition on `replicas`, led by the first in epoch 0, every replica in sync
+    /// (all are empty), as Kafka creates one.
     pub fn placed(replicas: Vec<NodeId>) -> PartitionImage {
         let leader = replicas.first().copied().unwrap_or(NO_LEADER);
         PartitionImage {
             leader,
             leader_epoch: 0,
-            in_sync: vec![leader],
+            in_sync: replicas.clone(),
             replicas,
+            partition_epoch: 0,
+        }
+    }
+
+    /// The record that makes a partition what this one is (snapshots, mirrors).
+    pub fn as_record(&self, id: TopicId, partition: usize) -> MetadataRecord {
+        MetadataRecord::PartitionChanged {
+            id,
+            partition: partition as i32,
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            in_sync: self.in_sync.clone(),
+            partition_epoch: self.partition_epoch,
+        }
+    }
+
+    /// The record that makes this partition led by `leader` with `in_sync`: a new leader (or
+    /// none) begins a later leader epoch; the partition epoch always moves on.
+    fn change(
+        &self,
+        id: TopicId,
+        partition: usize,
+        leader: NodeId,
+        in_sync: Vec<NodeId>,
+    ) -> MetadataRecord {
+        let leader_epoch = match leader == self.leader {
+            true => self.leader_epoch,
+            false => self.leader_epoch + 1,
+        };
+        self.change_in(id, partition, leader, leader_epoch, in_sync)
+    }
+
+    /// As `change`, in leader epoch `leader_epoch`.
+    fn change_in(
+        &self,
+        id: TopicId,
+        partition: usize,
+        leader: NodeId,
+        leader_epoch: i32,
+        in_sync: Vec<NodeId>,
+    ) -> MetadataRecord {
+        MetadataRecord::PartitionChanged {
+            id,
+            partition: partition as i32,
+            leader,
+            leader_epoch,
+            in_sync,
+            partition_epoch: self.partition_epoch + 1,
         }
     }
 }
@@ -220,9 +270,30 @@ impl MetadataImage {
                 }
                 placed.leader = *leader;
                 placed.leader_epoch = *leader_epoch;
+                placed.partition_epoch += 1;
                 if *leader != NO_LEADER {
                     placed.in_sync = vec![*leader];
                 }
+            }
+            MetadataRecord::PartitionChanged {
+                id,
+                partition,
+                leader,
+                leader_epoch,
+                in_sync,
+                partition_epoch,
+            } => {
+                let name = self.name_of(*id)?;
+                let topic = self.topics.get_mut(&name).expect("found by id");
+                let placed = usize::try_from(*partition)
+                    .ok()
+                    .and_then(|p| topic.partitions.get_mut(p))
+                    .ok_or_else(|| format!("topic '{name}' has no partition {partition}"))?;
+                check_partition_change(&name, *partition, placed, record)?;
+                placed.leader = *leader;
+                placed.leader_epoch = *leader_epoch;
+                placed.in_sync.clone_from(in_sync);
+                placed.partition_epoch = *partition_epoch;
             }
             MetadataRecord::BrokerRegistered {
                 node,
@@ -341,18 +412,13 @@ impl MetadataImage {
                             configs: topic.configs.clone(),
                         });
                     }
-                    mine.partitions.iter().map(|p| p.leader_epoch).collect()
+                    mine.partitions.clone()
                 }
             };
             for (partition, placed) in topic.partitions.iter().enumerate() {
-                let epoch = before.get(partition).copied().unwrap_or(0);
-                if placed.leader_epoch > epoch {
-                    records.push(MetadataRecord::LeaderChanged {
-                        id,
-                        partition: partition as i32,
-                        leader: placed.leader,
-                        leader_epoch: placed.leader_epoch,
-                    });
+                let fresh = PartitionImage::placed(placed.replicas.clone());
+                if before.get(partition).unwrap_or(&fresh) != placed {
+                    records.push(placed.as_record(id, partition));
                 }
             }
         }
@@ -416,14 +482,9 @@ impl MetadataImage {
                 configs: topic.configs.clone(),
             });
             for (partition, placed) in topic.partitions.iter().enumerate() {
-                // Epoch 0 is the placement's own (the first replica leads).
-                if placed.leader_epoch > 0 {
-                    records.push(MetadataRecord::LeaderChanged {
-                        id: topic.id,
-                        partition: partition as i32,
-                        leader: placed.leader,
-                        leader_epoch: placed.leader_epoch,
-                    });
+                // A partition as placed (the first replica leads, all in sync) needs none.
+                if *placed != PartitionImage::placed(placed.replicas.clone()) {
+                    records.push(placed.as_record(topic.id, partition));
                 }
             }
             for (&partition, &offset) in &topic.log_start_offsets {
@@ -462,39 +523,69 @@ impl MetadataImage {
         records
     }
 
-    /// The controller's elections when broker `node` is fenced or shuts down: every partition
-    /// it leads is left without a leader in the next epoch (until partitions are replicated,
-    /// no other replica holds its data; Kafka's "last in-sync replica" case).
+    /// The controller's elections when broker `node` is fenced or shuts down (KRaft's): it
+    /// leaves every in-sync set it is in, and where it led, the first replica (in preference
+    /// order) of the rest of the set that is unfenced leads in the next epoch. Where it was
+    /// the last in-sync replica the partition has no leader and the set stays `[node]`: only
+    /// that replica holds every committed record, so only it may lead again (Kafka's
+    /// "last known leader", KIP-966), unless an unclean election is allowed.
     pub fn leaderships_lost(&self, node: NodeId) -> Vec<MetadataRecord> {
-        self.elect(|placed| placed.leader == node, NO_LEADER)
-    }
-
-    /// The controller's elections when broker `node` returns (unfenced, or registered in a
-    /// new life): it leads again, in the next epoch, every partition whose last in-sync
-    /// replica it was, and every one it led in its earlier life.
-    pub fn leaderships_regained(&self, node: NodeId) -> Vec<MetadataRecord> {
-        let returns = |placed: &PartitionImage| {
-            placed.leader == node || (placed.leader == NO_LEADER && placed.in_sync == [node])
-        };
-        self.elect(returns, node)
-    }
-
-    fn elect(
-        &self,
-        chosen: impl Fn(&PartitionImage) -> bool,
-        leader: NodeId,
-    ) -> Vec<MetadataRecord> {
         let mut records = Vec::new();
         for topic in self.topics.values() {
             for (partition, placed) in topic.partitions.iter().enumerate() {
-                // An epoch at its limit stays (far beyond any real cluster's life).
-                if chosen(placed) && placed.leader_epoch < LEADER_EPOCH_MAX {
-                    records.push(MetadataRecord::LeaderChanged {
-                        id: topic.id,
-                        partition: partition as i32,
-                        leader,
-                        leader_epoch: placed.leader_epoch + 1,
-                    });
+                if !placed.in_sync.contains(&node) && placed.leader != node {
+                    continue;
+                }
+                let rest: Vec<NodeId> = placed
+                    .in_sync
+                    .iter()
+                    .copied()
+                    .filter(|&m| m != node)
+                    .collect();
+                if rest.is_empty() && placed.leader != node {
+                    continue; // leaderless already, waiting for it
+                }
+                let leader = match placed.leader == node {
+                    true => self.first_live(&placed.replicas, &rest),
+                    false => placed.leader,
+                };
+                let in_sync = match rest.is_empty() {
+                    true => vec![node],
+                    false => rest,
+                };
+                if placed.leader_epoch >= LEADER_EPOCH_MAX && leader != placed.leader {
+                    continue; // an epoch at its limit stays (far beyond any cluster's life)
+                }
+                records.push(placed.change(topic.id, partition, leader, in_sync));
+            }
+        }
+        records
+    }
+
+    /// The first of `replicas` that is in `candidates` and a registered, unfenced broker;
+    /// none (-1) if no such replica.
+    fn first_live(&self, replicas: &[NodeId], candidates: &[NodeId]) -> NodeId {
+        let live = |n: &NodeId| self.brokers.get(n).is_some_and(|b| !b.fenced);
+        replicas
+            .iter()
+            .copied()
+            .find(|n| candidates.contains(n) && live(n))
+            .unwrap_or(NO_LEADER)
+    }
+
+    /// The controller's elections when broker `node` returns (unfenced, or registered in a
+    /// new life): it leads again, in the next epoch, every partition left without a leader
+    /// whose in-sync set holds it, and every one it led in its earlier life.
+    pub fn leaderships_regained(&self, node: NodeId) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        for topic in self.topics.values() {
+            for (partition, placed) in topic.partitions.iter().enumerate() {
+                let returns = placed.leader == node
+                    || (placed.leader == NO_LEADER && placed.in_sync.contains(&node));
+                if returns && placed.leader_epoch < LEADER_EPOCH_MAX {
+                    let epoch = placed.leader_epoch + 1;
+                    let in_sync = placed.in_sync.clone();
+                    records.push(placed.change_in(topic.id, partition, node, epoch, in_sync));
                 }
             }
         }
@@ -518,16 +609,115 @@ impl MetadataImage {
                         topic.name, placed.leader_epoch
                     ));
                 }
-                records.push(MetadataRecord::LeaderChanged {
-                    id: topic.id,
-                    partition: partition as i32,
-                    leader: node,
-                    leader_epoch,
-                });
+                let in_sync = placed.in_sync.clone();
+                records.push(placed.change_in(topic.id, partition, node, leader_epoch, in_sync));
             }
         }
         Ok(records)
     }
+
+    /// Active controller: partition `partition` of topic `id`'s leader asks for the in-sync
+    /// set `in_sync` (Kafka's AlterPartition), naming the leader epoch and partition epoch it
+    /// holds. The change, or why it is refused: a stale ask (another leader or a later
+    /// change since), or a set that is not the leader and unfenced replicas.
+    pub fn alter_in_sync(
+        &self,
+        id: TopicId,
+        partition: i32,
+        leader: NodeId,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        in_sync: &[NodeId],
+    ) -> Result<MetadataRecord, String> {
+        let topic = self
+            .topic_by_id(id)
+            .ok_or_else(|| format!("no topic with id {}", id.to_hex()))?;
+        let index = usize::try_from(partition).unwrap_or(usize::MAX);
+        let placed = topic
+            .partitions
+            .get(index)
+            .ok_or_else(|| format!("topic '{}' has no partition {partition}", topic.name))?;
+        if (placed.leader, placed.leader_epoch, placed.partition_epoch)
+            != (leader, leader_epoch, partition_epoch)
+        {
+            return Err(format!(
+                "{}-{partition}: stale ask from {leader} in epochs {leader_epoch}/{partition_epoch}",
+                topic.name
+            ));
+        }
+        let live = |n: &NodeId| self.brokers.get(n).is_some_and(|b| !b.fenced);
+        let added_fenced = in_sync
+            .iter()
+            .any(|n| !placed.in_sync.contains(n) && !live(n));
+        if added_fenced || in_sync == placed.in_sync {
+            return Err(format!(
+                "{}-{partition}: in-sync set {in_sync:?} not taken",
+                topic.name
+            ));
+        }
+        let record = placed.change(id, index, leader, in_sync.to_vec());
+        let mut check = placed.clone();
+        check_partition_change(&topic.name, partition, &mut check, &record)?;
+        Ok(record)
+    }
+}
+
+/// Whether `record` (a `PartitionChanged`) may follow `placed`: the partition epoch moves on,
+/// the leader epoch never goes back and moves on with a new leader, the in-sync set is
+/// replicas without repeats and holds the leader (a leaderless partition keeps whom it waits
+/// for).
+fn check_partition_change(
+    name: &str,
+    partition: i32,
+    placed: &mut PartitionImage,
+    record: &MetadataRecord,
+) -> Result<(), String> {
+    let MetadataRecord::PartitionChanged {
+        leader,
+        leader_epoch,
+        in_sync,
+        partition_epoch,
+        ..
+    } = record
+    else {
+        return Err("not a partition change".into());
+    };
+    let at = format!("{name}-{partition}");
+    if *leader != NO_LEADER && !placed.replicas.contains(leader) {
+        return Err(format!(
+            "{at}: leader {leader} is not one of replicas {:?}",
+            placed.replicas
+        ));
+    }
+    let epoch_ok = match *leader == placed.leader {
+        true => *leader_epoch >= placed.leader_epoch,
+        false => *leader_epoch > placed.leader_epoch,
+    };
+    if !epoch_ok || *leader_epoch > LEADER_EPOCH_MAX {
+        return Err(format!(
+            "{at}: leader epoch {leader_epoch} does not follow {}",
+            placed.leader_epoch
+        ));
+    }
+    if *partition_epoch <= placed.partition_epoch {
+        return Err(format!(
+            "{at}: partition epoch {partition_epoch} does not follow {}",
+            placed.partition_epoch
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let bad_set = in_sync.is_empty()
+        || in_sync
+            .iter()
+            .any(|n| !placed.replicas.contains(n) || !seen.insert(*n))
+        || (*leader != NO_LEADER && !in_sync.contains(leader));
+    if bad_set {
+        return Err(format!(
+            "{at}: in-sync set {in_sync:?} of leader {leader} is not within replicas {:?}",
+            placed.replicas
+        ));
+    }
+    Ok(())
 }
 
 /// Leader epochs stay well inside i32 (the batch header's field), so one can always follow.
@@ -751,9 +941,9 @@ mod tests {
         assert_eq!(
             next,
             vec![
-                leader(id, 0, 1, 1),
-                leader(id, 1, 1, 4),
-                leader(id, 2, 1, 1)
+                changed(id, 0, (1, 1), &[1], 1),
+                changed(id, 1, (1, 4), &[1], 2),
+                changed(id, 2, (1, 1), &[1], 1),
             ],
             "each partition node 1 leads, one epoch on"
         );
@@ -858,11 +1048,31 @@ mod tests {
         assert!(kept.topics.is_empty());
     }
 
-    /// The controller's elections on fencing and return: a fenced leader's partitions have no
-    /// leader in the next epoch; it leads them again, in the epoch after, when it returns.
+    fn changed(
+        id: TopicId,
+        partition: i32,
+        (leader, leader_epoch): (NodeId, i32),
+        in_sync: &[NodeId],
+        partition_epoch: i32,
+    ) -> MetadataRecord {
+        MetadataRecord::PartitionChanged {
+            id,
+            partition,
+            leader,
+            leader_epoch,
+            in_sync: in_sync.to_vec(),
+            partition_epoch,
+        }
+    }
+
+    /// The controller's elections on fencing and return (KRaft's, with KIP-966's last
+    /// leader): a fenced broker leaves every in-sync set; where it led, the next in-sync
+    /// replica leads in the next epoch; where it was the last in sync, the partition waits for
+    /// it (no other replica has every committed record), and it alone leads again.
     #[test]
-    fn a_fenced_brokers_partitions_wait_for_it_in_rising_epochs() {
+    fn fenced_brokers_leave_the_in_sync_sets_and_only_the_last_in_sync_leads_again() {
         let t = TopicId([1; 16]);
+        let fenced = |node| MetadataRecord::BrokerFencing { node, fenced: true };
         let image = applied(
             MetadataImage::default(),
             &[
@@ -876,18 +1086,94 @@ mod tests {
                 registered(2, 1),
             ],
         );
-        let lost = image.leaderships_lost(1);
-        assert_eq!(lost, vec![leader(t, 0, NO_LEADER, 1)]);
-        let image = applied(image, &lost);
-        assert_eq!(image.topics["t"].partitions[0].in_sync, vec![1]);
-        assert!(image.leaderships_lost(1).is_empty(), "it leads nothing now");
-        assert!(
-            image.leaderships_regained(2) == vec![leader(t, 1, 2, 1)],
-            "broker 2 was not the last in sync of partition 0"
+        assert_eq!(
+            image.topics["t"].partitions[0].in_sync,
+            vec![1, 2],
+            "all in sync at first"
         );
-        let back = image.leaderships_regained(1);
-        assert_eq!(back, vec![leader(t, 0, 1, 2)]);
+        let lost = image.leaderships_lost(1);
+        assert_eq!(
+            lost,
+            vec![
+                changed(t, 0, (2, 1), &[2], 1),
+                changed(t, 1, (2, 0), &[2], 1),
+            ],
+            "node 2 takes over partition 0; both sets lose node 1"
+        );
+        let image = applied(image, &[vec![fenced(1)], lost].concat());
+        assert!(image.leaderships_lost(1).is_empty(), "in no set now");
+        let lost = image.leaderships_lost(2);
+        assert_eq!(
+            lost,
+            vec![
+                changed(t, 0, (NO_LEADER, 2), &[2], 2),
+                changed(t, 1, (NO_LEADER, 1), &[2], 2),
+            ],
+            "the last in sync: no leader, and the set keeps it"
+        );
+        let image = applied(image, &[vec![fenced(2)], lost].concat());
+        assert!(
+            image.leaderships_regained(1).is_empty(),
+            "node 1 missed records committed without it"
+        );
+        let back = image.leaderships_regained(2);
+        assert_eq!(
+            back,
+            vec![
+                changed(t, 0, (2, 3), &[2], 3),
+                changed(t, 1, (2, 2), &[2], 3),
+            ]
+        );
         let image = applied(image, &back);
-        assert_eq!(image.topics["t"].partitions[0].leader, 1);
+        assert_eq!(image.topics["t"].partitions[0].leader, 2);
+    }
+
+    /// AlterPartition's checks: only the current leader in its current epochs changes the
+    /// set, never to one without it or with a replica that is not a live broker.
+    #[test]
+    fn in_sync_changes_are_taken_only_from_the_current_leader_in_its_epochs() {
+        let t = TopicId([1; 16]);
+        let image = applied(
+            MetadataImage::default(),
+            &[
+                MetadataRecord::TopicCreated {
+                    id: t,
+                    name: "t".into(),
+                    replicas: vec![vec![1, 2, 3]],
+                    configs: BTreeMap::new(),
+                },
+                registered(1, 1),
+                registered(2, 1),
+                registered(3, 1),
+                MetadataRecord::BrokerFencing {
+                    node: 3,
+                    fenced: true,
+                },
+            ],
+        );
+        let shrink = image.alter_in_sync(t, 0, 1, 0, 0, &[1, 2]).unwrap();
+        assert_eq!(shrink, changed(t, 0, (1, 0), &[1, 2], 1));
+        let image = applied(image, &[shrink]);
+        for (ask, word) in [
+            ((2, 0, 1, vec![2]), "stale"),
+            ((1, 0, 0, vec![1]), "stale"),
+            ((1, 1, 1, vec![1]), "stale"),
+            ((1, 0, 1, vec![1, 3]), "not taken"),
+            ((1, 0, 1, vec![1, 2]), "not taken"),
+            ((1, 0, 1, vec![2]), "within replicas"),
+            ((1, 0, 1, vec![1, 4]), "not taken"),
+        ] {
+            let (leader, leader_epoch, partition_epoch, set) = ask;
+            let error = image
+                .alter_in_sync(t, 0, leader, leader_epoch, partition_epoch, &set)
+                .unwrap_err();
+            assert!(
+                error.contains(word),
+                "{ask:?}: {error}",
+                ask = (leader, leader_epoch, partition_epoch, &set)
+            );
+        }
+        let grow = image.alter_in_sync(t, 0, 1, 0, 1, &[1]).unwrap();
+        assert_eq!(grow, changed(t, 0, (1, 0), &[1], 2));
     }
 }

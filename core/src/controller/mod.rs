@@ -76,8 +76,8 @@ pub enum MetadataRecord {
         per_node: bool,
         configs: BTreeMap<String, String>,
     },
-    /// A partition's leader and leader epoch changed (KRaft's PartitionChangeRecord, its
-    /// leader part): a new leadership begins, in an epoch above every one before it. A node
+    /// A partition's leader and leader epoch changed, its leader alone in sync (written
+    /// before partitions were replicated; read as it was, now `PartitionChanged`): a new leadership begins, in an epoch above every one before it. A node
     /// that restarts leads its partitions in a new epoch, as a KRaft broker does once unfenced.
     LeaderChanged {
         id: TopicId,
@@ -94,6 +94,17 @@ pub enum MetadataRecord {
         port: u16,
         /// Its `broker.rack`, if set.
         rack: Option<String>,
+    },
+    /// A partition's leadership or in-sync set changed (KRaft's PartitionChangeRecord): a new
+    /// leader (or none, -1) begins a later leader epoch; the in-sync set holds the leader;
+    /// the partition epoch numbers every change.
+    PartitionChanged {
+        id: TopicId,
+        partition: i32,
+        leader: NodeId,
+        leader_epoch: i32,
+        in_sync: Vec<NodeId>,
+        partition_epoch: i32,
     },
     /// A registered broker was fenced (its session expired, or it is shutting down) or
     /// unfenced (it heartbeats again): a fenced broker leads nothing and is not listed.

@@ -18,6 +18,7 @@
 //!   snapshot (its records, as the log's entries are), which bounds the log; a node too far
 //!   behind gets it whole, and publishes it as a new image.
 
+use super::image::NO_LEADER;
 use super::records::{decode_records, encode_records};
 use super::{MetadataImage, MetadataRecord, PRODUCER_ID_BLOCK};
 use crate::raft::{Index, Message, Persist, RaftConfig, RaftNode, RaftOutput, Role, Stored, Term};
@@ -214,6 +215,65 @@ impl CreateTopicAsk {
     }
 }
 
+/// A partition's leader asks the active controller for another in-sync set (Kafka's
+/// AlterPartition), naming the leader epoch and partition epoch it holds so that an ask made
+/// before a later change is refused. The leader sees the answer in the committed metadata
+/// and asks again if it does not come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterInSyncAsk {
+    pub topic: crate::topics::TopicId,
+    pub partition: i32,
+    pub leader: NodeId,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub in_sync: Vec<NodeId>,
+}
+
+/// The first byte of an [`AlterInSyncAsk`]'s frame.
+pub const ALTER_IN_SYNC_TAG: u8 = 0xbc;
+
+impl AlterInSyncAsk {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![ALTER_IN_SYNC_TAG];
+        out.extend_from_slice(&self.topic.0);
+        for value in [
+            self.partition,
+            self.leader,
+            self.leader_epoch,
+            self.partition_epoch,
+        ] {
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+        for member in &self.in_sync {
+            out.extend_from_slice(&member.to_be_bytes());
+        }
+        out
+    }
+
+    /// Reads what [`AlterInSyncAsk::encode`] wrote; `None` for anything else.
+    pub fn decode(frame: &[u8]) -> Option<AlterInSyncAsk> {
+        let (&tag, rest) = frame.split_first()?;
+        if tag != ALTER_IN_SYNC_TAG || rest.len() < 32 || (rest.len() - 32) % 4 != 0 {
+            return None;
+        }
+        let topic = crate::topics::TopicId(rest[..16].try_into().ok()?);
+        let mut numbers = rest[16..]
+            .chunks_exact(4)
+            .map(|c| i32::from_be_bytes(c.try_into().expect("four bytes")));
+        let mut next = || numbers.next();
+        let (partition, leader, leader_epoch, partition_epoch) =
+            (next()?, next()?, next()?, next()?);
+        Some(AlterInSyncAsk {
+            topic,
+            partition,
+            leader,
+            leader_epoch,
+            partition_epoch,
+            in_sync: numbers.collect(),
+        })
+    }
+}
+
 /// Bugs a test plants to show that its checkers catch them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QuorumBug {
@@ -402,14 +462,39 @@ impl QuorumController {
         } else {
             self.sessions.insert(node, self.now_ms);
             if !same {
-                records.push(MetadataRecord::BrokerRegistered {
-                    node,
-                    incarnation: heartbeat.incarnation,
-                    host: heartbeat.host,
-                    port: heartbeat.port,
-                    rack: heartbeat.rack,
-                });
-                records.extend(self.image.leaderships_regained(node));
+                // A new life (a restart) had none of its earlier life's records in memory: it
+                // leaves every in-sync set first (KIP-903), other in-sync replicas lead where
+                // it led, and it leads again only where it alone holds every committed record.
+                let new_life = known.is_some_and(|b| b.incarnation != heartbeat.incarnation);
+                let mut next = self.image.clone();
+                let mut change = |record: MetadataRecord, records: &mut Vec<MetadataRecord>| {
+                    // Each fits the image the ones before it left.
+                    let _ = next.apply(&record);
+                    records.push(record);
+                };
+                if new_life {
+                    for record in self.leaderships_lost_in(&self.image.clone(), node) {
+                        // Where it is the last in sync it leads on (in the next epoch, below).
+                        let kept = matches!(&record, MetadataRecord::PartitionChanged {
+                            leader: NO_LEADER, in_sync, ..
+                        } if in_sync[..] == [node]);
+                        if !kept {
+                            change(record, &mut records);
+                        }
+                    }
+                }
+                change(
+                    MetadataRecord::BrokerRegistered {
+                        node,
+                        incarnation: heartbeat.incarnation,
+                        host: heartbeat.host,
+                        port: heartbeat.port,
+                        rack: heartbeat.rack,
+                    },
+                    &mut records,
+                );
+                let regained = next.leaderships_regained(node);
+                records.extend(regained);
             } else if fenced {
                 records.push(MetadataRecord::BrokerFencing {
                     node,
@@ -431,6 +516,27 @@ impl QuorumController {
             true => Ok(()),
             false => self.append(records).map(|_| ()),
         }
+    }
+
+    /// Active controller: a partition's leader asks for another in-sync set. Appended when
+    /// the ask is current and the set fits (see `MetadataImage::alter_in_sync`); the reason
+    /// otherwise (the leader sees the metadata and asks again if it still wants it).
+    pub fn handle_alter_in_sync(&mut self, ask: &AlterInSyncAsk) -> Result<(), AppendError> {
+        if !self.is_active() {
+            return Err(AppendError::NotLeader(self.raft.leader()));
+        }
+        let record = self
+            .image
+            .alter_in_sync(
+                ask.topic,
+                ask.partition,
+                ask.leader,
+                ask.leader_epoch,
+                ask.partition_epoch,
+                &ask.in_sync,
+            )
+            .map_err(AppendError::Refused)?;
+        self.append(vec![record]).map(|_| ())
     }
 
     pub fn handle_persisted(&mut self, seq: u64) {
@@ -500,7 +606,7 @@ impl QuorumController {
             .map(|(node, _)| {
                 self.sessions
                     .get(node)
-                    .map_or(self.now_ms, |heard| heard + self.session_timeout_ms + 1)
+                    .map_or(i64::MAX, |heard| heard + self.session_timeout_ms + 1)
             })
             .min()
             .unwrap_or(i64::MAX)
@@ -508,9 +614,13 @@ impl QuorumController {
 
     /// The elections when `node` is fenced (none under the planted `KeepFencedLeaders`).
     fn leaderships_lost(&self, node: NodeId) -> Vec<MetadataRecord> {
+        self.leaderships_lost_in(&self.image, node)
+    }
+
+    fn leaderships_lost_in(&self, image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
         match self.planted {
             Some(QuorumBug::KeepFencedLeaders) => Vec::new(),
-            _ => self.image.leaderships_lost(node),
+            _ => image.leaderships_lost(node),
         }
     }
 
@@ -526,11 +636,19 @@ impl QuorumController {
         }
         let now = self.now_ms;
         let mut expired = Vec::new();
+        // Each broker's elections see the ones before (two fenced together may share a
+        // partition's in-sync set).
+        let mut next = self.image.clone();
         for (&node, broker) in &self.image.brokers {
             let heard = *self.sessions.entry(node).or_insert(now);
             if !broker.fenced && now > heard + self.session_timeout_ms {
-                expired.push(MetadataRecord::BrokerFencing { node, fenced: true });
-                expired.extend(self.leaderships_lost(node));
+                let mut records = vec![MetadataRecord::BrokerFencing { node, fenced: true }];
+                records.extend(self.leaderships_lost_in(&next, node));
+                for record in &records {
+                    // Each fits the image the ones before it left.
+                    let _ = next.apply(record);
+                }
+                expired.extend(records);
             }
         }
         if !expired.is_empty() {
@@ -575,6 +693,7 @@ impl QuorumController {
             }
         }
         self.follow_role();
+        self.start_sessions();
         if self.applied >= self.raft.snapshot_index() + self.snapshot_every {
             let data = encode_records(&self.committed.snapshot());
             if self.raft.compact(self.applied, data).is_ok() {
@@ -618,6 +737,18 @@ impl QuorumController {
         if !records.is_empty() {
             self.published
                 .push_back(Published::Records { index, records });
+        }
+    }
+
+    /// Active controller: every registered broker it has no time for (it just became
+    /// active) gets a whole session from now, as KRaft's new controller gives it; a
+    /// controller that is not active keeps none.
+    fn start_sessions(&mut self) {
+        if !self.is_active() {
+            return self.sessions.clear();
+        }
+        for &node in self.image.brokers.keys() {
+            self.sessions.entry(node).or_insert(self.now_ms);
         }
     }
 

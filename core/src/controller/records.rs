@@ -29,6 +29,7 @@ const PRODUCER_ID_BLOCK: u8 = 13;
 /// A registration naming the broker's rack (one without a rack keeps the older tag, so logs
 /// written before racks read as they were).
 const BROKER_REGISTERED_RACK: u8 = 14;
+const PARTITION_CHANGED: u8 = 15;
 
 /// The bytes of `records`.
 pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
@@ -86,6 +87,22 @@ pub fn encode_records(records: &[MetadataRecord]) -> Vec<u8> {
                 out.i32(*partition);
                 out.i32(*leader);
                 out.i32(*leader_epoch);
+            }
+            MetadataRecord::PartitionChanged {
+                id,
+                partition,
+                leader,
+                leader_epoch,
+                in_sync,
+                partition_epoch,
+            } => {
+                out.0.push(PARTITION_CHANGED);
+                out.id(id);
+                out.i32(*partition);
+                out.i32(*leader);
+                out.i32(*leader_epoch);
+                out.replicas(std::slice::from_ref(in_sync));
+                out.i32(*partition_epoch);
             }
             MetadataRecord::BrokerRegistered {
                 node,
@@ -186,6 +203,17 @@ pub fn decode_records(data: &[u8]) -> Result<Vec<MetadataRecord>, String> {
                 partition: input.i32()?,
                 leader: input.i32()?,
                 leader_epoch: input.i32()?,
+            },
+            PARTITION_CHANGED => MetadataRecord::PartitionChanged {
+                id: input.id()?,
+                partition: input.i32()?,
+                leader: input.i32()?,
+                leader_epoch: input.i32()?,
+                in_sync: match input.replicas()?.pop() {
+                    Some(nodes) => nodes,
+                    None => return Err("a partition change without its in-sync set".into()),
+                },
+                partition_epoch: input.i32()?,
             },
             LOG_START => MetadataRecord::LogStart {
                 id: input.id()?,
@@ -366,6 +394,14 @@ mod tests {
                 partition: 1,
                 leader: 3,
                 leader_epoch: 9,
+            },
+            MetadataRecord::PartitionChanged {
+                id,
+                partition: 0,
+                leader: -1,
+                leader_epoch: 10,
+                in_sync: vec![2, 1],
+                partition_epoch: 12,
             },
             MetadataRecord::LogStart {
                 id,

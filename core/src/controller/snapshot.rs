@@ -7,7 +7,9 @@
 //! producer_ids   <limit>
 //! topic          <id hex> <name> <partitions> [<key>=<value> ...]
 //! replicas       <id hex> <partition> <node>,<node>,...   (only where not this node alone)
-//! leader         <id hex> <partition> <node> <epoch>      (only where the epoch is above 0)
+//! leader         <id hex> <partition> <node> <epoch>      (older files: the leader alone in sync)
+//! partition      <id hex> <partition> <leader> <leader epoch> <in-sync node>,... <partition epoch>
+//!                                                          (only where not as placed)
 //! start          <id hex> <partition> <log start offset>  (only where above 0)
 //! broker_config  <key>=<value>                            (this node's dynamic configs)
 //! cluster_config <key>=<value>                            (the cluster-wide defaults)
@@ -73,6 +75,21 @@ pub fn encode(image: &MetadataImage, node: NodeId) -> Vec<u8> {
                 "leader\t{}\t{partition}\t{leader}\t{leader_epoch}\n",
                 id.to_hex()
             )),
+            MetadataRecord::PartitionChanged {
+                id,
+                partition,
+                leader,
+                leader_epoch,
+                in_sync,
+                partition_epoch,
+            } => {
+                let in_sync: Vec<String> = in_sync.iter().map(i32::to_string).collect();
+                out.push_str(&format!(
+                    "partition\t{}\t{partition}\t{leader}\t{leader_epoch}\t{}\t{partition_epoch}\n",
+                    id.to_hex(),
+                    in_sync.join(",")
+                ))
+            }
             MetadataRecord::LogStart {
                 id,
                 partition,
@@ -216,6 +233,29 @@ pub fn decode(data: &[u8], node: NodeId) -> Result<MetadataImage, String> {
                 };
                 apply(&mut image, number, record)?;
             }
+            "partition" => {
+                let id = id(fields.next())?;
+                let mut number_field = || fields.next().and_then(|f| f.parse::<i32>().ok());
+                let partition = number_field().ok_or_else(bad)?;
+                let leader = number_field().ok_or_else(bad)?;
+                let leader_epoch = number_field().ok_or_else(bad)?;
+                let in_sync = fields
+                    .next()
+                    .ok_or_else(bad)?
+                    .split(',')
+                    .map(|n| n.parse::<i32>().map_err(|_| bad()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let partition_epoch = fields.next().and_then(|e| e.parse().ok()).ok_or_else(bad)?;
+                let record = MetadataRecord::PartitionChanged {
+                    id,
+                    partition,
+                    leader,
+                    leader_epoch,
+                    in_sync,
+                    partition_epoch,
+                };
+                apply(&mut image, number, record)?;
+            }
             "start" => {
                 let id = id(fields.next())?;
                 let partition = fields.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
@@ -296,6 +336,7 @@ mod tests {
                 PartitionImage::placed(vec![2, 1]),
                 PartitionImage {
                     leader_epoch: 4,
+                    partition_epoch: 5,
                     ..PartitionImage::placed(vec![1])
                 },
             ],
@@ -337,10 +378,10 @@ mod tests {
         );
         assert!(
             text.lines()
-                .any(|l| l.starts_with("leader\t") && l.ends_with("\t2\t1\t4")),
-            "the epoch of partition 2, and no other: {text}"
+                .any(|l| l.starts_with("partition\t") && l.ends_with("\t2\t1\t4\t1\t5")),
+            "the epochs and in-sync set of partition 2, and no other: {text}"
         );
-        assert_eq!(text.matches("\nleader\t").count(), 1, "{text}");
+        assert_eq!(text.matches("\npartition\t").count(), 1, "{text}");
         assert_eq!(decode(&bytes, 1).unwrap(), image());
         assert!(decode(b"garbage", 1).is_err());
         assert!(decode(b"spate-metadata v1\ncluster\tx\ntopic\tzz\n", 1).is_err());

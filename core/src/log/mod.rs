@@ -318,6 +318,18 @@ impl PartitionLog {
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark
     }
+    /// The highest batch end at or below `offset` that is at or above the high watermark
+    /// and written (the high watermark itself if none): where a follower's high watermark
+    /// may stand when its leader reports `offset`.
+    pub fn batch_end_at_or_below(&self, offset: i64) -> i64 {
+        let bound = offset.min(self.written_offset);
+        self.invisible
+            .iter()
+            .take_while(|&&(last, ..)| last < bound)
+            .last()
+            .map_or(self.high_watermark, |&(last, ..)| last + 1)
+            .max(self.high_watermark)
+    }
     /// Everything below is written to the file (not necessarily durable).
     pub fn written_offset(&self) -> i64 {
         self.written_offset
@@ -401,7 +413,12 @@ impl PartitionLog {
 
     /// Bytes of the segment below the high watermark.
     fn visible_end(&self, segment: &Segment) -> u64 {
-        let (hw_segment, hw_bytes) = self.visible_position;
+        Self::end_within(segment, self.visible_position)
+    }
+
+    /// Where bytes ending at `end` (segment, bytes) end within `segment`.
+    fn end_within(segment: &Segment, end: Position) -> u64 {
+        let (hw_segment, hw_bytes) = end;
         match segment.base_offset.cmp(&hw_segment) {
             std::cmp::Ordering::Less => segment.bytes,
             std::cmp::Ordering::Equal => hw_bytes,

@@ -197,10 +197,37 @@ impl PartitionLog {
     /// first batch, as Kafka does, so a batch larger than the limit never stalls a consumer):
     /// from the tail cache, from the read-ahead of the fetch before, or from the segment file.
     pub fn read(&mut self, offset: i64, max_bytes: usize) -> ReadPlan {
+        self.read_below(
+            offset,
+            max_bytes,
+            self.high_watermark,
+            self.visible_position,
+        )
+    }
+
+    /// Plans a read for a follower replica: batches written to the segment file, committed or
+    /// not (the leader's log is what followers copy; the high watermark follows them).
+    pub fn read_for_replica(&mut self, offset: i64, max_bytes: usize) -> ReadPlan {
+        self.read_below(
+            offset,
+            max_bytes,
+            self.written_offset,
+            self.written_position,
+        )
+    }
+
+    /// Plans a read of batches below `end` (whose bytes end at `end_position`).
+    fn read_below(
+        &mut self,
+        offset: i64,
+        max_bytes: usize,
+        end: i64,
+        end_position: super::Position,
+    ) -> ReadPlan {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return ReadPlan::OutOfRange;
         }
-        if offset >= self.high_watermark {
+        if offset >= end {
             return ReadPlan::Empty;
         }
         if self.tail.front().is_some_and(|c| c.base_offset <= offset) {
@@ -208,7 +235,7 @@ impl PartitionLog {
             let mut total = 0usize;
             let mut batches = Vec::new();
             for cached in self.tail.iter().skip(first) {
-                if cached.last_offset >= self.high_watermark
+                if cached.last_offset >= end
                     || (!batches.is_empty() && total + cached.bytes.len() > max_bytes)
                 {
                     break;
@@ -223,7 +250,7 @@ impl PartitionLog {
             };
         }
         let segment = &self.segments[self.segment_index(offset)];
-        let visible_end = self.visible_end(segment);
+        let visible_end = Self::end_within(segment, end_position);
         let want = Want::Offset { offset, max_bytes };
         if let Some(ahead) = self.read_ahead.take() {
             if ahead.segment_base_offset == segment.base_offset && ahead.first_offset <= offset {

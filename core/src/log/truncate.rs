@@ -144,6 +144,12 @@ impl PartitionLog {
         Ok(self.cut(pending.segment, expected, cut, max_timestamp, partial))
     }
 
+    /// The read a truncation asked for failed: the truncation is abandoned (the log is as
+    /// it was; the caller may truncate again).
+    pub fn abandon_truncation(&mut self) {
+        self.cut_pending = None;
+    }
+
     /// The truncation's files are changed: the log writes again.
     pub fn handle_truncate_done(&mut self) {
         assert!(self.cut_in_flight, "a truncation was in flight");

@@ -216,6 +216,9 @@ impl Shell {
                 Output::ToNode { node, .. } => {
                     panic!("a node without a quorum sent a quorum message to node {node}")
                 }
+                Output::ToBroker { node, .. } => {
+                    panic!("a node without a quorum sent a request to broker {node}")
+                }
             }
         }
         count

@@ -8,6 +8,9 @@ use crate::controller::image::NO_LEADER;
 use crate::controller::MetadataImage;
 use crate::planted::PlantedBug;
 
+/// The connection a follower node's fetches arrive on at a leader: this plus its index.
+const PEER_CONN: u64 = 1 << 40;
+
 fn node_config(node: i32, voters: i32, seed: u64) -> Config {
     Config {
         node_id: node,
@@ -99,6 +102,50 @@ impl Nodes {
                     h.step();
                 }
             }
+            self.carry_replication(cut, &mut lose);
+        }
+    }
+
+    /// Carries followers' fetches to their leaders (on a connection per follower node) and
+    /// the answers back; a fetch to a node that is down, or over a cut link, breaks its
+    /// connection.
+    fn carry_replication(&mut self, cut: Option<(usize, usize)>, lose: &mut impl FnMut() -> bool) {
+        for from in 0..self.nodes.len() {
+            let requests = std::mem::take(&mut self.nodes[from].to_brokers);
+            for (node, frame) in requests {
+                let to = (node - 1) as usize;
+                let severed =
+                    cut.is_some_and(|(a, b)| (a, b) == (from, to) || (b, a) == (from, to));
+                if self.down.contains(&from) {
+                    continue;
+                }
+                if self.down.contains(&to) || severed || lose() {
+                    let h = &mut self.nodes[from];
+                    h.broker.handle_broker_disconnected(h.now_ms, node);
+                    h.step();
+                    continue;
+                }
+                let h = &mut self.nodes[to];
+                h.broker
+                    .handle_request(h.now_ms, PEER_CONN + from as u64, frame.slice(4..));
+                h.step();
+            }
+        }
+        for to in 0..self.nodes.len() {
+            let (answers, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.nodes[to].responses)
+                .into_iter()
+                .partition(|(conn, _)| *conn >= PEER_CONN);
+            self.nodes[to].responses = rest;
+            for (conn, frame) in answers {
+                let from = (conn - PEER_CONN) as usize;
+                if self.down.contains(&from) || self.down.contains(&to) {
+                    continue;
+                }
+                let h = &mut self.nodes[from];
+                h.broker
+                    .handle_broker_response(h.now_ms, to as i32 + 1, frame.slice(4..));
+                h.step();
+            }
         }
     }
 
@@ -173,7 +220,7 @@ fn two_brokers_share_topics_serve_their_own_partitions_and_forward_changes() {
     for (i, h) in pair.nodes.iter_mut().enumerate() {
         let me = i as i32 + 1;
         for (partition, &leader) in placed.iter().enumerate() {
-            h.produce(1, "t", partition as i32, -1, make_batch(&[b"x"], 5));
+            h.produce(1, "t", partition as i32, 1, make_batch(&[b"x"], 5));
             let (error, _) = h.produce_result(1);
             let expected = match leader == me {
                 true => errors::NONE,
@@ -651,4 +698,173 @@ fn three_brokers_under_crashes_cut_links_and_lost_frames_keep_one_leader_per_epo
         .count();
     println!("KeepFencedLeaders caught on {caught} of {seeds} seeds");
     assert!(caught > 0, "a fenced broker kept as leader went unnoticed");
+}
+
+/// Each node's log of a partition, as (base offset, leader epoch, records) per batch: what
+/// must be the same on every replica below the high watermark.
+fn log_of(h: &Harness, topic: &str, partition: i32) -> Vec<(i64, i32)> {
+    let dir = format!("{}/{partition}/", h.broker.topics[topic].dir_name());
+    let mut batches = Vec::new();
+    for (path, data) in &h.disk.files {
+        if !path.starts_with(&dir) || !path.ends_with(".log") {
+            continue;
+        }
+        let mut position = 0;
+        while let Ok(info) = batch::validate(&data[position..]) {
+            batches.push((info.base_offset, info.partition_leader_epoch));
+            position += info.size_bytes;
+        }
+    }
+    batches
+}
+
+/// Replication factor 3: acks=all is answered once every in-sync replica has the batch on
+/// disk; the followers' logs are the leader's; when the leader is lost another in-sync
+/// replica leads with every acknowledged record, and the old leader, back, truncates what it
+/// alone had and follows.
+#[test]
+fn three_replicas_acknowledge_from_every_disk_and_fail_over_without_loss() {
+    let mut cluster = Nodes::start_configured(3, 3, 700, None, |c| {
+        c.tail_cache_bytes_per_partition = 64 << 20;
+    });
+    let active = cluster.active();
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("r")))
+        .with_num_partitions(1)
+        .with_replication_factor(3);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
+    cluster.run(1_000);
+    let leader = leaders(&cluster.nodes[0], "r")[0];
+    let l = (leader - 1) as usize;
+    let image = cluster.nodes[l].broker.metadata_image().unwrap().clone();
+    assert_eq!(
+        image.topics["r"].partitions[0].in_sync.len(),
+        3,
+        "all in sync at first"
+    );
+
+    // acks=all waits for the followers' disks.
+    cluster.nodes[l].produce(1, "r", 0, -1, make_batch(&[b"a", b"b"], 5));
+    assert!(
+        !cluster.nodes[l].has_response(1),
+        "not before the followers have it"
+    );
+    cluster.run(200);
+    assert_eq!(cluster.nodes[l].produce_result(1), (errors::NONE, 0));
+    for i in 0..3 {
+        let p = &cluster.nodes[i].broker.topics["r"].partitions[0];
+        assert_eq!(p.log.flushed_offset(), 2, "node {} has it on disk", i + 1);
+    }
+    let expected = log_of(&cluster.nodes[l], "r", 0);
+    for h in &cluster.nodes {
+        assert_eq!(
+            log_of(h, "r", 0),
+            expected,
+            "node {}",
+            h.broker.config.node_id
+        );
+    }
+    // acks=1 is answered by the leader's append; the high watermark follows the followers.
+    cluster.nodes[l].produce(2, "r", 0, 1, make_batch(&[b"c"], 5));
+    assert_eq!(cluster.nodes[l].produce_result(2), (errors::NONE, 2));
+    cluster.run(200);
+    assert_eq!(cluster.nodes[l].broker.high_watermark("r", 0), Some(3));
+
+    // The leader is lost with a batch only it has (not written to its followers: its
+    // network is cut before they fetch it).
+    cluster.nodes[l].produce(3, "r", 0, 1, make_batch(&[b"lost"], 5));
+    cluster.down.insert(l);
+    cluster.run(6_000);
+    let new_leader = leaders(&cluster.nodes[(l + 1) % 3], "r")[0];
+    assert!(
+        new_leader > 0 && new_leader != leader,
+        "a follower leads: {new_leader}"
+    );
+    let n = (new_leader - 1) as usize;
+    let h = &cluster.nodes[n];
+    assert_eq!(
+        h.broker.high_watermark("r", 0),
+        Some(3),
+        "every acknowledged record"
+    );
+    let image = h.broker.metadata_image().unwrap();
+    assert!(!image.topics["r"].partitions[0].in_sync.contains(&leader));
+    cluster.nodes[n].produce(4, "r", 0, -1, make_batch(&[b"d", b"e"], 5));
+    cluster.run(300);
+    assert_eq!(cluster.nodes[n].produce_result(4), (errors::NONE, 3));
+
+    // The old leader returns (in a new life): it drops "lost", copies the new epoch and
+    // rejoins the in-sync set.
+    cluster.restart(l, 900);
+    cluster.run(8_000);
+    let expected = log_of(&cluster.nodes[n], "r", 0);
+    assert_eq!(expected.len(), 3, "{expected:?}");
+    for h in &cluster.nodes {
+        assert_eq!(
+            log_of(h, "r", 0),
+            expected,
+            "node {}",
+            h.broker.config.node_id
+        );
+    }
+    let image = cluster.nodes[n].broker.metadata_image().unwrap();
+    let placed = &image.topics["r"].partitions[0];
+    assert_eq!(
+        placed.in_sync.len(),
+        3,
+        "the old leader is back in sync: {placed:?}"
+    );
+    assert_eq!(cluster.nodes[l].broker.high_watermark("r", 0), Some(5));
+}
+
+/// `min.insync.replicas`: acks=all is refused before the append while too few replicas are
+/// in sync, and the in-sync set shrinks when a follower stops fetching for the lag time.
+#[test]
+fn acks_all_needs_min_insync_replicas_and_a_silent_follower_leaves_the_set() {
+    let mut cluster = Nodes::start_configured(3, 3, 710, None, |c| {
+        c.replica_lag_time_max_ms = 1_000;
+        c.broker_session_timeout_ms = 60_000;
+    });
+    let active = cluster.active();
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("m")))
+        .with_num_partitions(1)
+        .with_replication_factor(3)
+        .with_configs(vec![
+            kafka_protocol::messages::create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                .with_value(Some(StrBytes::from_static_str("3"))),
+        ]);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
+    cluster.run(1_000);
+    let leader = leaders(&cluster.nodes[0], "m")[0];
+    let l = (leader - 1) as usize;
+    cluster.nodes[l].produce(1, "m", 0, -1, make_batch(&[b"a"], 5));
+    cluster.run(200);
+    assert_eq!(cluster.nodes[l].produce_result(1), (errors::NONE, 0));
+    // One follower goes silent (down, but its session has not ended: not fenced).
+    let silent = (l + 1) % 3;
+    cluster.down.insert(silent);
+    cluster.nodes[l].produce(2, "m", 0, -1, make_batch(&[b"b"], 5));
+    cluster.run(3_000);
+    let (error, _) = cluster.nodes[l].produce_result(2);
+    assert_eq!(
+        error,
+        errors::NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        "written, set shrank"
+    );
+    let image = cluster.nodes[l].broker.metadata_image().unwrap();
+    assert_eq!(image.topics["m"].partitions[0].in_sync.len(), 2);
+    cluster.nodes[l].produce(3, "m", 0, -1, make_batch(&[b"c"], 5));
+    let (error, _) = cluster.nodes[l].produce_result(3);
+    assert_eq!(
+        error,
+        errors::NOT_ENOUGH_REPLICAS,
+        "refused before the append"
+    );
+    // acks=1 still goes.
+    cluster.nodes[l].produce(4, "m", 0, 1, make_batch(&[b"d"], 5));
+    assert_eq!(cluster.nodes[l].produce_result(4).0, errors::NONE);
 }

@@ -87,7 +87,7 @@ fn every_start_up_leads_in_the_next_epoch_and_batches_carry_it() {
     let text = String::from_utf8(h.disk.files[crate::io::METADATA_FILE].clone()).unwrap();
     assert!(
         text.lines()
-            .any(|l| l.starts_with("leader\t") && l.ends_with("\t0\t1\t3")),
+            .any(|l| l.starts_with("partition\t") && l.ends_with("\t0\t1\t3\t1\t3")),
         "the epoch is in the metadata file: {text}"
     );
 
