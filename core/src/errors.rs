@@ -39,6 +39,8 @@ pub const UNKNOWN_TOPIC_ID: i16 = 100;
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 pub const LEADER_NOT_AVAILABLE: i16 = 5;
+/// ListOffsets v5+: the leader's high watermark is below the start of its epoch (KIP-207).
+pub const OFFSET_NOT_AVAILABLE: i16 = 78;
 pub const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 pub const NOT_COORDINATOR: i16 = 16;

@@ -48,6 +48,9 @@ pub struct Partition {
     pub replicas: Vec<NodeId>,
     /// Follower: the high watermark the leader last reported.
     leader_high_watermark: i64,
+    /// This node led in this epoch before a restart (`forget_leadership`): it never leads in
+    /// it again, whatever replayed metadata of that epoch says.
+    forgotten_epoch: i32,
     /// (end offset, waiter): told once every record below the end offset is so far.
     written_waiters: BTreeSet<(i64, Waiter)>,
     durable_waiters: BTreeSet<(i64, Waiter)>,
@@ -80,18 +83,37 @@ impl Partition {
         partition
     }
 
-    /// This partition as it is placed, over `log` (recovered at start-up).
-    pub fn with_log(&self, log: PartitionLog, now_ms: i64) -> Partition {
+    /// This partition as it is placed, over `log` (recovered at start-up). `alone`: this
+    /// node is the only replica there is (a cluster of one), so everything its disk kept
+    /// is committed; on a cluster, what the recovered log holds past the log start may be
+    /// records no other replica has, and the high watermark is learnt again (from the
+    /// leader, or as leader from the in-sync set).
+    pub fn with_log(&self, log: PartitionLog, now_ms: i64, alone: bool) -> Partition {
         let in_sync: Vec<NodeId> = self.replica.in_sync().collect();
         let leader = self.replica.leader_node().unwrap_or(-1);
-        let mut partition = Partition::new(log, Replica::follower(self.replica.node(), -1, -1, 0));
+        let trusted = match alone {
+            true => log.high_watermark(),
+            false => log.log_start_offset(),
+        };
+        let placeholder = Replica::follower(self.replica.node(), -1, -1, trusted);
+        let mut partition = Partition::new(log, placeholder);
         partition.replicas = self.replicas.clone();
+        partition.forgotten_epoch = self.forgotten_epoch;
         partition.replica =
             partition.replica_for(leader, self.replica.leader_epoch(), &in_sync, now_ms);
         partition
             .replica
             .handle_partition_epoch(self.replica.partition_epoch());
         partition
+    }
+
+    /// At start-up on a controller quorum: this node's leadership in `epoch` (and before)
+    /// ended with the crash, and the controller moves it when this node registers in its new
+    /// life. Metadata of that epoch replayed after start-up (a later in-sync set, say) never
+    /// makes it lead again: a node back from the dead would answer with its recovered log,
+    /// which may end past what was committed.
+    pub fn forget_leadership_through(&mut self, epoch: i32) {
+        self.forgotten_epoch = self.forgotten_epoch.max(epoch);
     }
 
     fn replica_for(
@@ -106,8 +128,13 @@ impl Partition {
             true => Role::Leader,
             false => Role::Follower { leader },
         };
-        let start = self.log.high_watermark();
-        Replica::placed(
+        // What this replica knows is committed (never what its log merely holds).
+        let start = self
+            .replica
+            .high_watermark()
+            .clamp(self.log.log_start_offset(), self.log.high_watermark());
+        let leads = role == Role::Leader;
+        let mut replica = Replica::placed(
             node,
             role,
             leader_epoch,
@@ -115,15 +142,22 @@ impl Partition {
             in_sync,
             start,
             now_ms,
-        )
+        );
+        if leads {
+            replica.handle_epoch_start(self.log.log_end_offset());
+        }
+        replica
     }
 
     /// The controller changed the partition: a new leadership (`leader`, maybe this node,
     /// maybe none, in a later `leader_epoch`), or a new in-sync set under the same one; an
     /// older change changes nothing. Returns whether this node stopped leading (what waits on
     /// it must be told).
-    pub fn handle_change(&mut self, change: Change, now_ms: i64) -> bool {
+    pub fn handle_change(&mut self, mut change: Change, now_ms: i64) -> bool {
         let node = self.replica.node();
+        if change.leader == node && change.leader_epoch <= self.forgotten_epoch {
+            change.leader = -1; // a leadership that ended with a crash
+        }
         let was_leader = self.replica.is_leader();
         let epoch = self.replica.leader_epoch();
         let stale = change
@@ -151,7 +185,7 @@ impl Partition {
             self.replica_for(change.leader, change.leader_epoch, &change.in_sync, now_ms);
         self.replica.handle_partition_epoch(partition_epoch);
         // What an earlier leader said is committed says nothing of the new one's log.
-        self.leader_high_watermark = self.log.high_watermark();
+        self.leader_high_watermark = self.replica.high_watermark();
         was_leader
     }
 
@@ -177,6 +211,7 @@ impl Partition {
         Partition {
             replicas: vec![replica.node()],
             leader_high_watermark: 0,
+            forgotten_epoch: -1,
             log,
             replica,
             written_waiters: BTreeSet::new(),

@@ -31,4 +31,16 @@ pub enum PlantedBug {
     /// The controller leader commits what one voter fewer than a majority holds (Raft's
     /// `CommitMinority`): a committed metadata record can be lost or replaced.
     CommitMinority,
+    /// A partition leader counts every follower that fetches as holding what the leader has:
+    /// its high watermark follows the leader's own disk alone (issue 16).
+    HighWatermarkFromLeaderAlone,
+    /// A follower fetches on as soon as what it copied is written, before its fsync: the
+    /// leader takes its fetch offset for a durable one (issue 16).
+    DurableBeforeFsync,
+    /// The controller elects any live replica when a leader goes, in the in-sync set or not
+    /// (an unclean election nobody asked for, issue 16).
+    ElectOutsideInSync,
+    /// A follower never says which epoch its log ends in, so its leader never finds where
+    /// they diverge and it never truncates (KIP-101's bug, issue 16).
+    SkipTruncation,
 }

@@ -49,7 +49,13 @@ pub struct Replica {
     progress: BTreeMap<NodeId, Progress>,
     in_sync: BTreeSet<NodeId>,
     /// The flush policy shows records once written (relaxed), not once on disk.
+    /// Leader: members it asked the controller to add, not yet seen in a change. Until the
+    /// partition epoch moves on such an ask may still commit, so the high watermark counts
+    /// them already (Kafka's maximal in-sync set): a member never joins behind it.
+    pending_adds: BTreeSet<NodeId>,
     visible_on_write: bool,
+    /// The planted `HighWatermarkFromLeaderAlone`: the high watermark ignores the followers.
+    leader_alone: bool,
     high_watermark: i64,
     durable_offset: i64,
     /// Leader: where this leadership's records begin (the log end when it began); a
@@ -136,7 +142,9 @@ impl Replica {
             replicas,
             progress,
             in_sync,
+            pending_adds: BTreeSet::new(),
             visible_on_write: false,
+            leader_alone: false,
             high_watermark: start,
             durable_offset: start,
             epoch_start: start,
@@ -167,6 +175,13 @@ impl Replica {
     pub fn partition_epoch(&self) -> i32 {
         self.partition_epoch
     }
+    /// Leader: how far it believes `member` has got (the simulator holds this against the
+    /// member's own disk).
+    pub fn member_progress(&self, member: NodeId) -> Option<Progress> {
+        self.is_leader()
+            .then(|| self.progress.get(&member).copied())?
+    }
+
     pub fn replicas(&self) -> &[NodeId] {
         &self.replicas
     }
@@ -193,6 +208,24 @@ impl Replica {
     // ---- inputs ----
 
     /// Whether the flush policy makes written records visible before they are on disk.
+    /// Leader: its log ends at `offset` as the leadership begins (Kafka's leader epoch start
+    /// offset). Followers rejoin the in-sync set once they hold it, and consumers are served
+    /// once the high watermark reaches it (KIP-207: what an earlier leader showed them is
+    /// below it, so the high watermark they see never goes back).
+    pub fn handle_epoch_start(&mut self, offset: i64) {
+        self.epoch_start = self.epoch_start.max(offset);
+    }
+
+    /// Leader: whether consumers may be served (see `handle_epoch_start`).
+    pub fn serves_consumers(&self) -> bool {
+        self.is_leader() && self.high_watermark >= self.epoch_start
+    }
+
+    /// Plants the simulator's `HighWatermarkFromLeaderAlone` bug. Never in production.
+    pub fn plant_leader_alone(&mut self) {
+        self.leader_alone = true;
+    }
+
     pub fn handle_flush_policy(&mut self, visible_on_write: bool) {
         self.visible_on_write = visible_on_write;
         self.recompute();
@@ -315,7 +348,29 @@ impl Replica {
 
     /// The partition epoch the controller's latest change of this partition had.
     pub fn handle_partition_epoch(&mut self, partition_epoch: i32) {
+        if partition_epoch > self.partition_epoch {
+            // Asks of the epoch before can no longer commit.
+            self.pending_adds.clear();
+        }
         self.partition_epoch = self.partition_epoch.max(partition_epoch);
+    }
+
+    /// Leader: it asks the controller for `in_sync`; the members that adds count for the
+    /// high watermark from now on (see `pending_adds`).
+    pub fn handle_asked(&mut self, in_sync: &[NodeId]) {
+        let adds = in_sync.iter().filter(|m| !self.in_sync.contains(m));
+        self.pending_adds.extend(adds);
+    }
+
+    /// Leader: members asked to be added that the controller can no longer add (fenced).
+    pub fn drop_pending(&mut self, gone: impl Fn(NodeId) -> bool) {
+        self.pending_adds.retain(|&m| !gone(m));
+        self.recompute();
+    }
+
+    /// Leader: members asked to be added, not yet seen in a change.
+    pub fn pending_adds(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.pending_adds.iter().copied()
     }
 
     /// This node leads on in a later epoch (the controller began a new leadership: a
@@ -360,6 +415,8 @@ impl Replica {
         let lowest = |of: fn(&Progress) -> i64| {
             self.in_sync
                 .iter()
+                .chain(self.pending_adds.iter())
+                .filter(|&&m| !self.leader_alone || m == self.node)
                 .map(|m| of(&self.progress[m]))
                 .min()
                 .expect("the in-sync set holds the leader")

@@ -174,6 +174,23 @@ impl Client {
         )
     }
 
+    /// The partition the request about to be sent is for (a producer's batch), so that a
+    /// cluster routes it to that partition's leader; `None` for any node.
+    pub fn target_partition(&self) -> Option<i32> {
+        match &self.role {
+            Role::Producer(p) => p.batch.as_ref().map(|b| b.0),
+            _ => None,
+        }
+    }
+
+    /// A consumer's position and last high watermark seen, by partition.
+    pub fn consumer_state(&self) -> Option<(&[i64], &[i64])> {
+        match &self.role {
+            Role::Consumer(c) => Some((&c.next_offset, &c.high_watermark)),
+            _ => None,
+        }
+    }
+
     pub fn topics_created(&self) -> bool {
         matches!(&self.role, Role::Admin { topics, created, .. } if *created >= topics.len())
     }

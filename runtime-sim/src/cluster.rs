@@ -18,7 +18,7 @@
 //!   broker is back and unfenced, every partition has a leader, and every acknowledged topic
 //!   creation and partition count is there (liveness and durability of metadata).
 
-use crate::client::{encode_request, Micros};
+use crate::client::{encode_request, Client, Micros, Role};
 use crate::disk::SimDisk;
 use crate::disk_io::{self, DiskTimes, PendingIo};
 use crate::history::History;
@@ -27,7 +27,7 @@ use crate::timeline::{Timeline, EPOCH_MS};
 use crate::{Faults, Options, Outcome, Stats};
 use bytes::Bytes;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 use spate_core::broker::{Broker, Config};
@@ -48,6 +48,10 @@ const REQUEST_TIMEOUT_US: Micros = 8_000_000;
 const KEPT: usize = 20;
 /// The topic-creating client stops this long before the end, so that the last changes settle.
 const ADMIN_STOP_BEFORE_END_US: Micros = 8_000_000;
+/// The replicated topic the data clients produce to and consume from.
+const LEDGER: &str = "ledger";
+/// After the final power loss, the verifier has this long to read every partition.
+const VERIFY_US: Micros = 30_000_000;
 
 /// A cluster run's fault parameters, all derived from its seed.
 #[derive(Debug, Clone)]
@@ -82,6 +86,12 @@ pub struct ClusterFaults {
     pub snapshot_every: u64,
     pub disk: DiskTimes,
     pub shard_hop_us: (Micros, Micros),
+    /// The ledger topic: partitions, replication factor, `min.insync.replicas`.
+    pub ledger_partitions: i32,
+    pub ledger_replicas: i16,
+    pub ledger_min_insync: i16,
+    /// Every node loses power at once (and restarts) this many times in the fault phase.
+    pub power_losses: u32,
 }
 
 impl ClusterFaults {
@@ -119,8 +129,21 @@ impl ClusterFaults {
                 read_us: (20, 300),
             },
             shard_hop_us: (5, 50),
+            ledger_partitions: 0,
+            ledger_replicas: 0,
+            ledger_min_insync: 0,
+            power_losses: 0,
         };
         drawn.heartbeat_interval_ms = drawn.session_timeout_ms / 3;
+        drawn.ledger_partitions = rng.range(1, 2) as i32;
+        // Mostly three replicas (or all nodes when fewer), sometimes any factor up to five.
+        let most = nodes.min(5) as u64;
+        drawn.ledger_replicas = match rng.chance(600) {
+            true => nodes.min(3) as i16,
+            false => rng.range(1, most) as i16,
+        };
+        drawn.ledger_min_insync = rng.range(1, drawn.ledger_replicas as u64) as i16;
+        drawn.power_losses = *rng.pick(&[0, 0, 1, 2]);
         if !faults {
             drawn.latency_spike_per_mille = 0;
             drawn.drop_per_mille = 0;
@@ -129,6 +152,7 @@ impl ClusterFaults {
             (drawn.isolations, drawn.splits, drawn.one_way_cuts) = (0, 0, 0);
             drawn.clock_jumps = 0;
             drawn.crash_in_append_per_mille = 0;
+            drawn.power_losses = 0;
         }
         drawn
     }
@@ -149,6 +173,11 @@ impl fmt::Display for ClusterFaults {
             self.latency_spike_per_mille,
             self.drop_per_mille,
             self.duplicate_per_mille
+        )?;
+        writeln!(
+            f,
+            "  topic {LEDGER}: {} partition(s), replication factor {}, min.insync.replicas {}; {} power losses of every node",
+            self.ledger_partitions, self.ledger_replicas, self.ledger_min_insync, self.power_losses
         )?;
         write!(
             f,
@@ -259,7 +288,17 @@ enum Event {
         peer: usize,
     },
     QuietPhase,
+    /// Every node loses power at once (`forced`: in the quiet phase too).
+    PowerLoss {
+        forced: bool,
+    },
+    /// The data clients stop producing.
+    Drain,
+    /// The end of the quiet phase: liveness and convergence are judged, then every node
+    /// loses power and the verifier reads the ledger after the restart.
     End,
+    /// The verifier's time is up.
+    Verified,
 }
 
 impl Event {
@@ -283,6 +322,9 @@ impl Event {
             Event::PeerReset { node, peer, .. } => 18 + 100 * *peer as u64 + 1_000 * *node as u64,
             Event::QuietPhase => 13,
             Event::End => 14,
+            Event::PowerLoss { .. } => 19,
+            Event::Verified => 20,
+            Event::Drain => 21,
         }
     }
 
@@ -333,10 +375,15 @@ impl SimNode {
 
 #[derive(Debug)]
 enum Work {
-    /// Creates topics `t0`, `t1`, … (and sometimes adds a partition to one it created).
+    /// Creates the ledger first, then topics `t0`, `t1`, … (and sometimes adds a partition
+    /// to one it created).
     Admin { next_topic: u32 },
     /// Asks for all topics' metadata.
     Watcher,
+    /// A data client of the single-node simulator (`client.rs`), producing to or consuming
+    /// from the ledger; each request goes to the leader of its partition as the committed
+    /// metadata names it (now and then to any node).
+    Kafka(Box<Client>),
 }
 
 #[derive(Debug)]
@@ -402,6 +449,16 @@ pub struct ClusterSim {
     chosen: BTreeMap<(u128, i32, i32), i32>,
     /// Topics whose creation was acknowledged, with the partition count acknowledged last.
     acknowledged: BTreeMap<String, i32>,
+    /// The ledger's creation was acknowledged.
+    ledger_ready: bool,
+    /// The latest leader each committed image seen names, by (topic, partition): (epoch, leader).
+    leaders: BTreeMap<(String, i32), (i32, i32)>,
+    /// The highest high watermark each consumer was told, by (client, partition).
+    watermarks: BTreeMap<(usize, i32), i64>,
+    /// The final power loss happened; the verifier is reading.
+    verifying: bool,
+    /// Debugging: the last ledger state printed per (node, partition).
+    traced: BTreeMap<(usize, i32), String>,
     done: bool,
 }
 
@@ -457,6 +514,11 @@ impl ClusterSim {
             chosen: BTreeMap::new(),
             images: BTreeMap::new(),
             acknowledged: BTreeMap::new(),
+            ledger_ready: false,
+            leaders: BTreeMap::new(),
+            watermarks: BTreeMap::new(),
+            verifying: false,
+            traced: BTreeMap::new(),
             done: false,
             faults,
             options,
@@ -473,6 +535,15 @@ impl ClusterSim {
                 rng: Stream::derive(seed, &format!("cluster-client-{i}")),
             });
             sim.schedule_tick(i, 500_000 + i as Micros * 100_000);
+        }
+        // Two idempotent acks=all producers and a consumer on the ledger.
+        let partitions = sim.faults.ledger_partitions;
+        for role in [
+            Client::producer(LEDGER, partitions, -1, true),
+            Client::producer(LEDGER, partitions, -1, true),
+            Client::consumer(LEDGER, partitions, false),
+        ] {
+            sim.add_kafka_client(role, 700_000);
         }
         sim.schedule_faults(quiet_at);
         sim
@@ -534,6 +605,10 @@ impl ClusterSim {
                 cut(&mut rng, self, vec![(from, to)]);
             }
         }
+        for _ in 0..self.faults.power_losses {
+            let at = rng.range(1_000_000, quiet_at);
+            self.push(at, Event::PowerLoss { forced: false });
+        }
         for _ in 0..self.faults.clock_jumps {
             let at = rng.range(0, quiet_at);
             let node = rng.range(0, n as u64 - 1) as usize;
@@ -580,7 +655,9 @@ impl ClusterSim {
                         | Event::IsolateLeader { .. }
                         | Event::ClockJump { .. }
                         | Event::QuietPhase
+                        | Event::PowerLoss { .. }
                         | Event::End
+                        | Event::Verified
                 )
             {
                 eprintln!("{:>10.6} {event:?}", at as f64 / 1e6);
@@ -593,9 +670,13 @@ impl ClusterSim {
                 break;
             }
             let touched = event.node();
+            let answered = matches!(event, Event::Response { .. });
             self.handle(event);
             if let Some(node) = touched {
                 self.probe(node);
+            }
+            if self.verifying && answered && self.verified() {
+                break;
             }
         }
         self.stats.virtual_us = self.now;
@@ -688,7 +769,16 @@ impl ClusterSim {
             }
             Event::Crash { node } => {
                 if let Some(node) = node.or_else(|| self.controller_leader()) {
-                    self.crash(node);
+                    if self.faulty {
+                        self.crash(node);
+                    }
+                }
+            }
+            Event::PowerLoss { forced } => {
+                if self.faulty || forced {
+                    for node in 0..self.nodes.len() {
+                        self.crash(node);
+                    }
                 }
             }
             Event::IsolateLeader { heal_at } => {
@@ -788,6 +878,9 @@ impl ClusterSim {
                     .is_some_and(|w| w.attempt == attempt)
                 {
                     self.clients[client].waiting = None;
+                    if let Work::Kafka(kafka) = &mut self.clients[client].work {
+                        kafka.on_reset();
+                    }
                     self.schedule_tick(client, 100_000);
                 }
             }
@@ -797,9 +890,44 @@ impl ClusterSim {
                 for node in 0..self.nodes.len() {
                     self.restart(node);
                 }
+                // The data clients go on through half the quiet phase (so every run writes
+                // to a healthy cluster too), then drain.
+                let drain_at = self.now + self.options.quiet_secs * 1_000_000 / 2;
+                self.push(drain_at, Event::Drain);
+                // Once the cluster is back, every node loses power at once while the
+                // producers write: acknowledged records must be on every in-sync disk.
+                let at = self.now + self.chance.range(2_000_000, 5_000_000);
+                self.push(at, Event::PowerLoss { forced: true });
+            }
+            Event::Drain => {
+                for c in &mut self.clients {
+                    if let Work::Kafka(kafka) = &mut c.work {
+                        kafka.producing = false;
+                    }
+                }
             }
             Event::End => {
                 self.converged();
+                self.ledger_settled();
+                // Every node loses power at once: what was acknowledged under acks=all is on
+                // every in-sync replica's disk, so the verifier reads all of it after.
+                for node in 0..self.nodes.len() {
+                    self.crash(node);
+                }
+                self.verifying = true;
+                let role = Client::consumer(LEDGER, self.faults.ledger_partitions, true);
+                self.add_kafka_client(role, 1_500_000);
+                self.push(self.now + VERIFY_US, Event::Verified);
+            }
+            Event::Verified => {
+                let state = match self.clients.last().map(|c| &c.work) {
+                    Some(Work::Kafka(kafka)) => kafka.describe(),
+                    _ => String::new(),
+                };
+                self.history.liveness.push(format!(
+                    "the verifier did not read every ledger partition in time: {state}; leaders {:?}",
+                    self.leaders.range((LEDGER.to_string(), 0)..(LEDGER.to_string(), i32::MAX)).collect::<Vec<_>>()
+                ));
                 self.done = true;
             }
         }
@@ -866,7 +994,7 @@ impl ClusterSim {
     }
 
     fn crash(&mut self, node: usize) {
-        if !self.faulty || self.nodes[node].shards.take().is_none() {
+        if self.nodes[node].shards.take().is_none() {
             return;
         }
         self.stats.crashes += 1;
@@ -1199,9 +1327,9 @@ impl ClusterSim {
         self.push(self.now + after, Event::ClientTick { client, generation });
     }
 
-    fn tick_client(&mut self, client: usize) {
+    /// The client gives up on the connection of its request in flight, if any.
+    fn close_waiting(&mut self, client: usize) {
         if let Some(waiting) = self.clients[client].waiting.take() {
-            // No answer in time: the client gives up on the connection and tries again.
             let n = &mut self.nodes[waiting.node];
             if n.conns.remove(&waiting.conn).is_some() && n.incarnation == waiting.incarnation {
                 if let Some(shards) = n.shards.as_mut() {
@@ -1211,15 +1339,109 @@ impl ClusterSim {
                 }
             }
         }
+    }
+
+    fn add_kafka_client(&mut self, role: Role, after: Micros) {
+        let id = self.clients.len();
+        let mut kafka = Client::new(id, role);
+        kafka.on_connected(); // each request opens a connection of its own
+        self.clients.push(SimClient {
+            work: Work::Kafka(Box::new(kafka)),
+            waiting: None,
+            attempts: 0,
+            generation: 0,
+            rng: Stream::derive(self.options.seed, &format!("cluster-client-{id}")),
+        });
+        self.schedule_tick(id, after);
+    }
+
+    /// The node a data client's request goes to: the leader of its partition (a consumer's:
+    /// of one drawn at random) as the latest committed metadata seen names it; now and then,
+    /// or with no leader known, any node (which answers NOT_LEADER_OR_FOLLOWER).
+    fn route(&mut self, client: usize, partition: Option<i32>) -> usize {
+        let n = self.nodes.len() as u64;
+        let partitions = self.faults.ledger_partitions as u64;
+        let rng = &mut self.clients[client].rng;
+        let any = rng.range(0, n - 1) as usize;
+        let partition = partition.unwrap_or_else(|| rng.range(0, partitions - 1) as i32);
+        if rng.chance(50) {
+            return any;
+        }
+        match self.leaders.get(&(LEDGER.to_string(), partition)) {
+            Some(&(_, leader)) if leader > 0 && (leader as usize) <= self.nodes.len() => {
+                leader as usize - 1
+            }
+            _ => any,
+        }
+    }
+
+    fn tick_kafka(&mut self, client: usize) {
+        let (now, ready) = (self.now, self.ledger_ready);
+        let c = &mut self.clients[client];
+        let Work::Kafka(kafka) = &mut c.work else {
+            return;
+        };
+        // A connection per request: there is always one to send on.
+        kafka.on_connected();
+        let step = kafka.tick(now, &mut c.rng, &mut self.history, ready);
+        let target = kafka.target_partition();
+        if step.reset {
+            self.close_waiting(client);
+        }
+        if let Some((frame, expects_response)) = step.send {
+            let node = self.route(client, target);
+            if !self.open_request(client, node, frame, ApiKey::Produce, None) {
+                // Refused: the client's request is lost, as with a broken connection.
+                if let Work::Kafka(kafka) = &mut self.clients[client].work {
+                    kafka.on_reset();
+                }
+            } else if !expects_response {
+                self.clients[client].waiting = None;
+            }
+        }
+        self.schedule_tick(client, step.wake_after_us.unwrap_or(100_000));
+    }
+
+    fn tick_client(&mut self, client: usize) {
+        if matches!(self.clients[client].work, Work::Kafka(_)) {
+            return self.tick_kafka(client);
+        }
+        // No answer in time: the client gives up on the connection and tries again.
+        self.close_waiting(client);
         let admin_done = self.now + ADMIN_STOP_BEFORE_END_US > self.end_at;
         let c = &mut self.clients[client];
         let node = c.rng.range(0, self.nodes.len() as u64 - 1) as usize;
         let (api, frame, topic) = match &mut c.work {
             Work::Admin { .. } if admin_done => return,
+            Work::Admin { .. } if !self.ledger_ready => {
+                let configs = vec![CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("min.insync.replicas"))
+                    .with_value(Some(StrBytes::from_string(
+                        self.faults.ledger_min_insync.to_string(),
+                    )))];
+                let partitions = self.faults.ledger_partitions;
+                let request = CreateTopicsRequest::default()
+                    .with_topics(vec![CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str(LEDGER)))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(self.faults.ledger_replicas)
+                        .with_configs(configs)])
+                    .with_timeout_ms(30_000);
+                let frame = encode_request(
+                    client,
+                    c.attempts as i32,
+                    ApiKey::CreateTopics,
+                    version_of(ApiKey::CreateTopics),
+                    &request,
+                );
+                let topic = Some((LEDGER.to_string(), partitions));
+                (ApiKey::CreateTopics, frame, topic)
+            }
             Work::Admin { next_topic } => {
                 let grow = self
                     .acknowledged
                     .iter()
+                    .filter(|(name, _)| name.as_str() != LEDGER)
                     .nth(c.rng.range(0, self.acknowledged.len().max(1) as u64 - 1) as usize)
                     .filter(|_| c.rng.chance(250))
                     .map(|(name, &count)| (name.clone(), count + 1));
@@ -1277,14 +1499,33 @@ impl ClusterSim {
                 );
                 (ApiKey::Metadata, frame, None)
             }
+            Work::Kafka(_) => return,
         };
+        if self.open_request(client, node, frame, api, topic) {
+            self.schedule_tick(client, REQUEST_TIMEOUT_US);
+        } else {
+            // Connection refused: try again soon.
+            self.schedule_tick(client, 100_000);
+        }
+    }
+
+    /// Opens a connection from `client` to `node` and sends `frame` on it; false when the
+    /// node is down (connection refused).
+    fn open_request(
+        &mut self,
+        client: usize,
+        node: usize,
+        frame: Bytes,
+        api: ApiKey,
+        topic: Option<(String, i32)>,
+    ) -> bool {
+        let c = &mut self.clients[client];
         c.attempts += 1;
         let attempt = c.attempts;
         self.stats.requests += 1;
         let n = &mut self.nodes[node];
         let Some(shards) = n.shards.as_mut() else {
-            // Connection refused: try again soon.
-            return self.schedule_tick(client, 100_000);
+            return false;
         };
         let home = (n.conns_made % shards.len() as u64) as usize;
         let conn = n.conns_made * shards.len() as u64 + home as u64;
@@ -1312,7 +1553,7 @@ impl ClusterSim {
                 frame,
             },
         );
-        self.schedule_tick(client, REQUEST_TIMEOUT_US);
+        true
     }
 
     fn on_response(&mut self, client: usize, attempt: u64, frame: Bytes) {
@@ -1322,6 +1563,25 @@ impl ClusterSim {
         else {
             return; // an answer to a request given up on
         };
+        if let Work::Kafka(kafka) = &mut self.clients[client].work {
+            let acked = self.history.acks.len();
+            kafka.on_response(frame, self.now, &mut self.history);
+            if self.options.verbose {
+                for ack in &self.history.acks[acked..] {
+                    eprintln!(
+                        "{:>10.6} node {} acknowledged {}-{} at {} to client {client}",
+                        self.now as f64 / 1e6,
+                        waiting.node + 1,
+                        ack.topic,
+                        ack.partition,
+                        ack.base_offset
+                    );
+                }
+            }
+            self.check_watermarks(client, waiting.node);
+            let think = self.clients[client].rng.range(1_000, 20_000);
+            return self.schedule_tick(client, think);
+        }
         let version = version_of(waiting.api);
         let mut body = frame.slice(4..);
         let decoded =
@@ -1357,6 +1617,19 @@ impl ClusterSim {
                 let Work::Admin { next_topic } = &mut self.clients[client].work else {
                     return Ok(());
                 };
+                if name == LEDGER {
+                    if self.options.verbose {
+                        eprintln!(
+                            "{:>10.6} creating {LEDGER}: error {code}",
+                            self.now as f64 / 1e6
+                        );
+                    }
+                    if code == errors::NONE || code == errors::TOPIC_ALREADY_EXISTS {
+                        self.ledger_ready = true;
+                        self.acknowledged.insert(name, partitions);
+                    }
+                    return Ok(());
+                }
                 match code {
                     errors::NONE => {
                         self.cluster_stats.topics_acknowledged += 1;
@@ -1411,6 +1684,234 @@ impl ClusterSim {
             }
         }
         Ok(())
+    }
+
+    /// A consumer is never told a lower high watermark than before (KIP-207's promise, kept
+    /// by Fetch too: a new leader answers no consumer until its high watermark reaches the
+    /// start of its epoch).
+    fn check_watermarks(&mut self, client: usize, node: usize) {
+        let Work::Kafka(kafka) = &self.clients[client].work else {
+            return;
+        };
+        let Some((_, watermarks)) = kafka.consumer_state() else {
+            return;
+        };
+        for (partition, &hw) in watermarks.iter().enumerate() {
+            let seen = self
+                .watermarks
+                .entry((client, partition as i32))
+                .or_insert(0);
+            if hw < *seen && self.history.watermarks_back.len() < KEPT {
+                self.history.watermarks_back.push(format!(
+                    "client {client} was told high watermark {hw} of {LEDGER}-{partition} at {:.3} s by node {} after {}",
+                    self.now as f64 / 1e6,
+                    node + 1,
+                    *seen
+                ));
+            }
+            if hw > *seen && self.options.verbose {
+                eprintln!(
+                    "{:>10.6} client {client} told high watermark {hw} of {LEDGER}-{partition} by node {}",
+                    self.now as f64 / 1e6,
+                    node + 1
+                );
+            }
+            *seen = (*seen).max(hw);
+        }
+    }
+
+    /// The end of the quiet phase: the ledger's producers and consumer are done, and every
+    /// replica of each partition holds what its leader holds (liveness of replication).
+    fn ledger_settled(&mut self) {
+        let mut problems = Vec::new();
+        for c in &self.clients {
+            if let Work::Kafka(kafka) = &c.work {
+                if !kafka.is_idle() {
+                    problems.push(format!(
+                        "client still busy at the end of the quiet phase: {}",
+                        kafka.describe()
+                    ));
+                }
+            }
+        }
+        self.history.liveness.append(&mut problems);
+        // The replicas themselves: every one holds what its leader holds (convergence).
+        let image = self
+            .nodes
+            .iter()
+            .find_map(|n| n.control()?.quorum_controller())
+            .map(|q| q.committed_image().clone());
+        if let Some(topic) = image.as_ref().and_then(|i| i.topics.get(LEDGER)) {
+            for (p, placed) in topic.partitions.iter().enumerate() {
+                let state = |node: i32| {
+                    let n = self.nodes.get(usize::try_from(node - 1).ok()?)?;
+                    n.shards.as_ref()?.iter().find_map(|s| {
+                        let broker = s.broker();
+                        let partition = broker.partition(LEDGER, p as i32)?;
+                        broker.owns(LEDGER, p as i32).then_some(())?;
+                        Some((
+                            partition.log.log_end_offset(),
+                            partition.high_watermark(),
+                            partition.log.epoch_history(),
+                        ))
+                    })
+                };
+                let Some(leader) = state(placed.leader) else {
+                    problems.push(format!(
+                        "{LEDGER}-{p}: its leader {} serves nothing",
+                        placed.leader
+                    ));
+                    continue;
+                };
+                if leader.0 != leader.1 {
+                    problems.push(format!(
+                        "{LEDGER}-{p}: leader {} ends at {}, its high watermark is {}",
+                        placed.leader, leader.0, leader.1
+                    ));
+                }
+                for &replica in &placed.replicas {
+                    match state(replica) {
+                        Some(s) if s.0 == leader.0 && s.2 == leader.2 => {}
+                        other => problems.push(format!(
+                            "{LEDGER}-{p}: replica {replica} has (end, high watermark, epochs) {other:?}, leader {} has {leader:?}",
+                            placed.leader
+                        )),
+                    }
+                }
+                if placed.in_sync.len() != placed.replicas.len() {
+                    problems.push(format!(
+                        "{LEDGER}-{p}: in sync {:?} of replicas {:?} after the faults",
+                        placed.in_sync, placed.replicas
+                    ));
+                }
+            }
+        } else if self.ledger_ready {
+            problems.push(format!("{LEDGER} is not in the committed metadata"));
+        }
+        self.history.divergence.extend(problems);
+    }
+
+    /// Whether the verifier has read every ledger partition to its leader's high watermark.
+    fn verified(&self) -> bool {
+        if !self.ledger_ready {
+            return true; // never created (the quorum was slow to form): nothing to read
+        }
+        let Some(SimClient {
+            work: Work::Kafka(kafka),
+            ..
+        }) = self.clients.last()
+        else {
+            return false;
+        };
+        let Some((next, _)) = kafka.consumer_state() else {
+            return false;
+        };
+        (0..self.faults.ledger_partitions).all(|p| {
+            let Some(&(_, leader)) = self.leaders.get(&(LEDGER.to_string(), p)) else {
+                return false;
+            };
+            let hw = usize::try_from(leader - 1)
+                .ok()
+                .and_then(|i| self.nodes.get(i))
+                .and_then(|n| n.shards.as_ref())
+                .and_then(|shards| {
+                    shards.iter().find_map(|s| {
+                        let partition = s.broker().partition(LEDGER, p)?;
+                        s.broker().owns(LEDGER, p).then_some(())?;
+                        partition
+                            .replica
+                            .serves_consumers()
+                            .then(|| partition.high_watermark())
+                    })
+                });
+            hw.is_some_and(|hw| hw == next[p as usize])
+        })
+    }
+
+    /// A leader never believes a follower of its epoch holds on disk more than the
+    /// follower's disk does (what acks=all counts on): the follower's flushed offset never
+    /// falls below what it reported, within one leadership.
+    fn check_follower_durability(&mut self) {
+        for p in 0..self.faults.ledger_partitions {
+            for leader in &self.nodes {
+                let Some(led) = replica_of(leader, p).filter(|r| r.replica.is_leader()) else {
+                    continue;
+                };
+                for follower in &self.nodes {
+                    let Some(f) = replica_of(follower, p) else {
+                        continue;
+                    };
+                    let same = f.replica.leader_node() == Some(leader.id)
+                        && f.replica.leader_epoch() == led.replica.leader_epoch();
+                    let believed = led.replica.member_progress(follower.id);
+                    if let (true, Some(believed)) = (same, believed) {
+                        let flushed = f.log.flushed_offset();
+                        if believed.durable > flushed
+                            && self.history.follower_durability.len() < KEPT
+                        {
+                            self.history.follower_durability.push(format!(
+                                "at {:.3} s node {} leading {LEDGER}-{p} in epoch {} counts node {} durable to {}, its disk holds {flushed}",
+                                self.now as f64 / 1e6,
+                                leader.id,
+                                led.replica.leader_epoch(),
+                                follower.id,
+                                believed.durable
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Debugging (`SPATE_SIM_TRACE_LEDGER=1 --verbose`): each change of a node's ledger
+    /// replicas (role, epochs, log end, flushed and high watermark, epoch history).
+    fn trace_ledger(&mut self, node: usize) {
+        let Some(shards) = self.nodes[node].shards.as_ref() else {
+            return;
+        };
+        let image = self.nodes[node]
+            .control()
+            .and_then(|c| c.quorum_controller())
+            .map(|q| q.committed_image());
+        for p in 0..self.faults.ledger_partitions {
+            let placed = image
+                .and_then(|i| i.topics.get(LEDGER))
+                .and_then(|t| t.partitions.get(p as usize))
+                .map(|pl| {
+                    (
+                        pl.leader,
+                        pl.leader_epoch,
+                        pl.in_sync.clone(),
+                        pl.partition_epoch,
+                    )
+                });
+            for s in shards {
+                let b = s.broker();
+                let Some(part) = b.partition(LEDGER, p).filter(|_| b.owns(LEDGER, p)) else {
+                    continue;
+                };
+                let state = format!(
+                    "committed {placed:?}; leader {:?} epoch {} in sync {:?} end {} flushed {} hw {} epochs {:?}",
+                    part.replica.leader_node(),
+                    part.replica.leader_epoch(),
+                    part.replica.in_sync().collect::<Vec<_>>(),
+                    part.log.log_end_offset(),
+                    part.log.flushed_offset(),
+                    part.high_watermark(),
+                    part.log.epoch_history()
+                );
+                let key = (node, p);
+                if self.traced.get(&key) != Some(&state) {
+                    eprintln!(
+                        "{:>10.6} node {} {LEDGER}-{p}: {state}",
+                        self.now as f64 / 1e6,
+                        node + 1
+                    );
+                    self.traced.insert(key, state);
+                }
+            }
+        }
     }
 
     // ---- the checkers' probes ----
@@ -1494,6 +1995,15 @@ impl ClusterSim {
         if applied != n.probed.0 {
             let image = quorum.committed_image();
             Self::record_chosen(&mut self.chosen, image, id, &mut unchosen);
+            for topic in image.topics.values() {
+                for (p, placed) in topic.partitions.iter().enumerate() {
+                    let key = (topic.name.clone(), p as i32);
+                    let known = self.leaders.entry(key).or_insert((-1, NO_LEADER));
+                    if placed.leader_epoch >= known.0 {
+                        *known = (placed.leader_epoch, placed.leader);
+                    }
+                }
+            }
             // The whole image at each version is the same on every node (entries a snapshot
             // replaced are checked this way too).
             let hash = fnv(&encode_records(&image.snapshot()), applied);
@@ -1519,6 +2029,10 @@ impl ClusterSim {
                 }
             }
         }
+        if self.options.verbose && std::env::var_os("SPATE_SIM_TRACE_LEDGER").is_some() {
+            self.trace_ledger(node);
+        }
+        self.check_follower_durability();
         let n = &mut self.nodes[node];
         n.checked_through = n.checked_through.max(committed_index);
         n.probed = (applied, if raft_leads(n) { term } else { u64::MAX });
@@ -1658,6 +2172,14 @@ fn version_of(api: ApiKey) -> i16 {
         ApiKey::CreateTopics => 7,
         _ => 12, // Metadata
     }
+}
+
+/// The ledger partition `p` as node `n`'s owning shard holds it, while `n` runs.
+fn replica_of(n: &SimNode, p: i32) -> Option<&spate_core::partition::Partition> {
+    n.shards.as_ref()?.iter().find_map(|s| {
+        let b = s.broker();
+        b.partition(LEDGER, p).filter(|_| b.owns(LEDGER, p))
+    })
 }
 
 fn raft_leads(n: &SimNode) -> bool {

@@ -104,6 +104,10 @@ pub struct History {
     pub unchosen_leaders: Vec<String>,
     /// Cluster runs: what differed between the nodes once the faults had stopped.
     pub divergence: Vec<String>,
+    /// Cluster runs: a consumer told a lower high watermark than it was told before.
+    pub watermarks_back: Vec<String>,
+    /// Cluster runs: a leader that counted a follower durable beyond the follower's disk.
+    pub follower_durability: Vec<String>,
 }
 
 impl History {

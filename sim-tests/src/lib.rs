@@ -9,6 +9,9 @@
 //! - deadlines: after `handle_timeout(now)` no deadline of the broker is still due at `now`;
 //! - leader epochs: each start-up leads in a later epoch, batches keep theirs and never go
 //!   back in the log, and OffsetForLeaderEpoch's answers match the batches read;
+//! - high watermarks (clusters): what a consumer is told never goes back across failovers;
+//! - follower durability (clusters): a leader counts a follower durable only as far as the
+//!   follower's disk holds;
 //! - liveness: after the faults stop, every producer's records are acknowledged, every consumer
 //!   catches up, and the verifier reads everything within a bounded virtual time.
 
@@ -282,7 +285,9 @@ pub fn check_leader_epochs(history: &History, relaxed_flush: bool) -> Verdict {
                     "{topic}-{partition}: the batch at {base} is in epoch {epoch}, after one at {at} in epoch {e}"
                 ));
             }
-            if !led.get(key).is_some_and(|epochs| epochs.contains(&epoch)) {
+            // On a cluster the controller chooses the epochs (the chosen-leaders checker).
+            let single_node = !history.start_epochs.is_empty();
+            if single_node && !led.get(key).is_some_and(|epochs| epochs.contains(&epoch)) {
                 violations.push(format!(
                     "{topic}-{partition}: the batch at {base} is in epoch {epoch}, which no start-up led in"
                 ));
@@ -377,6 +382,23 @@ pub fn check_convergence(history: &History) -> Verdict {
     }
 }
 
+/// Cluster runs: the high watermark a consumer is told never goes back, across failovers.
+pub fn check_high_watermarks(history: &History) -> Verdict {
+    Verdict {
+        checker: "high-watermarks",
+        violations: history.watermarks_back.clone(),
+    }
+}
+
+/// Cluster runs: a partition leader never counts a follower of its epoch as holding on disk
+/// more than the follower's disk holds (acks=all rests on it).
+pub fn check_follower_durability(history: &History) -> Verdict {
+    Verdict {
+        checker: "follower-durability",
+        violations: history.follower_durability.clone(),
+    }
+}
+
 pub fn check_liveness(history: &History) -> Verdict {
     Verdict {
         checker: "liveness",
@@ -401,6 +423,8 @@ pub fn check(outcome: &Outcome) -> Vec<Verdict> {
         check_committed_metadata(h),
         check_chosen_leaders(h),
         check_convergence(h),
+        check_high_watermarks(h),
+        check_follower_durability(h),
     ]
 }
 
@@ -427,8 +451,12 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "vote-twice" => Ok(PlantedBug::VoteTwice),
         "commit-minority" => Ok(PlantedBug::CommitMinority),
         "keep-fenced-leaders" => Ok(PlantedBug::KeepFencedLeaders),
+        "hw-from-leader-alone" => Ok(PlantedBug::HighWatermarkFromLeaderAlone),
+        "durable-before-fsync" => Ok(PlantedBug::DurableBeforeFsync),
+        "elect-outside-in-sync" => Ok(PlantedBug::ElectOutsideInSync),
+        "skip-truncation" => Ok(PlantedBug::SkipTruncation),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, or for clusters vote-twice, commit-minority or keep-fenced-leaders"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, or for clusters vote-twice, commit-minority, keep-fenced-leaders, hw-from-leader-alone, durable-before-fsync, elect-outside-in-sync or skip-truncation"
         )),
     }
 }

@@ -117,6 +117,11 @@ fn run(args: Args) -> Result<bool, String> {
                 "  {} topic creations and {} partition additions acknowledged, {} partition leaderships chosen, {} leaders told to clients, {} connections closed on a lost leadership",
                 counts.topics_acknowledged, counts.partitions_added, counts.leaderships, counts.leaders_told, counts.connections_closed
             );
+            let h = &outcome.history;
+            println!(
+                "  ledger: {} records sent, {} acknowledged batches, {} offsets read, {} in the final log (read after every node lost power); {} replica fetches",
+                h.sent.len(), h.acks.len(), h.observed.len(), h.final_log.len(), counts.peer_requests
+            );
             println!("  trace hash {:016x}", outcome.trace_hash);
         } else if verbose {
             println!(

@@ -227,6 +227,23 @@ fn the_cluster_swarm_runs_3_and_5_nodes_with_network_partitions() {
         partitioned >= 150,
         "only {partitioned} of 200 seeds cut links"
     );
+    // Replication: the ledger topic is replicated 3 ways on most seeds, up to 5, with
+    // min.insync.replicas from 1 to the factor, and every node loses power at once on some.
+    let factor = |r: i16| faults.iter().filter(|f| f.ledger_replicas == r).count();
+    assert!(
+        factor(3) >= 80 && factor(5) >= 3 && factor(1) >= 10,
+        "replication factors"
+    );
+    let strict = faults
+        .iter()
+        .filter(|f| f.ledger_min_insync > 1 && f.ledger_min_insync == f.ledger_replicas)
+        .count();
+    assert!(
+        strict >= 20,
+        "min.insync.replicas = the factor on {strict} seeds"
+    );
+    let power_lost = faults.iter().filter(|f| f.power_losses > 0).count();
+    assert!(power_lost >= 60, "power losses on {power_lost} seeds");
 }
 
 #[test]
@@ -281,6 +298,67 @@ fn a_planted_fenced_leader_kept_is_caught_within_40_cluster_seeds() {
             .any(|(_, why)| why.starts_with("chosen-leaders")),
         "a fenced broker kept leading went unnoticed in 40 seeds: {caught:?}"
     );
+}
+
+/// Replication (issue 16): a leader whose high watermark ignores its followers acknowledges
+/// acks=all from its own disk; a failover then loses acknowledged records.
+#[test]
+fn a_planted_high_watermark_from_the_leader_alone_is_caught_within_20_cluster_seeds() {
+    let caught = cluster_failures(1..21, Some("hw-from-leader-alone"));
+    assert!(
+        caught
+            .iter()
+            .any(|(_, why)| why.starts_with("durability") || why.starts_with("order")),
+        "acknowledgements from the leader's disk alone went unnoticed in 20 seeds: {caught:?}"
+    );
+}
+
+/// A follower that fetches on before its fsync makes its leader count records durable that
+/// a power loss takes.
+#[test]
+fn a_planted_follower_durable_before_its_fsync_is_caught_within_20_cluster_seeds() {
+    let caught = cluster_failures(1..21, Some("durable-before-fsync"));
+    assert!(
+        caught
+            .iter()
+            .any(|(_, why)| why.starts_with("follower-durability")),
+        "a follower counted durable before its fsync went unnoticed in 20 seeds: {caught:?}"
+    );
+}
+
+/// A controller that elects a replica outside the in-sync set loses what only the set held.
+#[test]
+fn a_planted_election_outside_the_in_sync_set_is_caught_within_40_cluster_seeds() {
+    let caught = cluster_failures(1..41, Some("elect-outside-in-sync"));
+    assert!(
+        !caught.is_empty(),
+        "an election outside the in-sync set went unnoticed in 40 seeds"
+    );
+}
+
+/// A follower that never gives its leader the epoch its log ends in keeps a diverged tail:
+/// replicas disagree at offsets below the high watermark.
+#[test]
+fn a_planted_skipped_truncation_is_caught_within_20_cluster_seeds() {
+    let caught = cluster_failures(1..21, Some("skip-truncation"));
+    assert!(
+        caught.iter().any(|(_, why)| why.starts_with("convergence")),
+        "replicas kept diverged logs unnoticed in 20 seeds: {caught:?}"
+    );
+}
+
+/// Seeds that found replication bugs, kept as regressions: 94 (a restarted node led again in
+/// its old epoch from metadata replayed after start-up, showing an uncommitted tail), 600 (a
+/// member added to the in-sync set while the leader committed without it: the controller
+/// then elected it with an empty log), 166 (a recovered log's end taken for its high
+/// watermark: a new leader counted a follower durable beyond its disk).
+#[test]
+fn regression_replication_seeds_94_166_and_600_are_green() {
+    let failed: Vec<_> = [94, 166, 600]
+        .into_iter()
+        .flat_map(|seed| cluster_failures(seed..seed + 1, None))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
 }
 
 /// Seed 667 on five nodes found that a new node taking the cluster's id could crash after its

@@ -269,9 +269,15 @@ impl Broker {
             slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
             return None;
         };
+        // A new leader serves consumers once its high watermark reaches the start of its
+        // epoch (KIP-207): below it, it could show less than an earlier leader did.
+        let serves = match replica {
+            Some(_) => partition.replica.is_leader(),
+            None => partition.replica.serves_consumers(),
+        };
         if crate::placement::owner(&topic.name, slot.partition, self.config.shards)
             != self.config.shard
-            || !partition.replica.is_leader()
+            || !serves
         {
             slot.data.error_code = errors::NOT_LEADER_OR_FOLLOWER;
             return None;

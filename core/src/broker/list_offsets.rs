@@ -69,7 +69,7 @@ impl Broker {
                     (ti, pi),
                     topic.name.0.as_str(),
                     wanted.partition_index,
-                    (wanted.timestamp, wanted.current_leader_epoch),
+                    (wanted.timestamp, wanted.current_leader_epoch, ctx.version),
                 );
                 match found {
                     Err(code) => result.error_code = code,
@@ -107,7 +107,7 @@ impl Broker {
         at: (usize, usize),
         topic: &str,
         partition: i32,
-        (timestamp, current_leader_epoch): (i64, i32),
+        (timestamp, current_leader_epoch, version): (i64, i32, i16),
     ) -> Result<Option<(i64, i64, i32)>, i16> {
         let topic = self
             .topics
@@ -129,6 +129,16 @@ impl Broker {
         check_current_epoch(current_leader_epoch, leader_epoch)?;
         let with_epoch =
             |(timestamp, offset)| (timestamp, offset, partition_state.epoch_at(offset));
+        if matches!(timestamp, LATEST | MAX_TIMESTAMP)
+            && !partition_state.replica.serves_consumers()
+        {
+            // KIP-207: a new leader whose high watermark is below the start of its epoch
+            // does not answer the end yet (it could be less than an earlier leader's).
+            return Err(match version >= 5 {
+                true => errors::OFFSET_NOT_AVAILABLE,
+                false => errors::LEADER_NOT_AVAILABLE,
+            });
+        }
         // The largest timestamp (KIP-734) is answered with the first record that has it,
         // found as a lookup by that timestamp: the first batch reaching it holds the record.
         // (Records without timestamps, -1, keep the batch's answer.)

@@ -300,9 +300,10 @@ impl Broker {
         self.on_partition_progress(now_ms, id, partition);
         let name = self.topic_name(id).unwrap_or_default();
         let new_leadership = before != (leader_epoch, leader == node);
-        if new_leadership && leader != node && self.owns(&name, partition) {
+        if new_leadership && self.owns(&name, partition) {
             let led = match leader {
                 NO_LEADER => "has no leader".to_string(),
+                other if other == node => "is led by this node".to_string(),
                 other => format!("is led by node {other}"),
             };
             self.log(
@@ -404,10 +405,14 @@ impl Broker {
                 .partitions
                 .iter()
                 .map(|p| match waits && p.leader == self.config.node_id {
-                    true => self.new_partition(&PartitionImage {
-                        leader: NO_LEADER,
-                        ..p.clone()
-                    }),
+                    true => {
+                        let mut partition = self.new_partition(&PartitionImage {
+                            leader: NO_LEADER,
+                            ..p.clone()
+                        });
+                        partition.forget_leadership_through(p.leader_epoch);
+                        partition
+                    }
                     false => self.new_partition(p),
                 })
                 .collect();

@@ -111,8 +111,15 @@ impl Broker {
         };
         // Versions between snapshots of the quorum's image; the journal is rewritten at each.
         let snapshot_every = self.config.quorum_snapshot_every.max(1);
-        let planted = (self.config.planted_bug == Some(super::PlantedBug::KeepFencedLeaders))
-            .then_some(crate::controller::quorum::QuorumBug::KeepFencedLeaders);
+        let planted = match self.config.planted_bug {
+            Some(super::PlantedBug::KeepFencedLeaders) => {
+                Some(crate::controller::quorum::QuorumBug::KeepFencedLeaders)
+            }
+            Some(super::PlantedBug::ElectOutsideInSync) => {
+                Some(crate::controller::quorum::QuorumBug::ElectOutsideInSync)
+            }
+            _ => None,
+        };
         let controller =
             QuorumController::new(config, stored.clone(), now_ms, snapshot_every, planted)
                 .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?

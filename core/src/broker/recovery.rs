@@ -368,7 +368,7 @@ impl Broker {
             .expect("found above");
         let slot = &mut topic.partitions[partition as usize];
         let leader_epoch = slot.replica.leader_epoch();
-        *slot = slot.with_log(log, now_ms);
+        *slot = slot.with_log(log, now_ms, self.config.controller_quorum.is_empty());
         if let Some(logged) = slot.log.latest_epoch().filter(|&e| e > leader_epoch) {
             // The epoch field is outside a batch's CRC, or the metadata file is older than
             // the log: either way the history above the leader's epoch cannot be trusted.

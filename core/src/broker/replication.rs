@@ -144,8 +144,13 @@ impl Broker {
                 let ready = !busy
                     && self.is_writable(topic, index)
                     && !self.replication.truncating.contains_key(&(topic.id, index))
-                    && log.is_quiet()
-                    && log.flushed_offset() == log.log_end_offset();
+                    && match self.config.planted_bug {
+                        // Planted: on as soon as the copy is written, its fsync still to come.
+                        Some(super::PlantedBug::DurableBeforeFsync) => {
+                            log.written_offset() == log.log_end_offset()
+                        }
+                        _ => log.is_quiet() && log.flushed_offset() == log.log_end_offset(),
+                    };
                 if ready {
                     by_leader
                         .entry(leader)
@@ -179,7 +184,10 @@ impl Broker {
                 .with_partition(*index)
                 .with_current_leader_epoch(epoch)
                 .with_fetch_offset(log.log_end_offset())
-                .with_last_fetched_epoch(log.latest_epoch().unwrap_or(-1))
+                .with_last_fetched_epoch(match self.config.planted_bug {
+                    Some(super::PlantedBug::SkipTruncation) => -1,
+                    _ => log.latest_epoch().unwrap_or(-1),
+                })
                 .with_log_start_offset(log.log_start_offset())
                 .with_partition_max_bytes(self.config.replica_fetch_max_bytes);
             match topics.last_mut().filter(|t| t.topic.0.as_str() == name) {
@@ -559,12 +567,32 @@ impl Broker {
     pub(super) fn check_in_sync(&mut self, now_ms: i64, id: TopicId, index: i32) {
         let lag_ms = self.config.replica_lag_time_max_ms;
         let node = self.config.node_id;
+        let fenced: std::collections::BTreeSet<NodeId> = self
+            .brokers
+            .iter()
+            .filter(|(_, b)| b.fenced)
+            .map(|(&n, _)| n)
+            .collect();
+        let last_ask = self.replication.asked.get(&(id, index)).cloned();
         let Some(partition) = self.partition_mut(id, index) else {
             return;
         };
-        let Some(in_sync) = partition.replica.wanted_in_sync(now_ms, lag_ms) else {
-            return;
+        // A fenced member cannot be added (the controller refuses): it counts no longer.
+        partition.replica.drop_pending(|m| fenced.contains(&m));
+        let wanted = partition.replica.wanted_in_sync(now_ms, lag_ms);
+        let pending = partition.replica.pending_adds().next().is_some();
+        let in_sync = match (wanted, last_ask) {
+            (Some(in_sync), _) => in_sync,
+            // An add still counted for the high watermark is asked again until the
+            // partition epoch moves on (it commits, or another change makes it stale).
+            (None, Some((set, epoch, _)))
+                if pending && epoch == partition.replica.partition_epoch() =>
+            {
+                set
+            }
+            (None, _) => return,
         };
+        partition.replica.handle_asked(&in_sync);
         let ask = AlterInSyncAsk {
             topic: id,
             partition: index,

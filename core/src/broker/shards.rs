@@ -78,7 +78,7 @@ impl Broker {
     }
 
     /// Whether this shard serves the partition.
-    pub(super) fn owns(&self, topic: &str, partition: i32) -> bool {
+    pub fn owns(&self, topic: &str, partition: i32) -> bool {
         owner(topic, partition, self.config.shards) == self.config.shard
     }
 

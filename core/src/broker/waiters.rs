@@ -33,6 +33,9 @@ impl Broker {
         let Some(p) = t.partitions.get_mut(partition as usize) else {
             return;
         };
+        if self.config.planted_bug == Some(super::PlantedBug::HighWatermarkFromLeaderAlone) {
+            p.replica.plant_leader_alone();
+        }
         let moved = p.handle_log_progress(&policy);
         self.poll_waiters(now_ms, topic, partition);
         // Followers copy what is written, committed or not.

@@ -562,6 +562,57 @@ impl MetadataImage {
         records
     }
 
+    /// The planted `ElectOutsideInSync`: where `node` led, a live replica outside the
+    /// in-sync set leads if there is one (and joins the set it was not in).
+    pub fn leaderships_lost_unclean(&self, node: NodeId) -> Vec<MetadataRecord> {
+        let mut records = self.leaderships_lost(node);
+        for record in &mut records {
+            if let MetadataRecord::PartitionChanged {
+                id,
+                partition,
+                leader,
+                in_sync,
+                ..
+            } = record
+            {
+                let Some(placed) = self
+                    .topic_by_id(*id)
+                    .and_then(|t| t.partitions.get(*partition as usize))
+                else {
+                    continue;
+                };
+                if placed.leader != node {
+                    continue;
+                }
+                // The worst choice: a live replica outside the set if there is one.
+                let outside: Vec<NodeId> = placed
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|&r| r != node && !placed.in_sync.contains(&r))
+                    .collect();
+                let others: Vec<NodeId> = placed
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|&r| r != node)
+                    .collect();
+                let any = match self.first_live(&placed.replicas, &outside) {
+                    NO_LEADER => self.first_live(&placed.replicas, &others),
+                    found => found,
+                };
+                if any != NO_LEADER && any != *leader {
+                    *leader = any;
+                    if !in_sync.contains(&any) {
+                        in_sync.retain(|&m| m != node);
+                        in_sync.push(any);
+                    }
+                }
+            }
+        }
+        records
+    }
+
     /// The first of `replicas` that is in `candidates` and a registered, unfenced broker;
     /// none (-1) if no such replica.
     fn first_live(&self, replicas: &[NodeId], candidates: &[NodeId]) -> NodeId {

@@ -284,6 +284,8 @@ pub enum QuorumBug {
     /// A fenced broker keeps leading its partitions: clients are sent to a broker that is gone
     /// (or back in a life that must not write in the old epoch).
     KeepFencedLeaders,
+    /// A leader that goes is replaced by any live replica, in the in-sync set or not.
+    ElectOutsideInSync,
 }
 
 pub struct QuorumController {
@@ -620,6 +622,7 @@ impl QuorumController {
     fn leaderships_lost_in(&self, image: &MetadataImage, node: NodeId) -> Vec<MetadataRecord> {
         match self.planted {
             Some(QuorumBug::KeepFencedLeaders) => Vec::new(),
+            Some(QuorumBug::ElectOutsideInSync) => image.leaderships_lost_unclean(node),
             _ => image.leaderships_lost(node),
         }
     }
