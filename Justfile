@@ -44,7 +44,8 @@ sim *ARGS:
 # ~20 s); `memory`: the broker's RSS under load (`--secs N`). Options: `just bench storage
 # --help`; results and method: docs/PERFORMANCE.md.
 
-# Benchmarks against the release broker: `just bench storage`, `just bench memory`.
+# Benchmarks against the release broker: `just bench storage`, `just bench memory`,
+# `just bench replication` (a 3-node cluster, replication factor 3 beside 1).
 bench *ARGS:
     cargo build --release -p spate -p spate-bench
     "{{justfile_directory()}}/target/release/spate-bench" {{ARGS}}

@@ -9,10 +9,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, FetchRequest,
-    FetchResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    FetchResponse, MetadataRequest, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use std::io::{self, Read, Write};
@@ -23,6 +25,7 @@ const CLIENT_ID: &str = "spate-bench";
 pub const PRODUCE_VERSION: i16 = 9;
 const FETCH_VERSION: i16 = 11;
 const CREATE_TOPICS_VERSION: i16 = 5;
+const METADATA_VERSION: i16 = 9;
 const DELETE_TOPICS_VERSION: i16 = 4;
 const DESCRIBE_CONFIGS_VERSION: i16 = 4;
 /// How long the broker may take for acks=all and topic changes.
@@ -122,11 +125,21 @@ impl Conn {
 
     /// Creates `name` with `partitions` partitions; an existing topic is an error.
     pub fn create_topic(&mut self, name: &str, partitions: i32) -> Result<(), String> {
+        self.create_replicated_topic(name, partitions, 1)
+    }
+
+    /// Creates `name` with `partitions` partitions of `replicas` replicas each.
+    pub fn create_replicated_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replicas: i16,
+    ) -> Result<(), String> {
         let request = CreateTopicsRequest::default()
             .with_topics(vec![CreatableTopic::default()
                 .with_name(topic_name(name))
                 .with_num_partitions(partitions)
-                .with_replication_factor(1)])
+                .with_replication_factor(replicas)])
             .with_timeout_ms(BROKER_TIMEOUT_MS);
         let response = self.request(&request, CREATE_TOPICS_VERSION)?;
         match response.topics.first() {
@@ -144,6 +157,27 @@ impl Conn {
             )),
             None => Err(format!("CreateTopics for '{name}' got an empty answer")),
         }
+    }
+
+    /// Each partition of `topic` as Metadata describes it: (leader, in-sync replica count),
+    /// by partition index; empty while the topic is unknown.
+    pub fn partition_leaders(&mut self, topic: &str) -> Result<Vec<(i32, usize)>, String> {
+        let request = MetadataRequest::default()
+            .with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic_name(topic)))
+            ]))
+            .with_allow_auto_topic_creation(false);
+        let response = self.request(&request, METADATA_VERSION)?;
+        let mut leaders = Vec::new();
+        for t in response.topics.iter().filter(|t| t.error_code == 0) {
+            let mut partitions: Vec<_> = t.partitions.iter().collect();
+            partitions.sort_by_key(|p| p.partition_index);
+            leaders = partitions
+                .iter()
+                .map(|p| (p.leader_id.0, p.isr_nodes.len()))
+                .collect();
+        }
+        Ok(leaders)
     }
 
     pub fn delete_topic(&mut self, name: &str) -> Result<(), String> {

@@ -5,6 +5,8 @@
 //!   loopback TCP as a second reference.
 //! - `memory`: the broker's resident memory under sustained produce and consume load, beside its
 //!   configured tail cache.
+//! - `replication`: a 3-node cluster on this machine, replication factor 3 beside 1, acks=all
+//!   and acks=1, as ratios.
 //!
 //! Modules: `batch` (exact-size record batches), `plain` (the reference writer), `kafka` (the
 //! client), `producer` (load), `broker` (the child process and /proc), `tcp` (loopback
@@ -18,6 +20,7 @@ mod machine;
 mod memory;
 mod plain;
 mod producer;
+mod replication;
 mod report;
 mod stats;
 mod storage;
@@ -48,6 +51,30 @@ enum Command {
     /// The broker's resident memory (VmRSS, sampled every 100 ms) under sustained produce and
     /// tail-consume load, beside its configured tail cache.
     Memory(MemoryArgs),
+    /// Replication's cost: three brokers on this machine as one cluster, producers to a topic
+    /// of replication factor 3 beside one of factor 1, acks=all and acks=1
+    Replication(ReplicationArgs),
+}
+
+#[derive(Args)]
+struct ReplicationArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Seconds per case and round
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    secs: f64,
+    /// Partitions, each with one producer to its leader
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    partitions: usize,
+    /// Batch size of the producers
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64K")]
+    batch: u64,
+    /// Requests in flight per producer
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    in_flight: usize,
+    /// Rounds, each running every case once (factors alternate)
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    rounds: usize,
 }
 
 #[derive(Args)]
@@ -248,6 +275,31 @@ fn run(command: Command) -> Result<(), String> {
             let report = run_dir.finish(memory::run(&options))?;
             print!("{}", report.render());
             write_json(args.common.json.as_deref(), &report.json())
+        }
+        Command::Replication(args) => {
+            if args.partitions == 0 || args.secs <= 0.0 {
+                return Err("--partitions and --secs must be positive".into());
+            }
+            let spate_bin = spate_bin(&args.common)?;
+            let batch_bytes = batch_sizes(&[args.batch])?[0];
+            let run_dir = RunDir::create(&args.common)?;
+            let options = replication::Options {
+                run_dir: run_dir.path.clone(),
+                spate_bin,
+                secs: args.secs,
+                partitions: args.partitions,
+                batch_bytes,
+                in_flight: args.in_flight.max(1),
+                rounds: args.rounds.max(1),
+            };
+            eprintln!(
+                "spate-bench replication: broker {}, data in {}",
+                options.spate_bin.display(),
+                options.run_dir.display()
+            );
+            let report = run_dir.finish(replication::run(&options))?;
+            print!("{}", report.render());
+            Ok(())
         }
     }
 }

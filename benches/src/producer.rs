@@ -98,11 +98,17 @@ pub fn produce(conn: &mut Conn, spec: &Spec) -> Result<Outcome, String> {
 /// Runs one producer per spec, each on its own connection and thread, started together. The
 /// throughput is the sum over the time the slowest took.
 pub fn produce_concurrently(addr: SocketAddr, specs: Vec<Spec>) -> Result<Outcome, String> {
+    produce_at(specs.into_iter().map(|spec| (addr, spec)).collect())
+}
+
+/// As `produce_concurrently`, each producer to its own broker (a partition's leader).
+pub fn produce_at(specs: Vec<(SocketAddr, Spec)>) -> Result<Outcome, String> {
     // Connect first, so a failure cannot leave threads waiting at the barrier.
     let conns = specs
         .iter()
-        .map(|_| Conn::connect(addr))
+        .map(|(addr, _)| Conn::connect(*addr))
         .collect::<Result<Vec<_>, _>>()?;
+    let specs: Vec<Spec> = specs.into_iter().map(|(_, spec)| spec).collect();
     let barrier = Arc::new(Barrier::new(specs.len()));
     let handles: Vec<_> = conns
         .into_iter()

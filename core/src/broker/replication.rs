@@ -579,7 +579,23 @@ impl Broker {
         };
         // A fenced member cannot be added (the controller refuses): it counts no longer.
         partition.replica.drop_pending(|m| fenced.contains(&m));
-        let wanted = partition.replica.wanted_in_sync(now_ms, lag_ms);
+        // A fenced broker is never asked into the set (the controller refuses it).
+        let current: Vec<NodeId> = partition.replica.in_sync().collect();
+        let wanted = partition
+            .replica
+            .wanted_in_sync(now_ms, lag_ms)
+            .map(|set| {
+                set.into_iter()
+                    .filter(|m| current.contains(m) || !fenced.contains(m))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|set| {
+                let mut a = set.clone();
+                let mut b = current.clone();
+                a.sort_unstable();
+                b.sort_unstable();
+                a != b
+            });
         let pending = partition.replica.pending_adds().next().is_some();
         let in_sync = match (wanted, last_ask) {
             (Some(in_sync), _) => in_sync,
