@@ -13,12 +13,13 @@ build:
     cargo build --release
 
 # Unit tests, then the integration suite against the real broker binary: once as it starts
-# by default (one shard per CPU), once with a single shard (`--cores 1`).
+# by default (one shard per CPU), once with a single shard (`--cores 1`; the leader-killing
+# replication test then runs 5 rounds instead of 20).
 test:
     cargo build --release --workspace --bins
     cargo test --release --workspace
     SPATE_BIN="{{spate_bin}}" python3 -m pytest -q tests/
-    SPATE_BIN="{{spate_bin}}" SPATE_SERVER_ARGS="--cores 1" python3 -m pytest -q tests/
+    SPATE_BIN="{{spate_bin}}" SPATE_SERVER_ARGS="--cores 1" SPATE_KILL_ROUNDS=5 python3 -m pytest -q tests/
 
 # Only the Python integration suite (expects an already-built binary); extra args go to pytest.
 test-integration *ARGS:

@@ -175,6 +175,14 @@ fn leaders(h: &Harness, topic: &str) -> Vec<i32> {
         .collect()
 }
 
+/// CreateTopics for one topic of `partitions` partitions and `factor` replicas.
+fn create_topic(name: &'static str, partitions: i32, factor: i16) -> CreateTopicsRequest {
+    let topic = CreatableTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str(name)))
+        .with_num_partitions(partitions)
+        .with_replication_factor(factor);
+    CreateTopicsRequest::default().with_topics(vec![topic])
+}
 #[test]
 fn two_brokers_share_topics_serve_their_own_partitions_and_forward_changes() {
     let mut pair = Nodes::start(2);
@@ -191,11 +199,7 @@ fn two_brokers_share_topics_serve_their_own_partitions_and_forward_changes() {
 
     // CreateTopics to the broker that is not the controller is forwarded to it; its answer
     // comes back once this broker has the topic too.
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("t")))
-        .with_num_partitions(4)
-        .with_replication_factor(2);
-    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    let request = create_topic("t", 4, 2);
     pair.nodes[other].send(9, ApiKey::CreateTopics, 7, &request);
     assert!(
         !pair.nodes[other].has_response(9),
@@ -331,11 +335,7 @@ fn a_broker_only_node_serves_partitions_and_mirrors_metadata_but_never_votes() {
     assert_ne!(active, observer);
 
     // A topic created through the broker-only node is forwarded; four partitions, one each.
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("t")))
-        .with_num_partitions(4)
-        .with_replication_factor(1);
-    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    let request = create_topic("t", 4, 1);
     cluster.nodes[observer].send(9, ApiKey::CreateTopics, 7, &request);
     cluster.run(1_000);
     let created: CreateTopicsResponse =
@@ -412,11 +412,7 @@ fn replicas_are_placed_across_racks_and_brokers_report_theirs() {
     let rack = |node: i32| ["a", "b", "b", "c"][node as usize - 1].to_string();
     let mut cluster = Nodes::start_configured(4, 3, 400, None, |c| c.rack = Some(rack(c.node_id)));
     let active = cluster.active();
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("racked")))
-        .with_num_partitions(8)
-        .with_replication_factor(3);
-    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    let request = create_topic("racked", 8, 3);
     cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
     cluster.run(1_000);
     let created: CreateTopicsResponse = cluster.nodes[active].response(9, ApiKey::CreateTopics, 7);
@@ -452,11 +448,7 @@ fn replicas_are_placed_across_racks_and_brokers_report_theirs() {
 fn a_dead_brokers_partitions_wait_for_it_and_come_back_in_a_new_epoch() {
     let mut cluster = Nodes::start(3);
     let active = cluster.active();
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("t")))
-        .with_num_partitions(3)
-        .with_replication_factor(1);
-    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    let request = create_topic("t", 3, 1);
     cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
     cluster.run(500);
     let created: CreateTopicsResponse = cluster.nodes[active].response(9, ApiKey::CreateTopics, 7);
@@ -728,11 +720,7 @@ fn three_replicas_acknowledge_from_every_disk_and_fail_over_without_loss() {
         c.tail_cache_bytes_per_partition = 64 << 20;
     });
     let active = cluster.active();
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("r")))
-        .with_num_partitions(1)
-        .with_replication_factor(3);
-    let request = CreateTopicsRequest::default().with_topics(vec![topic]);
+    let request = create_topic("r", 1, 3);
     cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &request);
     cluster.run(1_000);
     let leader = leaders(&cluster.nodes[0], "r")[0];
