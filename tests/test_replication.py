@@ -19,7 +19,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import NotEnoughReplicasError
@@ -203,11 +203,36 @@ class Workload:
         assert reached == ends, f"the group's consumer stopped at {reached}, the log ends at {ends}"
 
 
+# NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, OFFSET_NOT_AVAILABLE, and librdkafka's own
+# timeout and transport errors.
+RETRIABLE = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.OFFSET_NOT_AVAILABLE,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+}
+
+
+def end_offset(consumer: Consumer, topic: str, partition: int, timeout: float = 30.0) -> int:
+    """The partition's end (ListOffsets through its leader). Just after a failover the client
+    may still ask the old leader, or the new one may not answer the end yet (KIP-207): both
+    are retriable, as clients treat them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)[1]
+        except KafkaException as error:
+            if error.args[0].code() not in RETRIABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def read_log(bootstrap: str, topic: str) -> dict[int, list[tuple[int, bytes]]]:
     """Every record of every partition, up to its end offset, as (offset, value)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "verify", "enable.auto.commit": False})
     try:
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(PARTITIONS)}
+        ends = {p: end_offset(consumer, topic, p) for p in range(PARTITIONS)}
         consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
         log: dict[int, list[tuple[int, bytes]]] = {p: [] for p in range(PARTITIONS)}
         deadline = time.monotonic() + 120
@@ -386,7 +411,7 @@ def test_with_one_of_three_nodes_left_writes_fail_until_a_second_returns(tmp_pat
         log = {}
         consumer = Consumer({"bootstrap.servers": first.bootstrap, "group.id": "few-check", "enable.auto.commit": False})
         try:
-            end = consumer.get_watermark_offsets(TopicPartition("few", 0), timeout=10)[1]
+            end = end_offset(consumer, "few", 0)
             consumer.assign([TopicPartition("few", 0, 0)])
             deadline = time.monotonic() + 60
             while len(log) < end and time.monotonic() < deadline:
