@@ -1427,13 +1427,7 @@ impl ClusterSim {
                         .with_replication_factor(self.faults.ledger_replicas)
                         .with_configs(configs)])
                     .with_timeout_ms(30_000);
-                let frame = encode_request(
-                    client,
-                    c.attempts as i32,
-                    ApiKey::CreateTopics,
-                    version_of(ApiKey::CreateTopics),
-                    &request,
-                );
+                let frame = frame_of(client, c.attempts, ApiKey::CreateTopics, &request);
                 let topic = Some((LEDGER.to_string(), partitions));
                 (ApiKey::CreateTopics, frame, topic)
             }
@@ -1452,13 +1446,8 @@ impl ClusterSim {
                                 .with_name(TopicName(StrBytes::from_string(name.clone())))
                                 .with_count(count)])
                             .with_timeout_ms(30_000);
-                        let frame = encode_request(
-                            client,
-                            c.attempts as i32,
-                            ApiKey::CreatePartitions,
-                            version_of(ApiKey::CreatePartitions),
-                            &request,
-                        );
+                        let frame =
+                            frame_of(client, c.attempts, ApiKey::CreatePartitions, &request);
                         (ApiKey::CreatePartitions, frame, Some((name, count)))
                     }
                     None => {
@@ -1475,13 +1464,7 @@ impl ClusterSim {
                                 .with_num_partitions(partitions)
                                 .with_replication_factor(factor)])
                             .with_timeout_ms(30_000);
-                        let frame = encode_request(
-                            client,
-                            c.attempts as i32,
-                            ApiKey::CreateTopics,
-                            version_of(ApiKey::CreateTopics),
-                            &request,
-                        );
+                        let frame = frame_of(client, c.attempts, ApiKey::CreateTopics, &request);
                         (ApiKey::CreateTopics, frame, Some((name, partitions)))
                     }
                 }
@@ -1490,13 +1473,7 @@ impl ClusterSim {
                 let request = MetadataRequest::default()
                     .with_topics(None)
                     .with_allow_auto_topic_creation(false);
-                let frame = encode_request(
-                    client,
-                    c.attempts as i32,
-                    ApiKey::Metadata,
-                    version_of(ApiKey::Metadata),
-                    &request,
-                );
+                let frame = frame_of(client, c.attempts, ApiKey::Metadata, &request);
                 (ApiKey::Metadata, frame, None)
             }
             Work::Kafka(_) => return,
@@ -2163,6 +2140,16 @@ impl ClusterSim {
     fn controller_leader(&self) -> Option<usize> {
         (0..self.nodes.len()).find(|&i| raft_leads(&self.nodes[i]))
     }
+}
+
+/// An admin or watcher request of `client` as a frame, in the version it speaks `api` in.
+fn frame_of<R: kafka_protocol::protocol::Encodable>(
+    client: usize,
+    attempts: u64,
+    api: ApiKey,
+    request: &R,
+) -> Bytes {
+    encode_request(client, attempts as i32, api, version_of(api), request)
 }
 
 /// The version the simulated clients speak each API in.
