@@ -272,13 +272,20 @@ def verify(work: Workload, bootstrap: str) -> None:
     assert not wrong, f"the group read records that are not in the log: {wrong[:5]}"
 
 
+def start_loaded(nodes, via: Broker, topic: str, group: str) -> Workload:
+    """Creates `topic` (replicated, through `via`), waits until it is placed and in sync, and
+    starts the workload on it; returns once 200 records are acknowledged."""
+    create_replicated(via, topic)
+    wait_partitions(via, topic, lambda ps: len(ps) == PARTITIONS and all_in_sync(ps))
+    work = Workload(bootstraps(nodes), topic, group).start()
+    work.wait_acked(200, 60, f"before the first fault on {topic}")
+    return work
+
+
 def test_killing_a_partitions_leader_again_and_again_loses_no_acknowledged_record(tmp_path):
     nodes = start_registered(tmp_path, SESSION_MS)
     try:
-        create_replicated(nodes[0], "ledger")
-        wait_partitions(nodes[0], "ledger", lambda ps: len(ps) == PARTITIONS and all_in_sync(ps))
-        work = Workload(bootstraps(nodes), "ledger", "auditors").start()
-        work.wait_acked(200, 60, "before the first kill")
+        work = start_loaded(nodes, nodes[0], "ledger", "auditors")
         for round in range(ROUNDS):
             ps = wait_partitions(alive(nodes), "ledger", all_in_sync, 60)
             leader, epoch = ps[0]["leader_id"], ps[0]["leader_epoch"]
@@ -304,10 +311,7 @@ def test_killing_a_partitions_leader_again_and_again_loses_no_acknowledged_recor
 def test_a_rolling_restart_of_every_node_under_load_loses_nothing(tmp_path):
     nodes = start_registered(tmp_path, SESSION_MS)
     try:
-        create_replicated(nodes[1], "rolling")
-        wait_partitions(nodes[1], "rolling", lambda ps: len(ps) == PARTITIONS and all_in_sync(ps))
-        work = Workload(bootstraps(nodes), "rolling", "rollers").start()
-        work.wait_acked(200, 60, "before the restarts")
+        work = start_loaded(nodes, nodes[1], "rolling", "rollers")
         for node in nodes:
             wait_partitions(alive(nodes), "rolling", all_in_sync, 60)
             before = work.acked_count()
