@@ -221,13 +221,20 @@ impl Partition {
 
     /// Where `epoch`'s records end (OffsetForLeaderEpoch), by Kafka's rules: the leader's
     /// current epoch ends at the high watermark (Kafka answers the log end; Spate what is
-    /// committed, which is all a consumer can have read), an older one where the next begins
-    /// in the log's epoch history, an unknown one at (-1, -1).
+    /// committed, which is all a consumer can have read of this epoch), an older one where
+    /// the next begins in the log's epoch history, an unknown one at (-1, -1).
+    ///
+    /// An older epoch's end is never cut to this leader's high watermark: a new leader's lags
+    /// behind its predecessor's until its followers fetch, and a consumer that read up to the
+    /// predecessor's would be told its records were truncated (librdkafka then seeks back
+    /// and drops what it had fetched beyond, records its application never saw).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         let history = self.epoch_history();
-        let (found, end) = crate::log::end_offset_for_epoch(&history, epoch, self.high_watermark());
-        // Never past what is committed: a consumer cannot have read beyond it.
-        (found, end.min(self.high_watermark()))
+        // The current epoch never ends before it began (a new leader's high watermark may
+        // still be below its epoch's start, KIP-207).
+        let began = history.last().map_or(0, |&(_, start)| start);
+        let end = self.high_watermark().max(began);
+        crate::log::end_offset_for_epoch(&history, epoch, end)
     }
 
     /// Where `epoch`'s records end in this leader's log, for a follower checking its own
@@ -498,5 +505,23 @@ mod tests {
             [0, 0, 4, 4, 4, 4, 4],
             "the epoch holding each offset"
         );
+    }
+
+    /// A new leader whose high watermark still lags its predecessor's answers where an older
+    /// epoch ends in its log, not at its high watermark: a consumer may have read that far
+    /// from the old leader.
+    #[test]
+    fn an_older_epoch_ends_where_the_next_began_even_above_a_new_leaders_high_watermark() {
+        let mut p = Partition::single(1, 0, PartitionLog::new(1 << 20));
+        append(&mut p, 10);
+        write_all(&mut p);
+        sync(&mut p);
+        let log = std::mem::replace(&mut p.log, PartitionLog::new(1));
+        // Elected in epoch 5 holding epoch 0's records up to 10; it knows them committed up
+        // to 6 so far.
+        let p = Partition::new(log, Replica::leader(1, 5, &[1, 2], 6));
+        assert_eq!(p.high_watermark(), 6);
+        assert_eq!(p.end_offset_for_epoch(0), (0, 10));
+        assert_eq!(p.end_offset_for_epoch(5), (5, 10), "not before it began");
     }
 }

@@ -43,4 +43,8 @@ pub enum PlantedBug {
     /// A follower never says which epoch its log ends in, so its leader never finds where
     /// they diverge and it never truncates (KIP-101's bug, issue 16).
     SkipTruncation,
+    /// OffsetForLeaderEpoch cuts an older epoch's end to the leader's high watermark, which
+    /// lags at a new leader: a consumer that read further from the old leader is told its
+    /// records were truncated (issue 16's rolling-restart skip).
+    ClampEpochEnds,
 }

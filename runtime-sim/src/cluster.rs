@@ -39,7 +39,7 @@ use spate_core::io::{ConnId, IoOp, IoToken};
 use spate_core::node::{home_shard, NodeOutput, PeerMessage, ShardNode};
 use spate_core::raft::Role as RaftRole;
 use spate_core::shard::{Answer, CONTROL_SHARD};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// A client gives up on a request it has no answer to after this long.
@@ -454,6 +454,8 @@ pub struct ClusterSim {
     /// The latest leader each committed image seen names, by (topic, partition): (epoch, leader).
     leaders: BTreeMap<(String, i32), (i32, i32)>,
     /// The highest high watermark each consumer was told, by (client, partition).
+    /// Short epoch ends already reported: (node, partition, its epoch, the epoch asked).
+    epoch_ends_told: BTreeSet<(i32, i32, i32, i32)>,
     watermarks: BTreeMap<(usize, i32), i64>,
     /// The final power loss happened; the verifier is reading.
     verifying: bool,
@@ -517,6 +519,7 @@ impl ClusterSim {
             ledger_ready: false,
             leaders: BTreeMap::new(),
             watermarks: BTreeMap::new(),
+            epoch_ends_told: BTreeSet::new(),
             verifying: false,
             traced: BTreeMap::new(),
             done: false,
@@ -1841,6 +1844,50 @@ impl ClusterSim {
         }
     }
 
+    /// KIP-320: a leader asked where an older epoch ends (as a consumer asks after a leader
+    /// change) never answers below a batch of that epoch some consumer read; librdkafka
+    /// would seek back there and drop what it had fetched beyond.
+    fn check_epoch_ends(&mut self, node: usize) {
+        let Some(shards) = self.nodes[node].shards.as_ref() else {
+            return;
+        };
+        let mut short = Vec::new();
+        for s in shards {
+            let b = s.broker();
+            for p in 0..self.faults.ledger_partitions {
+                let Some(current) = b
+                    .partition(LEDGER, p)
+                    .filter(|r| b.owns(LEDGER, p) && r.replica.is_leader())
+                    .map(|r| r.replica.leader_epoch())
+                else {
+                    continue;
+                };
+                let read = self
+                    .history
+                    .epoch_reads
+                    .range((LEDGER.to_string(), p, i32::MIN)..(LEDGER.to_string(), p, current));
+                for (&(_, _, epoch), &read_to) in read {
+                    let Ok((_, end)) = b.epoch_end_offset(LEDGER, p, current, epoch) else {
+                        continue;
+                    };
+                    let key = (self.nodes[node].id, p, current, epoch);
+                    if end < read_to && self.epoch_ends_told.insert(key) {
+                        short.push(format!(
+                            "at {:.3} s node {} leading {LEDGER}-{p} in epoch {current} says epoch {epoch} ends at {end}; a consumer read a batch of it at {}",
+                            self.now as f64 / 1e6,
+                            self.nodes[node].id,
+                            read_to - 1
+                        ));
+                    }
+                }
+            }
+        }
+        let room = KEPT.saturating_sub(self.history.epoch_ends_short.len());
+        self.history
+            .epoch_ends_short
+            .extend(short.into_iter().take(room));
+    }
+
     /// Debugging (`SPATE_SIM_TRACE_LEDGER=1 --verbose`): each change of a node's ledger
     /// replicas (role, epochs, log end, flushed and high watermark, epoch history).
     fn trace_ledger(&mut self, node: usize) {
@@ -2010,6 +2057,7 @@ impl ClusterSim {
             self.trace_ledger(node);
         }
         self.check_follower_durability();
+        self.check_epoch_ends(node);
         let n = &mut self.nodes[node];
         n.checked_through = n.checked_through.max(committed_index);
         n.probed = (applied, if raft_leads(n) { term } else { u64::MAX });

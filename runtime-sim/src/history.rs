@@ -108,6 +108,12 @@ pub struct History {
     pub watermarks_back: Vec<String>,
     /// Cluster runs: a leader that counted a follower durable beyond the follower's disk.
     pub follower_durability: Vec<String>,
+    /// Per (topic, partition, leader epoch): one past the highest base offset of a batch of
+    /// that epoch any consumer read.
+    pub epoch_reads: BTreeMap<(String, i32, i32), i64>,
+    /// Cluster runs: a leader that answered OffsetForLeaderEpoch with an end below what a
+    /// consumer had read of that epoch (KIP-320: the consumer would think it truncated).
+    pub epoch_ends_short: Vec<String>,
 }
 
 impl History {
@@ -127,6 +133,11 @@ impl History {
                 .or_default();
             batches.insert(base_offset, epoch);
         }
+        let read = self
+            .epoch_reads
+            .entry((topic.to_string(), partition, epoch))
+            .or_insert(0);
+        *read = (*read).max(base_offset + 1);
         let key = (topic.to_string(), partition, base_offset);
         match self.batch_epochs.get(&key) {
             Some(&first) if first != epoch => self.epoch_conflicts.push(format!(

@@ -317,7 +317,9 @@ pub fn check_leader_epochs(history: &History, relaxed_flush: bool) -> Verdict {
             let expected = if asked > current {
                 (-1, -1)
             } else if asked == current {
-                (current, *high_watermark)
+                // Never before it began (a new leader's high watermark may lag its start).
+                let began = begins.last().map_or(0, |&(_, start)| start);
+                (current, (*high_watermark).max(began))
             } else if asked < oldest_read {
                 continue; // its batches may be below the log start, unread
             } else {
@@ -399,6 +401,15 @@ pub fn check_follower_durability(history: &History) -> Verdict {
     }
 }
 
+/// Cluster runs: a leader never tells a consumer (OffsetForLeaderEpoch, KIP-320) that an
+/// older epoch ends below what the consumer read of it.
+pub fn check_epoch_ends(history: &History) -> Verdict {
+    Verdict {
+        checker: "epoch-ends",
+        violations: history.epoch_ends_short.clone(),
+    }
+}
+
 pub fn check_liveness(history: &History) -> Verdict {
     Verdict {
         checker: "liveness",
@@ -425,6 +436,7 @@ pub fn check(outcome: &Outcome) -> Vec<Verdict> {
         check_convergence(h),
         check_high_watermarks(h),
         check_follower_durability(h),
+        check_epoch_ends(h),
     ]
 }
 
@@ -455,8 +467,9 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "durable-before-fsync" => Ok(PlantedBug::DurableBeforeFsync),
         "elect-outside-in-sync" => Ok(PlantedBug::ElectOutsideInSync),
         "skip-truncation" => Ok(PlantedBug::SkipTruncation),
+        "clamp-epoch-ends" => Ok(PlantedBug::ClampEpochEnds),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, or for clusters vote-twice, commit-minority, keep-fenced-leaders, hw-from-leader-alone, durable-before-fsync, elect-outside-in-sync or skip-truncation"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, or for clusters vote-twice, commit-minority, keep-fenced-leaders, hw-from-leader-alone, durable-before-fsync, elect-outside-in-sync, skip-truncation or clamp-epoch-ends"
         )),
     }
 }

@@ -347,6 +347,18 @@ fn a_planted_skipped_truncation_is_caught_within_20_cluster_seeds() {
     );
 }
 
+/// OffsetForLeaderEpoch cutting an older epoch's end to a new leader's lagging high
+/// watermark (the bug a rolling restart showed: librdkafka seeks back and drops records its
+/// application never saw) is caught by the epoch-ends checker.
+#[test]
+fn a_planted_clamp_of_epoch_ends_is_caught_within_10_cluster_seeds() {
+    let caught = cluster_failures(1..11, Some("clamp-epoch-ends"));
+    assert!(
+        caught.iter().any(|(_, why)| why.starts_with("epoch-ends")),
+        "short epoch ends went unnoticed in 10 seeds: {caught:?}"
+    );
+}
+
 /// Seeds that found replication bugs, kept as regressions: 94 (a restarted node led again in
 /// its old epoch from metadata replayed after start-up, showing an uncommitted tail), 600 (a
 /// member added to the in-sync set while the leader committed without it: the controller

@@ -2,9 +2,11 @@
 //! for log truncation after a leader change (KIP-320), answered from the partition's epoch
 //! history by Kafka's rules (`Partition::end_offset_for_epoch`), after Kafka's check of the
 //! requester's current leader epoch (older: FENCED_LEADER_EPOCH, newer: UNKNOWN_LEADER_EPOCH).
-//! Differs from Kafka: the current epoch ends at the high watermark, not the log end offset,
-//! since records above it are not yet durable and a crash could take them back; a consumer
-//! never reads above it, so the check is unchanged.
+//! Differs from Kafka: the current epoch ends at the high watermark (or where it began, if
+//! later), not the log end offset, since records above it are not yet durable and a crash
+//! could take them back; a consumer never reads above it, so the check is unchanged. Older
+//! epochs end where the next began, above the high watermark or not: a new leader's high
+//! watermark lags its predecessor's, whose consumers may have read that far.
 
 use super::apis::{api, Api};
 use super::{Broker, RequestContext};
@@ -68,8 +70,9 @@ impl Broker {
     }
 
     /// (epoch, end offset) of `epoch` in the partition ((-1, -1) for one it never had),
-    /// after Kafka's check of the requester's current epoch (-1: no check).
-    fn epoch_end_offset(
+    /// after Kafka's check of the requester's current epoch (-1: no check): the error code
+    /// OffsetForLeaderEpoch answers otherwise.
+    pub fn epoch_end_offset(
         &self,
         name: &str,
         partition: i32,
@@ -92,7 +95,11 @@ impl Broker {
             return Err(errors::KAFKA_STORAGE_ERROR);
         }
         check_current_epoch(current_leader_epoch, state.replica.leader_epoch())?;
-        Ok(state.end_offset_for_epoch(epoch))
+        let (found, end) = state.end_offset_for_epoch(epoch);
+        if self.config.planted_bug == Some(super::PlantedBug::ClampEpochEnds) {
+            return Ok((found, end.min(state.high_watermark())));
+        }
+        Ok((found, end))
     }
 }
 

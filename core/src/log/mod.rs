@@ -245,6 +245,9 @@ pub struct PartitionLog {
     tail_bytes: usize,
     tail_bytes_max: usize,
     read_ahead: Option<ReadAhead>,
+    /// How many times the log was cut (truncated): a read planned before a cut brought bytes
+    /// that may no longer be the log's.
+    truncations: u64,
     producers: ProducerStates,
 }
 
@@ -292,6 +295,7 @@ impl PartitionLog {
             tail_bytes: 0,
             tail_bytes_max,
             read_ahead: None,
+            truncations: 0,
             producers: ProducerStates::default(),
             epoch_bound: i32::MAX,
         }
@@ -468,6 +472,7 @@ impl PartitionLog {
                 log_start: self.log_start_offset,
             },
             epochs: segment.epochs.clone(),
+            truncations: self.truncations,
         }))
     }
 

@@ -41,6 +41,9 @@ pub struct DiskRead {
     /// Where each leader epoch of the segment's batches begins: a batch's epoch, outside its
     /// CRC, is checked against it.
     pub epochs: Vec<(i32, i64)>,
+    /// The log's truncation count when the read was planned: bytes read before a truncation
+    /// are not kept as read-ahead after it (see [`PartitionLog::keep_read_ahead`]).
+    pub truncations: u64,
 }
 
 /// Bytes read from a segment after what a fetch took, kept for the next fetch.
@@ -50,6 +53,7 @@ pub struct ReadAhead {
     pub position: u64,
     pub first_offset: i64,
     pub data: Bytes,
+    pub truncations: u64,
 }
 
 /// What a completed disk read gave.
@@ -73,6 +77,10 @@ impl DiskRead {
     /// follow on from `first_offset`, that their leader epochs are the segment's, and that the
     /// CRC of every batch returned matches, so a corrupt batch is never served.
     pub fn complete(&self, data: &Bytes) -> ReadOutcome {
+        // Bytes past the reader's visible end are not for it (a read-ahead a follower brought
+        // holds batches above the high watermark).
+        let visible = self.visible_end.saturating_sub(self.position);
+        let data = &data.slice(..(data.len() as u64).min(visible) as usize);
         let mut position = 0usize;
         let mut expected = self.first_offset;
         // The bytes of the batches kept, and the offset after them.
@@ -154,6 +162,7 @@ impl DiskRead {
                 position: self.position + end as u64,
                 first_offset: next_offset,
                 data: data.slice(end..),
+                truncations: self.truncations,
             });
             return ReadOutcome::Found {
                 batches: data.slice(start..end),
@@ -262,6 +271,7 @@ impl PartitionLog {
                     visible_end,
                     want,
                     epochs: segment.epochs.clone(),
+                    truncations: self.truncations,
                 };
                 match plan.complete(&ahead.data) {
                     ReadOutcome::Found { batches, rest } => {
@@ -288,13 +298,15 @@ impl PartitionLog {
             visible_end,
             want,
             epochs: segment.epochs.clone(),
+            truncations: self.truncations,
         })
     }
 
     /// Keeps what a disk read brought beyond what its fetch took, for the next fetch (at most
     /// [`READ_AHEAD_BYTES`]; a batch cut short is read again when wanted).
     pub fn keep_read_ahead(&mut self, mut ahead: ReadAhead) {
-        if ahead.first_offset < self.log_start_offset
+        if ahead.truncations != self.truncations
+            || ahead.first_offset < self.log_start_offset
             || !self
                 .segments
                 .iter()

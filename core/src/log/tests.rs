@@ -368,6 +368,51 @@ fn disk_reads_start_at_the_sparse_index_and_return_the_batch_holding_the_offset(
 }
 
 #[test]
+fn a_read_ahead_a_follower_brought_shows_a_consumer_nothing_above_the_high_watermark() {
+    let (mut log, mut files) = disk_log(10, 300, &POLICY);
+    // Ten more batches written and synced, but not yet committed: followers may read them,
+    // consumers may not.
+    for i in 10..20 {
+        append_at(&mut log, &[&[b'q'; 300], b"x"], i, &POLICY);
+    }
+    while let Some(write) = log.poll_write() {
+        let file = files.entry(write.segment_base_offset).or_default();
+        let end = write.position as usize + write.data.len();
+        file.resize(file.len().max(end), 0);
+        file[write.position as usize..end].copy_from_slice(&write.data);
+        log.handle_write_done();
+    }
+    assert_eq!((log.high_watermark(), log.written_offset()), (20, 40));
+    let ReadPlan::Disk(read) = log.read_for_replica(0, 1) else {
+        panic!("below the tail cache")
+    };
+    let ReadOutcome::Found { rest, .. } = perform_read(&files, read) else {
+        panic!("offset 0 is there")
+    };
+    let rest = rest.expect("the follower's read brought more");
+    log.keep_read_ahead(rest);
+    let mut offset = 2;
+    loop {
+        let batches = match log.read(offset, 1 << 20) {
+            ReadPlan::Cached(batches) => batches,
+            ReadPlan::Disk(read) => match perform_read(&files, read) {
+                ReadOutcome::Found { batches, .. } => vec![batches],
+                other => panic!("{other:?}"),
+            },
+            ReadPlan::Empty => break,
+            ReadPlan::OutOfRange => panic!("offset {offset} is in the log"),
+        };
+        let got: Vec<i64> = batches.iter().flat_map(|b| offsets_in(b)).collect();
+        assert!(
+            got.iter().all(|&o| o < 20),
+            "a consumer read {got:?}, above the high watermark 20"
+        );
+        offset = got.last().unwrap() + 1;
+    }
+    assert_eq!(offset, 20, "a consumer reads up to the high watermark");
+}
+
+#[test]
 fn a_corrupt_batch_on_disk_is_never_served() {
     let (mut log, mut files) = disk_log(10, 100, &POLICY);
     let ReadPlan::Disk(read) = log.read(4, 1) else {
@@ -735,6 +780,48 @@ fn restart(files: &Files, seals: &BTreeMap<i64, Vec<u8>>) -> PartitionLog {
     log.finish_recovery(0);
     log.set_high_watermark(log.flushed_offset());
     log
+}
+
+/// A read in flight across a truncation brought bytes the log no longer holds: they are not
+/// kept as read-ahead, and the next read serves what the log holds now.
+#[test]
+fn a_read_ahead_from_before_a_truncation_is_not_served_after_it() {
+    let (mut log, mut files, mut seals) = cut_fixture();
+    let base = log.segment_bases()[3];
+    let ReadPlan::Disk(read) = log.read_for_replica(base, 1) else {
+        panic!("below the tail cache")
+    };
+    let ReadOutcome::Found { rest, .. } = perform_read(&files, read) else {
+        panic!("offset {base} is there")
+    };
+    let rest = rest.expect("the read brought more");
+    let cut = rest.first_offset;
+    assert_eq!(cut, base + 2);
+    truncate_files(&mut log, &mut files, &mut seals, cut, false).expect("a cut");
+    for i in 0..4 {
+        let bytes = make_batch(&[b"new", b"new"], 2_000 + i);
+        let info = batch::validate(&bytes).unwrap();
+        log.append_as_leader(BytesMut::from(&bytes[..]), &info, 7, 0, false, &POLICY);
+    }
+    flush(&mut log, &mut files);
+    log.keep_read_ahead(rest);
+    let batches = match log.read(cut, 1 << 20) {
+        ReadPlan::Cached(batches) => batches,
+        ReadPlan::Disk(read) => match perform_read(&files, read) {
+            ReadOutcome::Found { batches, .. } => vec![batches],
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let infos: Vec<_> = batches
+        .iter()
+        .flat_map(|b| batch::validate_all(b).unwrap())
+        .collect();
+    assert_eq!(infos[0].base_offset, cut);
+    assert!(
+        infos.iter().all(|b| b.partition_leader_epoch == 7),
+        "served the truncated batches: {infos:?}"
+    );
 }
 
 /// Run-time truncation: the batch holding the offset goes whole, with everything after it;

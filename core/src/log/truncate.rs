@@ -195,6 +195,7 @@ impl PartitionLog {
         self.tail.retain(|c| c.base_offset < offset);
         self.tail_bytes = self.tail.iter().map(|c| c.bytes.len()).sum();
         self.read_ahead = None;
+        self.truncations += 1;
         self.unsynced.retain(|&s| s <= base);
         self.unnamed.retain(|&s| s <= base);
         self.producers.truncate_to(offset);
