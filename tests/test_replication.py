@@ -7,7 +7,8 @@ restarts it each time. Afterwards every acknowledged record is in the log exactl
 offset its acknowledgement named, each producer's records in the order it sent them, and a
 consumer group read every offset without a gap across the failovers. With two of three nodes
 dead, acks=all writes fail with NOT_ENOUGH_REPLICAS and resume when a second node returns; a
-rolling restart of every node under load loses nothing.
+rolling restart of every node under load loses nothing; a group's committed offsets outlive a
+SIGKILL of its coordinator (`__consumer_offsets` is replicated too).
 
 Rounds (SPATE_KILL_ROUNDS, 20 by default) are what the issue asks of CI; SPATE_ROLLING_CYCLES
 repeats the rolling restart (once by default). Sessions last 2 s so each failover takes a few
@@ -353,6 +354,90 @@ def test_a_rolling_restart_of_every_node_under_load_loses_nothing(tmp_path):
         wait_partitions(alive(nodes), "rolling", all_in_sync, 60)
         work.stop_producers()
         verify(work, bootstraps(nodes))
+    finally:
+        stop_all(nodes)
+
+
+def test_a_groups_committed_offsets_and_coordinator_survive_the_coordinators_death(tmp_path):
+    """`__consumer_offsets` is replicated (offsets.topic.replication.factor 3): SIGKILL the
+    node coordinating a group and another in-sync replica takes its partition, loads the
+    group from its copy of the log, and answers with every offset committed before."""
+    nodes = start_registered(tmp_path, SESSION_MS)
+    try:
+        create_replicated(nodes[0], "kept")
+        wait_partitions(nodes[0], "kept", lambda ps: len(ps) == PARTITIONS and all_in_sync(ps))
+        producer = Producer({"bootstrap.servers": bootstraps(nodes), "acks": "all", "enable.idempotence": True})
+        for i in range(200):
+            producer.produce("kept", value=b"r%03d" % i, partition=i % PARTITIONS)
+        assert producer.flush(30) == 0, "records left undelivered"
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstraps(nodes),
+                "group.id": "keepers",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
+        try:
+            consumer.assign([TopicPartition("kept", p, 0) for p in range(PARTITIONS)])
+            wanted = {0: 37, 1: 61}
+            read = {p: 0 for p in range(PARTITIONS)}
+            deadline = time.monotonic() + 60
+            while any(read[p] < wanted[p] for p in read) and time.monotonic() < deadline:
+                for m in consumer.consume(num_messages=100, timeout=0.5):
+                    assert m.error() is None, m.error()
+                    read[m.partition()] = max(read[m.partition()], m.offset() + 1)
+            assert all(read[p] >= wanted[p] for p in read), f"read {read} of {wanted}"
+            committed = [TopicPartition("kept", p, wanted[p]) for p in range(PARTITIONS)]
+            consumer.commit(offsets=committed, asynchronous=False)
+        finally:
+            consumer.close()
+        # The offsets topic exists now, placed on all three, all in sync.
+        offsets = wait_partitions(alive(nodes), "__consumer_offsets", all_in_sync, 60)
+        coordinator = offsets[0]["leader_id"]
+        epoch = offsets[0]["leader_epoch"]
+        sigkill_broker(nodes[coordinator - 1])
+        wait_partitions(
+            alive(nodes),
+            "__consumer_offsets",
+            lambda ps: ps[0]["leader_id"] not in (-1, coordinator) and ps[0]["leader_epoch"] > epoch,
+            30,
+        )
+        rest = ",".join(n.bootstrap for n in nodes if n.alive())
+        consumer = Consumer(
+            {
+                "bootstrap.servers": rest,
+                "group.id": "keepers",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                **consumer_debug(),
+            }
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    got = consumer.committed([TopicPartition("kept", p) for p in range(PARTITIONS)], timeout=10)
+                    break
+                except KafkaException as error:
+                    # COORDINATOR_NOT_AVAILABLE or LOAD_IN_PROGRESS while the new one takes over.
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            assert {tp.partition: tp.offset for tp in got} == wanted
+            # A member of the group resumes where the group left off.
+            consumer.subscribe(["kept"])
+            first: dict[int, int] = {}
+            deadline = time.monotonic() + 60
+            while len(first) < PARTITIONS and time.monotonic() < deadline:
+                for m in consumer.consume(num_messages=100, timeout=0.5):
+                    if m.error() is None:
+                        first.setdefault(m.partition(), m.offset())
+            assert first == wanted, f"the group resumed at {first}, it had committed {wanted}"
+        finally:
+            consumer.close()
+        nodes[coordinator - 1].start()
+        wait_partitions(alive(nodes), "__consumer_offsets", all_in_sync, 60)
     finally:
         stop_all(nodes)
 

@@ -18,6 +18,10 @@ pub struct GroupConfig {
     /// `offsets.topic.num.partitions`. Kafka's default is 50 to spread groups over brokers; with
     /// one broker a single partition serves as well and keeps start-up to one file.
     pub offsets_topic_partitions: i32,
+    /// `offsets.topic.replication.factor`: on a cluster, the offsets topic is placed on this
+    /// many brokers (fewer if fewer are registered when it is created), so a group's
+    /// coordinator can fail over.
+    pub offsets_topic_replication_factor: i16,
     /// `group.initial.rebalance.delay.ms`
     pub initial_rebalance_delay_ms: i64,
     /// `group.min.session.timeout.ms` and `group.max.session.timeout.ms`
@@ -37,6 +41,7 @@ impl Default for GroupConfig {
     fn default() -> Self {
         GroupConfig {
             offsets_topic_partitions: 1,
+            offsets_topic_replication_factor: 3,
             initial_rebalance_delay_ms: 3_000,
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,

@@ -150,6 +150,9 @@ impl Config {
                 groups.offsets_retention_check_interval_ms = int()
             }
             "offsets.topic.num.partitions" => groups.offsets_topic_partitions = int() as i32,
+            "offsets.topic.replication.factor" => {
+                groups.offsets_topic_replication_factor = int() as i16
+            }
             "offset.metadata.max.bytes" => groups.offset_metadata_max_bytes = bytes(),
             "controller.quorum.voters" => self.controller_quorum = parse_voters(value)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = int(),

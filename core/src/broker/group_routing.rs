@@ -9,14 +9,6 @@ use crate::controller::image::NO_LEADER;
 use crate::errors;
 use crate::group_coordinator::{GroupReply, GroupRequest};
 use crate::groups::{self, OFFSETS_TOPIC};
-use kafka_protocol::messages::offset_commit_response::{
-    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
-};
-use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseGroup;
-use kafka_protocol::messages::{
-    HeartbeatResponse, JoinGroupResponse, LeaveGroupResponse, OffsetCommitResponse,
-    OffsetDeleteResponse, OffsetFetchResponse, SyncGroupResponse,
-};
 
 impl Broker {
     /// The coordinator of `group` as (id, host, port), or the error to answer
@@ -69,65 +61,16 @@ impl Broker {
             GroupRequest::OffsetFetch(r) => r.group_id.as_str(),
             _ => return None,
         };
-        if group.is_empty() || self.offsets_leader(group) == Some(self.config.node_id) {
+        let leads = self.offsets_leader(group) == Some(self.config.node_id);
+        let partition = groups::partition_for(group, self.config.groups.offsets_topic_partitions);
+        if group.is_empty() || (leads && !self.group_loads.contains_key(&partition)) {
             return None;
         }
-        let code = errors::NOT_COORDINATOR;
-        Some(match request {
-            GroupRequest::Join(_) => GroupReply::Join(
-                JoinGroupResponse::default()
-                    .with_error_code(code)
-                    .with_generation_id(-1),
-            ),
-            GroupRequest::Sync(_) => {
-                GroupReply::Sync(SyncGroupResponse::default().with_error_code(code))
-            }
-            GroupRequest::Heartbeat(_) => {
-                GroupReply::Heartbeat(HeartbeatResponse::default().with_error_code(code))
-            }
-            GroupRequest::Leave(_) => {
-                GroupReply::Leave(LeaveGroupResponse::default().with_error_code(code))
-            }
-            GroupRequest::OffsetDelete(_) => {
-                GroupReply::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
-            }
-            GroupRequest::OffsetCommit(r) => {
-                let topics = r
-                    .topics
-                    .iter()
-                    .map(|t| {
-                        let partitions = t
-                            .partitions
-                            .iter()
-                            .map(|p| {
-                                OffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(code)
-                            })
-                            .collect();
-                        OffsetCommitResponseTopic::default()
-                            .with_name(t.name.clone())
-                            .with_partitions(partitions)
-                    })
-                    .collect();
-                GroupReply::OffsetCommit(OffsetCommitResponse::default().with_topics(topics))
-            }
-            GroupRequest::OffsetFetch(r) => {
-                let mut response = OffsetFetchResponse::default().with_error_code(code);
-                if version >= 8 {
-                    response.groups = r
-                        .groups
-                        .iter()
-                        .map(|g| {
-                            OffsetFetchResponseGroup::default()
-                                .with_group_id(g.group_id.clone())
-                                .with_error_code(code)
-                        })
-                        .collect();
-                }
-                GroupReply::OffsetFetch(response)
-            }
-            _ => return None,
-        })
+        let partition = groups::partition_for(group, self.config.groups.offsets_topic_partitions);
+        let code = match self.group_loads.contains_key(&partition) {
+            true => errors::COORDINATOR_LOAD_IN_PROGRESS,
+            false => errors::NOT_COORDINATOR,
+        };
+        crate::group_coordinator::error_reply(request, version, code)
     }
 }

@@ -109,7 +109,12 @@ impl Broker {
         if !self.topics.contains_key(OFFSETS_TOPIC) {
             let partitions = self.config.groups.offsets_topic_partitions;
             let configs = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
-            let replicas = self.default_placement(partitions);
+            // Kafka's default of three replicas, on as many brokers as there are.
+            let factor = i32::from(self.config.groups.offsets_topic_replication_factor)
+                .clamp(1, self.placeable_brokers().len().max(1) as i32);
+            let Ok(replicas) = self.place_replicas(partitions, factor) else {
+                return;
+            };
             // On a quorum only the active controller creates it; FindCoordinator answers
             // COORDINATOR_NOT_AVAILABLE meanwhile and the client asks again.
             let _ = self.create_topic(OFFSETS_TOPIC, replicas, configs);

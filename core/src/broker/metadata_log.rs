@@ -300,6 +300,9 @@ impl Broker {
         self.on_partition_progress(now_ms, id, partition);
         let name = self.topic_name(id).unwrap_or_default();
         let new_leadership = before != (leader_epoch, leader == node);
+        if new_leadership && self.owns(&name, partition) && name == crate::groups::OFFSETS_TOPIC {
+            self.on_offsets_leadership(partition, leader == node);
+        }
         if new_leadership && self.owns(&name, partition) {
             let led = match leader {
                 NO_LEADER => "has no leader".to_string(),

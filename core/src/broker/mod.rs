@@ -25,6 +25,7 @@ mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
 mod forwarding;
+mod group_loading;
 mod group_routing;
 mod groups;
 mod identity;
@@ -92,6 +93,11 @@ enum InFlight {
     Read {
         fetch: u64,
         slot: usize,
+    },
+    /// A read of an offsets partition whose groups this node is loading.
+    GroupLoad {
+        partition: i32,
+        seq: u64,
     },
     TimestampRead {
         list: u64,
@@ -194,6 +200,10 @@ pub struct Broker {
     /// Partition replication: this shard's fetchers, truncations and in-sync asks (see
     /// `replication.rs`).
     replication: replication::Replication,
+    /// Offsets partitions whose groups this node is loading, having become their leader
+    /// (see `group_loading.rs`), and the number of the last load begun.
+    group_loads: BTreeMap<i32, group_loading::GroupLoad>,
+    next_group_load: u64,
 }
 
 impl Broker {
@@ -260,6 +270,8 @@ impl Broker {
             tail_cache_estimate: 0,
             sharding: shards::Sharding::default(),
             replication: Default::default(),
+            group_loads: BTreeMap::new(),
+            next_group_load: 0,
             broker_configs: crate::configs::broker::BrokerConfigs {
                 static_values: static_configs,
                 ..Default::default()
@@ -393,6 +405,9 @@ impl Broker {
                 }
             }
             InFlight::Read { fetch, slot } => self.on_read_done(now_ms, fetch, slot, result),
+            InFlight::GroupLoad { partition, seq } => {
+                self.on_group_load_read(partition, seq, result)
+            }
             InFlight::TimestampRead { list, slot } => {
                 self.on_timestamp_read_done(list, slot, result)
             }
@@ -416,6 +431,7 @@ impl Broker {
         }
         self.pump_io();
         self.pump_replication(now_ms);
+        self.pump_group_loads();
     }
 
     /// Time has reached a deadline from [`Broker::poll_timeout`].

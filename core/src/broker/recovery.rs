@@ -377,9 +377,13 @@ impl Broker {
                 format!("{name}: the log holds leader epoch {logged}, above the metadata's {leader_epoch}"),
             );
         }
-        for data in replay {
-            self.groups.replay_partition(&data);
-            self.pump_groups();
+        let replayed: usize = replay.iter().map(|d| self.groups.replay_partition(d)).sum();
+        if replayed > 0 {
+            let groups = self.groups.group_count();
+            self.log(
+                Level::Info,
+                format!("{name}: replayed {replayed} group record(s): {groups} group(s)"),
+            );
         }
         Ok(())
     }

@@ -42,7 +42,7 @@ use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The Fetch version followers send: the first with KIP-320's divergence in the answer.
 const REPLICA_FETCH_VERSION: i16 = 12;
@@ -119,13 +119,19 @@ impl Broker {
     // ---- the follower's side ----
 
     /// Sends a fetch to every leader with none in flight, for the partitions this shard
-    /// follows from it whose last records are on disk.
+    /// follows from it, once the last records of each are on disk. A partition still writing
+    /// or syncing what it copied holds the fetch back until it is done (every I/O completion
+    /// pumps again): were it left out, it could only join the next fetch after this one,
+    /// which the leader parks up to `replica.fetch.wait.max.ms` when nothing else is new,
+    /// and acks=all would wait that long. Partitions that cannot take records (offline) are
+    /// left out.
     pub(super) fn pump_replication(&mut self, now_ms: i64) {
         if !self.in_quorum() || self.shutdown.is_some() {
             return;
         }
         let node = self.config.node_id;
         let mut by_leader: BTreeMap<NodeId, Vec<(String, i32)>> = BTreeMap::new();
+        let mut held: BTreeSet<NodeId> = BTreeSet::new();
         for topic in self.topics.values() {
             for (index, partition) in topic.partitions.iter().enumerate() {
                 let Role::Follower { leader } = partition.replica.role() else {
@@ -140,10 +146,11 @@ impl Broker {
                     .fetchers
                     .get(&leader)
                     .is_some_and(|f| f.in_flight.is_some() || f.retry_at.is_some());
+                if busy || !self.is_writable(topic, index) {
+                    continue;
+                }
                 let log = &partition.log;
-                let ready = !busy
-                    && self.is_writable(topic, index)
-                    && !self.replication.truncating.contains_key(&(topic.id, index))
+                let settled = !self.replication.truncating.contains_key(&(topic.id, index))
                     && match self.config.planted_bug {
                         // Planted: on as soon as the copy is written, its fsync still to come.
                         Some(super::PlantedBug::DurableBeforeFsync) => {
@@ -151,16 +158,21 @@ impl Broker {
                         }
                         _ => log.is_quiet() && log.flushed_offset() == log.log_end_offset(),
                     };
-                if ready {
-                    by_leader
+                match settled {
+                    true => by_leader
                         .entry(leader)
                         .or_default()
-                        .push((topic.name.clone(), index));
+                        .push((topic.name.clone(), index)),
+                    false => {
+                        held.insert(leader);
+                    }
                 }
             }
         }
         for (leader, partitions) in by_leader {
-            self.send_replica_fetch(now_ms, leader, &partitions);
+            if !held.contains(&leader) {
+                self.send_replica_fetch(now_ms, leader, &partitions);
+            }
         }
     }
 

@@ -23,10 +23,13 @@
 //! (DescribeGroups, ListGroups, DeleteGroups), `records.rs` (what is stored, and its replay).
 
 mod admin;
+mod failover;
 mod join;
 mod membership;
 mod offsets;
 mod records;
+
+pub use failover::error_reply;
 
 use crate::api::RequestContext;
 use crate::groups::{CommittedOffset, Group, GroupConfig, OffsetsRecord};
@@ -216,9 +219,13 @@ impl GroupCoordinator {
             return;
         }
         self.sessions_need_start = false;
+        // Only the members replayed (start-up, or a coordinator taking over groups): the
+        // sessions of the others run on.
         for group in self.groups.values_mut() {
             for member in group.members.values_mut() {
-                member.session_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
+                if member.session_deadline_ms == i64::MAX {
+                    member.session_deadline_ms = now_ms + i64::from(member.session_timeout_ms);
+                }
             }
         }
         self.retention_check_at_ms = now_ms + self.config.offsets_retention_check_interval_ms;

@@ -48,8 +48,9 @@ impl GroupCoordinator {
         true
     }
 
-    /// Replays the records of an offsets partition read at start-up.
-    pub fn replay_partition(&mut self, data: &[u8]) {
+    /// Replays records of an offsets partition (read at start-up, or by a new coordinator
+    /// taking its groups over); returns how many.
+    pub fn replay_partition(&mut self, data: &[u8]) -> usize {
         let mut position = 0;
         let mut replayed = 0usize;
         while position < data.len() {
@@ -77,12 +78,13 @@ impl GroupCoordinator {
         }
         if replayed > 0 {
             self.sessions_need_start = true;
-            let groups = self.groups.len();
-            self.log(
-                Level::Info,
-                format!("replayed {replayed} group record(s): {groups} group(s)"),
-            );
         }
+        replayed
+    }
+
+    /// How many groups the coordinator holds.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
     }
 
     pub(super) fn apply_offsets_record(&mut self, record: OffsetsRecord, timestamp_ms: i64) {

@@ -856,3 +856,143 @@ fn acks_all_needs_min_insync_replicas_and_a_silent_follower_leaves_the_set() {
     cluster.nodes[l].produce(4, "m", 0, 1, make_batch(&[b"d"], 5));
     assert_eq!(cluster.nodes[l].produce_result(4).0, errors::NONE);
 }
+
+/// A simple commit (no member) of `offset` for `group` on `t-0` through node `i`: its error.
+fn commit_on(cluster: &mut Nodes, i: usize, group: &str, offset: i64) -> i16 {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let partition = OffsetCommitRequestPartition::default()
+        .with_partition_index(0)
+        .with_committed_offset(offset);
+    let topic = OffsetCommitRequestTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_partitions(vec![partition]);
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![topic]);
+    cluster.nodes[i].send(7, ApiKey::OffsetCommit, 8, &request);
+    for _ in 0..100 {
+        if cluster.nodes[i].has_response(7) {
+            break;
+        }
+        cluster.run(100);
+    }
+    let response: OffsetCommitResponse = cluster.nodes[i].response(7, ApiKey::OffsetCommit, 8);
+    response.topics[0].partitions[0].error_code
+}
+
+/// What node `i` answers for `group`'s committed offset of `t-0`: (error, offset).
+fn committed_on(cluster: &mut Nodes, i: usize, group: &str) -> (i16, i64) {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let topic = OffsetFetchRequestTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_partition_indexes(vec![0]);
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![topic]));
+    cluster.nodes[i].send(7, ApiKey::OffsetFetch, 7, &request);
+    let response: OffsetFetchResponse = cluster.nodes[i].response(7, ApiKey::OffsetFetch, 7);
+    let offset = response
+        .topics
+        .first()
+        .map_or(-1, |t| t.partitions[0].committed_offset);
+    (response.error_code, offset)
+}
+
+/// `__consumer_offsets` has three replicas (offsets.topic.replication.factor): when the node
+/// coordinating a group dies, another in-sync replica leads the group's partition, loads the
+/// group from its copy of the log and answers its committed offsets; the old coordinator,
+/// back as a follower, forgot the group and sends its clients away with NOT_COORDINATOR.
+#[test]
+fn a_groups_coordinator_fails_over_with_its_offsets_partition() {
+    let mut cluster = Nodes::start(3);
+    let active = cluster.active();
+    cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &create_topic("t", 1, 3));
+    cluster.run(1_000);
+    // FindCoordinator creates the offsets topic, on all three nodes.
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
+    cluster.nodes[0].send(5, ApiKey::FindCoordinator, 3, &find);
+    cluster.run(3_000);
+    let image = cluster.nodes[0].broker.metadata_image().unwrap().clone();
+    let placed = &image.topics[crate::groups::OFFSETS_TOPIC].partitions[0];
+    assert_eq!(placed.replicas.len(), 3, "{placed:?}");
+    let coordinator = (leaders(&cluster.nodes[0], crate::groups::OFFSETS_TOPIC)[0] - 1) as usize;
+    let other = (coordinator + 1) % 3;
+    assert_eq!(commit_on(&mut cluster, coordinator, "g", 42), errors::NONE);
+    assert_eq!(
+        committed_on(&mut cluster, coordinator, "g"),
+        (errors::NONE, 42)
+    );
+    assert_eq!(
+        committed_on(&mut cluster, other, "g").0,
+        errors::NOT_COORDINATOR,
+        "a follower of the offsets partition does not coordinate"
+    );
+
+    cluster.down.insert(coordinator);
+    cluster.run(6_000);
+    let new = (leaders(&cluster.nodes[other], crate::groups::OFFSETS_TOPIC)[0] - 1) as usize;
+    assert_ne!(
+        new, coordinator,
+        "another replica leads the offsets partition"
+    );
+    assert_eq!(
+        committed_on(&mut cluster, new, "g"),
+        (errors::NONE, 42),
+        "the new coordinator loaded the group"
+    );
+    assert_eq!(commit_on(&mut cluster, new, "g", 50), errors::NONE);
+
+    // The old coordinator returns: a follower now, it answers NOT_COORDINATOR, and the group
+    // lives on where it is led.
+    cluster.restart(coordinator, 900);
+    cluster.run(6_000);
+    assert_eq!(
+        committed_on(&mut cluster, coordinator, "g").0,
+        errors::NOT_COORDINATOR
+    );
+    assert_eq!(committed_on(&mut cluster, new, "g"), (errors::NONE, 50));
+}
+
+/// A follower that copies records of one partition fetches its other partitions from the same
+/// leader again only once those records are on disk: its next fetch covers every partition,
+/// so new records of any of them wake it at the leader. (Leaving the syncing partition out
+/// of the next fetch made it wait until the leader gave that fetch up, after
+/// replica.fetch.wait.max.ms, and every acks=all produce with it.)
+#[test]
+fn acks_all_is_answered_without_waiting_out_a_parked_follower_fetch() {
+    let mut cluster = Nodes::start(3);
+    let active = cluster.active();
+    cluster.nodes[active].send(9, ApiKey::CreateTopics, 7, &create_topic("w", 4, 3));
+    cluster.run(2_000);
+    // Four partitions on three nodes: a node leads two of them.
+    let led = leaders(&cluster.nodes[0], "w");
+    let (leader, partition) = (1..=3)
+        .find_map(|n| {
+            let mine: Vec<usize> = (0..4).filter(|&p| led[p] == n).collect();
+            (mine.len() >= 2).then(|| (n, mine[0] as i32))
+        })
+        .expect("a node leads two partitions");
+    let l = (leader - 1) as usize;
+    let wait_ms = cluster.nodes[l].broker.config.replica_fetch_wait_max_ms;
+    for round in 0..5 {
+        let id = 100 + round;
+        cluster.nodes[l].produce(id, "w", partition, -1, make_batch(&[b"x"], 5));
+        let mut waited = 0;
+        while !cluster.nodes[l].has_response(id) && waited <= 2 * i64::from(wait_ms) {
+            cluster.run(20);
+            waited += 20;
+        }
+        assert_eq!(
+            cluster.nodes[l].produce_result(id),
+            (errors::NONE, round as i64)
+        );
+        assert!(
+            waited < i64::from(wait_ms) / 2,
+            "round {round}: acks=all took {waited} ms (the follower fetch waits {wait_ms} ms)"
+        );
+        cluster.run(100);
+    }
+}
