@@ -305,6 +305,16 @@ def around(consumed: list[tuple[int, int, bytes]], partition: int, offset: int) 
     return mine[max(0, past - 4) : past + 4]
 
 
+def wait_new_leader(nodes, topic: str, old: int, epoch: int) -> None:
+    """Until a node other than `old` leads partition 0 of `topic` in an epoch after `epoch`."""
+    wait_partitions(
+        alive(nodes),
+        topic,
+        lambda ps: ps[0]["leader_id"] not in (-1, old) and ps[0]["leader_epoch"] > epoch,
+        30,
+    )
+
+
 def start_loaded(nodes, via: Broker, topic: str, group: str) -> Workload:
     """Creates `topic` (replicated, through `via`), waits until it is placed and in sync, and
     starts the workload on it; returns once 200 records are acknowledged."""
@@ -325,12 +335,7 @@ def test_killing_a_partitions_leader_again_and_again_loses_no_acknowledged_recor
             before = work.acked_count()
             sigkill_broker(nodes[leader - 1])
             # Another in-sync replica leads, in a later epoch, and the producers carry on.
-            wait_partitions(
-                alive(nodes),
-                "ledger",
-                lambda ps: ps[0]["leader_id"] not in (-1, leader) and ps[0]["leader_epoch"] > epoch,
-                30,
-            )
+            wait_new_leader(nodes, "ledger", leader, epoch)
             work.wait_acked(before + 100, 60, f"round {round}: after node {leader} was killed")
             nodes[leader - 1].start()
         wait_partitions(alive(nodes), "ledger", all_in_sync, 60)
@@ -397,12 +402,7 @@ def test_a_groups_committed_offsets_and_coordinator_survive_the_coordinators_dea
         coordinator = offsets[0]["leader_id"]
         epoch = offsets[0]["leader_epoch"]
         sigkill_broker(nodes[coordinator - 1])
-        wait_partitions(
-            alive(nodes),
-            "__consumer_offsets",
-            lambda ps: ps[0]["leader_id"] not in (-1, coordinator) and ps[0]["leader_epoch"] > epoch,
-            30,
-        )
+        wait_new_leader(nodes, "__consumer_offsets", coordinator, epoch)
         rest = ",".join(n.bootstrap for n in nodes if n.alive())
         consumer = Consumer(
             {

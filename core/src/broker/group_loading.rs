@@ -98,23 +98,7 @@ impl Broker {
                         self.replay_loaded(partition, &bytes);
                     }
                 }
-                ReadPlan::Disk(read) => {
-                    let dir = self.topics[OFFSETS_TOPIC].dir_name();
-                    let op = IoOp::Read {
-                        file: SegmentFile {
-                            topic_dir: dir,
-                            partition,
-                            base_offset: read.segment_base_offset,
-                        },
-                        position: read.position,
-                        len: read.len,
-                    };
-                    if let Some(load) = self.group_loads.get_mut(&partition) {
-                        load.reading = Some(read);
-                    }
-                    self.issue(op, InFlight::GroupLoad { partition, seq });
-                    return;
-                }
+                ReadPlan::Disk(read) => return self.issue_load_read(partition, seq, read),
                 // The rest is not written yet: on once it is (after the next I/O).
                 ReadPlan::Empty => return,
                 ReadPlan::OutOfRange if next < log_start => {
@@ -144,21 +128,7 @@ impl Broker {
         };
         match outcome {
             ReadOutcome::Found { batches, .. } => self.replay_loaded(partition, &batches),
-            ReadOutcome::More(more) => {
-                let dir = self.topics[OFFSETS_TOPIC].dir_name();
-                let op = IoOp::Read {
-                    file: SegmentFile {
-                        topic_dir: dir,
-                        partition,
-                        base_offset: more.segment_base_offset,
-                    },
-                    position: more.position,
-                    len: more.len,
-                };
-                load.reading = Some(more);
-                self.issue(op, InFlight::GroupLoad { partition, seq });
-                return;
-            }
+            ReadOutcome::More(more) => return self.issue_load_read(partition, seq, more),
             ReadOutcome::NotFound => return self.finish_group_load(partition),
             ReadOutcome::Corrupt(error) => {
                 // What was read stands; the groups after it cannot be known.
@@ -171,6 +141,23 @@ impl Broker {
             }
         }
         self.pump_group_load(partition);
+    }
+
+    /// Reads `read` of the partition for its load.
+    fn issue_load_read(&mut self, partition: i32, seq: u64, read: DiskRead) {
+        let op = IoOp::Read {
+            file: SegmentFile {
+                topic_dir: self.topics[OFFSETS_TOPIC].dir_name(),
+                partition,
+                base_offset: read.segment_base_offset,
+            },
+            position: read.position,
+            len: read.len,
+        };
+        if let Some(load) = self.group_loads.get_mut(&partition) {
+            load.reading = Some(read);
+        }
+        self.issue(op, InFlight::GroupLoad { partition, seq });
     }
 
     /// Replays whole batches read from the partition; the load goes on after the last.

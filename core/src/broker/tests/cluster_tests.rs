@@ -859,19 +859,7 @@ fn acks_all_needs_min_insync_replicas_and_a_silent_follower_leaves_the_set() {
 
 /// A simple commit (no member) of `offset` for `group` on `t-0` through node `i`: its error.
 fn commit_on(cluster: &mut Nodes, i: usize, group: &str, offset: i64) -> i16 {
-    use kafka_protocol::messages::offset_commit_request::{
-        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
-    };
-    let partition = OffsetCommitRequestPartition::default()
-        .with_partition_index(0)
-        .with_committed_offset(offset);
-    let topic = OffsetCommitRequestTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("t")))
-        .with_partitions(vec![partition]);
-    let request = OffsetCommitRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.into())))
-        .with_generation_id_or_member_epoch(-1)
-        .with_topics(vec![topic]);
+    let request = super::groups_tests::commit_request(group, "", -1, offset);
     cluster.nodes[i].send(7, ApiKey::OffsetCommit, 8, &request);
     for _ in 0..100 {
         if cluster.nodes[i].has_response(7) {
@@ -885,13 +873,7 @@ fn commit_on(cluster: &mut Nodes, i: usize, group: &str, offset: i64) -> i16 {
 
 /// What node `i` answers for `group`'s committed offset of `t-0`: (error, offset).
 fn committed_on(cluster: &mut Nodes, i: usize, group: &str) -> (i16, i64) {
-    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-    let topic = OffsetFetchRequestTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("t")))
-        .with_partition_indexes(vec![0]);
-    let request = OffsetFetchRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.into())))
-        .with_topics(Some(vec![topic]));
+    let request = super::groups_tests::committed_request(group);
     cluster.nodes[i].send(7, ApiKey::OffsetFetch, 7, &request);
     let response: OffsetFetchResponse = cluster.nodes[i].response(7, ApiKey::OffsetFetch, 7);
     let offset = response

@@ -210,31 +210,45 @@ fn storing_an_ended_generation_does_not_answer_the_next_generations_syncs() {
     assert_eq!(&synced(&mut h, 2).assignment[..], b"half b");
 }
 
-fn commit(h: &mut Harness, group: &str, member: &str, generation: i32, offset: i64) -> i16 {
+/// An OffsetCommit of `offset` for `t-0`.
+pub(super) fn commit_request(
+    group: &str,
+    member: &str,
+    generation: i32,
+    offset: i64,
+) -> OffsetCommitRequest {
     let partition = OffsetCommitRequestPartition::default()
         .with_partition_index(0)
         .with_committed_offset(offset);
     let topic = OffsetCommitRequestTopic::default()
         .with_name(TopicName(StrBytes::from_static_str("t")))
         .with_partitions(vec![partition]);
-    let request = OffsetCommitRequest::default()
+    OffsetCommitRequest::default()
         .with_group_id(GroupId(StrBytes::from_string(group.into())))
         .with_generation_id_or_member_epoch(generation)
         .with_member_id(StrBytes::from_string(member.into()))
-        .with_topics(vec![topic]);
+        .with_topics(vec![topic])
+}
+
+/// An OffsetFetch (v7) of `t-0`.
+pub(super) fn committed_request(group: &str) -> OffsetFetchRequest {
+    let topic = OffsetFetchRequestTopic::default()
+        .with_name(TopicName(StrBytes::from_static_str("t")))
+        .with_partition_indexes(vec![0]);
+    OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![topic]))
+}
+
+fn commit(h: &mut Harness, group: &str, member: &str, generation: i32, offset: i64) -> i16 {
+    let request = commit_request(group, member, generation, offset);
     h.send(7, ApiKey::OffsetCommit, 8, &request);
     let response: OffsetCommitResponse = h.response(7, ApiKey::OffsetCommit, 8);
     response.topics[0].partitions[0].error_code
 }
 
 fn committed(h: &mut Harness, group: &str) -> i64 {
-    let topic = OffsetFetchRequestTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("t")))
-        .with_partition_indexes(vec![0]);
-    let request = OffsetFetchRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.into())))
-        .with_topics(Some(vec![topic]));
-    h.send(7, ApiKey::OffsetFetch, 7, &request);
+    h.send(7, ApiKey::OffsetFetch, 7, &committed_request(group));
     let response: OffsetFetchResponse = h.response(7, ApiKey::OffsetFetch, 7);
     response.topics[0].partitions[0].committed_offset
 }
