@@ -60,6 +60,11 @@ pub(super) struct Replication {
     asked: BTreeMap<(TopicId, i32), (Vec<NodeId>, i32, i64)>,
     /// Partitions whose log is being cut back to the offset.
     truncating: BTreeMap<(TopicId, i32), i64>,
+    /// Partitions whose last answer was an error (the leader does not know them yet, or no
+    /// longer leads them): left out of fetches until then, as Kafka delays a partition
+    /// (`replica.fetch.backoff.ms`), while the others of their leader go on. A new leader or
+    /// epoch ends the delay: (until, leader, leader epoch).
+    delayed: BTreeMap<(TopicId, i32), (i64, NodeId, i32)>,
     next_in_sync_check_ms: i64,
 }
 
@@ -83,6 +88,7 @@ impl Replication {
     pub(super) fn forget_topic(&mut self, id: TopicId) {
         self.truncating.retain(|(topic, _), _| *topic != id);
         self.asked.retain(|(topic, _), _| *topic != id);
+        self.delayed.retain(|(topic, _), _| *topic != id);
     }
 
     /// The earliest deadline of the replication: an answer overdue, a retry, the lag check.
@@ -92,7 +98,8 @@ impl Replication {
             None => f.retry_at,
         });
         let check = (self.next_in_sync_check_ms > 0).then_some(self.next_in_sync_check_ms);
-        fetchers.chain(check).min()
+        let delayed = self.delayed.values().map(|&(at, ..)| at);
+        fetchers.chain(check).chain(delayed).min()
     }
 }
 
@@ -146,7 +153,13 @@ impl Broker {
                     .fetchers
                     .get(&leader)
                     .is_some_and(|f| f.in_flight.is_some() || f.retry_at.is_some());
-                if busy || !self.is_writable(topic, index) {
+                let epoch = partition.replica.leader_epoch();
+                let delayed = self
+                    .replication
+                    .delayed
+                    .get(&(topic.id, index))
+                    .is_some_and(|&(_, from, in_epoch)| from == leader && in_epoch == epoch);
+                if busy || delayed || !self.is_writable(topic, index) {
                     continue;
                 }
                 let log = &partition.log;
@@ -291,7 +304,10 @@ impl Broker {
                 );
             }
         };
-        let mut trouble = response.error_code != errors::NONE;
+        if response.error_code != errors::NONE {
+            self.back_off(now_ms, node);
+        }
+        let backoff = self.config.replica_fetch_backoff_ms.clamp(1, 1_000);
         for topic in response.responses {
             let name = topic.topic.0.to_string();
             for data in topic.partitions {
@@ -299,11 +315,13 @@ impl Broker {
                 let Some(&(id, epoch, offset)) = sent.partitions.get(&key) else {
                     continue;
                 };
-                trouble |= !self.take_replica_data(now_ms, node, id, &name, epoch, offset, data);
+                let index = data.partition_index;
+                if !self.take_replica_data(now_ms, node, id, &name, epoch, offset, data) {
+                    self.replication
+                        .delayed
+                        .insert((id, index), (now_ms + backoff, node, epoch));
+                }
             }
-        }
-        if trouble {
-            self.back_off(now_ms, node);
         }
         self.pump_io();
         self.pump_replication(now_ms);
@@ -703,6 +721,7 @@ impl Broker {
                 fetcher.retry_at = None;
             }
         }
+        self.replication.delayed.retain(|_, (at, ..)| *at > now_ms);
         if now_ms >= self.replication.next_in_sync_check_ms {
             let every = (self.config.replica_lag_time_max_ms / 2).clamp(1, IN_SYNC_CHECK_MS);
             self.replication.next_in_sync_check_ms = now_ms + every;
