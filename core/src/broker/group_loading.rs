@@ -160,18 +160,29 @@ impl Broker {
         self.issue(op, InFlight::GroupLoad { partition, seq });
     }
 
-    /// Replays whole batches read from the partition; the load goes on after the last.
+    /// Replays whole batches read from the partition; the load goes on after the last. Bytes
+    /// that do not take it past where it stood end it (never the same read again and again).
     fn replay_loaded(&mut self, partition: i32, bytes: &Bytes) {
-        let Ok(batches) = crate::batch::validate_all(bytes) else {
-            return;
-        };
         let Some(load) = self.group_loads.get_mut(&partition) else {
             return;
         };
-        if let Some(last) = batches.last() {
-            load.next = load.next.max(last.last_offset() + 1);
+        let last = crate::batch::validate_all(bytes)
+            .ok()
+            .and_then(|batches| batches.last().map(|b| b.last_offset()));
+        match last {
+            Some(last) if last >= load.next => {
+                load.next = last + 1;
+                load.records += self.groups.replay_partition(bytes);
+            }
+            _ => {
+                let at = load.next;
+                self.log(
+                    Level::Error,
+                    format!("{OFFSETS_TOPIC}-{partition}: loading its groups stopped at offset {at}: the log there does not read back"),
+                );
+                self.finish_group_load(partition);
+            }
         }
-        load.records += self.groups.replay_partition(bytes);
     }
 
     fn finish_group_load(&mut self, partition: i32) {
