@@ -36,6 +36,12 @@ pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const FENCED_LEADER_EPOCH: i16 = 74;
 pub const UNKNOWN_LEADER_EPOCH: i16 = 75;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
+/// ElectLeaders: the preferred replica is not a live member of the in-sync set.
+pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+/// ElectLeaders (unclean): no live replica may lead.
+pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+/// ElectLeaders: the partition already has the leader the election would give it.
+pub const ELECTION_NOT_NEEDED: i16 = 84;
 pub const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
 pub const LEADER_NOT_AVAILABLE: i16 = 5;

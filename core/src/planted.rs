@@ -47,4 +47,7 @@ pub enum PlantedBug {
     /// lags at a new leader: a consumer that read further from the old leader is told its
     /// records were truncated (issue 16's rolling-restart skip).
     ClampEpochEnds,
+    /// The controller's automatic rebalance makes a partition's preferred replica its leader
+    /// whenever it is live, caught up or not (issue 16's preferred-leader rebalancing).
+    PreferOutOfSync,
 }

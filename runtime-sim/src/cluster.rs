@@ -92,6 +92,9 @@ pub struct ClusterFaults {
     pub ledger_min_insync: i16,
     /// Every node loses power at once (and restarts) this many times in the fault phase.
     pub power_losses: u32,
+    /// `leader.imbalance.check.interval.seconds`, in ms: how often the active controller
+    /// gives partitions back to their preferred replicas (the longest is beyond the run).
+    pub leader_rebalance_ms: i64,
 }
 
 impl ClusterFaults {
@@ -133,6 +136,7 @@ impl ClusterFaults {
             ledger_replicas: 0,
             ledger_min_insync: 0,
             power_losses: 0,
+            leader_rebalance_ms: 0,
         };
         drawn.heartbeat_interval_ms = drawn.session_timeout_ms / 3;
         drawn.ledger_partitions = rng.range(1, 2) as i32;
@@ -144,6 +148,7 @@ impl ClusterFaults {
         };
         drawn.ledger_min_insync = rng.range(1, drawn.ledger_replicas as u64) as i16;
         drawn.power_losses = *rng.pick(&[0, 0, 1, 2]);
+        drawn.leader_rebalance_ms = *rng.pick(&[1_000, 2_500, 300_000]);
         if !faults {
             drawn.latency_spike_per_mille = 0;
             drawn.drop_per_mille = 0;
@@ -176,8 +181,8 @@ impl fmt::Display for ClusterFaults {
         )?;
         writeln!(
             f,
-            "  topic {LEDGER}: {} partition(s), replication factor {}, min.insync.replicas {}; {} power losses of every node",
-            self.ledger_partitions, self.ledger_replicas, self.ledger_min_insync, self.power_losses
+            "  topic {LEDGER}: {} partition(s), replication factor {}, min.insync.replicas {}; {} power losses of every node; preferred leaders restored every {} ms",
+            self.ledger_partitions, self.ledger_replicas, self.ledger_min_insync, self.power_losses, self.leader_rebalance_ms
         )?;
         write!(
             f,
@@ -962,6 +967,10 @@ impl ClusterSim {
             replica_socket_timeout_ms: 2_000,
             replica_lag_time_max_ms: 5_000,
             replica_fetch_backoff_ms: 200,
+            elections: spate_core::controller::quorum::ElectionConfig {
+                check_every_ms: self.faults.leader_rebalance_ms,
+                ..Default::default()
+            },
             ..Config::default()
         }
     }

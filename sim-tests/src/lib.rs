@@ -466,10 +466,11 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "hw-from-leader-alone" => Ok(PlantedBug::HighWatermarkFromLeaderAlone),
         "durable-before-fsync" => Ok(PlantedBug::DurableBeforeFsync),
         "elect-outside-in-sync" => Ok(PlantedBug::ElectOutsideInSync),
+        "prefer-out-of-sync" => Ok(PlantedBug::PreferOutOfSync),
         "skip-truncation" => Ok(PlantedBug::SkipTruncation),
         "clamp-epoch-ends" => Ok(PlantedBug::ClampEpochEnds),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, or for clusters vote-twice, commit-minority, keep-fenced-leaders, hw-from-leader-alone, durable-before-fsync, elect-outside-in-sync, skip-truncation or clamp-epoch-ends"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, or for clusters vote-twice, commit-minority, keep-fenced-leaders, hw-from-leader-alone, durable-before-fsync, elect-outside-in-sync, skip-truncation, clamp-epoch-ends or prefer-out-of-sync"
         )),
     }
 }

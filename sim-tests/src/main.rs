@@ -29,7 +29,8 @@ struct Args {
     /// Plant a known bug: ack-before-fsync, lose-last-batch, commit-before-flush,
     /// stuck-group-deadline, mislabel-split-fetch, skip-dir-sync or forget-leader-epochs; in a
     /// cluster, vote-twice, commit-minority, keep-fenced-leaders, hw-from-leader-alone,
-    /// durable-before-fsync, elect-outside-in-sync or skip-truncation.
+    /// durable-before-fsync, elect-outside-in-sync, skip-truncation,
+    /// clamp-epoch-ends or prefer-out-of-sync.
     #[arg(long)]
     buggify: Option<String>,
     /// No faults at all (a baseline run).

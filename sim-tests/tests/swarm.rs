@@ -359,6 +359,18 @@ fn a_planted_clamp_of_epoch_ends_is_caught_within_10_cluster_seeds() {
     );
 }
 
+/// A rebalance that hands a partition to its preferred replica before that replica is back in
+/// the in-sync set makes a short log the leader: acknowledged records are overwritten.
+/// (Caught by seeds 32 and 53 of 1..61, the rebalance every 1 or 2.5 s in a third of seeds.)
+#[test]
+fn a_planted_preferred_election_out_of_sync_is_caught_within_30_cluster_seeds() {
+    let caught = cluster_failures(25..55, Some("prefer-out-of-sync"));
+    assert!(
+        caught.iter().any(|(_, why)| why.starts_with("durability")),
+        "a preferred leader elected out of sync went unnoticed: {caught:?}"
+    );
+}
+
 /// Seeds that found replication bugs, kept as regressions: 94 (a restarted node led again in
 /// its old epoch from metadata replayed after start-up, showing an uncommitted tail), 600 (a
 /// member added to the in-sync set while the leader committed without it: the controller

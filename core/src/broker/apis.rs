@@ -8,7 +8,8 @@
 
 use super::{alter_configs, describe_cluster, describe_configs, describe_log_dirs};
 use super::{api_versions, create_partitions, create_topics, delete_records, delete_topics};
-use super::{describe_quorum, describe_topic_partitions, fetch, find_coordinator, groups};
+use super::{describe_quorum, describe_topic_partitions, elect_leaders, fetch};
+use super::{find_coordinator, groups};
 use super::{incremental_alter_configs, init_producer_id, list_offsets, metadata};
 use super::{offset_for_leader_epoch, produce, security, Broker};
 use crate::api::RequestContext;
@@ -93,6 +94,7 @@ pub const SUPPORTED_APIS: &[Api] = &[
     incremental_alter_configs::API,
     describe_cluster::API,
     describe_quorum::API,
+    elect_leaders::API,
     find_coordinator::API,
     groups::OFFSET_COMMIT,
     groups::OFFSET_FETCH,

@@ -53,6 +53,9 @@ pub struct Config {
     /// rewrites its journal) every this many versions.
     pub quorum_snapshot_every: u64,
     pub broker_session_timeout_ms: i64,
+    /// The controller's own elections: `leader.imbalance.check.interval.seconds`,
+    /// `auto.leader.rebalance.enable`, `unclean.leader.election.enable`.
+    pub elections: crate::controller::quorum::ElectionConfig,
     /// `broker.rack`: where this broker is (a rack, a zone); placement puts a partition's
     /// replicas on different racks where it can.
     pub rack: Option<String>,
@@ -95,6 +98,7 @@ impl Default for Config {
             broker_heartbeat_interval_ms: 2_000,
             quorum_snapshot_every: 1_000,
             broker_session_timeout_ms: 9_000,
+            elections: Default::default(),
             rack: None,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
@@ -157,6 +161,15 @@ impl Config {
             "controller.quorum.voters" => self.controller_quorum = parse_voters(value)?,
             "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms = int(),
             "broker.session.timeout.ms" => self.broker_session_timeout_ms = int(),
+            "leader.imbalance.check.interval.seconds" => {
+                self.elections.check_every_ms = int().saturating_mul(1000)
+            }
+            "auto.leader.rebalance.enable" => {
+                self.elections.auto_rebalance = value.eq_ignore_ascii_case("true")
+            }
+            "unclean.leader.election.enable" => {
+                self.elections.unclean = value.eq_ignore_ascii_case("true")
+            }
             "broker.rack" => {
                 if value.is_empty() || value.len() > 255 || value.contains(char::is_whitespace) {
                     return Err(format!(

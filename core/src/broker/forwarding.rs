@@ -1,5 +1,5 @@
 //! Forwarding (Kafka's KIP-590 Envelope, in our own frame): on a controller quorum a request
-//! that changes the cluster (CreateTopics, DeleteTopics, CreatePartitions, and AlterConfigs /
+//! that changes the cluster (CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders, and AlterConfigs /
 //! IncrementalAlterConfigs of topics or of the cluster-wide defaults) that reaches a broker
 //! other than the active controller is sent, as the client's bytes, to the active controller
 //! over the controller connection. There it is served as from a connection of its own, and its
@@ -39,8 +39,9 @@ pub(super) struct Forwarding {
 }
 
 /// The APIs a broker forwards.
-const FORWARDED: [ApiKey; 5] = [
+const FORWARDED: [ApiKey; 6] = [
     ApiKey::CreateTopics,
+    ApiKey::ElectLeaders,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::AlterConfigs,

@@ -240,7 +240,12 @@ impl Broker {
                     rack,
                 } => {
                     let broker = BrokerImage::registered(*incarnation, host, *port, rack.clone());
-                    self.brokers.insert(*node, broker);
+                    let earlier = self.brokers.insert(*node, broker);
+                    if earlier.is_some_and(|b| b.incarnation != *incarnation) {
+                        // A fetch sent to its earlier life is never answered by this one:
+                        // without this, the next fetch would wait out the socket timeout.
+                        self.replication.forget_broker_life(*node);
+                    }
                 }
                 MetadataRecord::BrokerFencing { node, fenced } => {
                     if let Some(broker) = self.brokers.get_mut(node) {

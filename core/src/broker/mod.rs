@@ -22,6 +22,7 @@ mod describe_configs;
 mod describe_log_dirs;
 mod describe_quorum;
 mod describe_topic_partitions;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod forwarding;

@@ -118,12 +118,16 @@ impl Broker {
             Some(super::PlantedBug::ElectOutsideInSync) => {
                 Some(crate::controller::quorum::QuorumBug::ElectOutsideInSync)
             }
+            Some(super::PlantedBug::PreferOutOfSync) => {
+                Some(crate::controller::quorum::QuorumBug::PreferOutOfSync)
+            }
             _ => None,
         };
         let controller =
             QuorumController::new(config, stored.clone(), now_ms, snapshot_every, planted)
                 .map_err(|e| format!("{QUORUM_JOURNAL}: {e}"))?
-                .with_session_timeout(self.config.broker_session_timeout_ms);
+                .with_session_timeout(self.config.broker_session_timeout_ms)
+                .with_elections(self.config.elections);
         self.log(
             Level::Info,
             format!(

@@ -91,6 +91,12 @@ impl Replication {
         self.delayed.retain(|(topic, _), _| *topic != id);
     }
 
+    /// Broker `node` started a new life: a fetch in flight to the earlier one is given up
+    /// (a late answer no longer matches), and the next goes at once.
+    pub(super) fn forget_broker_life(&mut self, node: NodeId) {
+        self.fetchers.remove(&node);
+    }
+
     /// The earliest deadline of the replication: an answer overdue, a retry, the lag check.
     pub(super) fn deadline(&self) -> Option<i64> {
         let fetchers = self.fetchers.values().filter_map(|f| match &f.in_flight {

@@ -48,7 +48,7 @@ impl PartitionImage {
 
     /// The record that makes this partition led by `leader` with `in_sync`: a new leader (or
     /// none) begins a later leader epoch; the partition epoch always moves on.
-    fn change(
+    pub(super) fn change(
         &self,
         id: TopicId,
         partition: usize,

@@ -17,6 +17,7 @@
 //! apply) stays as it is.
 
 pub mod assignment;
+pub mod elections;
 pub mod image;
 pub mod quorum;
 #[cfg(test)]

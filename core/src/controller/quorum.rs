@@ -286,6 +286,32 @@ pub enum QuorumBug {
     KeepFencedLeaders,
     /// A leader that goes is replaced by any live replica, in the in-sync set or not.
     ElectOutsideInSync,
+    /// The automatic rebalance makes a partition's preferred replica its leader whenever that
+    /// replica is live, in the in-sync set or not.
+    PreferOutOfSync,
+}
+
+/// The controller's own elections (see `elections`), looked for every `check_every_ms`
+/// (`leader.imbalance.check.interval.seconds`): the preferred replicas lead again if
+/// `auto_rebalance` (`auto.leader.rebalance.enable`), and leaderless partitions are led by a
+/// live replica outside the in-sync set where the topic allows it, `unclean` being the static
+/// `unclean.leader.election.enable` (fencing and returns look for those at once as well).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElectionConfig {
+    pub check_every_ms: i64,
+    pub auto_rebalance: bool,
+    pub unclean: bool,
+}
+
+impl Default for ElectionConfig {
+    /// Kafka's: a rebalance every 300 s, no unclean elections.
+    fn default() -> ElectionConfig {
+        ElectionConfig {
+            check_every_ms: 300_000,
+            auto_rebalance: true,
+            unclean: false,
+        }
+    }
 }
 
 pub struct QuorumController {
@@ -310,6 +336,9 @@ pub struct QuorumController {
     /// BrokerHeartbeatManager); a broker unheard for `session_timeout_ms` is fenced.
     sessions: BTreeMap<NodeId, i64>,
     session_timeout_ms: i64,
+    elections: ElectionConfig,
+    /// Active controller: when it looks for partitions to give back to their preferred leader.
+    next_rebalance_ms: Option<i64>,
     now_ms: i64,
     /// Set when a snapshot from the leader could not be read: nothing more is applied.
     broken: Option<String>,
@@ -363,6 +392,8 @@ impl QuorumController {
             planted,
             sessions: BTreeMap::new(),
             session_timeout_ms: 9_000,
+            elections: ElectionConfig::default(),
+            next_rebalance_ms: None,
             now_ms,
             broken: None,
         })
@@ -371,6 +402,15 @@ impl QuorumController {
     /// Brokers unheard for this long are fenced (`broker.session.timeout.ms`, Kafka's 9 s).
     pub fn with_session_timeout(mut self, session_timeout_ms: i64) -> QuorumController {
         self.session_timeout_ms = session_timeout_ms.max(1);
+        self
+    }
+
+    /// Its own elections (`auto.leader.rebalance.enable`, `unclean.leader.election.enable`).
+    pub fn with_elections(mut self, elections: ElectionConfig) -> QuorumController {
+        self.elections = ElectionConfig {
+            check_every_ms: elections.check_every_ms.max(1),
+            ..elections
+        };
         self
     }
 
@@ -418,6 +458,7 @@ impl QuorumController {
         }
         self.drain();
         self.expire_sessions();
+        self.rebalance();
     }
 
     /// Active controller: a broker says it is alive. Registers it (again, after a restart or
@@ -516,7 +557,10 @@ impl QuorumController {
         }
         match records.is_empty() {
             true => Ok(()),
-            false => self.append(records).map(|_| ()),
+            false => {
+                let records = self.with_unclean_elections(records);
+                self.append(records).map(|_| ())
+            }
         }
     }
 
@@ -595,7 +639,14 @@ impl QuorumController {
     }
 
     pub fn poll_timeout(&self) -> i64 {
-        self.raft.poll_timeout().min(self.session_deadline())
+        let rebalance = match self.is_active() {
+            true => self.next_rebalance_ms.unwrap_or(i64::MAX),
+            false => i64::MAX,
+        };
+        self.raft
+            .poll_timeout()
+            .min(self.session_deadline())
+            .min(rebalance)
     }
 
     /// When the first unfenced broker's session ends (active controller only).
@@ -656,7 +707,51 @@ impl QuorumController {
         }
         if !expired.is_empty() {
             // Each fits: the brokers are registered and unfenced in the image.
+            let expired = self.with_unclean_elections(expired);
             let _ = self.append(expired);
+        }
+    }
+
+    /// `records`, then the unclean elections the image they leave allows (partitions whose
+    /// last in-sync replica they fence, of topics that allow it).
+    fn with_unclean_elections(&self, mut records: Vec<MetadataRecord>) -> Vec<MetadataRecord> {
+        let mut next = self.image.clone();
+        for record in &records {
+            if next.apply(record).is_err() {
+                return records; // the append refuses them; nothing to add
+            }
+        }
+        records.extend(next.unclean_elections(self.elections.unclean));
+        records
+    }
+
+    /// Active controller, every `rebalance_every_ms`: the preferred replicas that are live
+    /// and in sync lead again, and leaderless partitions get an unclean leader where their
+    /// topic allows it. The first look is a whole interval after it became active.
+    fn rebalance(&mut self) {
+        if !self.is_active() {
+            self.next_rebalance_ms = None;
+            return;
+        }
+        let now = self.now_ms;
+        let every = self.elections.check_every_ms;
+        match self.next_rebalance_ms {
+            None => self.next_rebalance_ms = Some(now.saturating_add(every)),
+            Some(at) if at <= now => {
+                self.next_rebalance_ms = Some(now.saturating_add(every));
+                let preferred = match (self.elections.auto_rebalance, self.planted) {
+                    (false, _) => Vec::new(),
+                    (true, Some(QuorumBug::PreferOutOfSync)) => {
+                        self.image.preferred_elections_out_of_sync()
+                    }
+                    (true, _) => self.image.preferred_elections(),
+                };
+                let records = self.with_unclean_elections(preferred);
+                if !records.is_empty() {
+                    let _ = self.append(records);
+                }
+            }
+            Some(_) => {}
         }
     }
 

@@ -158,11 +158,17 @@ impl Nodes {
 
     /// A crash of node `i` and its start again on what its disk holds, in a new life.
     fn restart(&mut self, i: usize, seed: u64) {
+        self.restart_configured(i, seed, |_| {});
+    }
+
+    /// As `restart`, its config changed by `edit` first.
+    fn restart_configured(&mut self, i: usize, seed: u64, edit: impl Fn(&mut Config)) {
         let count = self.nodes.len() as i32;
-        let config = Config {
+        let mut config = Config {
             planted_bug: self.bug,
             ..node_config(i as i32 + 1, count, seed)
         };
+        edit(&mut config);
         self.nodes[i] = self.nodes[i].restart(config);
         self.down.remove(&i);
     }
@@ -978,3 +984,5 @@ fn acks_all_is_answered_without_waiting_out_a_parked_follower_fetch() {
         cluster.run(100);
     }
 }
+
+mod election_tests;

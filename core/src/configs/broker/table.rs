@@ -31,6 +31,13 @@ pub const BROKER_CONFIGS: &[BrokerConfig] = &[
         Any,
         ReadOnly,
     ),
+    b(
+        "auto.leader.rebalance.enable",
+        Boolean,
+        Some("true"),
+        Any,
+        ReadOnly,
+    ),
     b("background.threads", Int, Some("10"), AtLeast(1), Dyn),
     b(
         "broker.heartbeat.interval.ms",
@@ -117,6 +124,20 @@ pub const BROKER_CONFIGS: &[BrokerConfig] = &[
         ReadOnly,
     ),
     b("inter.broker.listener.name", Str, None, Any, ReadOnly),
+    b(
+        "leader.imbalance.check.interval.seconds",
+        Long,
+        Some("300"),
+        AtLeast(1),
+        ReadOnly,
+    ),
+    b(
+        "leader.imbalance.per.broker.percentage",
+        Int,
+        Some("10"),
+        AtLeast(0),
+        ReadOnly,
+    ),
     b(
         "leader.replication.throttled.rate",
         Long,
