@@ -1,13 +1,16 @@
-"""Preferred leaders with real processes and real clients (issue 16): after nodes return, the
-controller gives each partition back to its preferred replica (the first of its replicas) once
-that replica is in sync again, by itself every `leader.imbalance.check.interval.seconds` while
-`auto.leader.rebalance.enable` holds, and when an admin client asks (ElectLeaders)."""
+"""Leaders and where consumers read, with real processes and real clients (issue 16): after
+nodes return, the controller gives each partition back to its preferred replica (the first of
+its replicas) once that replica is in sync again, by itself every
+`leader.imbalance.check.interval.seconds` while `auto.leader.rebalance.enable` holds, and when
+an admin client asks (ElectLeaders). With `replica.selector.class` Kafka's rack-aware selector,
+a consumer that names its rack (`client.rack`) reads from the replica in its rack (KIP-392)."""
 
 from __future__ import annotations
 
+import logging
 import time
 
-from confluent_kafka import ElectionType, KafkaError, TopicPartition
+from confluent_kafka import Consumer, ElectionType, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from spate_helpers import sigkill_broker
@@ -94,5 +97,68 @@ def test_an_admin_clients_elect_leaders_gives_a_returned_node_its_partitions_bac
         result = admin.elect_leaders(ElectionType.PREFERRED, wanted).result(30)
         codes = {tp.partition: code(err) for tp, err in result.items() if err is not None}
         assert codes == {p: KafkaError.ELECTION_NOT_NEEDED for p in mine}, result
+    finally:
+        stop_all(nodes)
+
+
+class Lines(logging.Handler):
+    """Keeps the log lines a client writes."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def test_a_consumer_reads_from_the_replica_in_its_rack(tmp_path):
+    rack = {1: "east", 2: "west", 3: "north"}
+    nodes = start_registered(
+        tmp_path,
+        SESSION_MS,
+        extra=["--override", "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector"],
+        per_node=lambda node_id: ["--override", f"broker.rack={rack[node_id]}"],
+    )
+    try:
+        create_replicated(nodes[0], "near", partitions=1)
+        ps = wait_partitions(nodes[0], "near", lambda ps: len(ps) == 1 and len(ps[0]["isr_nodes"]) == 3, 60)
+        leader = ps[0]["leader_id"]
+        follower = next(n for n in ps[0]["replica_nodes"] if n != leader)
+        values = [b"near-%d" % i for i in range(300)]
+        produce_with_confluent(bootstraps(nodes), "near", values)
+
+        lines = Lines()
+        logger = logging.getLogger("spate.rack-consumer")
+        logger.propagate = False
+        logger.addHandler(lines)
+        logger.setLevel(logging.DEBUG)
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstraps(nodes),
+                "group.id": "near-readers",
+                "client.rack": rack[follower],
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "debug": "fetch",
+                "logger": logger,
+            }
+        )
+        read = []
+        try:
+            consumer.assign([TopicPartition("near", 0, 0)])
+            deadline = time.monotonic() + 60
+            while len(read) < len(values) and time.monotonic() < deadline:
+                for m in consumer.consume(num_messages=100, timeout=0.5):
+                    assert m.error() is None, m.error()
+                    read.append(m.value())
+        finally:
+            consumer.close()
+        assert read == values
+        # librdkafka says where it fetched from: the leader sent it to the follower in its rack.
+        delegated = [l for l in lines.lines if "preferred replica updated" in l and f"to {follower} " in l]
+        assert delegated, [l for l in lines.lines if "preferred" in l][:5] or lines.lines[-20:]
+        fetched_from = [l for l in lines.lines if "Fetch topic near" in l and f"/{follower}:" in l]
+        assert fetched_from, delegated[:5]
     finally:
         stop_all(nodes)

@@ -63,12 +63,13 @@ def settled(nodes, timeout=30.0, not_leader=None, after_epoch=-1):
     pytest.fail(f"the quorum did not settle within {timeout:.0f}s: {seen}", pytrace=False)
 
 
-def start_cluster(tmp_path, extra=()):
+def start_cluster(tmp_path, extra=(), per_node=lambda node_id: []):
+    """Three voters; `per_node(node_id)` adds arguments of one node's own."""
     ports = [free_port() for _ in range(VOTERS)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{port}" for i, port in enumerate(ports))
     nodes = []
     for i in range(VOTERS):
-        args = ["--node-id", str(i + 1), "--controller-quorum", voters, *extra]
+        args = ["--node-id", str(i + 1), "--controller-quorum", voters, *extra, *per_node(i + 1)]
         node = Broker(tmp_path / f"node{i + 1}", args)
         node.node_id = i + 1
         nodes.append(node)
@@ -77,13 +78,13 @@ def start_cluster(tmp_path, extra=()):
     return nodes
 
 
-def start_registered(tmp_path, session_ms: int | None = None, timeout: float = 30.0, extra=()):
+def start_registered(tmp_path, session_ms: int | None = None, timeout: float = 30.0, extra=(), per_node=lambda node_id: []):
     """A cluster whose brokers heartbeat every 300 ms (and whose sessions last `session_ms`),
     once every node lists all three as registered."""
     extra = ["--override", "broker.heartbeat.interval.ms=300", *extra]
     if session_ms is not None:
         extra += ["--override", f"broker.session.timeout.ms={session_ms}"]
-    nodes = start_cluster(tmp_path, extra)
+    nodes = start_cluster(tmp_path, extra, per_node)
     try:
         everyone = {n.node_id: n.port for n in nodes}
         for node in nodes:

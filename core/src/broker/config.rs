@@ -56,6 +56,9 @@ pub struct Config {
     /// The controller's own elections: `leader.imbalance.check.interval.seconds`,
     /// `auto.leader.rebalance.enable`, `unclean.leader.election.enable`.
     pub elections: crate::controller::quorum::ElectionConfig,
+    /// `replica.selector.class` is Kafka's `RackAwareReplicaSelector`: a leader sends a
+    /// consumer that names its rack to an in-sync replica in that rack (KIP-392).
+    pub rack_aware_reads: bool,
     /// `broker.rack`: where this broker is (a rack, a zone); placement puts a partition's
     /// replicas on different racks where it can.
     pub rack: Option<String>,
@@ -99,6 +102,7 @@ impl Default for Config {
             quorum_snapshot_every: 1_000,
             broker_session_timeout_ms: 9_000,
             elections: Default::default(),
+            rack_aware_reads: false,
             rack: None,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
@@ -177,6 +181,19 @@ impl Config {
                     ));
                 }
                 self.rack = Some(value.to_string())
+            }
+            "replica.selector.class" => {
+                self.rack_aware_reads = match value.rsplit('.').next().unwrap_or_default() {
+                    "RackAwareReplicaSelector" => true,
+                    "LeaderSelector" | "" => false,
+                    _ => {
+                        return Err(format!(
+                            "replica.selector.class '{value}': Spate knows \
+                             org.apache.kafka.common.replica.RackAwareReplicaSelector and \
+                             org.apache.kafka.common.replica.LeaderSelector"
+                        ))
+                    }
+                }
             }
             "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = int(),
             "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms = int() as i32,

@@ -7,11 +7,12 @@ use super::{Broker, InFlight, RequestContext};
 use crate::errors;
 use crate::io::{ConnId, IoOp, IoResult, Level, SegmentFile};
 use crate::log::{DiskRead, ReadOutcome, ReadPlan};
+use crate::replica::{NodeId, Role};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 
 /// One partition of a fetch.
 struct Slot {
@@ -45,6 +46,25 @@ pub(super) struct PendingFetch {
     /// A follower replica's fetch (its node id): it reads what the leader has written,
     /// committed or not, and is woken by writes.
     replica: Option<crate::replica::NodeId>,
+    /// A consumer's fetch that a follower may serve (v11+, KIP-392), and its rack if it named
+    /// one (the leader may send it to a replica in that rack).
+    consumer: Option<Consumer>,
+}
+
+/// What a consumer's fetch (v11+) says of itself for follower fetching: its rack.
+struct Consumer {
+    rack: String,
+}
+
+/// Who reads a partition, for what it may be served.
+#[derive(Clone, Copy)]
+enum Reader<'a> {
+    /// A follower replica: only from the leader, what it has written.
+    Replica(NodeId),
+    /// A consumer before Fetch v11, or one that names no rack: only from the leader.
+    LeaderOnly,
+    /// A consumer of v11+ in a rack: from the leader, or a follower up to its high watermark.
+    Consumer { rack: &'a str },
 }
 
 impl Slot {
@@ -117,6 +137,16 @@ impl Broker {
             reads_outstanding: 0,
             slots,
             replica: (request.replica_id.0 >= 0).then_some(request.replica_id.0),
+            // Only a consumer that names its rack reads from followers: it knows it may be
+            // sent to one (and that a follower's high watermark lags). Any other, with stale
+            // metadata, is sent to the leader as before, so the high watermark it sees never
+            // goes back.
+            consumer: (ctx.version >= 11
+                && request.replica_id.0 < 0
+                && !request.rack_id.is_empty())
+            .then(|| Consumer {
+                rack: request.rack_id.to_string(),
+            }),
         };
         let mut fetch = fetch;
         if let Some(member) = fetch.replica {
@@ -192,7 +222,14 @@ impl Broker {
             slot.batches.clear();
             slot.data = PartitionData::default().with_partition_index(slot.partition);
             let limit = remaining.min(i64::from(slot.max_bytes.max(0)));
-            let Some(plan) = self.plan_read(slot, limit, fetch.replica) else {
+            let reader = match (fetch.replica, &fetch.consumer) {
+                (Some(member), _) => Reader::Replica(member),
+                (None, Some(consumer)) => Reader::Consumer {
+                    rack: &consumer.rack,
+                },
+                (None, None) => Reader::LeaderOnly,
+            };
+            let Some(plan) = self.plan_read(slot, limit, reader) else {
                 continue;
             };
             match plan {
@@ -251,12 +288,16 @@ impl Broker {
     }
 
     /// Fills the slot's offsets and error; the read to do, if the partition can be read.
-    fn plan_read(
-        &mut self,
-        slot: &mut Slot,
-        limit: i64,
-        replica: Option<crate::replica::NodeId>,
-    ) -> Option<ReadPlan> {
+    fn plan_read(&mut self, slot: &mut Slot, limit: i64, reader: Reader) -> Option<ReadPlan> {
+        let replica = match reader {
+            Reader::Replica(member) => Some(member),
+            _ => None,
+        };
+        let elsewhere = match reader {
+            Reader::Consumer { rack } => self.preferred_read_replica(slot, rack),
+            _ => None,
+        };
+        let truncating = self.is_truncating(slot.name.0.as_str(), slot.partition);
         let Some(topic) = self.topics.get_mut(slot.name.0.as_str()) else {
             slot.data.error_code = errors::UNKNOWN_TOPIC_OR_PARTITION;
             return None;
@@ -271,9 +312,15 @@ impl Broker {
         };
         // A new leader serves consumers once its high watermark reaches the start of its
         // epoch (KIP-207): below it, it could show less than an earlier leader did.
-        let serves = match replica {
-            Some(_) => partition.replica.is_leader(),
-            None => partition.replica.serves_consumers(),
+        // A follower serves consumers that may fetch from one (KIP-392) up to its own high
+        // watermark, unless its log is being cut back to its leader's.
+        let follows = matches!(partition.replica.role(), Role::Follower { leader } if leader >= 0);
+        let serves = match reader {
+            Reader::Replica(_) => partition.replica.is_leader(),
+            Reader::LeaderOnly => partition.replica.serves_consumers(),
+            Reader::Consumer { .. } => {
+                partition.replica.serves_consumers() || (follows && !truncating)
+            }
         };
         if crate::placement::owner(&topic.name, slot.partition, self.config.shards)
             != self.config.shard
@@ -301,6 +348,12 @@ impl Broker {
                 .with_end_offset(end_offset);
             return None;
         }
+        if let Some(node) = elsewhere.filter(|_| partition.replica.is_leader()) {
+            // Fetch from this replica from now on (the client does until its metadata or the
+            // replica tells it otherwise): no records in this answer.
+            slot.data.preferred_read_replica = BrokerId(node);
+            return None;
+        }
         if limit <= 0 {
             return None;
         }
@@ -314,8 +367,54 @@ impl Broker {
                 slot.data.error_code = errors::NOT_LEADER_OR_FOLLOWER;
                 None
             }
-            None => Some(partition.log.read(slot.fetch_offset, limit as usize)),
+            None => match partition.log.read(slot.fetch_offset, limit as usize) {
+                // Out of a follower's range is not out of the partition's: the consumer may
+                // have read further at the leader, or its metadata may be stale (a client
+                // without leader epochs would reset its offset). The leader answers it.
+                ReadPlan::OutOfRange if !partition.replica.is_leader() => {
+                    slot.data.error_code = errors::NOT_LEADER_OR_FOLLOWER;
+                    None
+                }
+                plan => Some(plan),
+            },
         }
+    }
+
+    /// Leader, with `replica.selector.class` Kafka's `RackAwareReplicaSelector`: the replica a
+    /// consumer in `rack` should fetch `slot`'s partition from, if not this leader: a live
+    /// in-sync follower in that rack that holds the fetch offset, the one furthest along
+    /// (none if this node is in the rack, or no follower there qualifies).
+    fn preferred_read_replica(&self, slot: &Slot, rack: &str) -> Option<NodeId> {
+        if !self.config.rack_aware_reads || self.config.rack.as_deref() == Some(rack) {
+            return None;
+        }
+        let topic = self.topics.get(slot.name.0.as_str())?;
+        let partition = topic
+            .partitions
+            .get(usize::try_from(slot.partition).ok()?)?;
+        let replica = &partition.replica;
+        if !replica.is_leader() {
+            return None;
+        }
+        let in_rack = |node: &NodeId| {
+            self.brokers
+                .get(node)
+                .is_some_and(|b| !b.fenced && b.rack.as_deref() == Some(rack))
+        };
+        replica
+            .in_sync()
+            .filter(|&node| node != self.config.node_id && in_rack(&node))
+            .filter_map(|node| Some((replica.progress(node)?.written, node)))
+            .filter(|&(written, _)| written >= slot.fetch_offset)
+            .max()
+            .map(|(_, node)| node)
+    }
+
+    /// Whether this shard is cutting the partition's log back to its leader's.
+    fn is_truncating(&self, topic: &str, partition: i32) -> bool {
+        self.topics
+            .get(topic)
+            .is_some_and(|t| self.replication_truncates(t.id, partition))
     }
 
     pub(super) fn on_read_done(

@@ -444,6 +444,11 @@ impl Broker {
 
     // ---- truncation ----
 
+    /// Whether partition `index` of topic `id` is being cut back here.
+    pub(super) fn replication_truncates(&self, id: TopicId, index: i32) -> bool {
+        self.replication.truncating.contains_key(&(id, index))
+    }
+
     /// Starts cutting a follower's log back to `offset` (the batch holding it whole).
     fn start_truncation(&mut self, id: TopicId, name: &str, index: i32, offset: i64) {
         let Some(partition) = self.partition_mut(id, index) else {

@@ -986,3 +986,4 @@ fn acks_all_is_answered_without_waiting_out_a_parked_follower_fetch() {
 }
 
 mod election_tests;
+mod follower_read_tests;

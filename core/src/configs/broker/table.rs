@@ -454,6 +454,7 @@ pub const BROKER_CONFIGS: &[BrokerConfig] = &[
         AtLeast(1),
         ReadOnly,
     ),
+    b("replica.selector.class", Class, None, Any, ReadOnly),
     b(
         "replica.socket.timeout.ms",
         Int,
