@@ -217,6 +217,17 @@ impl Harness {
     }
 
     fn fetch(&mut self, conn: ConnId, topic: &str, offset: i64, max_wait_ms: i32) {
+        self.fetch_as(conn, (topic, offset, max_wait_ms), 11, "");
+    }
+
+    /// As `fetch`, in Fetch `version`, from a consumer in `rack` (v11+; "" for none).
+    fn fetch_as(
+        &mut self,
+        conn: ConnId,
+        (topic, offset, max_wait_ms): (&str, i64, i32),
+        version: i16,
+        rack: &str,
+    ) {
         let partition = FetchPartition::default()
             .with_partition(0)
             .with_fetch_offset(offset)
@@ -228,8 +239,9 @@ impl Harness {
             .with_max_wait_ms(max_wait_ms)
             .with_min_bytes(1)
             .with_max_bytes(1 << 24)
+            .with_rack_id(StrBytes::from_string(rack.into()))
             .with_topics(vec![topic]);
-        self.send(conn, ApiKey::Fetch, 11, &request);
+        self.send(conn, ApiKey::Fetch, version, &request);
     }
 
     fn fetch_result(&mut self, conn: ConnId) -> (i16, i64, Bytes) {

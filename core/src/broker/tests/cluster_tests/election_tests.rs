@@ -13,6 +13,14 @@ fn preferred(h: &Harness, topic: &str) -> Vec<i32> {
     partitions.iter().map(|p| p.replicas[0]).collect()
 }
 
+/// Every node sees each partition of "p" led by its preferred replica.
+fn assert_preferred_lead(cluster: &Nodes) {
+    for h in &cluster.nodes {
+        let node = h.broker.config.node_id;
+        assert_eq!(leaders(h, "p"), preferred(h, "p"), "node {node}");
+    }
+}
+
 /// ElectLeaders v2 of `kind` for `partitions` of `topic` (all partitions: none), sent to node
 /// `i`, answered after the cluster ran a while: (partition, error code) in the order given.
 fn elect(
@@ -108,13 +116,8 @@ fn elect_leaders_gives_a_returned_replica_its_partitions_back_once_it_is_in_sync
         elect(&mut cluster, asked, 0, None),
         vec![("p".to_string(), partition, errors::NONE)]
     );
+    assert_preferred_lead(&cluster);
     for h in &cluster.nodes {
-        assert_eq!(
-            leaders(h, "p"),
-            preferred(h, "p"),
-            "node {}",
-            h.broker.config.node_id
-        );
         let image = h.broker.metadata_image().unwrap();
         assert_eq!(
             image.topics["p"].partitions[partition as usize].leader_epoch,
@@ -147,14 +150,7 @@ fn the_controller_rebalances_leadership_by_itself_after_a_node_returns() {
     );
     cluster.restart_configured(victim, 311, |c| c.elections.check_every_ms = 2_000);
     cluster.run(12_000);
-    for h in &cluster.nodes {
-        assert_eq!(
-            leaders(h, "p"),
-            preferred(h, "p"),
-            "node {}",
-            h.broker.config.node_id
-        );
-    }
+    assert_preferred_lead(&cluster);
 }
 
 /// Topic "u" of one partition on two replicas, created with `configs`: the cluster, the

@@ -7,20 +7,7 @@ use kafka_protocol::messages::fetch_response::PartitionData;
 
 /// Fetch of `version` for partition 0 of `topic` from `offset`, naming `rack` (v11+).
 fn fetch_as(h: &mut Harness, conn: ConnId, topic: &str, offset: i64, version: i16, rack: &str) {
-    let partition = FetchPartition::default()
-        .with_partition(0)
-        .with_fetch_offset(offset)
-        .with_partition_max_bytes(1 << 20);
-    let topic = FetchTopic::default()
-        .with_topic(TopicName(StrBytes::from_string(topic.into())))
-        .with_partitions(vec![partition]);
-    let request = FetchRequest::default()
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 24)
-        .with_rack_id(StrBytes::from_string(rack.into()))
-        .with_topics(vec![topic]);
-    h.send(conn, ApiKey::Fetch, version, &request);
+    h.fetch_as(conn, (topic, offset, 0), version, rack);
 }
 
 fn answered(h: &mut Harness, conn: ConnId, version: i16) -> PartitionData {
