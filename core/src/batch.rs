@@ -165,6 +165,16 @@ pub fn limit_fetch_records<'a>(
 /// Validates the batch at the start of `bytes` (length, magic, record count, CRC) and returns its
 /// header fields. Bytes after the batch are ignored.
 pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
+    check(bytes, false)
+}
+
+/// As [`validate`], for a batch a log holds: a cleaning (log compaction) may have removed
+/// records, so it may hold fewer than one per offset of its range, or none.
+pub fn validate_stored(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
+    check(bytes, true)
+}
+
+fn check(bytes: &[u8], holes: bool) -> Result<BatchInfo, BatchError> {
     let (header, _) = BatchHeader::ref_from_prefix(bytes).map_err(|_| BatchError::Truncated {
         needed: HEADER_BYTES,
         available: bytes.len(),
@@ -186,8 +196,13 @@ pub fn validate(bytes: &[u8]) -> Result<BatchInfo, BatchError> {
     }
     let records_count = header.records_count.get();
     let last_offset_delta = header.last_offset_delta.get();
-    // Kafka requires one offset per record: count == last delta + 1, and at least one record.
-    if last_offset_delta < 0 || i64::from(records_count) != i64::from(last_offset_delta) + 1 {
+    // Kafka requires one offset per record: count == last delta + 1, and at least one record;
+    // a cleaned batch keeps its offsets with fewer records.
+    let counted = match holes {
+        false => i64::from(records_count) == i64::from(last_offset_delta) + 1,
+        true => (0..=i64::from(last_offset_delta) + 1).contains(&i64::from(records_count)),
+    };
+    if last_offset_delta < 0 || !counted {
         return Err(BatchError::BadRecordCount {
             records_count,
             last_offset_delta,

@@ -705,6 +705,7 @@ impl PartitionLog {
     }
 }
 
+pub mod compact;
 mod read;
 mod recovery;
 mod truncate;
