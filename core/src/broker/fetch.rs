@@ -46,14 +46,9 @@ pub(super) struct PendingFetch {
     /// A follower replica's fetch (its node id): it reads what the leader has written,
     /// committed or not, and is woken by writes.
     replica: Option<crate::replica::NodeId>,
-    /// A consumer's fetch that a follower may serve (v11+, KIP-392), and its rack if it named
-    /// one (the leader may send it to a replica in that rack).
-    consumer: Option<Consumer>,
-}
-
-/// What a consumer's fetch (v11+) says of itself for follower fetching: its rack.
-struct Consumer {
-    rack: String,
+    /// A consumer's rack, if its fetch (v11+) names one: followers may serve it (KIP-392),
+    /// and a leader may send it to a replica in that rack.
+    consumer_rack: Option<String>,
 }
 
 /// Who reads a partition, for what it may be served.
@@ -141,12 +136,10 @@ impl Broker {
             // sent to one (and that a follower's high watermark lags). Any other, with stale
             // metadata, is sent to the leader as before, so the high watermark it sees never
             // goes back.
-            consumer: (ctx.version >= 11
+            consumer_rack: (ctx.version >= 11
                 && request.replica_id.0 < 0
                 && !request.rack_id.is_empty())
-            .then(|| Consumer {
-                rack: request.rack_id.to_string(),
-            }),
+            .then(|| request.rack_id.to_string()),
         };
         let mut fetch = fetch;
         if let Some(member) = fetch.replica {
@@ -222,11 +215,9 @@ impl Broker {
             slot.batches.clear();
             slot.data = PartitionData::default().with_partition_index(slot.partition);
             let limit = remaining.min(i64::from(slot.max_bytes.max(0)));
-            let reader = match (fetch.replica, &fetch.consumer) {
+            let reader = match (fetch.replica, &fetch.consumer_rack) {
                 (Some(member), _) => Reader::Replica(member),
-                (None, Some(consumer)) => Reader::Consumer {
-                    rack: &consumer.rack,
-                },
+                (None, Some(rack)) => Reader::Consumer { rack },
                 (None, None) => Reader::LeaderOnly,
             };
             let Some(plan) = self.plan_read(slot, limit, reader) else {
@@ -289,10 +280,6 @@ impl Broker {
 
     /// Fills the slot's offsets and error; the read to do, if the partition can be read.
     fn plan_read(&mut self, slot: &mut Slot, limit: i64, reader: Reader) -> Option<ReadPlan> {
-        let replica = match reader {
-            Reader::Replica(member) => Some(member),
-            _ => None,
-        };
         let elsewhere = match reader {
             Reader::Consumer { rack } => self.preferred_read_replica(slot, rack),
             _ => None,
@@ -348,7 +335,7 @@ impl Broker {
                 .with_end_offset(end_offset);
             return None;
         }
-        if let Some(node) = elsewhere.filter(|_| partition.replica.is_leader()) {
+        if let Some(node) = elsewhere {
             // Fetch from this replica from now on (the client does until its metadata or the
             // replica tells it otherwise): no records in this answer.
             slot.data.preferred_read_replica = BrokerId(node);
@@ -357,17 +344,17 @@ impl Broker {
         if limit <= 0 {
             return None;
         }
-        match replica {
-            Some(member) if partition.replica.replicas().contains(&member) => Some(
+        match reader {
+            Reader::Replica(member) if partition.replica.replicas().contains(&member) => Some(
                 partition
                     .log
                     .read_for_replica(slot.fetch_offset, limit as usize),
             ),
-            Some(_) => {
+            Reader::Replica(_) => {
                 slot.data.error_code = errors::NOT_LEADER_OR_FOLLOWER;
                 None
             }
-            None => match partition.log.read(slot.fetch_offset, limit as usize) {
+            _ => match partition.log.read(slot.fetch_offset, limit as usize) {
                 // Out of a follower's range is not out of the partition's: the consumer may
                 // have read further at the leader, or its metadata may be stale (a client
                 // without leader epochs would reset its offset). The leader answers it.
