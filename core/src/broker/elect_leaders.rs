@@ -47,25 +47,25 @@ impl Broker {
                 }
             }
         }
-        let refused = match kind {
-            None => Some((
+        // The election asked for, or why none is held here.
+        let kind = match kind {
+            None => Err((
                 errors::INVALID_REQUEST,
                 format!("unknown election type {}", request.election_type),
             )),
             Some(_) if self.in_quorum() && !self.is_active_controller() => {
-                Some((errors::NOT_CONTROLLER, NOT_ACTIVE.to_string()))
+                Err((errors::NOT_CONTROLLER, NOT_ACTIVE.to_string()))
             }
-            Some(_) => None,
+            Some(kind) => Ok(kind),
         };
         let mut records = Vec::new();
         let mut results = Vec::new();
         for (name, partitions) in wanted {
             let mut partition_result = Vec::new();
             for partition in partitions {
-                let outcome = match (&refused, kind) {
-                    (Some(refusal), _) => Err(refusal.clone()),
-                    (None, Some(kind)) => self.election(&name, partition, kind),
-                    (None, None) => unreachable!("refused"),
+                let outcome = match &kind {
+                    Ok(kind) => self.election(&name, partition, *kind),
+                    Err(refusal) => Err(refusal.clone()),
                 };
                 let (code, message) = match outcome {
                     Ok(Some(record)) => {
@@ -94,7 +94,7 @@ impl Broker {
                 );
             }
         }
-        if let (false, Some(kind)) = (records.is_empty(), kind) {
+        if let (false, Ok(kind)) = (records.is_empty(), &kind) {
             let count = records.len();
             if self.append_metadata(records).is_ok() {
                 self.log(
@@ -104,8 +104,8 @@ impl Broker {
             }
         }
         self.pump_io();
-        let error_code = match (&refused, ctx.version) {
-            (Some((code, _)), 1..) => *code,
+        let error_code = match (&kind, ctx.version) {
+            (Err((code, _)), 1..) => *code,
             _ => errors::NONE,
         };
         self.respond_after_metadata(

@@ -707,7 +707,8 @@ impl QuorumController {
         }
         if !expired.is_empty() {
             // Each fits: the brokers are registered and unfenced in the image.
-            let expired = self.with_unclean_elections(expired);
+            // The image the fencings leave is `next`: unclean elections where it allows them.
+            expired.extend(next.unclean_elections(self.elections.unclean));
             let _ = self.append(expired);
         }
     }
@@ -725,7 +726,7 @@ impl QuorumController {
         records
     }
 
-    /// Active controller, every `rebalance_every_ms`: the preferred replicas that are live
+    /// Active controller, every `check_every_ms`: the preferred replicas that are live
     /// and in sync lead again, and leaderless partitions get an unclean leader where their
     /// topic allows it. The first look is a whole interval after it became active.
     fn rebalance(&mut self) {
