@@ -241,6 +241,18 @@ pub fn validate_all(bytes: &[u8]) -> Result<Vec<BatchInfo>, BatchError> {
     Ok(batches)
 }
 
+/// As [`validate_all`], for batches a log holds (see [`validate_stored`]).
+pub fn validate_all_stored(bytes: &[u8]) -> Result<Vec<BatchInfo>, BatchError> {
+    let mut batches = Vec::new();
+    let mut position = 0;
+    while position < bytes.len() {
+        let info = validate_stored(&bytes[position..])?;
+        position += info.size_bytes;
+        batches.push(info);
+    }
+    Ok(batches)
+}
+
 /// Writes the header fields the broker owns into a batch that has been validated: the base
 /// offset and the leader epoch, neither covered by the CRC.
 pub fn assign_offset(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {

@@ -60,6 +60,51 @@ pub fn parse_segment_name(name: &str) -> Option<(i64, bool)> {
     Some((stem.parse().ok()?, is_index))
 }
 
+/// A cleaning's output (log compaction, see `log/cleaner.rs`): the partition's segments from
+/// `segment.base_offset` below `end` cleaned into one file, `<base>-<end>.cleaned` while it is
+/// written and `<base>-<end>.swap` once the swap that puts it in their place has committed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CleanedFile {
+    pub segment: SegmentFile,
+    pub end: i64,
+}
+
+impl CleanedFile {
+    pub fn cleaned_path(&self) -> String {
+        self.path("cleaned")
+    }
+
+    pub fn swap_path(&self) -> String {
+        self.path("swap")
+    }
+
+    fn path(&self, suffix: &str) -> String {
+        let base = self.segment.base_offset;
+        format!(
+            "{}/{base:020}-{:020}.{suffix}",
+            self.segment.dir(),
+            self.end
+        )
+    }
+}
+
+/// What a file name in a partition directory is, if a cleaning's: (base offset, end, whether
+/// it is a committed swap rather than a file being written).
+pub fn parse_cleaned_name(name: &str) -> Option<(i64, i64, bool)> {
+    let (stem, swap) = match name.rsplit_once('.')? {
+        (stem, "cleaned") => (stem, false),
+        (stem, "swap") => (stem, true),
+        _ => return None,
+    };
+    let (base, end) = stem.split_once('-')?;
+    let number = |s: &str| {
+        (s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<i64>().ok())
+            .flatten()
+    };
+    Some((number(base)?, number(end)?, swap))
+}
+
 /// The metadata file (see [`crate::topics`]), in the data directory.
 pub const METADATA_FILE: &str = "metadata";
 
@@ -104,6 +149,22 @@ pub enum IoOp {
         remove: Vec<String>,
         file: SegmentFile,
         len: u64,
+    },
+    /// Log compaction: write `data` at `position` in a cleaned file, as `Write` does.
+    WriteCleaned {
+        file: CleanedFile,
+        position: u64,
+        data: Bytes,
+    },
+    /// fdatasync a cleaned file.
+    SyncCleaned { file: CleanedFile },
+    /// Put a cleaned (and synced) file in place of the segments it replaces: rename it to its
+    /// swap path and fsync the directory (the commit point), remove `remove` in order, rename
+    /// the swap file to the log path of `file.segment`, fsync the directory. A crash may stop
+    /// it after any step; start-up finishes a swap that committed.
+    SwapCleaned {
+        file: CleanedFile,
+        remove: Vec<String>,
     },
     /// The controller quorum's journal ([`QUORUM_JOURNAL`]): append `data` and fdatasync, or
     /// (`replace`) replace the whole file with it atomically and durably, as `PersistMetadata`.

@@ -84,6 +84,30 @@ impl MemoryDisk {
                     None => IoResult::Failed(format!("cannot truncate {path}: no such file")),
                 }
             }
+            IoOp::WriteCleaned {
+                file,
+                position,
+                data,
+            } => {
+                let bytes = self.files.entry(file.cleaned_path()).or_default();
+                let end = position as usize + data.len();
+                if bytes.len() < end {
+                    bytes.resize(end, 0);
+                }
+                bytes[position as usize..end].copy_from_slice(&data);
+                IoResult::Done
+            }
+            IoOp::SyncCleaned { .. } => IoResult::Done,
+            IoOp::SwapCleaned { file, remove } => {
+                let Some(data) = self.files.remove(&file.cleaned_path()) else {
+                    return IoResult::Failed(format!("{}: no such file", file.cleaned_path()));
+                };
+                for path in remove {
+                    self.files.remove(&path);
+                }
+                self.files.insert(file.segment.relative_path(), data);
+                IoResult::Done
+            }
             IoOp::RemoveTopicDir { topic_dir } => {
                 self.files
                     .retain(|path, _| !path.starts_with(&format!("{topic_dir}/")));
@@ -132,6 +156,14 @@ impl StartupDisk for MemoryDisk {
     }
     fn remove_file(&mut self, path: &str) -> Result<(), String> {
         self.files.remove(path);
+        Ok(())
+    }
+    fn rename_file(&mut self, from: &str, to: &str) -> Result<(), String> {
+        let data = self
+            .files
+            .remove(from)
+            .ok_or(format!("{from}: no such file"))?;
+        self.files.insert(to.to_string(), data);
         Ok(())
     }
     fn list_dirs(&mut self) -> Result<Vec<String>, String> {

@@ -90,6 +90,12 @@ impl ProducerStates {
         }
     }
 
+    /// The last offset of the producer's last batch, if the log holds its state.
+    pub fn last_offset(&self, producer_id: i64) -> Option<i64> {
+        let entry = self.producers.get(&producer_id)?;
+        entry.batches.back().map(|b| b.last_offset)
+    }
+
     /// Records an appended batch (its `base_offset` already assigned).
     pub fn record(&mut self, info: &BatchInfo) {
         if info.producer_id < 0 {

@@ -121,6 +121,22 @@ impl Topic {
         crate::configs::list_items(self.config("cleanup.policy")).contains(&policy)
     }
 
+    /// How this topic's partitions are compacted, with a key map of at most `map_bytes`.
+    pub fn cleaner_config(&self, map_bytes: usize) -> crate::log::CleanerConfig {
+        let ratio = self.config("min.cleanable.dirty.ratio").trim().parse();
+        crate::log::CleanerConfig {
+            policy: crate::log::compact::CompactionPolicy {
+                min_dirty_ratio: ratio.unwrap_or(0.5),
+                min_lag_ms: self.config_i64("min.compaction.lag.ms"),
+                max_lag_ms: self.config_i64("max.compaction.lag.ms"),
+            },
+            delete_retention_ms: self.config_i64("delete.retention.ms"),
+            map_bytes,
+            segment_bytes: self.config_i64("segment.bytes").max(1) as u64,
+            index_interval_bytes: self.config_i64("index.interval.bytes").max(0) as u64,
+        }
+    }
+
     /// How this topic's segments are cut and indexed.
     pub fn segment_policy(&self) -> crate::log::SegmentPolicy {
         crate::log::SegmentPolicy {

@@ -65,6 +65,13 @@ impl Files {
             IoOp::RemoveFiles { paths } => self.remove_files(paths).await,
             IoOp::Truncate { remove, file, len } => self.truncate(remove, &file, len).await,
             IoOp::PersistQuorum { data, replace } => self.persist_quorum(data, replace).await,
+            IoOp::WriteCleaned {
+                file,
+                position,
+                data,
+            } => self.write_at(&file.cleaned_path(), position, &data).await,
+            IoOp::SyncCleaned { file } => self.sync_at(&file.cleaned_path()).await,
+            IoOp::SwapCleaned { file, remove } => self.swap_cleaned(&file, remove).await,
         };
         match outcome {
             Ok(()) => IoResult::Done,
@@ -73,7 +80,13 @@ impl Files {
     }
 
     async fn file(&self, segment: &SegmentFile) -> Result<Rc<DmaFile>, String> {
-        let path = self.data_dir.join(segment.relative_path());
+        self.file_at(&segment.relative_path()).await
+    }
+
+    /// The file at `relative` (to the data directory), opened with O_DIRECT (and created) once
+    /// and kept open.
+    async fn file_at(&self, relative: &str) -> Result<Rc<DmaFile>, String> {
+        let path = self.data_dir.join(relative);
         if let Some(file) = self.open.borrow().get(&path) {
             return Ok(file.clone());
         }
@@ -95,20 +108,25 @@ impl Files {
     }
 
     async fn write(&self, segment: &SegmentFile, position: u64, data: &[u8]) -> Result<(), String> {
-        let file = self.file(segment).await?;
+        self.write_at(&segment.relative_path(), position, data)
+            .await
+    }
+
+    async fn write_at(&self, relative: &str, position: u64, data: &[u8]) -> Result<(), String> {
+        let file = self.file_at(relative).await?;
         let mut buffer = file.alloc_dma_buffer(data.len());
         buffer.as_bytes_mut().copy_from_slice(data);
         let written = file.write_at(buffer, position).await.map_err(|e| {
             format!(
                 "write of {} bytes at {position} in {} failed: {e}",
                 data.len(),
-                segment.relative_path()
+                relative
             )
         })?;
         if written != data.len() {
             return Err(format!(
                 "short write in {}: {written} of {} bytes",
-                segment.relative_path(),
+                relative,
                 data.len()
             ));
         }
@@ -116,10 +134,59 @@ impl Files {
     }
 
     async fn sync(&self, segment: &SegmentFile) -> Result<(), String> {
-        let file = self.file(segment).await?;
+        self.sync_at(&segment.relative_path()).await
+    }
+
+    async fn sync_at(&self, relative: &str) -> Result<(), String> {
+        let file = self.file_at(relative).await?;
         file.fdatasync()
             .await
-            .map_err(|e| format!("fdatasync of {} failed: {e}", segment.relative_path()))
+            .map_err(|e| format!("fdatasync of {relative} failed: {e}"))
+    }
+
+    /// A cleaning's swap (see `IoOp::SwapCleaned`): every file it renames or removes is
+    /// closed first, so later reads open the new files.
+    async fn swap_cleaned(
+        &self,
+        file: &spate_core::io::CleanedFile,
+        remove: Vec<String>,
+    ) -> Result<(), String> {
+        let cleaned = self.data_dir.join(file.cleaned_path());
+        let swap = self.data_dir.join(file.swap_path());
+        let target = self.data_dir.join(file.segment.relative_path());
+        let mut closed: Vec<PathBuf> = remove.iter().map(|p| self.data_dir.join(p)).collect();
+        closed.extend([cleaned.clone(), target.clone()]);
+        self.open
+            .borrow_mut()
+            .retain(|path, _| !closed.contains(path));
+        let removed: Vec<PathBuf> = remove.iter().map(|p| self.data_dir.join(p)).collect();
+        glommio::executor()
+            .spawn_blocking(move || {
+                let dir = target.parent().ok_or("a segment has a directory")?;
+                let rename = |from: &Path, to: &Path| {
+                    std::fs::rename(from, to).map_err(|e| {
+                        format!("cannot rename {} to {}: {e}", from.display(), to.display())
+                    })
+                };
+                let sync_dir = || {
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| format!("cannot sync {}: {e}", dir.display()))
+                };
+                rename(&cleaned, &swap)?;
+                sync_dir()?;
+                for path in &removed {
+                    match std::fs::remove_file(path) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(format!("cannot remove {}: {e}", path.display()))
+                        }
+                        _ => {}
+                    }
+                }
+                rename(&swap, &target)?;
+                sync_dir()
+            })
+            .await
     }
 
     /// Syncs `dir` and the directories above it up to the data directory (once per new

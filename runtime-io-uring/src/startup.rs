@@ -122,6 +122,13 @@ impl StartupDisk for DataDir<'_> {
         }
     }
 
+    fn rename_file(&mut self, from: &str, to: &str) -> Result<(), String> {
+        let (from, to) = (self.0.join(from), self.0.join(to));
+        fs::rename(&from, &to)
+            .map_err(|e| format!("cannot rename {} to {}: {e}", from.display(), to.display()))?;
+        sync_parent(&to)
+    }
+
     fn list_dirs(&mut self) -> Result<Vec<String>, String> {
         Ok(fs::read_dir(self.0)
             .map_err(|e| format!("cannot list {}: {e}", self.0.display()))?

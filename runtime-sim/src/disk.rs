@@ -231,6 +231,17 @@ impl SimDisk {
         self.files.remove(path);
     }
 
+    /// Renames a file over `to` and syncs the directory: the new name is durable, the old one
+    /// gone. Returns false when there is no such file.
+    pub fn rename(&mut self, from: &str, to: &str) -> bool {
+        let Some(mut file) = self.files.remove(from) else {
+            return false;
+        };
+        file.named = true;
+        self.files.insert(to.to_string(), file);
+        true
+    }
+
     pub fn remove_dir(&mut self, dir: &str) {
         let prefix = format!("{dir}/");
         self.files.retain(|path, _| !path.starts_with(&prefix));
@@ -343,6 +354,12 @@ impl StartupDisk for SimDisk {
         Ok(())
     }
 
+    fn rename_file(&mut self, from: &str, to: &str) -> Result<(), String> {
+        match self.rename(from, to) {
+            true => Ok(()),
+            false => Err(format!("{from}: no such file")),
+        }
+    }
     fn list_dirs(&mut self) -> Result<Vec<String>, String> {
         Ok(self.dirs())
     }

@@ -49,6 +49,14 @@ pub(crate) enum PendingIo {
     RemoveDir {
         dir: String,
     },
+    /// A cleaning's swap: renamed to its swap path when it started (the commit); the old
+    /// segments removed and the swap file renamed into place when it completes.
+    Swap {
+        swap: String,
+        remove: Vec<String>,
+        target: String,
+    },
+    FailedSwap(String),
     /// An append to the quorum journal, then its fdatasync: durable once done; a crash before
     /// keeps it, tears it or loses it.
     JournalAppend {
@@ -142,6 +150,36 @@ pub(crate) fn start(
             }
         }
         IoOp::RemoveFiles { paths } => (PendingIo::RemoveFiles { paths }, io.range(100, 1_000)),
+        IoOp::WriteCleaned {
+            file,
+            position,
+            data,
+        } => {
+            let path = file.cleaned_path();
+            let latency = io.range(faults.write_us.0, faults.write_us.1);
+            if disk_full {
+                (PendingIo::FailedWrite { path, id: None }, latency)
+            } else {
+                let id = disk.start_write(&path, position, data);
+                (PendingIo::Write { path, id }, latency)
+            }
+        }
+        IoOp::SyncCleaned { file } => {
+            let id = disk.start_sync(&file.cleaned_path());
+            (PendingIo::Sync { id }, fsync(io))
+        }
+        IoOp::SwapCleaned { file, remove } => {
+            let (cleaned, swap) = (file.cleaned_path(), file.swap_path());
+            let pending = match disk.rename(&cleaned, &swap) {
+                true => PendingIo::Swap {
+                    swap,
+                    remove,
+                    target: file.segment.relative_path(),
+                },
+                false => PendingIo::FailedSwap(format!("{cleaned}: no such file")),
+            };
+            (pending, fsync(io))
+        }
         IoOp::PersistQuorum { data, replace } => {
             let latency = io.range(faults.fsync_us.0, faults.fsync_us.1 * 2);
             let path = QUORUM_JOURNAL.to_string();
@@ -227,6 +265,20 @@ pub(crate) fn finish(
             }
             IoResult::Done
         }
+        PendingIo::Swap {
+            swap,
+            remove,
+            target,
+        } => {
+            for path in remove {
+                disk.remove_file(&path);
+            }
+            match disk.rename(&swap, &target) {
+                true => IoResult::Done,
+                false => IoResult::Failed(format!("{swap}: no such file")),
+            }
+        }
+        PendingIo::FailedSwap(error) => IoResult::Failed(error),
         PendingIo::JournalAppend { id } => {
             disk.complete_write(QUORUM_JOURNAL, id);
             let sync = disk.start_sync(QUORUM_JOURNAL);

@@ -73,6 +73,8 @@ pub struct Config {
     pub replica_fetch_response_max_bytes: i32,
     pub replica_fetch_backoff_ms: i64,
     pub replica_socket_timeout_ms: i64,
+    /// Log compaction (`log.cleaner.*`).
+    pub cleaner: CleanerSettings,
     /// Every setting given in the config file or as a flag, by Kafka name, as given: the
     /// static broker configs DescribeConfigs reports and topics fall back to.
     pub static_configs: BTreeMap<String, String>,
@@ -111,6 +113,31 @@ impl Default for Config {
             replica_fetch_backoff_ms: 1_000,
             replica_socket_timeout_ms: 30_000,
             static_configs: BTreeMap::new(),
+            cleaner: CleanerSettings::default(),
+        }
+    }
+}
+
+/// The log cleaner's settings, Kafka's names: `log.cleaner.enable`; `log.cleaner.backoff.ms`,
+/// how often it looks for a partition due a cleaning when it has none;
+/// `log.cleaner.dedupe.buffer.size`, its key map's bound (each shard cleans one partition at a
+/// time, with its even share); `log.cleaner.io.max.bytes.per.second`, the read and write rate it
+/// keeps under (each shard its share).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanerSettings {
+    pub enable: bool,
+    pub backoff_ms: i64,
+    pub dedupe_buffer_bytes: usize,
+    pub io_max_bytes_per_second: f64,
+}
+
+impl Default for CleanerSettings {
+    fn default() -> Self {
+        CleanerSettings {
+            enable: true,
+            backoff_ms: 15_000,
+            dedupe_buffer_bytes: 128 * 1024 * 1024,
+            io_max_bytes_per_second: f64::MAX,
         }
     }
 }
@@ -146,6 +173,12 @@ impl Config {
             "default.replication.factor" => self.default_replication_factor = int() as i16,
             "log.dirs" | "log.dir" => self.log_dir = value.to_string(),
             "log.retention.check.interval.ms" => self.retention_check_interval_ms = int(),
+            "log.cleaner.enable" => self.cleaner.enable = value.eq_ignore_ascii_case("true"),
+            "log.cleaner.backoff.ms" => self.cleaner.backoff_ms = int(),
+            "log.cleaner.dedupe.buffer.size" => self.cleaner.dedupe_buffer_bytes = bytes(),
+            "log.cleaner.io.max.bytes.per.second" => {
+                self.cleaner.io_max_bytes_per_second = value.parse().unwrap_or(f64::MAX)
+            }
             "tail.cache.bytes" => self.tail_cache_bytes = bytes(),
             "tail.cache.bytes.per.partition" => self.tail_cache_bytes_per_partition = bytes(),
             "unwritten.bytes.max" => self.unwritten_bytes_max = bytes(),

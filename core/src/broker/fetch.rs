@@ -404,6 +404,14 @@ impl Broker {
             .is_some_and(|t| self.replication_truncates(t.id, partition))
     }
 
+    /// Whether a read that failed was planned against segment files a cleaning or a
+    /// truncation changed since: the partition is answered without records (no error), and
+    /// the consumer's next fetch reads the new files.
+    fn read_went_stale(&mut self, slot: &Slot, read: &crate::log::DiskRead) -> bool {
+        self.partition_log_mut(slot.name.0.as_str(), slot.partition)
+            .is_some_and(|log| log.read_is_stale(read))
+    }
+
     pub(super) fn on_read_done(
         &mut self,
         _now_ms: i64,
@@ -437,6 +445,7 @@ impl Broker {
                 }
                 ReadOutcome::More(next) => more = Some(next),
                 ReadOutcome::NotFound => {}
+                ReadOutcome::Corrupt(_) if self.read_went_stale(&slot, &read) => {}
                 ReadOutcome::Corrupt(error) => {
                     slot.data.error_code = errors::KAFKA_STORAGE_ERROR;
                     self.log(
@@ -445,6 +454,7 @@ impl Broker {
                     );
                 }
             },
+            IoResult::Failed(_) if self.read_went_stale(&slot, &read) => {}
             IoResult::Failed(error) => {
                 let below_start = self
                     .partition_log_mut(slot.name.0.as_str(), slot.partition)

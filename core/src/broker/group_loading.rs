@@ -121,6 +121,7 @@ impl Broker {
             return; // abandoned: the leadership changed meanwhile
         };
         let read = load.reading.take().expect("a load read was in flight");
+        let at = load.next;
         let outcome = match result {
             IoResult::Data(data) => read.complete(&data),
             IoResult::Failed(error) => ReadOutcome::Corrupt(error),
@@ -130,9 +131,15 @@ impl Broker {
             ReadOutcome::Found { batches, .. } => self.replay_loaded(partition, &batches),
             ReadOutcome::More(more) => return self.issue_load_read(partition, seq, more),
             ReadOutcome::NotFound => return self.finish_group_load(partition),
+            ReadOutcome::Corrupt(_)
+                if self
+                    .partition_log_mut(OFFSETS_TOPIC, partition)
+                    .is_some_and(|log| log.read_is_stale(&read)) =>
+            {
+                // A cleaning rewrote the files under the read: read again from the same offset.
+            }
             ReadOutcome::Corrupt(error) => {
                 // What was read stands; the groups after it cannot be known.
-                let at = load.next;
                 self.log(
                     Level::Error,
                     format!("{OFFSETS_TOPIC}-{partition}: loading its groups failed at offset {at}: {error}"),
@@ -166,7 +173,7 @@ impl Broker {
         let Some(load) = self.group_loads.get_mut(&partition) else {
             return;
         };
-        let last = crate::batch::validate_all(bytes)
+        let last = crate::batch::validate_all_stored(bytes)
             .ok()
             .and_then(|batches| batches.last().map(|b| b.last_offset()));
         match last {

@@ -175,7 +175,7 @@ impl Broker {
             compression: Compression::None,
         };
         RecordBatchEncoder::encode(&mut bytes, &records, &options).ok()?;
-        let batches = crate::batch::validate_all(&bytes).ok()?;
+        let batches = crate::batch::validate_all_stored(&bytes).ok()?;
         let policy = topic.segment_policy();
         let state = topic.partitions.get_mut(partition as usize)?;
         let mut last_offset = -1;

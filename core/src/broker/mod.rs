@@ -12,6 +12,7 @@
 mod alter_configs;
 mod api_versions;
 mod apis;
+mod cleaner;
 mod config;
 mod create_partitions;
 mod create_topics;
@@ -48,7 +49,7 @@ mod storage;
 mod waiters;
 
 pub use apis::{check_frame_size, supported_versions, Api, REQUEST_BYTES_MAX, SUPPORTED_APIS};
-pub use config::{Config, PlantedBug};
+pub use config::{CleanerSettings, Config, PlantedBug};
 pub use identity::{Identity, META_PROPERTIES};
 pub use recovery::{StartupDisk, StartupReport, SCAN_CHUNK_BYTES};
 
@@ -120,6 +121,11 @@ enum InFlight {
         partition: i32,
     },
     Truncate {
+        topic: TopicId,
+        partition: i32,
+    },
+    /// A step of a partition's cleaning (log compaction).
+    Clean {
         topic: TopicId,
         partition: i32,
     },
@@ -201,6 +207,8 @@ pub struct Broker {
     /// Partition replication: this shard's fetchers, truncations and in-sync asks (see
     /// `replication.rs`).
     replication: replication::Replication,
+    /// Log compaction: the partition this shard cleans.
+    cleaner: cleaner::CleanerState,
     /// Offsets partitions whose groups this node is loading, having become their leader
     /// (see `group_loading.rs`), and the number of the last load begun.
     group_loads: BTreeMap<i32, group_loading::GroupLoad>,
@@ -271,6 +279,7 @@ impl Broker {
             tail_cache_estimate: 0,
             sharding: shards::Sharding::default(),
             replication: Default::default(),
+            cleaner: Default::default(),
             group_loads: BTreeMap::new(),
             next_group_load: 0,
             broker_configs: crate::configs::broker::BrokerConfigs {
@@ -369,6 +378,7 @@ impl Broker {
         if self.next_retention_ms == 0 {
             self.next_retention_ms = now_ms + self.config.retention_check_interval_ms.max(1);
         }
+        self.start_cleaner_clock(now_ms);
         self.groups.handle_now(now_ms);
         self.pump_groups();
         self.on_frame(now_ms, conn, frame);
@@ -421,6 +431,9 @@ impl Broker {
             InFlight::Truncate { topic, partition } => {
                 self.on_truncate_done(now_ms, topic, partition, result)
             }
+            InFlight::Clean { topic, partition } => {
+                self.on_clean_done(now_ms, topic, partition, result)
+            }
             InFlight::RemoveDir => {
                 if let IoResult::Failed(error) = result {
                     self.log(
@@ -450,6 +463,7 @@ impl Broker {
         self.pump_groups();
         self.expire_produces(now_ms);
         self.expire_fetches(now_ms);
+        self.pump_cleaner(now_ms);
         self.replication_timeout(now_ms);
         self.quorum_timeout(now_ms);
         if self.metadata_retry_at.is_some_and(|at| at <= now_ms) {
@@ -514,7 +528,7 @@ impl Broker {
     }
 
     /// Each kind of deadline with its earliest instance.
-    fn deadlines(&self) -> [(&'static str, Option<i64>); 9] {
+    fn deadlines(&self) -> [(&'static str, Option<i64>); 10] {
         [
             (
                 "produce timeout",
@@ -543,6 +557,7 @@ impl Broker {
             ),
             ("metadata retry", self.metadata_retry_at),
             ("replication", self.replication.deadline()),
+            ("log cleaner", self.cleaner_deadline()),
         ]
     }
 

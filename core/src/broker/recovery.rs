@@ -43,6 +43,8 @@ pub trait StartupDisk {
     fn sync_file(&mut self, path: &str) -> Result<(), String>;
     /// Removes a file durably; a missing file is not an error.
     fn remove_file(&mut self, path: &str) -> Result<(), String>;
+    /// Renames a file over `to`, durably (the directory synced).
+    fn rename_file(&mut self, from: &str, to: &str) -> Result<(), String>;
     /// The directories in the data directory.
     fn list_dirs(&mut self) -> Result<Vec<String>, String>;
     fn remove_dir(&mut self, dir: &str) -> Result<(), String>;
@@ -220,6 +222,7 @@ impl Broker {
         let index_interval_bytes = topic.segment_policy().index_interval_bytes;
         let is_offsets_topic = topic.name == crate::groups::OFFSETS_TOPIC;
         let dir = io::partition_dir(topic_dir, partition);
+        self.finish_cleanings(disk, topic_dir, partition, &name)?;
         let mut logs = BTreeSet::new();
         let mut indexes = BTreeSet::new();
         for file in disk.list_files(&dir)? {
@@ -388,6 +391,59 @@ impl Broker {
         Ok(())
     }
 
+    /// Log compaction's files a crash left (see `log/cleaner.rs`): a cleaned file not swapped
+    /// in is removed; a swap that committed is finished (the segments it replaces removed, the
+    /// swap file renamed into place), as the swap itself would have.
+    fn finish_cleanings(
+        &mut self,
+        disk: &mut impl StartupDisk,
+        topic_dir: &str,
+        partition: i32,
+        name: &str,
+    ) -> Result<(), String> {
+        let dir = io::partition_dir(topic_dir, partition);
+        let files = disk.list_files(&dir)?;
+        for file in &files {
+            let Some((base, end, swap)) = io::parse_cleaned_name(file) else {
+                continue;
+            };
+            let segment = |base_offset| SegmentFile {
+                topic_dir: topic_dir.to_string(),
+                partition,
+                base_offset,
+            };
+            let cleaned = io::CleanedFile {
+                segment: segment(base),
+                end,
+            };
+            if !swap {
+                disk.remove_file(&cleaned.cleaned_path())?;
+                continue;
+            }
+            let replaced: Vec<i64> = files
+                .iter()
+                .filter_map(|f| io::parse_segment_name(f))
+                .map(|(b, _)| b)
+                .filter(|&b| b >= base && b < end)
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            self.log(
+                Level::Info,
+                format!(
+                    "{name}: finishing the swap of cleaned segments {base}..{end} ({} old segment file(s) left)",
+                    replaced.len()
+                ),
+            );
+            for &b in replaced.iter().rev() {
+                disk.remove_file(&segment(b).index_path())?;
+                disk.remove_file(&segment(b).relative_path())?;
+            }
+            disk.rename_file(&cleaned.swap_path(), &segment(base).relative_path())?;
+        }
+        Ok(())
+    }
+
     /// A segment's index file, if it can be trusted: sound, and agreeing with the segment file's
     /// length and with where the next segment starts. `Err` inside says why not.
     #[allow(clippy::type_complexity)]
@@ -439,7 +495,7 @@ const OFFSET_MAX: i64 = i64::MAX / 4;
 fn last_batch_start(data: &[u8]) -> Option<usize> {
     let mut position = 0;
     let mut last = None;
-    while let Ok(info) = batch::validate(&data[position..]) {
+    while let Ok(info) = batch::validate_stored(&data[position..]) {
         last = Some(position);
         position += info.size_bytes;
     }

@@ -59,7 +59,7 @@ pub(super) struct Replication {
     /// In-sync changes asked of the controller: (the set, the partition epoch then, when).
     asked: BTreeMap<(TopicId, i32), (Vec<NodeId>, i32, i64)>,
     /// Partitions whose log is being cut back to the offset.
-    truncating: BTreeMap<(TopicId, i32), i64>,
+    pub(super) truncating: BTreeMap<(TopicId, i32), i64>,
     /// Partitions whose last answer was an error (the leader does not know them yet, or no
     /// longer leads them): left out of fetches until then, as Kafka delays a partition
     /// (`replica.fetch.backoff.ms`), while the others of their leader go on. A new leader or
@@ -404,14 +404,25 @@ impl Broker {
         let mut position = 0;
         let mut appended = 0usize;
         while position < records.len() {
-            let Ok(info) = batch::validate(&records[position..]) else {
+            let Ok(mut info) = batch::validate_stored(&records[position..]) else {
                 break; // a batch cut short by the size limit comes whole next time
             };
-            let bytes = records.slice(position..position + info.size_bytes);
+            let mut bytes = records.slice(position..position + info.size_bytes);
             position += info.size_bytes;
             let end = partition.log.log_end_offset();
             if info.last_offset() < end {
                 continue;
+            }
+            if info.base_offset < end && info.records_count == 0 && info.producer_id < 0 {
+                // A cleaning on the leader covered removed batches, some of which this log
+                // holds, with one batch without records: the rest of it is copied as such.
+                let hole = crate::log::compact::hole_batch(
+                    end,
+                    info.last_offset(),
+                    info.partition_leader_epoch,
+                );
+                bytes = bytes::Bytes::from(hole);
+                info = batch::validate_stored(&bytes).expect("a hole batch is sound");
             }
             if info.base_offset != end || info.partition_leader_epoch > epoch {
                 self.log(

@@ -21,6 +21,9 @@ impl Broker {
             let retention_bytes = topic.config_i64("retention.bytes");
             let dir = topic.dir_name();
             for (partition, log) in topic.partitions.iter_mut().map(|p| &mut p.log).enumerate() {
+                if log.is_cleaning() {
+                    continue; // compact,delete: retention waits for the cleaning's swap
+                }
                 let start = log.log_start_offset();
                 let segments = log.segment_bases().len();
                 let deleted = log.apply_retention(now_ms, retention_ms, retention_bytes);

@@ -257,9 +257,12 @@ impl Broker {
             return;
         };
         let name = topic.name.clone();
-        topic.partitions[partition as usize]
-            .log
-            .handle_seal_done(result == IoResult::Done);
+        let log = &mut topic.partitions[partition as usize].log;
+        log.handle_seal_done(result == IoResult::Done);
+        if log.wants_seal() {
+            // Several closed segments wait (a cleaning rewrote them): one at a time.
+            self.dirty.insert((name.clone(), partition));
+        }
         if let IoResult::Failed(error) = result {
             self.log(
                 Level::Warn,

@@ -266,6 +266,7 @@ fn offsets_in(records: &Bytes) -> Vec<i64> {
 mod admin_tests;
 mod chunked_recovery_tests;
 mod cluster_tests;
+mod compaction_tests;
 mod configs_tests;
 mod data_tests;
 mod epoch_tests;

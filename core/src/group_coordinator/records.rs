@@ -54,7 +54,7 @@ impl GroupCoordinator {
         let mut position = 0;
         let mut replayed = 0usize;
         while position < data.len() {
-            let Ok(info) = batch::validate(&data[position..]) else {
+            let Ok(info) = batch::validate_stored(&data[position..]) else {
                 break;
             };
             let mut one = Bytes::copy_from_slice(&data[position..position + info.size_bytes]);

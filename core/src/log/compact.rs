@@ -249,6 +249,33 @@ pub fn clean_batch(bytes: &[u8], map: &KeyMap, rules: BatchRules) -> Result<Clea
     Ok(Cleaned::Rewritten(out))
 }
 
+/// A batch without records for offsets `base_offset..=last_offset` (at most `i32::MAX` apart)
+/// in leader epoch `epoch`: a cleaning writes one where it removed whole batches, so that every
+/// offset of a log stays in some batch (Kafka's logs have gaps there instead; clients read both
+/// the same way, and skip a batch without records). No timestamp and no producer, so neither
+/// a timestamp lookup nor a producer's state ever finds it.
+pub fn hole_batch(base_offset: i64, last_offset: i64, epoch: i32) -> Vec<u8> {
+    let mut out = vec![0u8; HEADER_BYTES];
+    let delta = i32::try_from(last_offset - base_offset).expect("a hole within i32 offsets");
+    let (header, _) = BatchHeader::mut_from_prefix(&mut out[..]).expect("a whole header");
+    header.base_offset.set(base_offset);
+    header
+        .batch_length
+        .set((HEADER_BYTES - LOG_OVERHEAD_BYTES) as i32);
+    header.partition_leader_epoch.set(epoch);
+    header.magic = 2;
+    header.last_offset_delta.set(delta);
+    header.base_timestamp.set(-1);
+    header.max_timestamp.set(-1);
+    header.producer_id.set(-1);
+    header.producer_epoch.set(-1);
+    header.base_sequence.set(-1);
+    let crc = crc32c::crc32c(&out[CRC_START..]);
+    let (header, _) = BatchHeader::mut_from_prefix(&mut out[..]).expect("a whole header");
+    header.crc.set(crc);
+    out
+}
+
 /// A segment as the cleaning plan sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentSummary {

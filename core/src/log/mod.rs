@@ -56,7 +56,7 @@ pub fn first_record_at_or_after(
     timestamp: i64,
     log_start_offset: i64,
 ) -> Option<(i64, i64)> {
-    let info = batch::validate(batch).ok()?;
+    let info = batch::validate_stored(batch).ok()?;
     if info.attributes & 0x08 != 0 {
         return Some((info.base_offset.max(log_start_offset), info.max_timestamp));
     }
@@ -249,6 +249,11 @@ pub struct PartitionLog {
     /// that may no longer be the log's.
     truncations: u64,
     producers: ProducerStates,
+    /// Log compaction: the cleaning in progress, where the part not yet cleaned begins, and
+    /// steps of an abandoned cleaning still in flight (see `cleaner.rs`).
+    cleaning: Option<cleaner::Cleaning>,
+    cleaned_offset: i64,
+    orphan_clean_steps: usize,
 }
 
 fn align_down(position: u64) -> u64 {
@@ -298,6 +303,9 @@ impl PartitionLog {
             truncations: 0,
             producers: ProducerStates::default(),
             epoch_bound: i32::MAX,
+            cleaning: None,
+            cleaned_offset: offset,
+            orphan_clean_steps: 0,
         }
     }
 
@@ -705,12 +713,14 @@ impl PartitionLog {
     }
 }
 
+mod cleaner;
 pub mod compact;
 mod read;
 mod recovery;
 mod truncate;
 mod write;
 
+pub use cleaner::*;
 pub use read::*;
 pub use recovery::*;
 pub use truncate::*;

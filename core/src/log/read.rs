@@ -101,7 +101,7 @@ impl DiskRead {
             if size > rest.len() {
                 break;
             }
-            let info = match batch::validate(rest) {
+            let info = match batch::validate_stored(rest) {
                 Ok(info) => info,
                 Err(error) => {
                     return ReadOutcome::Corrupt(format!(
@@ -322,7 +322,7 @@ impl PartitionLog {
 /// Validates batches read back from disk: each CRC, and the base offsets, which the CRC does
 /// not cover, against the offsets expected (dense from `base_offset`).
 pub fn verify_read(data: &[u8], base_offset: i64) -> Result<usize, String> {
-    let batches = batch::validate_all(data).map_err(|e| e.to_string())?;
+    let batches = batch::validate_all_stored(data).map_err(|e| e.to_string())?;
     let mut expected = base_offset;
     for info in &batches {
         if info.base_offset != expected {

@@ -156,7 +156,7 @@ impl PartitionLog {
                 scan.stopped = true; // zero padding after the logical end
                 break;
             }
-            match batch::validate(rest) {
+            match batch::validate_stored(rest) {
                 Ok(mut info) if info.base_offset == scan.segment.next_offset => {
                     if info.partition_leader_epoch > self.epoch_bound {
                         // Damage outside the CRC: the history keeps the epoch before it (a
@@ -280,8 +280,13 @@ impl PartitionLog {
     /// The first closed, durable segment without its index file.
     pub(super) fn next_to_seal(&self) -> Option<&Segment> {
         let active = self.segments.len() - 1;
+        // A cleaning may rewrite the segments below its horizon: they wait for their index.
+        let horizon = self.cleaning.as_ref().map_or(i64::MIN, |c| c.horizon);
         self.segments.iter().take(active).find(|s| {
-            !s.sealed && s.producers_at_end.is_some() && s.next_offset <= self.flushed_offset
+            !s.sealed
+                && s.producers_at_end.is_some()
+                && s.next_offset <= self.flushed_offset
+                && s.base_offset >= horizon
         })
     }
 

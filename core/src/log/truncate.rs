@@ -61,6 +61,7 @@ impl PartitionLog {
             && self.seal_in_flight.is_none()
             && self.unwritten.is_empty()
             && !self.truncating()
+            && self.swapping().is_none()
     }
 
     pub(super) fn truncating(&self) -> bool {
@@ -82,6 +83,10 @@ impl PartitionLog {
         if offset >= self.log_end_offset {
             return Ok(Truncation::Nothing);
         }
+        // A cleaning works on segments the cut may change (its swap, in flight, makes the log
+        // not quiet): it is given up, and what was cleaned above the cut is dirty again.
+        self.abandon_cleaning();
+        self.cleaned_offset = self.cleaned_offset.min(offset);
         let index = self.segment_index(offset);
         let segment = &self.segments[index];
         if offset == segment.base_offset {
@@ -120,7 +125,7 @@ impl PartitionLog {
         };
         loop {
             let bytes = data.get(position..).unwrap_or_default();
-            let info = batch::validate(bytes).map_err(|e| {
+            let info = batch::validate_stored(bytes).map_err(|e| {
                 format!("truncating to {}: bytes at {position}: {e}", pending.offset)
             })?;
             if info.base_offset != expected {

@@ -174,6 +174,7 @@ pub const BROKER_CONFIGS: &[BrokerConfig] = &[
         AtLeast(0),
         Dyn,
     ),
+    b("log.cleaner.enable", Boolean, Some("true"), Any, ReadOnly),
     b(
         "log.cleaner.io.buffer.load.factor",
         Double,
