@@ -171,12 +171,20 @@ impl Broker {
         };
         let topic = self.topic_by_id_mut(id).expect("chosen above");
         let config = topic.cleaner_config(map_bytes);
-        if topic.partitions[partition as usize]
-            .log
-            .begin_cleaning(now_ms, config)
-            .is_some()
-        {
+        let name = format!("{}-{partition}", topic.name);
+        let log = &mut topic.partitions[partition as usize].log;
+        if let Some(due) = log.begin_cleaning(now_ms, config) {
             self.cleaner.active = Some((id, partition, now_ms));
+            self.log(
+                Level::Info,
+                format!(
+                    "{name}: cleaning, dirty offsets {} to {} (dirty ratio {:.2}{})",
+                    due.first_dirty,
+                    due.end,
+                    due.dirty_ratio,
+                    if due.forced { ", max.compaction.lag.ms passed" } else { "" }
+                ),
+            );
         }
     }
 
