@@ -50,4 +50,7 @@ pub enum PlantedBug {
     /// The controller's automatic rebalance makes a partition's preferred replica its leader
     /// whenever it is live, caught up or not (issue 16's preferred-leader rebalancing).
     PreferOutOfSync,
+    /// The log cleaner swaps a cleaned file in without fsyncing it first (issue 17): a crash
+    /// after the swap can leave the segment's cleaned bytes unwritten.
+    SwapUnsyncedCleaning,
 }

@@ -26,6 +26,9 @@ pub struct Faults {
     /// without a consumer group: a crash that takes back records moves group members back too,
     /// which the group-commit checker (monotonic commits) does not model.
     pub flush: Option<(i64, i64)>,
+    /// A second, compacted workload topic (`table`, one partition): its `segment.bytes`, and
+    /// how many keys its producer writes.
+    pub compacted: Option<(u64, u64)>,
     /// The node's shards (thread-per-core): one broker each behind one router, their
     /// messages to each other delivered in order after `shard_hop_us`.
     pub shards: usize,
@@ -132,6 +135,15 @@ impl Faults {
                     )
                 })
             },
+            compacted: {
+                let mut table = Stream::derive(seed, "compaction");
+                table.chance(500).then(|| {
+                    (
+                        *table.pick(&[4_096u64, 16_384]),
+                        *table.pick(&[3u64, 30, 300]),
+                    )
+                })
+            },
             shards: {
                 let mut shards = Stream::derive(seed, "shards");
                 *shards.pick(&[1usize, 1, 2, 3])
@@ -217,6 +229,12 @@ impl fmt::Display for Faults {
             writeln!(
                 f,
                 "  storage:  segment.bytes {segment_bytes}, index.interval.bytes {interval}"
+            )?;
+        }
+        if let Some((segment_bytes, keys)) = self.compacted {
+            writeln!(
+                f,
+                "  compacted: topic table, segment.bytes {segment_bytes}, {keys} keys"
             )?;
         }
         if let Some((messages, ms)) = self.flush {

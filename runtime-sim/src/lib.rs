@@ -38,6 +38,8 @@ use timeline::{Timeline, EPOCH_MS};
 pub const GROUP: &str = "workers";
 /// The workload's topic.
 pub const TOPIC: &str = "events";
+/// The compacted workload topic, when a seed has one (`Faults::compacted`).
+pub const TABLE: &str = "table";
 /// How soon the node's timer fires again when a deadline was left due (as in production).
 pub(crate) const OVERDUE_RETRY_MS: i64 = 10;
 /// Overdue-deadline reports kept in the history.
@@ -335,9 +337,19 @@ impl Sim {
             configs.push(("flush.messages".to_string(), messages.to_string()));
             configs.push(("flush.ms".to_string(), ms.to_string()));
         }
+        let mut topics = vec![(topic.to_string(), partitions, configs)];
+        if let Some((segment_bytes, _)) = self.faults.compacted {
+            let table = [
+                ("cleanup.policy", "compact".to_string()),
+                ("segment.bytes", segment_bytes.to_string()),
+                ("index.interval.bytes", "512".to_string()),
+                ("min.cleanable.dirty.ratio", "0.2".to_string()),
+            ];
+            let table = table.map(|(k, v)| (k.to_string(), v)).to_vec();
+            topics.push((TABLE.to_string(), 1, table));
+        }
         let mut roles = vec![Role::Admin {
-            topics: vec![(topic.to_string(), partitions)],
-            configs,
+            topics,
             created: 0,
             scratch: 0,
             scratch_exists: false,
@@ -347,6 +359,10 @@ impl Sim {
         }
         for _ in 0..self.faults.consumers {
             roles.push(Client::consumer(topic, partitions, false));
+        }
+        if let Some((_, keys)) = self.faults.compacted {
+            roles.push(Client::keyed_producer(TABLE, -1, true, keys));
+            roles.push(Client::consumer(TABLE, 1, false));
         }
         let mut starts = vec![0; roles.len()];
         for i in 0..self.faults.group_members {
@@ -984,6 +1000,10 @@ impl Sim {
             seed: self.options.seed ^ self.node.incarnation,
             planted_bug: self.options.planted_bug,
             tail_cache_bytes_per_partition: self.faults.tail_cache_bytes,
+            cleaner: spate_core::broker::CleanerSettings {
+                backoff_ms: 200,
+                ..Default::default()
+            },
             groups: spate_core::groups::GroupConfig {
                 initial_rebalance_delay_ms: self.faults.initial_rebalance_delay_ms,
                 ..Default::default()
@@ -1132,6 +1152,9 @@ impl Sim {
                     .insert((GROUP.to_string(), partition), offset);
             }
         }
+        if self.faults.compacted.is_some() {
+            self.add_client(Client::consumer(TABLE, 1, true), self.now);
+        }
         let role = Client::consumer(TOPIC, self.faults.partitions, true);
         self.add_client(role, self.now);
         self.push(self.now + VERIFY_US, Event::End);
@@ -1220,17 +1243,19 @@ impl Sim {
         }
     }
 
+    /// Whether every verifier has read its topic to the high watermark.
     fn verified(&self) -> bool {
-        let Some(Role::Consumer(c)) = self.clients.last().map(|c| &c.role) else {
+        let Some(Role::Consumer(last)) = self.clients.last().map(|c| &c.role) else {
             return false;
         };
-        if !c.verifier {
-            return false;
-        }
         let Some(broker) = self.node.broker.as_ref() else {
             return false;
         };
-        (0..c.partitions)
-            .all(|p| broker.high_watermark(&c.topic, p) == Some(c.next_offset[p as usize]))
+        last.verifier
+            && self.clients.iter().all(|client| match &client.role {
+                Role::Consumer(c) if c.verifier => (0..c.partitions)
+                    .all(|p| broker.high_watermark(&c.topic, p) == Some(c.next_offset[p as usize])),
+                _ => true,
+            })
     }
 }

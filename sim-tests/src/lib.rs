@@ -16,7 +16,7 @@
 //!   catches up, and the verifier reads everything within a bounded virtual time.
 
 use spate_core::broker::PlantedBug;
-use spate_runtime_sim::{History, Options, Outcome};
+use spate_runtime_sim::{History, Options, Outcome, TABLE};
 use std::collections::BTreeMap;
 
 /// A checker's verdict: the violations it found (empty when the run is good).
@@ -25,13 +25,50 @@ pub struct Verdict {
     pub violations: Vec<String>,
 }
 
+/// A compacted topic's record key, which its payload ends with (`...|k<n>`).
+fn key_of(payload: &str) -> Option<&str> {
+    payload.split_once('|').map(|(_, key)| key)
+}
+
+/// For each (topic, partition, key) of a compacted topic, the last offset the final log holds
+/// a record of it at: a record below it may have been cleaned away.
+fn latest_kept(history: &History) -> BTreeMap<(&str, i32, &str), i64> {
+    let mut latest = BTreeMap::new();
+    for ((topic, partition, offset), payload) in &history.final_log {
+        if let Some(key) = key_of(payload).filter(|_| topic == TABLE) {
+            latest.insert((topic.as_str(), *partition, key), *offset);
+        }
+    }
+    latest
+}
+
+/// Whether a record missing from the final log of a compacted topic was cleaned away
+/// legitimately: the log holds a later record of its key.
+fn superseded(
+    latest: &BTreeMap<(&str, i32, &str), i64>,
+    (topic, partition, offset): (&str, i32, i64),
+    payload: &str,
+) -> bool {
+    topic == TABLE
+        && key_of(payload).is_some_and(|key| {
+            latest
+                .get(&(topic, partition, key))
+                .is_some_and(|&at| at > offset)
+        })
+}
+
+/// Durability, and for the compacted topic the cleaner's promise: every key's latest
+/// acknowledged record is in the final log (at its offset), or a later record of its key is;
+/// an earlier one may be gone only when a later record of its key stays.
 pub fn check_durability(history: &History) -> Verdict {
     let mut violations = Vec::new();
+    let latest = latest_kept(history);
     for ack in history.acks.iter().filter(|a| a.acks == -1) {
         for (i, payload) in ack.payloads.iter().enumerate() {
             let offset = ack.base_offset + i as i64;
             match history.final_log.get(&(ack.topic.clone(), ack.partition, offset)) {
                 Some(found) if found == payload => {}
+                None if superseded(&latest, (&ack.topic, ack.partition, offset), payload) => {}
                 Some(found) => violations.push(format!(
                     "acknowledged {payload:?} at {}-{} offset {offset}, found {found:?} there",
                     ack.topic, ack.partition
@@ -58,11 +95,14 @@ pub fn check_order(history: &History, relaxed_flush: bool) -> Verdict {
     } else {
         history.conflicts.clone()
     };
-    // Everything a consumer read was committed, so the final log must still hold it.
+    // Everything a consumer read was committed, so the final log must still hold it (or, in
+    // the compacted topic, a later record of its key).
+    let latest = latest_kept(history);
     let observed = history.observed.iter().filter(|_| !relaxed_flush);
     for ((topic, partition, offset), (client, payload)) in observed {
         match history.final_log.get(&(topic.clone(), *partition, *offset)) {
             Some(found) if found == payload => {}
+            None if superseded(&latest, (topic, *partition, *offset), payload) => {}
             Some(found) => violations.push(format!(
                 "{topic}-{partition} offset {offset}: client {client} read {payload:?}, the final log has {found:?}"
             )),
@@ -71,8 +111,9 @@ pub fn check_order(history: &History, relaxed_flush: bool) -> Verdict {
             )),
         }
     }
+    // (A compacted topic's records are dense batch by batch, which its readers check.)
     let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
-    for (topic, partition, offset) in history.final_log.keys() {
+    for (topic, partition, offset) in history.final_log.keys().filter(|k| k.0 != TABLE) {
         let expected = next.entry((topic, *partition)).or_insert(0);
         if *offset != *expected {
             violations.push(format!(
@@ -469,8 +510,9 @@ pub fn planted_bug(name: &str) -> Result<PlantedBug, String> {
         "prefer-out-of-sync" => Ok(PlantedBug::PreferOutOfSync),
         "skip-truncation" => Ok(PlantedBug::SkipTruncation),
         "clamp-epoch-ends" => Ok(PlantedBug::ClampEpochEnds),
+        "swap-unsynced-cleaning" => Ok(PlantedBug::SwapUnsyncedCleaning),
         other => Err(format!(
-            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, or for clusters vote-twice, commit-minority, keep-fenced-leaders, hw-from-leader-alone, durable-before-fsync, elect-outside-in-sync, skip-truncation, clamp-epoch-ends or prefer-out-of-sync"
+            "unknown planted bug '{other}': expected ack-before-fsync, lose-last-batch, commit-before-flush, stuck-group-deadline, mislabel-split-fetch, skip-dir-sync, forget-leader-epochs, swap-unsynced-cleaning, or for clusters vote-twice, commit-minority, keep-fenced-leaders, hw-from-leader-alone, durable-before-fsync, elect-outside-in-sync, skip-truncation, clamp-epoch-ends or prefer-out-of-sync"
         )),
     }
 }

@@ -78,6 +78,46 @@ fn the_same_seed_gives_the_same_trace_hash() {
     assert_ne!(a, b, "different seeds should give different runs");
 }
 
+/// The swarm compacts: in about half the seeds a compacted topic takes keyed updates, and the
+/// cleaner removes superseded records (crashes falling during cleanings and swaps), so its
+/// final log holds fewer records than offsets.
+#[test]
+fn the_swarm_cleans_a_compacted_topic_in_many_seeds() {
+    let cleaned = (1..61u64)
+        .filter(|&seed| {
+            spate_runtime_sim::Faults::derive(seed, true)
+                .compacted
+                .is_some()
+        })
+        .filter(|&seed| {
+            let outcome = spate_runtime_sim::run(Options::new(seed));
+            let table: Vec<i64> = outcome
+                .history
+                .final_log
+                .keys()
+                .filter(|(topic, ..)| topic == spate_runtime_sim::TABLE)
+                .map(|&(_, _, offset)| offset)
+                .collect();
+            table
+                .last()
+                .is_some_and(|&last| (table.len() as i64) < last + 1)
+        })
+        .count();
+    assert!(
+        cleaned >= 5,
+        "only {cleaned} of 60 seeds cleaned a compacted topic"
+    );
+}
+
+#[test]
+fn a_planted_swap_of_an_unsynced_cleaned_file_is_caught_within_20_seeds() {
+    let caught = failures(1..21, Some("swap-unsynced-cleaning"));
+    assert!(
+        caught.iter().any(|(_, why)| why.starts_with("durability")),
+        "swapping in a cleaned file before its fsync went unnoticed in 20 seeds: {caught:?}"
+    );
+}
+
 #[test]
 fn a_planted_ack_before_fsync_is_caught_within_40_seeds() {
     let caught = failures(1..41, Some("ack-before-fsync"));

@@ -69,6 +69,7 @@ impl Broker {
         };
         let dir = topic.dir_name();
         let writable = self.is_writable(topic, partition);
+        let unsynced = self.config.planted_bug == Some(super::PlantedBug::SwapUnsyncedCleaning);
         let log =
             &mut self.topic_by_id_mut(id).expect("found above").partitions[partition as usize].log;
         if !writable {
@@ -79,9 +80,16 @@ impl Broker {
             self.cleaner.active = None;
             return;
         }
-        let Some(step) = log.poll_cleaning() else {
+        let Some(mut step) = log.poll_cleaning() else {
             return;
         };
+        if matches!(step, CleanStep::Sync(_)) && unsynced {
+            log.handle_cleaning_done();
+            match log.poll_cleaning() {
+                Some(next) => step = next,
+                None => return,
+            }
+        }
         let segment = |base_offset| SegmentFile {
             topic_dir: dir.clone(),
             partition,
@@ -182,7 +190,11 @@ impl Broker {
                     due.first_dirty,
                     due.end,
                     due.dirty_ratio,
-                    if due.forced { ", max.compaction.lag.ms passed" } else { "" }
+                    if due.forced {
+                        ", max.compaction.lag.ms passed"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
