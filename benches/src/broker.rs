@@ -139,6 +139,17 @@ impl Broker {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// Bytes the broker has logged so far.
+    pub fn log_len(&self) -> usize {
+        std::fs::metadata(&self.log_path).map_or(0, |m| m.len() as usize)
+    }
+
+    /// What the broker logged after byte `since`.
+    pub fn log_since(&self, since: usize) -> String {
+        let text = std::fs::read(&self.log_path).unwrap_or_default();
+        String::from_utf8_lossy(text.get(since..).unwrap_or_default()).into_owned()
+    }
+
     /// Warnings and errors the broker logged.
     pub fn log_problems(&self) -> Vec<String> {
         let Ok(file) = File::open(&self.log_path) else {

@@ -135,11 +135,32 @@ impl Conn {
         partitions: i32,
         replicas: i16,
     ) -> Result<(), String> {
+        self.create_topic_with(name, partitions, replicas, &[])
+    }
+
+    /// Creates `name` with these topic configs.
+    pub fn create_topic_with(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        replicas: i16,
+        configs: &[(&str, &str)],
+    ) -> Result<(), String> {
+        use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+        let configs = configs
+            .iter()
+            .map(|(k, v)| {
+                CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_string(k.to_string()))
+                    .with_value(Some(StrBytes::from_string(v.to_string())))
+            })
+            .collect();
         let request = CreateTopicsRequest::default()
             .with_topics(vec![CreatableTopic::default()
                 .with_name(topic_name(name))
                 .with_num_partitions(partitions)
-                .with_replication_factor(replicas)])
+                .with_replication_factor(replicas)
+                .with_configs(configs)])
             .with_timeout_ms(BROKER_TIMEOUT_MS);
         let response = self.request(&request, CREATE_TOPICS_VERSION)?;
         match response.topics.first() {

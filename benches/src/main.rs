@@ -15,6 +15,7 @@
 
 mod batch;
 mod broker;
+mod compaction;
 mod kafka;
 mod machine;
 mod memory;
@@ -54,6 +55,24 @@ enum Command {
     /// Replication's cost: three brokers on this machine as one cluster, producers to a topic
     /// of replication factor 3 beside one of factor 1, acks=all and acks=1
     Replication(ReplicationArgs),
+    /// The log cleaner: its throughput (MB/s of dirty log) and the p99 of acks=all produces
+    /// on the same shard while it cleans, beside the same produces with it idle
+    Compaction(CompactionArgs),
+}
+
+#[derive(Args)]
+struct CompactionArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Bytes of keyed updates to compact
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "512M")]
+    fill: u64,
+    /// Distinct keys the updates cycle over
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    keys: usize,
+    /// Seconds of the probe with the cleaner idle
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    probe_secs: f64,
 }
 
 #[derive(Args)]
@@ -298,6 +317,28 @@ fn run(command: Command) -> Result<(), String> {
                 options.run_dir.display()
             );
             let report = run_dir.finish(replication::run(&options))?;
+            print!("{}", report.render());
+            Ok(())
+        }
+        Command::Compaction(args) => {
+            if args.keys == 0 || args.probe_secs <= 0.0 {
+                return Err("--keys and --probe-secs must be positive".into());
+            }
+            let spate_bin = spate_bin(&args.common)?;
+            let run_dir = RunDir::create(&args.common)?;
+            let options = compaction::Options {
+                run_dir: run_dir.path.clone(),
+                spate_bin,
+                fill_bytes: args.fill,
+                keys: args.keys,
+                probe_secs: args.probe_secs,
+            };
+            eprintln!(
+                "spate-bench compaction: broker {}, data in {}",
+                options.spate_bin.display(),
+                options.run_dir.display()
+            );
+            let report = run_dir.finish(compaction::run(&options))?;
             print!("{}", report.render());
             Ok(())
         }

@@ -256,7 +256,7 @@ impl Broker {
         let mut log = PartitionLog::empty_at(first, self.config.tail_cache_bytes_per_partition);
         let leader_epoch = topic_epoch(self, id, partition);
         log.bound_recovered_epochs(leader_epoch);
-        let mut replay = Vec::new();
+        let mut replayed = 0;
         for (i, &base) in bases.iter().enumerate() {
             let file = segment(base);
             if base != log.log_end_offset() {
@@ -283,8 +283,7 @@ impl Broker {
                         log.recover_sealed(loaded, producers);
                         report.loaded += 1;
                         if is_offsets_topic {
-                            let data = disk.read_file(&file.relative_path())?.unwrap_or_default();
-                            replay.push(data[..(bytes as usize).min(data.len())].to_vec());
+                            replayed += self.replay_offsets(disk, &file.relative_path(), bytes)?;
                         }
                         continue;
                     }
@@ -339,8 +338,7 @@ impl Broker {
                 disk.sync_file(&path)?;
             }
             if is_offsets_topic {
-                // The offsets topic's records are replayed into the group state, whole.
-                replay.push(disk.read_at(&path, 0, scan.valid_bytes as usize)?);
+                replayed += self.replay_offsets(disk, &path, scan.valid_bytes)?;
             }
             report.scanned.push((file, scan));
         }
@@ -380,7 +378,6 @@ impl Broker {
                 format!("{name}: the log holds leader epoch {logged}, above the metadata's {leader_epoch}"),
             );
         }
-        let replayed: usize = replay.iter().map(|d| self.groups.replay_partition(d)).sum();
         if replayed > 0 {
             let groups = self.groups.group_count();
             self.log(
@@ -389,6 +386,43 @@ impl Broker {
             );
         }
         Ok(())
+    }
+
+    /// Replays the group records of an offsets partition's segment file (its first `valid`
+    /// bytes) into the group state, a piece at a time: start-up memory is bounded by the piece
+    /// size, not by the log (which compaction keeps to about one record per group and
+    /// partition). Returns how many records it replayed.
+    fn replay_offsets(
+        &mut self,
+        disk: &mut impl StartupDisk,
+        path: &str,
+        valid: u64,
+    ) -> Result<usize, String> {
+        let piece = disk.scan_chunk_bytes();
+        let (mut position, mut replayed) = (0u64, 0);
+        while position < valid {
+            let mut data = disk.read_at(path, position, piece.min((valid - position) as usize))?;
+            let mut whole = 0usize;
+            while let Some(size) = batch::peek_size(&data[whole..]) {
+                let size = usize::try_from(size).unwrap_or(0);
+                if size < batch::HEADER_BYTES || whole + size > data.len() {
+                    break;
+                }
+                whole += size;
+            }
+            if whole == 0 {
+                // One batch longer than a piece: read it whole (recovery checked it).
+                let size = batch::peek_size(&data).map_or(0, |s| usize::try_from(s).unwrap_or(0));
+                if size <= data.len() || position + size as u64 > valid {
+                    break;
+                }
+                data = disk.read_at(path, position, size)?;
+                whole = size;
+            }
+            replayed += self.groups.replay_partition(&data[..whole]);
+            position += whole as u64;
+        }
+        Ok(replayed)
     }
 
     /// Log compaction's files a crash left (see `log/cleaner.rs`): a cleaned file not swapped

@@ -92,23 +92,47 @@ pub struct CleaningSummary {
     pub segments_after: usize,
 }
 
-/// Segment files read batch by batch, in pieces: each span is (segment, position, end).
+/// Where a span of a segment file is read from.
+#[derive(Debug)]
+struct Span {
+    segment: i64,
+    position: u64,
+    end: u64,
+    /// The base offset of the batch at `position`, and the segment's epoch history: the
+    /// fields a batch's CRC does not cover are checked against them, as every disk read's are.
+    offset: i64,
+    epochs: Vec<(i32, i64)>,
+}
+
+impl Span {
+    fn of(segment: &Segment, from: crate::segment::IndexEntry) -> Span {
+        Span {
+            segment: segment.base_offset,
+            position: from.position,
+            end: segment.bytes,
+            offset: from.offset,
+            epochs: segment.epochs.clone(),
+        }
+    }
+}
+
+/// Segment files read batch by batch, in pieces.
 #[derive(Debug, Default)]
 struct Cursor {
-    spans: VecDeque<(i64, u64, u64)>,
+    spans: VecDeque<Span>,
     /// The batch at the front position is longer than a piece: the next read takes it whole.
     needed: usize,
 }
 
 impl Cursor {
     fn next_read(&self) -> Option<CleanStep> {
-        let &(segment_base_offset, position, end) = self.spans.front()?;
+        let span = self.spans.front()?;
         let len = CLEAN_IO_BYTES
             .max(self.needed)
-            .min((end - position) as usize);
+            .min((span.end - span.position) as usize);
         Some(CleanStep::Read {
-            segment_base_offset,
-            position,
+            segment_base_offset: span.segment,
+            position: span.position,
             len,
         })
     }
@@ -120,45 +144,58 @@ impl Cursor {
         data: &[u8],
         mut each: impl FnMut(&[u8], &BatchInfo) -> Result<bool, String>,
     ) -> Result<bool, String> {
-        let Some((segment, position, end)) = self.spans.front_mut() else {
+        let Some(span) = self.spans.front_mut() else {
             return Err("a cleaning read with nothing to read".into());
         };
-        let data = &data[..data.len().min((*end - *position) as usize)];
+        let segment = span.segment;
+        let data = &data[..data.len().min((span.end - span.position) as usize)];
         let mut at = 0usize;
         self.needed = 0;
         while at < data.len() {
+            let byte = span.position + at as u64;
             match batch::validate_stored(&data[at..]) {
                 Ok(info) => {
+                    let epoch = span
+                        .epochs
+                        .iter()
+                        .rev()
+                        .find(|&&(_, start)| start <= info.base_offset)
+                        .map(|&(e, _)| e);
+                    if info.base_offset != span.offset
+                        || epoch.is_some_and(|e| e != info.partition_leader_epoch)
+                    {
+                        return Err(format!(
+                            "segment {segment} at byte {byte}: a batch at offset {} in epoch {}, where the log has one at {} in epoch {epoch:?}",
+                            info.base_offset, info.partition_leader_epoch, span.offset
+                        ));
+                    }
                     let bytes = &data[at..at + info.size_bytes];
                     at += info.size_bytes;
+                    span.offset = info.last_offset() + 1;
                     if !each(bytes, &info)? {
-                        *position += at as u64;
+                        span.position += at as u64;
                         return Ok(true);
                     }
                 }
                 Err(batch::BatchError::Truncated { needed, .. })
-                    if (*position + at as u64 + needed as u64) <= *end =>
+                    if (byte + needed as u64) <= span.end =>
                 {
                     if at == 0 {
                         self.needed = needed;
                     }
                     break;
                 }
-                Err(error) => {
-                    return Err(format!(
-                        "segment {segment} at byte {}: {error}",
-                        *position + at as u64
-                    ))
-                }
+                Err(error) => return Err(format!("segment {segment} at byte {byte}: {error}")),
             }
         }
         if at == 0 && self.needed == 0 {
             return Err(format!(
-                "segment {segment}: nothing readable at byte {position}"
+                "segment {segment}: nothing readable at byte {}",
+                span.position
             ));
         }
-        *position += at as u64;
-        if *position >= *end {
+        span.position += at as u64;
+        if span.position >= span.end {
             self.spans.pop_front();
         }
         Ok(false)
@@ -287,14 +324,8 @@ impl PartitionLog {
             .segments
             .iter()
             .filter(|s| s.next_offset > first_dirty && s.next_offset <= due.end)
-            .map(|s| {
-                let from = match s.base_offset < first_dirty {
-                    true => s.lookup(first_dirty).position,
-                    false => 0,
-                };
-                (s.base_offset, from, s.bytes)
-            })
-            .filter(|&(_, from, end)| from < end)
+            .map(|s| Span::of(s, s.lookup(first_dirty.max(s.base_offset))))
+            .filter(|span| span.position < span.end)
             .collect::<VecDeque<_>>();
         if spans.is_empty() {
             return None;
@@ -449,10 +480,10 @@ impl PartitionLog {
         let last = segment_at(&self.segments, bases[bases.len() - 1].0);
         let started_ms = self.segments[first].started_ms;
         let end = self.segments[last].next_offset;
-        let spans: VecDeque<_> = bases
-            .iter()
-            .filter(|&&(_, bytes)| bytes > 0)
-            .map(|&(base, bytes)| (base, 0, bytes))
+        let spans: VecDeque<_> = (first..=last)
+            .map(|i| &self.segments[i])
+            .filter(|s| s.bytes > 0)
+            .map(|s| Span::of(s, s.lookup(s.base_offset)))
             .collect();
         // (Closed segments are never empty; an empty group would have nothing to read.)
         let finished = spans.is_empty() && bases[0].0 == end;

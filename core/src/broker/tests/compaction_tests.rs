@@ -337,3 +337,101 @@ fn a_crash_during_a_swap_leaves_the_old_segments_or_the_new_never_a_mix() {
         check_latest(&read_records(&mut restarted, 0), updates, keys);
     }
 }
+
+/// A batch of an idempotent producer: records (key, value) from `sequence`.
+fn idempotent_batch(producer: (i64, i16), sequence: i32, records: &[(&str, &str)]) -> Vec<u8> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: sequence + i as i32,
+            timestamp: 1_000,
+            key: Some(Bytes::from(key.to_string())),
+            value: Some(Bytes::from(value.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut out = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
+    out.to_vec()
+}
+
+/// An idempotent producer whose every record was superseded keeps its last batch as a header
+/// without records: after the cleaning and a restart that rebuilds its state from the cleaned
+/// segments (scanned, no index files), a retry of that batch is still known as a duplicate and
+/// its next batch is still in sequence.
+#[test]
+fn an_idempotent_producers_state_survives_the_cleaning_of_all_its_records() {
+    let mut h = compacted(0, 1);
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    h.send(5, ApiKey::InitProducerId, 4, &request);
+    let r: InitProducerIdResponse = h.response(5, ApiKey::InitProducerId, 4);
+    let producer = (r.producer_id.0, r.producer_epoch);
+    let last = idempotent_batch(producer, 2, &[("a", "1"), ("b", "1")]);
+    h.produce(
+        1,
+        "t",
+        0,
+        -1,
+        idempotent_batch(producer, 0, &[("a", "0"), ("b", "0")]),
+    );
+    assert_eq!(h.produce_result(1), (errors::NONE, 0));
+    h.produce(1, "t", 0, -1, last.clone());
+    assert_eq!(h.produce_result(1), (errors::NONE, 2));
+    // Another producer supersedes both keys, enough times to roll and dirty the segments.
+    for i in 0..100 {
+        let key = ["a", "b"][i % 2];
+        h.produce(
+            1,
+            "t",
+            0,
+            -1,
+            keyed_batch(&[(key, Some("x"))], 1_000, Compression::None),
+        );
+        assert_eq!(h.produce_result(1).0, errors::NONE);
+    }
+    run_cleaner(&mut h, 30);
+    let records = read_records(&mut h, 0);
+    assert!(
+        records.iter().all(|(offset, ..)| *offset >= 4),
+        "{records:?}"
+    );
+
+    let mut scanned = h.disk.clone();
+    scanned.files.retain(|p, _| !p.ends_with(".index"));
+    let (mut restarted, _) = h.restart_on(scanned, compacting_config());
+    restarted.produce(1, "t", 0, -1, last);
+    assert_eq!(
+        restarted.produce_result(1),
+        (errors::NONE, 2),
+        "a retry answered with its offsets"
+    );
+    let next = idempotent_batch(producer, 4, &[("a", "2")]);
+    restarted.produce(1, "t", 0, -1, next);
+    assert_eq!(
+        restarted.produce_result(1),
+        (errors::NONE, 104),
+        "the next in sequence"
+    );
+    let gap = idempotent_batch(producer, 9, &[("a", "3")]);
+    restarted.produce(1, "t", 0, -1, gap);
+    assert_eq!(
+        restarted.produce_result(1).0,
+        errors::OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+}
