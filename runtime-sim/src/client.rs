@@ -23,13 +23,16 @@ pub type Micros = u64;
 const REQUEST_TIMEOUT_US: Micros = 5_000_000;
 const RETRY_BACKOFF_US: Micros = 100_000;
 
+/// A workload topic: its name, partitions and the configs it is created with.
+pub type WorkloadTopic = (String, i32, Vec<(String, String)>);
+
 #[derive(Debug, Clone)]
 pub enum Role {
     /// Creates the workload topics, then creates and deletes scratch topics.
     Admin {
         /// Each workload topic, its partitions, and the configs it is created with (small
         /// segments, compaction, say).
-        topics: Vec<(String, i32, Vec<(String, String)>)>,
+        topics: Vec<WorkloadTopic>,
         created: usize,
         scratch: u32,
         scratch_exists: bool,
