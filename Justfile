@@ -46,7 +46,7 @@ sim *ARGS:
 # --help`; results and method: docs/PERFORMANCE.md.
 
 # Benchmarks against the release broker: `just bench storage`, `just bench memory`,
-# `just bench replication` (a 3-node cluster, replication factor 3 beside 1).
+# `just bench replication` (a 3-node cluster, replication factor 3 beside 1), `just bench compaction`.
 bench *ARGS:
     cargo build --release -p spate -p spate-bench
     "{{justfile_directory()}}/target/release/spate-bench" {{ARGS}}

@@ -171,6 +171,7 @@ pub fn run(options: &Options) -> Result<Report, String> {
     let mut i = 0usize;
     while written < options.fill_bytes {
         let batch = batches[i % batches.len()].clone();
+        let batch_len = batch.bytes.len() as u64;
         let spec = Spec {
             topic: "table".into(),
             partition: 0,
@@ -178,7 +179,8 @@ pub fn run(options: &Options) -> Result<Report, String> {
             in_flight: 8,
             batch,
             limits: Limits {
-                bytes: (options.fill_bytes - written).min(8 << 20),
+                // 16 batches a call, so the fill cycles through every key's batch.
+                bytes: (options.fill_bytes - written).min(16 * batch_len),
                 secs: 60.0,
             },
             rate: None,
