@@ -105,6 +105,10 @@ pub fn parse_cleaned_name(name: &str) -> Option<(i64, i64, bool)> {
     Some((number(base)?, number(end)?, swap))
 }
 
+/// Where a partition's last cleaning ended (log compaction), in its directory: `cleaned <offset>`.
+/// Kafka's `cleaner-offset-checkpoint`, one per partition; written atomically (`WriteFile`).
+pub const CLEANER_CHECKPOINT: &str = "cleaner-offset";
+
 /// The metadata file (see [`crate::topics`]), in the data directory.
 pub const METADATA_FILE: &str = "metadata";
 

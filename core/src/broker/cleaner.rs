@@ -263,7 +263,16 @@ impl Broker {
                     ),
                 );
                 // The cleaned segments get their index files.
-                self.dirty.insert((topic_name, partition));
+                self.dirty.insert((topic_name.clone(), partition));
+                if let Some(topic) = self.topics.get(&topic_name) {
+                    let path = format!(
+                        "{}/{}",
+                        crate::io::partition_dir(&topic.dir_name(), partition),
+                        crate::io::CLEANER_CHECKPOINT
+                    );
+                    let data = format!("cleaned {}\n", summary.mapped_to).into_bytes();
+                    self.issue(IoOp::WriteFile { path, data }, InFlight::CleanerCheckpoint);
+                }
             }
             Err(error) if swapping => {
                 // Which files the swap changed is not known: a restart finishes or undoes it.

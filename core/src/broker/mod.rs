@@ -129,6 +129,8 @@ enum InFlight {
         topic: TopicId,
         partition: i32,
     },
+    /// Where a partition's last cleaning ended ([`crate::io::CLEANER_CHECKPOINT`]).
+    CleanerCheckpoint,
 }
 
 pub struct Broker {
@@ -407,6 +409,14 @@ impl Broker {
                 log_end,
             } => self.on_checkpoint_done(topic, partition, log_end, result),
             InFlight::CleanShutdownMark => self.on_mark_done(result),
+            InFlight::CleanerCheckpoint => {
+                if let IoResult::Failed(error) = result {
+                    self.log(
+                        Level::Warn,
+                        format!("cannot write a cleaner checkpoint: {error}; the next start cleans the whole log once"),
+                    );
+                }
+            }
             InFlight::RemoveSegments => {
                 if let IoResult::Failed(error) = result {
                     self.log(

@@ -50,6 +50,18 @@ pub trait StartupDisk {
     fn remove_dir(&mut self, dir: &str) -> Result<(), String>;
 }
 
+/// The offset of a cleaner checkpoint file (`cleaned <offset>`); `None` when damaged (every
+/// segment then counts as dirty, and the next cleaning maps the whole log).
+fn parse_cleaned(data: &[u8]) -> Option<i64> {
+    std::str::from_utf8(data)
+        .ok()?
+        .trim()
+        .strip_prefix("cleaned ")?
+        .parse()
+        .ok()
+        .filter(|&o: &i64| o >= 0)
+}
+
 /// Segment files are scanned in pieces of this size, so start-up memory does not grow with
 /// `segment.bytes`.
 pub const SCAN_CHUNK_BYTES: usize = 8 * 1024 * 1024;
@@ -362,6 +374,10 @@ impl Broker {
             }
         }
         log.advance_log_start(start.min(log.high_watermark()));
+        let checkpoint = format!("{dir}/{}", io::CLEANER_CHECKPOINT);
+        if let Some(offset) = disk.read_file(&checkpoint)?.and_then(|d| parse_cleaned(&d)) {
+            log.recover_cleaned_offset(offset);
+        }
         let topic = self
             .topics
             .values_mut()

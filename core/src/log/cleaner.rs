@@ -291,6 +291,12 @@ impl PartitionLog {
         compact::dirty_ratio(clean, dirty)
     }
 
+    /// Recovery: the cleaner's checkpoint said the log was cleaned below `offset` (a
+    /// checkpoint beyond the recovered log counts up to its end).
+    pub fn recover_cleaned_offset(&mut self, offset: i64) {
+        self.cleaned_offset = offset.clamp(self.log_start_offset, self.log_end_offset);
+    }
+
     pub fn is_cleaning(&self) -> bool {
         self.cleaning.is_some()
     }
