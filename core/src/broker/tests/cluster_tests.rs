@@ -985,5 +985,6 @@ fn acks_all_is_answered_without_waiting_out_a_parked_follower_fetch() {
     }
 }
 
+mod compaction_cluster_tests;
 mod election_tests;
 mod follower_read_tests;

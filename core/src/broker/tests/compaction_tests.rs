@@ -9,7 +9,11 @@ use kafka_protocol::records::{
 use std::collections::BTreeMap;
 
 /// A batch of records (key, value; `None` value: a tombstone) without a producer id.
-fn keyed_batch(records: &[(&str, Option<&str>)], timestamp: i64, codec: Compression) -> Vec<u8> {
+pub(super) fn keyed_batch(
+    records: &[(&str, Option<&str>)],
+    timestamp: i64,
+    codec: Compression,
+) -> Vec<u8> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -50,7 +54,11 @@ fn compacting_config() -> Config {
 /// Topic `t`, compacted, in small segments; `updates` records with keys k0..k{keys-1} in
 /// turn, value `v<offset>`, one record a batch, every fifth batch gzip.
 fn compacted(updates: usize, keys: usize) -> Harness {
-    let mut h = Harness::new(compacting_config());
+    compacted_with(compacting_config(), updates, keys)
+}
+
+fn compacted_with(config: Config, updates: usize, keys: usize) -> Harness {
+    let mut h = Harness::new(config);
     h.create_topic("t", 1);
     let ops = [
         ("cleanup.policy", 0, Some("compact")),
@@ -447,5 +455,32 @@ fn an_idempotent_producers_state_survives_the_cleaning_of_all_its_records() {
     assert_eq!(
         restarted.produce_result(1).0,
         errors::OUT_OF_ORDER_SEQUENCE_NUMBER
+    );
+}
+
+/// A key map too small for the dirty part (`log.cleaner.dedupe.buffer.size`): each cleaning maps
+/// what fits (three keys here) and cleans up to there, the next maps on from there; every pass
+/// keeps the latest value of each key, and together they remove most of the log.
+#[test]
+fn a_small_key_map_cleans_in_several_passes_to_the_same_log() {
+    let (updates, keys) = (600, 12);
+    let mut config = compacting_config();
+    config.cleaner.dedupe_buffer_bytes = 3 * (crate::log::compact::KEY_OVERHEAD_BYTES + 3);
+    let mut small = compacted_with(config, updates, keys);
+    let mut large = compacted(updates, keys);
+    run_cleaner(&mut small, 200);
+    run_cleaner(&mut large, 40);
+    assert!(
+        small.broker.cleaner.cleanings > large.broker.cleaner.cleanings + 3,
+        "{} cleanings with a small map, {} with a large one",
+        small.broker.cleaner.cleanings,
+        large.broker.cleaner.cleanings
+    );
+    let records = read_records(&mut small, 0);
+    check_latest(&records, updates, keys);
+    assert!(
+        records.len() < updates / 2,
+        "{} records left",
+        records.len()
     );
 }
