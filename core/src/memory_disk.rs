@@ -16,6 +16,16 @@ pub struct MemoryDisk {
 }
 
 impl MemoryDisk {
+    fn write_at(&mut self, path: String, position: u64, data: &[u8]) -> IoResult {
+        let bytes = self.files.entry(path).or_default();
+        let end = position as usize + data.len();
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[position as usize..end].copy_from_slice(data);
+        IoResult::Done
+    }
+
     /// Performs an I/O command the way the production shell would, on the map.
     pub fn perform(&mut self, op: IoOp) -> IoResult {
         match op {
@@ -23,15 +33,7 @@ impl MemoryDisk {
                 file,
                 position,
                 data,
-            } => {
-                let bytes = self.files.entry(file.relative_path()).or_default();
-                let end = position as usize + data.len();
-                if bytes.len() < end {
-                    bytes.resize(end, 0);
-                }
-                bytes[position as usize..end].copy_from_slice(&data);
-                IoResult::Done
-            }
+            } => self.write_at(file.relative_path(), position, &data),
             IoOp::Sync { .. } | IoOp::SyncDir { .. } => IoResult::Done,
             IoOp::PersistQuorum { data, replace } => {
                 let journal = self.files.entry(QUORUM_JOURNAL.to_string()).or_default();
@@ -88,15 +90,7 @@ impl MemoryDisk {
                 file,
                 position,
                 data,
-            } => {
-                let bytes = self.files.entry(file.cleaned_path()).or_default();
-                let end = position as usize + data.len();
-                if bytes.len() < end {
-                    bytes.resize(end, 0);
-                }
-                bytes[position as usize..end].copy_from_slice(&data);
-                IoResult::Done
-            }
+            } => self.write_at(file.cleaned_path(), position, &data),
             IoOp::SyncCleaned { .. } => IoResult::Done,
             IoOp::SwapCleaned { file, remove } => {
                 let Some(data) = self.files.remove(&file.cleaned_path()) else {

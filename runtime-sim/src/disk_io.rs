@@ -87,14 +87,11 @@ pub(crate) fn start(
             position,
             data,
         } => {
-            let path = file.relative_path();
             let latency = io.range(faults.write_us.0, faults.write_us.1);
-            if disk_full {
-                (PendingIo::FailedWrite { path, id: None }, latency)
-            } else {
-                let id = disk.start_write(&path, position, data);
-                (PendingIo::Write { path, id }, latency)
-            }
+            (
+                start_write(disk, disk_full, file.relative_path(), position, data),
+                latency,
+            )
         }
         IoOp::Sync { file } => {
             let id = disk.start_sync(&file.relative_path());
@@ -155,14 +152,11 @@ pub(crate) fn start(
             position,
             data,
         } => {
-            let path = file.cleaned_path();
             let latency = io.range(faults.write_us.0, faults.write_us.1);
-            if disk_full {
-                (PendingIo::FailedWrite { path, id: None }, latency)
-            } else {
-                let id = disk.start_write(&path, position, data);
-                (PendingIo::Write { path, id }, latency)
-            }
+            (
+                start_write(disk, disk_full, file.cleaned_path(), position, data),
+                latency,
+            )
         }
         IoOp::SyncCleaned { file } => {
             let id = disk.start_sync(&file.cleaned_path());
@@ -192,6 +186,23 @@ pub(crate) fn start(
                     (PendingIo::JournalAppend { id }, latency)
                 }
             }
+        }
+    }
+}
+
+/// A write landing in the volatile view of the file at `path`, or failing (`disk_full`).
+fn start_write(
+    disk: &mut SimDisk,
+    disk_full: bool,
+    path: String,
+    position: u64,
+    data: Bytes,
+) -> PendingIo {
+    match disk_full {
+        true => PendingIo::FailedWrite { path, id: None },
+        false => {
+            let id = disk.start_write(&path, position, data);
+            PendingIo::Write { path, id }
         }
     }
 }

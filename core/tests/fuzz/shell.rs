@@ -467,6 +467,21 @@ impl Shell {
             .handle_io_done(self.now_ms, command.token, result);
     }
 
+    /// A write of `data` at `position` of the file at `path` (created as needed), or the
+    /// injected failure.
+    fn write_at(&mut self, fail: bool, path: String, position: u64, data: &[u8]) -> IoResult {
+        if fail {
+            return IoResult::Failed("injected: no space left on device".into());
+        }
+        let bytes = self.files.entry(path).or_default();
+        let (at, end) = (position as usize, position as usize + data.len());
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[at..end].copy_from_slice(data);
+        IoResult::Done
+    }
+
     fn perform(&mut self, op: &IoOp) -> IoResult {
         let fail = self.fail_io_percent > 0 && self.rng.percent(self.fail_io_percent);
         match op {
@@ -474,18 +489,7 @@ impl Shell {
                 file,
                 position,
                 data,
-            } => {
-                if fail {
-                    return IoResult::Failed("injected: no space left on device".into());
-                }
-                let bytes = self.files.entry(file.relative_path()).or_default();
-                let (at, end) = (*position as usize, *position as usize + data.len());
-                if bytes.len() < end {
-                    bytes.resize(end, 0);
-                }
-                bytes[at..end].copy_from_slice(data);
-                IoResult::Done
-            }
+            } => self.write_at(fail, file.relative_path(), *position, data),
             IoOp::Sync { file } => {
                 assert!(
                     self.files.contains_key(&file.relative_path()),
@@ -568,18 +572,7 @@ impl Shell {
                 file,
                 position,
                 data,
-            } => {
-                if fail {
-                    return IoResult::Failed("injected: no space left on device".into());
-                }
-                let bytes = self.files.entry(file.cleaned_path()).or_default();
-                let (at, end) = (*position as usize, *position as usize + data.len());
-                if bytes.len() < end {
-                    bytes.resize(end, 0);
-                }
-                bytes[at..end].copy_from_slice(data);
-                IoResult::Done
-            }
+            } => self.write_at(fail, file.cleaned_path(), *position, data),
             IoOp::SyncCleaned { file } => {
                 assert!(
                     self.files.contains_key(&file.cleaned_path()),

@@ -14,6 +14,22 @@ pub(super) fn keyed_batch(
     timestamp: i64,
     codec: Compression,
 ) -> Vec<u8> {
+    encode_batch(records, (-1, -1, -1), timestamp, codec)
+}
+
+/// A batch of an idempotent producer (id, epoch): records (key, value) from `sequence`.
+fn idempotent_batch(producer: (i64, i16), sequence: i32, records: &[(&str, &str)]) -> Vec<u8> {
+    let records: Vec<(&str, Option<&str>)> = records.iter().map(|&(k, v)| (k, Some(v))).collect();
+    let producer = (producer.0, producer.1, sequence);
+    encode_batch(&records, producer, 1_000, Compression::None)
+}
+
+fn encode_batch(
+    records: &[(&str, Option<&str>)],
+    (producer_id, producer_epoch, sequence): (i64, i16, i32),
+    timestamp: i64,
+    codec: Compression,
+) -> Vec<u8> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -22,11 +38,16 @@ pub(super) fn keyed_batch(
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // (Without a producer, `sequence - 1` keeps the encoder from splitting the batch.)
+            sequence: if producer_id < 0 {
+                i as i32 - 1
+            } else {
+                sequence + i as i32
+            },
             timestamp,
             key: Some(Bytes::from(key.to_string())),
             value: value.map(|v| Bytes::from(v.to_string())),
@@ -358,36 +379,6 @@ fn a_crash_during_a_swap_leaves_the_old_segments_or_the_new_never_a_mix() {
         run_cleaner(&mut restarted, 40);
         check_latest(&read_records(&mut restarted, 0), updates, keys);
     }
-}
-
-/// A batch of an idempotent producer: records (key, value) from `sequence`.
-fn idempotent_batch(producer: (i64, i16), sequence: i32, records: &[(&str, &str)]) -> Vec<u8> {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: producer.0,
-            producer_epoch: producer.1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: sequence + i as i32,
-            timestamp: 1_000,
-            key: Some(Bytes::from(key.to_string())),
-            value: Some(Bytes::from(value.to_string())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut out = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
-    out.to_vec()
 }
 
 /// An idempotent producer whose every record was superseded keeps its last batch as a header
