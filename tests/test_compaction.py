@@ -38,6 +38,7 @@ import time
 from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
 
 from conftest import _start_broker
+from spate_helpers import run_spate
 
 KEYS = 1000
 SEGMENT_MS = 1500
@@ -181,6 +182,11 @@ def test_a_compacted_topic_keeps_the_latest_value_of_each_key_through_a_kill_whi
     assert cleaned, broker.stderr_tail()
     records = _read_all(broker.bootstrap, topic)
     _check_cleaned(records, delivered, cleaned)
+    # `spate topic describe` shows each compacted partition's dirty ratio: nothing closed is
+    # left dirty after the cleaning.
+    described = run_spate("topic", "describe", "--topic", topic, "--bootstrap-server", broker.bootstrap)
+    assert described.returncode == 0, described.stderr
+    assert "\tPartition: 0\t" in described.stdout and "\tDirtyRatio: 0.00" in described.stdout, described.stdout
     # kafka-python and aiokafka read the cleaned log the same way (batches without records
     # where whole batches went, holes inside the kept ones).
     assert _read_all_kafka_python(broker.bootstrap, topic) == records

@@ -1,6 +1,9 @@
 //! DescribeLogDirs (key 35): the one data directory, with the size in bytes of each partition
 //! asked for (null: every partition).
 //!
+//! A compacted topic's partitions carry their dirty ratio in a tagged field Kafka does not
+//! define (`log::compact::DIRTY_RATIO_TAG`), for `spate topic describe`.
+//!
 //! Differs from Kafka: a partition's size counts every appended batch, flushed or not (the
 //! segment's logical size, without the block padding on disk); the volume's total and usable
 //! bytes (v4) are -1, unknown, since the core never looks at the disk.
@@ -66,13 +69,19 @@ fn describe_partitions(
     let partitions = partitions
         .filter_map(|index| {
             let log = &topic.partitions.get(usize::try_from(index).ok()?)?.log;
-            Some(
-                DescribeLogDirsPartition::default()
-                    .with_partition_index(index)
-                    .with_partition_size(log.size_bytes() as i64)
-                    .with_offset_lag(0)
-                    .with_is_future_key(false),
-            )
+            let mut partition = DescribeLogDirsPartition::default()
+                .with_partition_index(index)
+                .with_partition_size(log.size_bytes() as i64)
+                .with_offset_lag(0)
+                .with_is_future_key(false);
+            if topic.has_cleanup_policy("compact") {
+                let ratio = log.dirty_ratio().to_be_bytes();
+                partition.unknown_tagged_fields.insert(
+                    crate::log::compact::DIRTY_RATIO_TAG,
+                    bytes::Bytes::copy_from_slice(&ratio),
+                );
+            }
+            Some(partition)
         })
         .collect();
     DescribeLogDirsTopic::default()

@@ -362,6 +362,11 @@ pub fn cleaning_due(
     })
 }
 
+/// The tagged field (of a DescribeLogDirs partition, v2+) in which Spate reports a compacted
+/// partition's dirty ratio, as an 8-byte big-endian float: Kafka has no API for it (a JMX
+/// metric); clients skip tagged fields they do not know, and `spate topic describe` shows it.
+pub const DIRTY_RATIO_TAG: i32 = 0x5a7e;
+
 /// The share of a log's bytes written since it was last cleaned (Kafka's dirty ratio):
 /// `dirty` of `dirty + clean` bytes (0 for an empty log).
 pub fn dirty_ratio(clean_bytes: u64, dirty_bytes: u64) -> f64 {

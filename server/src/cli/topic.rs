@@ -183,13 +183,51 @@ fn describe_topics(client: &mut Client, name: Option<&str>) -> Result<(), String
         let response = client.describe_topic_configs(&names)?;
         overrides = topic_overrides(&response, name)?;
     }
+    let dirty = dirty_ratios(client, &names)?;
     let mut out = String::new();
     for topic in topics {
         let name = topic.name.as_ref().map_or("", |n| n.as_str());
         let configs = overrides.get(name).map_or(&[][..], Vec::as_slice);
-        describe_topic(&mut out, topic, configs);
+        let empty = BTreeMap::new();
+        describe_topic(&mut out, topic, configs, dirty.get(name).unwrap_or(&empty));
     }
     print_stdout(out.as_bytes())
+}
+
+/// The dirty ratio of each compacted partition the broker asked holds (Spate's tagged field in
+/// DescribeLogDirs; other brokers, and partitions on other brokers, show none), by topic.
+fn dirty_ratios(
+    client: &mut Client,
+    names: &[&str],
+) -> Result<BTreeMap<String, BTreeMap<i32, f64>>, String> {
+    use kafka_protocol::messages::DescribeLogDirsRequest;
+    let mut ratios: BTreeMap<String, BTreeMap<i32, f64>> = BTreeMap::new();
+    let Some(max) = client.max_version(ApiKey::DescribeLogDirs) else {
+        return Ok(ratios);
+    };
+    if names.is_empty() || max < 2 {
+        return Ok(ratios); // tagged fields come with the flexible versions
+    }
+    let response = client.send(
+        &DescribeLogDirsRequest::default().with_topics(None),
+        max.min(4),
+    )?;
+    for topic in response.results.iter().flat_map(|r| &r.topics) {
+        if !names.contains(&topic.name.as_str()) {
+            continue;
+        }
+        for p in &topic.partitions {
+            let tag = spate_core::log::compact::DIRTY_RATIO_TAG;
+            let Some(bytes) = p.unknown_tagged_fields.get(&tag) else {
+                continue;
+            };
+            if let Ok(raw) = <[u8; 8]>::try_from(&bytes[..]) {
+                let entry = ratios.entry(topic.name.to_string()).or_default();
+                entry.insert(p.partition_index, f64::from_be_bytes(raw));
+            }
+        }
+    }
+    Ok(ratios)
 }
 
 /// Each topic's config overrides (source DYNAMIC_TOPIC_CONFIG), sorted by name. An error for
@@ -233,7 +271,13 @@ fn topic_overrides(
 }
 
 /// Appends Kafka's `--describe` lines for one topic.
-fn describe_topic(out: &mut String, topic: &MetadataResponseTopic, configs: &[(String, String)]) {
+/// `dirty`: the dirty ratio of the compacted partitions known (shown after the replicas).
+fn describe_topic(
+    out: &mut String,
+    topic: &MetadataResponseTopic,
+    configs: &[(String, String)],
+    dirty: &BTreeMap<i32, f64>,
+) {
     let name = topic.name.as_ref().map_or("", |n| n.as_str());
     let mut partitions: Vec<_> = topic.partitions.iter().collect();
     partitions.sort_by_key(|p| p.partition_index);
@@ -266,6 +310,9 @@ fn describe_topic(out: &mut String, topic: &MetadataResponseTopic, configs: &[(S
         if !p.offline_replicas.is_empty() {
             let offline = join_ids(p.offline_replicas.iter().map(|b| b.0));
             let _ = write!(out, "\tOffline: {offline}");
+        }
+        if let Some(ratio) = dirty.get(&p.partition_index) {
+            let _ = write!(out, "\tDirtyRatio: {ratio:.2}");
         }
         out.push('\n');
     }
@@ -455,13 +502,23 @@ mod tests {
             .with_name(Some(TopicName("t".into())))
             .with_partitions(vec![partition(1, -1), partition(0, 1)]);
         let mut out = String::new();
-        describe_topic(&mut out, &topic, &[]);
+        describe_topic(&mut out, &topic, &[], &BTreeMap::new());
         assert_eq!(
             out,
             "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 2\tReplicationFactor: 2\t\
              Configs: \n\
              \tTopic: t\tPartition: 0\tLeader: 1\tReplicas: 1,2\tIsr: 1\n\
              \tTopic: t\tPartition: 1\tLeader: none\tReplicas: 1,2\tIsr: 1\tOffline: 1\n"
+        );
+        // A compacted partition's dirty ratio follows, where the broker reported one.
+        let mut out = String::new();
+        describe_topic(&mut out, &topic, &[], &BTreeMap::from([(0, 0.4271)]));
+        assert!(
+            out.contains("\tPartition: 0\tLeader: 1\tReplicas: 1,2\tIsr: 1\tDirtyRatio: 0.43\n")
+        );
+        assert!(
+            out.contains("\tOffline: 1\n"),
+            "none for partition 1: {out}"
         );
     }
 
@@ -583,7 +640,7 @@ mod tests {
                 .with_replica_nodes(vec![BrokerId(1)])
                 .with_isr_nodes(vec![BrokerId(1)])]);
         let mut out = String::new();
-        describe_topic(&mut out, &topic, &expected);
+        describe_topic(&mut out, &topic, &expected, &BTreeMap::new());
         assert!(
             out.starts_with(
                 "Topic: t\tTopicId: AAAAAAAAAAAAAAAAAAAAAA\tPartitionCount: 1\t\
