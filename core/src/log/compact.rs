@@ -1,8 +1,7 @@
-//! Log compaction's decisions over record batches (issue 17, step 1): the latest offset of
-//! each key in the dirty part of a log, and which records of a batch a cleaning keeps, with the
-//! batch that holds them, written in place of the original. No I/O and no clock: the broker
-//! reads the segments, says which tombstones are old enough to go, and writes the cleaned
-//! segments (later steps).
+//! Log compaction's decisions over record batches: the latest offset of each key in the dirty
+//! part of a log, and which records of a batch a cleaning keeps, with the batch that holds them,
+//! written in place of the original. No I/O and no clock: `cleaner.rs` runs a cleaning over a
+//! log's segments, the broker performs its reads and writes and says what time it is.
 //!
 //! Kafka's cleaner is the anchor (`LogCleaner.shouldRetainRecord`, `MemoryRecords.filterTo`):
 //! - A record stays if no later record has its key: its offset is at or past the latest one
